@@ -1,0 +1,89 @@
+"""The ``edgerestore`` command: a thin click group.
+
+Each command lives in its own module here and is imported only when it runs (so that
+``edgerestore run --help`` on a board never imports the training stack). Commands parse options,
+call the library and print; :func:`main` turns any :class:`~edgerestore.errors.EdgeRestoreError`
+into one line on stderr and a non-zero exit code (``--debug`` shows the traceback).
+Python 3.6-safe.
+"""
+
+import importlib
+import sys
+import traceback
+
+import click
+
+from edgerestore.errors import EdgeRestoreError
+
+# command name -> "module:function", in the order `edgerestore --help` lists them.
+COMMANDS = {
+    "demo": "edgerestore.cli.demo:demo",
+    "restore": "edgerestore.cli.restore:restore",
+    "backends": "edgerestore.cli.backends:backends",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module_name, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx, formatter):
+        # Listing short help would import every command (and torch); name them instead.
+        rows = [(name, _SUMMARIES.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+_SUMMARIES = {
+    "demo": "Degrade a shipped real clip, restore it, write a side-by-side video and contact sheet.",
+    "restore": "Restore a video, an image or a folder of images with a student model.",
+    "backends": "List inference backends and whether each can run here.",
+}
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.version_option(package_name="edgerestore", message="%(prog)s %(version)s")
+def cli(debug):
+    """Sharpen and denoise live video on small boards.
+
+    A tiny student network, distilled from a big restoration model, runs on Raspberry Pi,
+    Jetson or a laptop through ONNX Runtime, TFLite or TensorRT.
+
+    \b
+    Start with:   edgerestore demo
+    Your video:   edgerestore restore in.mp4 out.mp4
+    """
+
+
+def main(argv=None):
+    """Entry point of the console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="edgerestore", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except EdgeRestoreError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo("error: %s" % exc, err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)

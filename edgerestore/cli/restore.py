@@ -1,0 +1,86 @@
+"""``edgerestore restore INPUT OUTPUT``."""
+
+import click
+
+
+def print_quality(quality, echo=click.echo):
+    """The before/after table of a quality block (``restore --reference`` and the demo)."""
+    if not quality or not quality.get("restored"):
+        return
+    echo("quality vs reference (%d frames)      PSNR dB   SSIM    MS-SSIM" % quality["frames"])
+    for label, key in (("input (degraded)", "input"), ("restored", "restored")):
+        row = quality.get(key)
+        if row:
+            echo("  %-34s %7.2f  %6.4f  %6.4f" % (label, row["psnr"], row["ssim"], row["ms_ssim"]))
+    if quality.get("input"):
+        gain = quality["restored"]["psnr"] - quality["input"]["psnr"]
+        echo("  %-34s %+7.2f" % ("gain", gain))
+
+
+def progress_hooks(quiet, label):
+    """``(on_start, on_frame, close)`` driving a tqdm bar sized from the source."""
+    state = {}
+
+    def on_start(source):
+        if not quiet:
+            from tqdm import tqdm
+
+            state["bar"] = tqdm(total=source.frame_count, unit="frame", desc=label, leave=False)
+
+    def on_frame(frame):
+        if "bar" in state:
+            state["bar"].update(1)
+
+    def close():
+        if "bar" in state:
+            state["bar"].close()
+
+    return on_start, on_frame, close
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT")
+@click.argument("output", metavar="OUTPUT")
+@click.option("--model", "-m", default="nano", show_default=True,
+              help="A preset with shipped weights (pico, nano, small), a .pt checkpoint or an .onnx file.")
+@click.option("--backend", "-b", default=None, help="Force a backend (default: the first available).")
+@click.option("--threads", type=int, default=None, help="Inference threads (default: all cores).")
+@click.option("--reference", "-r", default=None,
+              help="The clean version of INPUT: prints PSNR/SSIM/MS-SSIM of input and output against it.")
+@click.option("--metrics-every", type=int, default=1, show_default=True,
+              help="With --reference, score every Nth frame (metrics are slow at 1080p).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def restore(input_path, output, model, backend, threads, reference, metrics_every, quiet):
+    """Restore INPUT (a video, an image or a folder of images) into OUTPUT.
+
+    \b
+    OUTPUT is a video file (.mp4/.mkv), an image file (for a single image) or a folder
+    (one PNG per frame). Frames keep their size: sizes that are not a multiple of the
+    model's stride are padded and cropped, never resized.
+
+    \b
+    Examples:
+      edgerestore restore call.mp4 call_restored.mp4
+      edgerestore restore frames/ restored/ --model small
+      edgerestore restore blurry.png sharp.png --reference clean.png
+    """
+    from edgerestore.models.resolve import resolve_model
+    from edgerestore.runtime.restore import restore as run_restore
+    from edgerestore.runtime.sources import open_source
+
+    open_source(input_path).close()  # a missing or unreadable input is reported before the model
+    model_path = resolve_model(model)
+    on_start, on_frame, close = progress_hooks(quiet, "restoring")
+    try:
+        result = run_restore(input_path, output, str(model_path), backend=backend, threads=threads,
+                             reference=reference, metrics_every=metrics_every,
+                             on_start=on_start, on_frame=on_frame)
+    finally:
+        close()
+    info = result["backend"]
+    inference_fps = 1000.0 / info["mean_ms"] if info["mean_ms"] else float("nan")
+    click.echo("restored %d frame(s) -> %s" % (result["frames"], output))
+    click.echo("model %s on %s (%s threads): %.1f FPS end to end, %.1f FPS inference (%.1f ms/frame)" % (
+        model_path.name, info["backend"], info["threads"], result["fps"] or float("nan"),
+        inference_fps, info["mean_ms"] or float("nan")))
+    print_quality(result.get("quality"))

@@ -1,0 +1,347 @@
+"""What video calls really suffer, synthesised from clean frames: seeded, deterministic, documented.
+
+The chain follows a webcam: optics and motion first, then the sensor, then the encoder.
+
+1. **Camera-shake motion blur** (probability ``motion_prob``): a kernel traced by a random walk
+   with inertia (hand shake during the exposure; ``trajectory_prob`` of the time) or a straight
+   line at a random angle (a pan), its extent ``motion_length`` pixels.
+2. **Slight defocus** (``defocus_prob``): a pillbox (disc) kernel of radius ``defocus_radius``
+   pixels, the shape of an out-of-focus lens, convolved with the motion kernel.
+3. **Sensor noise**: Poisson shot noise with ``poisson_peak`` photo-electrons at full scale (lower =
+   noisier, a dim room) plus Gaussian read noise of ``gaussian_sigma`` (0-255 units).
+4. **Compression**: JPEG at ``jpeg_quality`` (OpenCV; an MJPG webcam or a snapshot) or H.264 at
+   ``h264_crf`` (libx264 through PyAV, 4:2:0 chroma; a video call); one of them, chosen with
+   ``jpeg_prob`` / ``h264_prob``, or neither.
+
+Every range is ``(low, high)`` and sampled uniformly. :func:`degrade` with the same image, seed and
+config always returns the same pixels. Presets live in :data:`PRESETS`; ``mild`` is the
+"conferencing" setting the quality goals are measured on (blur <= 11 px, noise sigma <= 6, JPEG
+quality >= 50). Only numpy, OpenCV and PyAV: the demo runs this on a laptop without torch.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
+from typing import Optional, Tuple
+
+import cv2
+import numpy as np
+
+Range = Tuple[float, float]
+
+
+@dataclass(frozen=True)
+class DegradationConfig:
+    """Ranges of every degradation; see the module docstring for what each one models."""
+
+    motion_prob: float = 0.7
+    motion_length: Range = (3.0, 11.0)
+    trajectory_prob: float = 0.6
+    defocus_prob: float = 0.4
+    defocus_radius: Range = (0.5, 1.5)
+    gaussian_sigma: Range = (1.0, 6.0)
+    poisson_peak: Range = (200.0, 2000.0)
+    jpeg_prob: float = 0.45
+    jpeg_quality: Range = (50.0, 90.0)
+    h264_prob: float = 0.35
+    h264_crf: Range = (20.0, 30.0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DegradationConfig:
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class DegradationParams:
+    """One draw from a :class:`DegradationConfig`: exactly what :func:`apply_degradation` does."""
+
+    seed: int
+    motion: str = "none"  # "none" | "trajectory" | "linear"
+    motion_length: float = 0.0
+    motion_angle: float = 0.0
+    defocus_radius: float = 0.0
+    gaussian_sigma: float = 0.0
+    poisson_peak: float = 0.0
+    codec: str = "none"  # "none" | "jpeg" | "h264"
+    jpeg_quality: int = 0
+    h264_crf: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    # The conferencing setting of the quality goals: blur <= 11 px, noise <= 6, JPEG q >= 50.
+    "mild": DegradationConfig(),
+    # Only sensor noise and compression: a steady camera in a dim room.
+    "noise": DegradationConfig(motion_prob=0.0, defocus_prob=0.0, gaussian_sigma=(3.0, 10.0)),
+    # Only blur: camera shake and defocus on a clean sensor, no compression.
+    "blur": DegradationConfig(
+        motion_prob=1.0, defocus_prob=0.5, gaussian_sigma=(0.0, 0.0), poisson_peak=(0.0, 0.0),
+        jpeg_prob=0.0, h264_prob=0.0,
+    ),
+    # A bad day: longer shakes, more noise, harder compression (what training should also see).
+    "strong": DegradationConfig(
+        motion_prob=0.85, motion_length=(5.0, 21.0), defocus_radius=(0.5, 2.5),
+        gaussian_sigma=(2.0, 12.0), poisson_peak=(60.0, 1000.0), jpeg_quality=(30.0, 80.0),
+        h264_crf=(24.0, 36.0),
+    ),
+    "none": DegradationConfig(
+        motion_prob=0.0, defocus_prob=0.0, gaussian_sigma=(0.0, 0.0), poisson_peak=(0.0, 0.0),
+        jpeg_prob=0.0, h264_prob=0.0,
+    ),
+}
+
+
+def get_preset(name: str) -> DegradationConfig:
+    """The named degradation preset; unknown names list the valid ones."""
+    from edgerestore.errors import UnknownNameError
+
+    if name not in PRESETS:
+        raise UnknownNameError("degradation preset", name, PRESETS)
+    return PRESETS[name]
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def _uniform(rng: np.random.Generator, bounds: Range) -> float:
+    low, high = bounds
+    return float(low) if high <= low else float(rng.uniform(low, high))
+
+
+def sample_params(config: DegradationConfig, seed: int) -> DegradationParams:
+    """Draw one set of degradation parameters, deterministically from ``seed``."""
+    rng = np.random.default_rng(seed)
+    motion, length, angle = "none", 0.0, 0.0
+    if rng.random() < config.motion_prob:
+        motion = "trajectory" if rng.random() < config.trajectory_prob else "linear"
+        length = _uniform(rng, config.motion_length)
+        angle = float(rng.uniform(0.0, 180.0))
+    radius = _uniform(rng, config.defocus_radius) if rng.random() < config.defocus_prob else 0.0
+    sigma = _uniform(rng, config.gaussian_sigma)
+    peak = _uniform(rng, config.poisson_peak)
+    pick = rng.random()
+    codec, quality, crf = "none", 0, 0
+    if pick < config.jpeg_prob:
+        codec, quality = "jpeg", int(round(_uniform(rng, config.jpeg_quality)))
+    elif pick < config.jpeg_prob + config.h264_prob:
+        codec, crf = "h264", int(round(_uniform(rng, config.h264_crf)))
+    return DegradationParams(
+        seed=int(seed), motion=motion, motion_length=length, motion_angle=angle,
+        defocus_radius=radius, gaussian_sigma=sigma, poisson_peak=peak,
+        codec=codec, jpeg_quality=quality, h264_crf=crf,
+    )
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def _splat(points: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear splatting of sub-pixel points onto a ``size x size`` grid centred at the middle."""
+    kernel = np.zeros((size, size), np.float64)
+    shifted = points + (size - 1) / 2.0
+    base = np.floor(shifted).astype(np.int64)
+    frac = shifted - base
+    for dx in (0, 1):
+        for dy in (0, 1):
+            weight = (frac[:, 0] if dx else 1 - frac[:, 0]) * (frac[:, 1] if dy else 1 - frac[:, 1])
+            xi, yi = base[:, 0] + dx, base[:, 1] + dy
+            inside = (xi >= 0) & (xi < size) & (yi >= 0) & (yi < size)
+            np.add.at(kernel, (yi[inside], xi[inside]), weight[inside])
+    return kernel
+
+
+def _kernel_size(extent: float) -> int:
+    size = int(math.ceil(extent)) + 3
+    return size + 1 - size % 2  # odd, so the kernel has a centre pixel
+
+
+def linear_kernel(length: float, angle_deg: float) -> np.ndarray:
+    """A straight motion-blur kernel ``length`` pixels long at ``angle_deg`` (anti-aliased)."""
+    steps = max(2, int(length * 8))
+    t = np.linspace(-0.5, 0.5, steps) * length
+    theta = math.radians(angle_deg)
+    points = np.stack([t * math.cos(theta), t * math.sin(theta)], axis=1)
+    kernel = _splat(points, _kernel_size(length))
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def trajectory_kernel(length: float, rng: np.random.Generator) -> np.ndarray:
+    """Hand shake: a random walk with inertia, rescaled so its largest extent is ``length`` px.
+
+    The camera's velocity is kept from step to step with small random turns and occasional jerks,
+    the way a hand drifts during an exposure; then the path is centred on its mean (the picture is
+    not shifted) and splatted with equal time per step.
+    """
+    steps = 64
+    velocity = rng.normal(size=2)
+    velocity /= np.linalg.norm(velocity) + 1e-12
+    position = np.zeros(2)
+    path = [position.copy()]
+    for _ in range(steps - 1):
+        turn = rng.normal(scale=0.35, size=2)
+        if rng.random() < 0.05:  # a jerk
+            turn *= 4.0
+        velocity = 0.8 * velocity + turn
+        position = position + velocity
+        path.append(position.copy())
+    path = np.asarray(path)
+    path -= path.mean(axis=0)
+    extent = max(np.ptp(path[:, 0]), np.ptp(path[:, 1]), 1e-6)
+    path *= length / extent
+    # Oversample the path so long steps leave no gaps.
+    fine = np.linspace(0, steps - 1, steps * 8)
+    points = np.stack(
+        [np.interp(fine, np.arange(steps), path[:, 0]), np.interp(fine, np.arange(steps), path[:, 1])],
+        axis=1,
+    )
+    kernel = _splat(points, _kernel_size(length))
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def defocus_kernel(radius: float) -> np.ndarray:
+    """A pillbox (disc) of ``radius`` pixels, anti-aliased by 8x supersampling."""
+    size = _kernel_size(2 * radius)
+    sub = 8
+    coords = (np.arange(size * sub) + 0.5) / sub - size / 2.0
+    xx, yy = np.meshgrid(coords, coords)
+    disc = (xx**2 + yy**2 <= radius**2).astype(np.float64)
+    kernel = disc.reshape(size, sub, size, sub).mean(axis=(1, 3))
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def blur_kernel(params: DegradationParams) -> Optional[np.ndarray]:
+    """The combined motion + defocus kernel of ``params`` (``None`` when there is no blur)."""
+    rng = np.random.default_rng([params.seed, 1])
+    kernel = None
+    if params.motion == "trajectory":
+        kernel = trajectory_kernel(params.motion_length, rng)
+    elif params.motion == "linear":
+        kernel = linear_kernel(params.motion_length, params.motion_angle)
+    if params.defocus_radius > 0:
+        disc = defocus_kernel(params.defocus_radius)
+        if kernel is None:
+            kernel = disc
+        else:
+            pad = disc.shape[0] // 2
+            big = np.pad(kernel, pad)
+            kernel = cv2.filter2D(big, -1, disc[::-1, ::-1], borderType=cv2.BORDER_CONSTANT)
+            kernel = (kernel / kernel.sum()).astype(np.float32)
+    return kernel
+
+
+# --------------------------------------------------------------------------- the chain
+
+
+def add_sensor_noise(image: np.ndarray, sigma: float, peak: float, rng: np.random.Generator) -> np.ndarray:
+    """Poisson shot noise (``peak`` electrons at white) plus Gaussian read noise (0-255 units)."""
+    out = image.astype(np.float32)
+    if peak > 0:
+        out = rng.poisson(np.clip(out, 0, 255) * (peak / 255.0)).astype(np.float32) * (255.0 / peak)
+    if sigma > 0:
+        out = out + rng.normal(0.0, sigma, size=out.shape).astype(np.float32)
+    return out
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """Encode and decode an RGB uint8 image as JPEG (4:2:0, like webcams' MJPG)."""
+    ok, data = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode JPEG")
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1]
+
+
+def h264_roundtrip(frames: list, crf: int) -> list:
+    """Encode and decode RGB uint8 frames with libx264 at ``crf`` (4:2:0), the way a call does.
+
+    Odd sizes are padded by edge replication for the encoder and cropped back.
+    """
+    import av  # PyAV; imported here so that numpy-only users of this module don't need it
+
+    height, width = frames[0].shape[:2]
+    pad_h, pad_w = height % 2, width % 2
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=Fraction(30, 1))
+        stream.width, stream.height = width + pad_w, height + pad_h
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(int(crf)), "preset": "veryfast", "tune": "zerolatency"}
+        for rgb in frames:
+            if pad_h or pad_w:
+                rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    decoded = []
+    buffer.seek(0)
+    with av.open(buffer, mode="r", format="h264") as container:
+        for frame in container.decode(video=0):
+            decoded.append(frame.to_ndarray(format="rgb24")[:height, :width])
+    if len(decoded) != len(frames):
+        raise RuntimeError("H.264 round trip returned %d frames for %d" % (len(decoded), len(frames)))
+    return decoded
+
+
+def apply_degradation(image: np.ndarray, params: DegradationParams) -> np.ndarray:
+    """Degrade one RGB uint8 frame exactly as ``params`` say (deterministic)."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError("expected an RGB uint8 image HxWx3, got %s %s" % (image.dtype, image.shape))
+    out = image.astype(np.float32)
+    kernel = blur_kernel(params)
+    if kernel is not None:
+        # filter2D correlates; flip to convolve (matters for asymmetric trajectories).
+        out = cv2.filter2D(out, -1, kernel[::-1, ::-1], borderType=cv2.BORDER_REFLECT)
+    rng = np.random.default_rng([params.seed, 2])
+    out = add_sensor_noise(out, params.gaussian_sigma, params.poisson_peak, rng)
+    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    if params.codec == "jpeg":
+        out = jpeg_roundtrip(out, params.jpeg_quality)
+    elif params.codec == "h264":
+        out = h264_roundtrip([out], params.h264_crf)[0]
+    return np.ascontiguousarray(out)
+
+
+def degrade(
+    image: np.ndarray, seed: int, config: DegradationConfig = PRESETS["mild"]
+) -> Tuple[np.ndarray, DegradationParams]:
+    """Sample parameters from ``config`` with ``seed`` and apply them; returns (degraded, params)."""
+    params = sample_params(config, seed)
+    return apply_degradation(image, params), params
+
+
+def with_ranges(config: DegradationConfig, **overrides) -> DegradationConfig:
+    """A copy of ``config`` with some fields replaced (lists become tuples)."""
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return replace(config, **fixed)
+
+
+def degrade_sequence(frames: list, seed: int, config: DegradationConfig = PRESETS["mild"]) -> Tuple[list, DegradationParams]:
+    """Degrade consecutive video frames the way one call would: the same lens and shake
+    parameters for the clip, fresh sensor noise every frame, and one H.264 (or per-frame JPEG)
+    encode of the whole clip.
+    """
+    params = sample_params(config, seed)
+    kernel = blur_kernel(params)
+    out = []
+    for index, image in enumerate(frames):
+        work = image.astype(np.float32)
+        if kernel is not None:
+            work = cv2.filter2D(work, -1, kernel[::-1, ::-1], borderType=cv2.BORDER_REFLECT)
+        rng = np.random.default_rng([params.seed, 2, index])
+        work = add_sensor_noise(work, params.gaussian_sigma, params.poisson_peak, rng)
+        work = np.clip(np.rint(work), 0, 255).astype(np.uint8)
+        if params.codec == "jpeg":
+            work = jpeg_roundtrip(work, params.jpeg_quality)
+        out.append(work)
+    if params.codec == "h264":
+        out = h264_roundtrip(out, params.h264_crf)
+    return [np.ascontiguousarray(f) for f in out], params

@@ -1,0 +1,132 @@
+"""Student -> ONNX with the runtime's frame contract baked into the graph.
+
+Contract (DESIGN.md): input ``uint8 [1,H,W,3]`` RGB, output the same; H and W multiples of the
+student's stride (the runtime pads and crops).
+
+The obvious graph (transpose to NCHW, cast, divide by 255, the network, multiply, round, clip,
+cast, transpose back) spends most of its time on full-resolution rearrangements: on this
+machine ONNX Runtime needs 10-25 ms per 1080p frame for each transpose, pixel (un)shuffle or
+depth-to-space. So the exported graph never transposes a frame:
+
+* the NHWC frame is *reshaped* (free) to a one-channel ``[1,1,H,3W]`` image whose rows interleave
+  R, G and B; the student's ``s x s`` stride-``s`` patchify convolution becomes an ``s x 3s``
+  stride-``(s, 3s)`` convolution on it, with the weights rearranged and divided by 255;
+* the student's transposed-convolution tail becomes an ``s x 3s`` transposed convolution that
+  writes the interleaved layout directly, weights multiplied by 255, its bias +0.5;
+* the global residual adds the frame, ``Clip(0, 255)`` and a truncating ``Cast`` to uint8 round
+  to nearest (thanks to the +0.5), and a reshape gives back ``[1,H,W,3]``.
+
+The result equals the PyTorch student on the same uint8 frame (the tests demand >= 50 dB PSNR).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from edgerestore.models.student import StudentNet
+
+DEFAULT_OPSET = 13  # TensorRT 8.2 (Jetson Nano, JetPack 4.6) parses up to opset 13
+INPUT_NAME = "frame"
+OUTPUT_NAME = "restored"
+CONTRACT = "uint8-nhwc-rgb"
+
+
+def _interleave_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """(C, 3, s, s) kernel over RGB planes -> (C, 1, s, 3s) kernel over interleaved RGB rows."""
+    c, three, s, s2 = weight.shape
+    assert three == 3 and s == s2
+    return weight.permute(0, 2, 3, 1).reshape(c, 1, s, 3 * s)
+
+
+class Uint8FrameModel(nn.Module):
+    """The deployable graph: ``uint8 [1,H,W,3] -> uint8 [1,H,W,3]``, same maths as the student."""
+
+    def __init__(self, student: StudentNet):
+        super().__init__()
+        if student.config.temporal:
+            raise NotImplementedError("temporal students export through edgerestore.export.temporal")
+        s = student.config.scale
+        width = student.config.width
+        self.scale = s
+        self.head = nn.Conv2d(1, width, (s, 3 * s), stride=(s, 3 * s))
+        self.tail = nn.ConvTranspose2d(width, 1, (s, 3 * s), stride=(s, 3 * s))
+        with torch.no_grad():
+            self.head.weight.copy_(_interleave_kernel(student.head.weight) / 255.0)
+            self.head.bias.copy_(student.head.bias)
+            self.tail.weight.copy_(_interleave_kernel(student.tail.weight) * 255.0)
+            self.tail.bias.fill_(0.5)  # with the truncating cast below: round to nearest
+        self.act = nn.ReLU()
+        self.body = copy.deepcopy(student.body)
+        self.context = copy.deepcopy(student.context)
+
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        n, h, w, c = frame.shape
+        rows = frame.reshape(n, 1, h, w * c).float()
+        features = self.context(self.body(self.act(self.head(rows))))
+        out = torch.clamp(rows + self.tail(features), 0.0, 255.0)
+        return out.to(torch.uint8).reshape(n, h, w, c)
+
+
+def reference_uint8(student: StudentNet, frame: torch.Tensor) -> torch.Tensor:
+    """What the exported graph must compute, by the plain student: uint8 NHWC in and out."""
+    x = frame.permute(0, 3, 1, 2).float() / 255.0
+    with torch.no_grad():
+        y = student(x) * 255.0
+    return torch.clamp(y + 0.5, 0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def write_metadata(path, metadata: dict) -> None:
+    """Store ``edgerestore.*`` key/values in the ONNX file (the runtime reads stride and contract)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in metadata.items():
+        key = "edgerestore." + key
+        prop = existing.get(key) or model.metadata_props.add()
+        prop.key, prop.value = key, str(value)
+    onnx.save(model, str(path))
+
+
+def export_onnx(
+    student: StudentNet,
+    path,
+    height: Optional[int] = None,
+    width: Optional[int] = None,
+    opset: int = DEFAULT_OPSET,
+    metadata: Optional[dict] = None,
+) -> Path:
+    """Write the uint8-contract ONNX model of ``student``; dynamic H/W unless both are given.
+
+    The file's metadata records the stride, the contract and anything in ``metadata`` (preset...).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stride = student.stride
+    model = Uint8FrameModel(student.eval()).eval()
+    sample_h = height or stride * 8
+    sample_w = width or stride * 8
+    for name, size in (("height", sample_h), ("width", sample_w)):
+        if size % stride:
+            raise ValueError("%s %d is not a multiple of the model's stride %d" % (name, size, stride))
+    sample = torch.zeros(1, sample_h, sample_w, 3, dtype=torch.uint8)
+    dynamic = None
+    if height is None or width is None:
+        dynamic = {INPUT_NAME: {1: "height", 2: "width"}, OUTPUT_NAME: {1: "height", 2: "width"}}
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (sample,), str(path), opset_version=opset, input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME], dynamic_axes=dynamic, do_constant_folding=True, dynamo=False,
+        )
+    info = {"stride": stride, "contract": CONTRACT, "config": json.dumps(student.config.to_dict())}
+    info.update(metadata or {})
+    write_metadata(path, info)
+    return path

@@ -1,0 +1,39 @@
+"""Architecture description of a student, without torch (the CLI reads it on machines without torch)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Architecture of one student; every field is saved in the checkpoint."""
+
+    scale: int = 4
+    """Patch size and stride of the first layer; frames are padded to a multiple of ``stride``."""
+    width: int = 32
+    """Channels of the feature maps at ``1/scale`` resolution."""
+    blocks: int = 1
+    """Residual blocks (two 3x3 convolutions each) at ``1/scale`` resolution."""
+    context_width: int = 0
+    """Channels of the context branch at ``1/(2*scale)`` resolution (0 = no branch)."""
+    context_blocks: int = 0
+    """Residual blocks in the context branch."""
+    temporal: bool = False
+    """Whether the network also takes the previous restored frame as input (temporal students)."""
+
+    @property
+    def stride(self) -> int:
+        """Frame sizes must be multiples of this (the context branch doubles it)."""
+        return self.scale * (2 if self.context_width > 0 else 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudentConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError("unknown student config field(s): " + ", ".join(unknown))
+        return cls(**data)

@@ -1,0 +1,77 @@
+"""Turn what a user passes as ``--model`` into a file a backend can run.
+
+* a preset name (``nano``) -> the shipped ``edgerestore/weights/nano.onnx`` (no torch needed);
+* a ``.onnx`` file -> itself;
+* a ``.pt`` student checkpoint -> exported once to ONNX in the cache folder
+  (``$EDGERESTORE_CACHE`` or ``~/.cache/edgerestore``), keyed by the checkpoint's sha256;
+  this needs torch (``pip install edgerestore[host]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from edgerestore.errors import CheckpointError, InputNotFoundError, UnknownNameError
+from edgerestore.models.presets import PRESETS
+from edgerestore.weights import shipped_path, shipped_presets
+
+DEFAULT_MODEL = "nano"
+
+
+def cache_dir() -> Path:
+    """Where derived files (ONNX exports of checkpoints, engines) are kept."""
+    root = os.environ.get("EDGERESTORE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "edgerestore")
+    return Path(root)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _onnx_from_checkpoint(path: Path) -> Path:
+    try:
+        from edgerestore.export.onnx import export_onnx
+        from edgerestore.models.checkpoint import load_student
+    except ImportError as exc:
+        raise CheckpointError(
+            "running a .pt checkpoint needs torch (%s) — pip install 'edgerestore[host]', or export "
+            "it to ONNX on a machine that has torch" % exc
+        ) from exc
+    target = cache_dir() / "onnx" / (_sha256(path)[:16] + ".onnx")
+    if not target.exists():
+        student, info = load_student(path)
+        tmp = target.with_suffix(".onnx.part")
+        export_onnx(student, tmp, metadata={"preset": info.get("preset") or "", "source": path.name})
+        os.replace(tmp, target)
+    return target
+
+
+def resolve_model(spec: str | None) -> Path:
+    """The runnable model file for ``spec`` (see the module docstring); errors name the fix."""
+    spec = spec or DEFAULT_MODEL
+    path = Path(spec)
+    if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise InputNotFoundError("model %s does not exist" % path)
+        return path
+    if path.suffix.lower() in (".pt", ".pth"):
+        if not path.is_file():
+            raise InputNotFoundError("checkpoint %s does not exist" % path)
+        return _onnx_from_checkpoint(path)
+    if os.sep in spec or path.exists():
+        raise UnknownNameError("model file type", spec, [".onnx", ".pt"] + shipped_presets())
+    if spec not in PRESETS:
+        raise UnknownNameError("preset", spec, PRESETS)
+    shipped = shipped_path(spec, ".onnx")
+    if shipped is None:
+        raise InputNotFoundError(
+            "preset %s has no shipped weights (shipped: %s) — train one with `edgerestore distill "
+            "--student %s` and pass the .pt" % (spec, ", ".join(shipped_presets()) or "none", spec)
+        )
+    return Path(shipped)

@@ -1,0 +1,82 @@
+"""Frames as the runtime moves them: ``numpy.uint8`` RGB arrays ``HxWx3`` plus timing.
+
+Also the padding rule of the model contract: H and W must be multiples of the model's stride; the
+runtime pads by reflection and crops the result, it never resizes. Python 3.6-safe.
+"""
+
+import time
+
+import numpy as np
+
+
+class Frame(object):
+    """One picture and where it came from.
+
+    ``index`` counts frames from the source, ``pts`` is the source's presentation time in seconds
+    (or None), ``captured`` the ``time.monotonic()`` when the runtime received it (latency is
+    measured from there). After inference ``raw`` keeps the input picture (side-by-side views and
+    quality meters use it).
+    """
+
+    __slots__ = ("image", "index", "pts", "captured", "raw")
+
+    def __init__(self, image, index, pts=None, captured=None, raw=None):
+        self.image = image
+        self.index = index
+        self.pts = pts
+        self.captured = time.monotonic() if captured is None else captured
+        self.raw = raw
+
+    def with_image(self, image):
+        """The restored frame: same index and times, ``raw`` set to this frame's picture."""
+        return Frame(image, self.index, self.pts, self.captured, raw=self.image)
+
+
+def pad_to_multiple(image, multiple):
+    """Reflect-pad an HxWxC image at the bottom/right to multiples of ``multiple``.
+
+    Returns ``(padded, (height, width))`` with the original size for :func:`crop`. Frames already
+    the right size are returned as they are (no copy).
+    """
+    height, width = image.shape[:2]
+    pad_h = (-height) % multiple
+    pad_w = (-width) % multiple
+    if not pad_h and not pad_w:
+        return image, (height, width)
+    # numpy's "reflect" needs the pad smaller than the size; tiny frames fall back to edge copies.
+    mode = "reflect" if pad_h < height and pad_w < width else "edge"
+    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode), (height, width)
+
+
+def crop(image, size):
+    """Undo :func:`pad_to_multiple`."""
+    height, width = size
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    return image[:height, :width]
+
+
+def as_rgb(image, order="rgb"):
+    """Convert what a camera or decoder gives to contiguous RGB uint8 ``HxWx3``, in one copy at most.
+
+    ``order`` names the channel order of 3- or 4-channel input: ``rgb``, ``bgr``, ``rgbx``,
+    ``bgrx`` (picamera2's XBGR8888 arrives in memory as B, G, R, X), ``xrgb`` or ``xbgr``.
+    2-D (grayscale) input is replicated to three channels.
+    """
+    if image.dtype != np.uint8:
+        raise ValueError("frames must be uint8, got %s" % image.dtype)
+    if image.ndim == 2:
+        return np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
+    channels = image.shape[2]
+    slices = {
+        "rgb": (0, 1, 2), "bgr": (2, 1, 0), "rgbx": (0, 1, 2), "bgrx": (2, 1, 0),
+        "xrgb": (1, 2, 3), "xbgr": (3, 2, 1),
+    }
+    if order not in slices:
+        raise ValueError("unknown channel order %r; use one of %s" % (order, ", ".join(sorted(slices))))
+    expected = 3 if order in ("rgb", "bgr") else 4
+    if channels != expected:
+        raise ValueError("a %s frame needs %d channels, got %d" % (order, expected, channels))
+    if order == "rgb":
+        return np.ascontiguousarray(image)
+    return np.ascontiguousarray(image[:, :, list(slices[order])])

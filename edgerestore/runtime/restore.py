@@ -1,0 +1,79 @@
+"""Restore a file, an image or a folder of images: the offline path of the runtime.
+
+Python 3.6-safe (the same code runs on a board for files).
+"""
+
+import os
+
+from edgerestore.errors import UnsupportedInputError
+from edgerestore.runtime.backends import backend_for_artifact, create_backend
+from edgerestore.runtime.pipeline import Pipeline
+from edgerestore.runtime.sinks import open_sink
+from edgerestore.runtime.sinks.quality import QualitySink
+from edgerestore.runtime.sources import open_source
+from edgerestore.runtime.uri import IMAGE_SUFFIXES, parse_uri
+
+
+def load_backend(model_path, backend=None, threads=None):
+    """Create and load the backend that runs ``model_path`` (``backend`` forces one)."""
+    name = backend_for_artifact(model_path, backend)
+    return create_backend(name, threads=threads).load(model_path)
+
+
+def _output_options(source, output):
+    """Sink options that keep the input's fps and file names."""
+    options = {"fps": source.fps, "size": source.size}
+    names = getattr(source, "paths", None)
+    if names and len(names) > 1:
+        options["names"] = [os.path.splitext(os.path.basename(p))[0] + ".png" for p in names]
+    return options
+
+
+def _check_pairing(source, output):
+    out = parse_uri(output)
+    single_image_out = out.scheme == "image" or os.path.splitext(out.location)[1].lower() in IMAGE_SUFFIXES
+    if single_image_out and (source.frame_count is None or source.frame_count > 1):
+        raise UnsupportedInputError(
+            "%s is a single image but the input has %s frames — give a .mp4 or a folder"
+            % (output, source.frame_count or "many")
+        )
+
+
+def restore(input_path, output, model_path, backend=None, threads=None, reference=None,
+            metrics_every=1, on_frame=None, on_start=None):
+    """Restore ``input_path`` into ``output`` with the model at ``model_path``.
+
+    Returns a summary dict: ``frames``, end-to-end ``fps``, ``inference_ms`` (mean per frame),
+    ``backend``, and with ``reference`` a ``quality`` block (input and restored vs reference).
+    ``on_start(source)`` is called once the input is open (to size a progress bar).
+    """
+    source = open_source(input_path)
+    try:
+        engine = load_backend(model_path, backend, threads)
+        _check_pairing(source, output)
+        if on_start is not None:
+            on_start(source)
+        sinks = [open_sink(output, **_output_options(source, output))]
+        meter = None
+        reference_source = None
+        if reference is not None:
+            reference_source = open_source(reference)
+            meter = QualitySink(reference_source, every=metrics_every)
+            sinks.append(meter)
+        try:
+            summary = Pipeline(source, engine, sinks, live=False, on_frame=on_frame).run()
+        finally:
+            if reference_source is not None:
+                reference_source.close()
+    finally:
+        source.close()
+    result = {
+        "frames": summary["frames"],
+        "fps": summary["fps"],
+        "inference_ms": engine.info()["mean_ms"],
+        "backend": engine.info(),
+        "output": output,
+    }
+    if meter is not None:
+        result["quality"] = meter.result()
+    return result

@@ -1,0 +1,107 @@
+"""Video files through PyAV (RGB straight from the decoder), OpenCV when PyAV is absent.
+
+Python 3.6-safe.
+"""
+
+import os
+
+from edgerestore.errors import InputNotFoundError, UnsupportedInputError
+from edgerestore.runtime.frames import Frame, as_rgb
+from edgerestore.runtime.sources.base import Source
+
+
+def _open_error(path, exc):
+    return UnsupportedInputError(
+        "cannot decode %s as a video (%s) — is it a video file? images and image folders work too"
+        % (path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    )
+
+
+class VideoFileSource(Source):
+    """Frames of a video file, in order, with their presentation times."""
+
+    def __init__(self, uri, loop=False, **_):
+        self.path = uri.location
+        self.loop = loop or uri.params.get("loop") in ("1", "true", "yes")
+        if not os.path.isfile(self.path):
+            raise InputNotFoundError("input %s does not exist" % self.path)
+        self._container = None
+        self._cap = None
+        try:
+            import av  # noqa: F401
+
+            self._open_av()
+        except ImportError:
+            self._open_cv()
+
+    def _open_av(self):
+        import av
+
+        try:
+            self._container = av.open(self.path)
+            if not self._container.streams.video:
+                raise ValueError("no video stream")
+        except Exception as exc:
+            if self._container is not None:
+                self._container.close()
+                self._container = None
+            raise _open_error(self.path, exc)
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self.fps = float(stream.average_rate) if stream.average_rate else None
+        self.size = (stream.codec_context.width, stream.codec_context.height)
+        self.frame_count = stream.frames or None
+
+    def _open_cv(self):
+        import cv2
+
+        self._cap = cv2.VideoCapture(self.path)
+        if not self._cap.isOpened():
+            raise _open_error(self.path, ValueError("OpenCV cannot open it"))
+        self.fps = self._cap.get(cv2.CAP_PROP_FPS) or None
+        self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+
+    def _frames_av(self):
+        import av
+
+        index = 0
+        while True:
+            try:
+                for frame in self._container.decode(video=0):
+                    pts = float(frame.pts * frame.time_base) if frame.pts is not None else None
+                    yield Frame(frame.to_ndarray(format="rgb24"), index, pts)
+                    index += 1
+            except av.error.FFmpegError as exc:
+                if index == 0:
+                    raise _open_error(self.path, exc)
+                return  # a truncated tail: keep what decoded
+            if not self.loop or index == 0:
+                return
+            self._container.seek(0)
+
+    def _frames_cv(self):
+        import cv2
+
+        index = 0
+        while True:
+            ok, bgr = self._cap.read()
+            if not ok:
+                if self.loop and index:
+                    self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    continue
+                return
+            pts = index / self.fps if self.fps else None
+            yield Frame(as_rgb(bgr, "bgr"), index, pts)
+            index += 1
+
+    def __iter__(self):
+        return self._frames_av() if self._container is not None else self._frames_cv()
+
+    def close(self):
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None

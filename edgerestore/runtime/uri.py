@@ -1,0 +1,82 @@
+"""Source and sink URIs, jetson-inference style: ``scheme://location?key=value&...``.
+
+A plain path is a file: ``clip.mp4``, ``photo.png`` or a folder of images. Python 3.6-safe.
+"""
+
+import os
+
+try:
+    from urllib.parse import parse_qsl, urlsplit
+except ImportError:  # pragma: no cover - Python 2 is not supported, this keeps linters calm
+    raise
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".h264", ".mpg", ".mpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class Uri(object):
+    """A parsed URI: ``scheme``, ``location`` (host+path or file path) and ``params`` (dict of str)."""
+
+    __slots__ = ("raw", "scheme", "location", "params")
+
+    def __init__(self, raw, scheme, location, params):
+        self.raw = raw
+        self.scheme = scheme
+        self.location = location
+        self.params = params
+
+    def __repr__(self):
+        return "Uri(%r)" % self.raw
+
+    def param(self, key, default=None, cast=str):
+        """A query parameter converted with ``cast``; a bad value names the key and the URI."""
+        if key not in self.params:
+            return default
+        try:
+            return cast(self.params[key])
+        except ValueError:
+            from edgerestore.errors import ConfigError
+
+            raise ConfigError("bad value %r for %s in %s" % (self.params[key], key, self.raw))
+
+
+def parse_uri(text):
+    """Parse ``text``; plain paths become ``file``/``images`` URIs by what is on disk or the suffix."""
+    text = str(text)
+    if "://" not in text:
+        return Uri(text, _scheme_for_path(text), text, {})
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme in ("file", "images", "v4l2", "v4l2loopback"):
+        location = parts.netloc + parts.path  # file://out.mp4 and file:///abs/out.mp4 both work
+    else:
+        location = parts.netloc + parts.path
+    params = dict(parse_qsl(parts.query))
+    if scheme == "file" and os.path.isdir(location):
+        scheme = "images"
+    return Uri(text, scheme, location, params)
+
+
+def _scheme_for_path(path):
+    if os.path.isdir(path):
+        return "images"
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix == "" and not os.path.exists(path):
+        return "images"  # an output folder that does not exist yet
+    return "file"
+
+
+def size_param(uri, key="size", default=None):
+    """``WIDTHxHEIGHT`` parameter as ``(width, height)``."""
+    value = uri.params.get(key)
+    if value is None:
+        return default
+    try:
+        width, height = value.lower().split("x")
+        return int(width), int(height)
+    except ValueError:
+        from edgerestore.errors import ConfigError
+
+        raise ConfigError("bad %s %r in %s — write it as WIDTHxHEIGHT, e.g. 1280x720" % (key, value, uri.raw))

@@ -1,0 +1,73 @@
+"""Shared fixtures: where the real data is, and how to run the real command."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EDGERESTORE_SHARED", ROOT.parent / "shared"))
+DATA = SHARED / "data"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip("real data %s is absent (it lives in ../shared beside the checkout)" % path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """../shared/data: real images and clips (read-only; copy what you modify)."""
+    return _require(DATA)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _require(SHARED)
+
+
+@pytest.fixture(scope="session")
+def real_clip(data_dir) -> Path:
+    """A real H.264 clip (320x240, 36 frames, public domain)."""
+    return _require(data_dir / "video" / "realshort.mp4")
+
+
+@pytest.fixture(scope="session")
+def gopro_pair(data_dir):
+    """(blurry, sharp) paths of a real GoPro motion-blur pair."""
+    base = data_dir / "real_blur" / "gopro_pairs"
+    return _require(base / "Istanbul_blur1.png"), _require(base / "Istanbul_sharp1.png")
+
+
+def read_rgb(path) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, path
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def run_cli(*args, check=True, env=None, timeout=600, cwd=None):
+    """Run the real ``edgerestore`` command (``python -m edgerestore``) from this checkout."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.setdefault("EDGERESTORE_CACHE", str(ROOT / ".pytest_cache" / "edgerestore-cache"))
+    full_env.update(env or {})
+    result = subprocess.run(
+        [sys.executable, "-m", "edgerestore", *map(str, args)],
+        capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            "edgerestore %s failed (%d):\n%s\n%s" % (" ".join(map(str, args)), result.returncode, result.stdout, result.stderr)
+        )
+    return result
+
+
+@pytest.fixture
+def cli():
+    return run_cli
