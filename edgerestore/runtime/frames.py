@@ -59,8 +59,9 @@ def crop(image, size):
 def as_rgb(image, order="rgb"):
     """Convert what a camera or decoder gives to contiguous RGB uint8 ``HxWx3``, in one copy at most.
 
-    ``order`` names the channel order of 3- or 4-channel input: ``rgb``, ``bgr``, ``rgbx``,
-    ``bgrx`` (picamera2's XBGR8888 arrives in memory as B, G, R, X), ``xrgb`` or ``xbgr``.
+    ``order`` names the channel order in memory of 3- or 4-channel input: ``rgb``, ``bgr``,
+    ``rgbx`` (picamera2's XBGR8888), ``bgrx`` (picamera2's XRGB8888, GStreamer's BGRx), ``xrgb``
+    or ``xbgr``.
     2-D (grayscale) input is replicated to three channels.
     """
     if image.dtype != np.uint8:
