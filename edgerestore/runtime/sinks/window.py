@@ -11,11 +11,13 @@ Two toolkits, picked in this order by ``?toolkit=auto``:
 
 Fullscreen by default (``?fullscreen=0`` for a normal window). Frames are scaled to fit the
 screen keeping their aspect ratio. The window and all calls into the toolkit belong to the thread
-that writes frames (the pipeline's output thread). Keys pressed in the window come back from
+that made the window: the sink's own window thread. Keys pressed in the window come back from
 :meth:`WindowSink.poll_keys`; closing the window counts as ``q``.
 """
 
 import os
+import queue
+import threading
 
 from edgerestore.errors import BackendUnavailableError, DeviceError
 from edgerestore.runtime.sinks.base import Sink
@@ -101,7 +103,7 @@ class TkWindow(object):
             return
         height, width = rgb.shape[:2]
         if self.photo is None or (self.photo.width(), self.photo.height()) != (width, height):
-            self.photo = self._tk.PhotoImage(width=width, height=height)
+            self.photo = self._tk.PhotoImage(master=self.root, width=width, height=height)
             self.label.configure(image=self.photo)
         header = ("P6 %d %d 255\n" % (width, height)).encode("ascii")
         self.photo.configure(data=header + rgb.tobytes(), format="PPM")
@@ -184,41 +186,108 @@ def pick_toolkit(requested="auto"):
 
 
 class WindowSink(Sink):
-    """``display://0[?fullscreen=0&toolkit=tk]``: frames in a window, fullscreen by default."""
+    """``display://0[?fullscreen=0&toolkit=tk]``: frames in a window, fullscreen by default.
+
+    The window lives on its own thread (GUI toolkits want every call from the thread that made
+    the window, and the pipeline closes sinks from another one). ``write`` hands the frame over
+    and returns once the window has taken the previous one, so a slow screen slows the output
+    stage down — where the pipeline's drop-oldest queues count what is skipped — instead of
+    piling frames up here. Between frames the window keeps handling events (keys, close).
+    """
 
     name = "window"
 
     def __init__(self, uri, **_):
         self.toolkit = pick_toolkit(uri.params.get("toolkit", "auto"))
         self.fullscreen = uri.flag("fullscreen", True)
-        self._window = None
-        self._canvas = None
-        self.frames = 0
+        self._pending = queue.Queue(maxsize=1)
+        self._keys = []
+        self._keys_lock = threading.Lock()
+        self._ready = threading.Event()
+        self._thread = None
+        self._error = None
+        self.closed = False
+        self.frames = 0  # frames shown
+
+    def _start(self):
+        self._thread = threading.Thread(target=self._ui_loop, name="edgerestore-window")
+        self._thread.daemon = True
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _collect_keys(self, window):
+        if window.keys:
+            with self._keys_lock:
+                self._keys.extend(window.keys)
+            window.keys = []
+        if window.closed:
+            self.closed = True
+
+    def _ui_loop(self):
+        try:
+            window = TOOLKITS[self.toolkit](self.fullscreen)
+        except Exception as exc:  # noqa: BLE001 - raised in the writer's thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        canvas = None
+        try:
+            while True:
+                try:
+                    image = self._pending.get(timeout=0.02)
+                except queue.Empty:
+                    window.pump()
+                    self._collect_keys(window)
+                    continue
+                if image is None:
+                    break
+                width, height = window.size_for(image.shape[1], image.shape[0])
+                if self.fullscreen:
+                    canvas = letterbox(image, width, height, canvas)
+                    image = canvas
+                else:
+                    image = resize(image, width, height)
+                window.show(image)
+                self.frames += 1
+                self._collect_keys(window)
+        except Exception as exc:  # noqa: BLE001 - reported by the next write()
+            self._error = exc
+        finally:
+            window.close()
 
     def write(self, frame):
-        if self._window is None:  # created here: the toolkit belongs to the writing thread
-            self._window = TOOLKITS[self.toolkit](self.fullscreen)
-        image = frame.image
-        width, height = self._window.size_for(image.shape[1], image.shape[0])
-        if self.fullscreen:
-            self._canvas = letterbox(image, width, height, self._canvas)
-            image = self._canvas
-        else:
-            image = resize(image, width, height)
-        self._window.show(image)
-        self.frames += 1
-
-    @property
-    def closed(self):
-        return self._window is not None and self._window.closed
+        if self._thread is None:
+            self._start()
+        while True:
+            if self._error is not None:
+                raise self._error
+            if not self._thread.is_alive():
+                raise DeviceError("the preview window has gone")
+            try:
+                self._pending.put(frame.image, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def poll_keys(self):
-        if self._window is None:
-            return []
-        keys, self._window.keys = self._window.keys, []
+        with self._keys_lock:
+            keys, self._keys = self._keys, []
         return keys
 
     def close(self):
-        if self._window is not None:
-            self._window.close()
-            self._window = None
+        if self._thread is None:
+            return
+        while self._thread.is_alive():
+            try:
+                self._pending.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                try:
+                    self._pending.get_nowait()  # the frame nobody will look at
+                except queue.Empty:
+                    pass
+        self._thread.join(timeout=10.0)
+        self._thread = None
