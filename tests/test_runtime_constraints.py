@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 # What a board imports: the runtime and everything it pulls in (DESIGN.md "runtime/").

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import read_rgb
+
 from edgerestore.runtime.frames import Frame
 from edgerestore.runtime.sinks import open_sink
 from edgerestore.runtime.sinks.base import Sink
