@@ -131,10 +131,16 @@ class _DropOldestQueue(object):
             self.on_drop()
 
     def put(self, item, stop_event):
-        """Queue ``item``; False (and the item counted as dropped) when the pipeline is stopping."""
+        """Queue ``item``; False (and the item counted as dropped) when the pipeline is stopping.
+
+        Live: never waits — a full queue loses its oldest frame at once. Files: waits for room.
+        """
         while not stop_event.is_set():
             try:
-                self.queue.put(item, timeout=0.1)
+                if self.drop_oldest:
+                    self.queue.put_nowait(item)
+                else:
+                    self.queue.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 if self.drop_oldest:
@@ -143,13 +149,13 @@ class _DropOldestQueue(object):
         return False
 
     def put_end(self, stop_event):
-        """Deliver the end marker after every frame; live or stopping, frames may give way to it."""
+        """Deliver the end marker after every frame (when stopping, queued frames give way to it)."""
         while True:
             try:
                 self.queue.put(_END, timeout=0.1)
                 return
             except queue.Full:
-                if self.drop_oldest or stop_event.is_set():
+                if stop_event.is_set():
                     self._discard_one()
 
     def get(self):
@@ -185,7 +191,8 @@ class Pipeline(object):
         self._sink_names = [_sink_name(sink, i) for i, sink in enumerate(self.sinks)]
         self.stats = Stats(getattr(backend, "name", "none"), self._sink_names)
         self.stop_event = threading.Event()
-        self.error = None
+        self.error = None  # the first failure of inference or a sink (stops everything)
+        self.source_error = None  # the source's failure (frames before it are still written)
         self._q_in = _DropOldestQueue(queue_size, self.live, lambda: self._count_drop("before_infer"))
         self._q_out = _DropOldestQueue(queue_size, self.live, lambda: self._count_drop("before_output"))
 
@@ -231,7 +238,11 @@ class Pipeline(object):
                 if self.max_frames and captured >= self.max_frames:
                     break
         except Exception as exc:  # noqa: BLE001 - reported by run()
-            self._fail(exc)
+            # A camera that fails mid-run: what it delivered before still gets restored and
+            # written (the file ends where the camera stopped), then run() raises.
+            self.source_error = exc
+            with self.stats.lock:
+                self.stats.errors += 1
         finally:
             self._q_in.put_end(self.stop_event)
 
@@ -331,6 +342,8 @@ class Pipeline(object):
             self.on_stats(summary)
         if self.error is not None:
             raise self.error
+        if self.source_error is not None:
+            raise self.source_error
         return summary
 
     def summary(self):
