@@ -20,8 +20,11 @@ from edgerestore.cli.run import SOURCE_HELP, model_file
 def preview(source, sinks, model, backend, threads, mode, stats, duration):
     """Show the camera raw and restored, live, with backend, FPS and latency.
 
-    Keys (in the window; on the framebuffer console, in the terminal):
-    q quit, s side-by-side <-> split, b bypass the model.
+    \b
+    Keys (in the window; on a framebuffer console, in the terminal):
+      q  quit
+      s  side-by-side <-> split wipe
+      b  bypass the model (raw on both sides), again to restore
 
     \b
     Examples:
