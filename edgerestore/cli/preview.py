@@ -36,7 +36,7 @@ def preview(source, sinks, model, backend, threads, mode, stats, duration):
     from edgerestore.runtime.preview import run_preview
 
     summary = run_preview(source, sinks, model=model_file(model), backend=backend, threads=threads, mode=mode,
-                          on_stats=stats_printer(False) if stats else None, duration=duration,
+                          on_stats=stats_printer() if stats else None, duration=duration,
                           handle_signals=True)
     click.echo("%d frame(s), %s FPS, latency p50 %s ms, dropped %d" % (
         summary["frames"], summary["fps"], summary["latency_ms_p50"], summary["dropped"]), err=True)

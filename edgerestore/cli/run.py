@@ -21,7 +21,7 @@ def model_file(model):
     return model
 
 
-def stats_printer(quiet):
+def stats_printer():
     """Print each statistics dict as one JSON line on stdout (also with --quiet: it is the output)."""
     from edgerestore.runtime.pipeline import stats_line
 
@@ -78,7 +78,7 @@ def run(source, sinks, model, backend, providers, threads, stats_every, max_fram
 
     try:
         summary = run_pipeline(opened, list(sinks), model=model_file(model), backend=backend, threads=threads,
-                               providers=providers, stats_interval=stats_every, on_stats=stats_printer(quiet),
+                               providers=providers, stats_interval=stats_every, on_stats=stats_printer(),
                                on_frame=on_frame, max_frames=max_frames, duration=duration, handle_signals=True)
     finally:
         if bar is not None:

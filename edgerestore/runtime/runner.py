@@ -68,6 +68,8 @@ def run(source, sinks, model=DEFAULT_MODEL, backend=None, threads=None, provider
         handle_signals=False):
     """Run ``source`` (a URI or an open source) through ``model`` into ``sinks`` (URIs or open sinks).
 
+    The source and the sinks are closed at the end, also those passed in already open.
+
     Returns the summary statistics plus ``backend_info``. ``on_start(pipeline)`` is called once
     everything is open (the preview keeps the pipeline to switch bypass on and off); ``duration``
     stops after that many seconds; ``handle_signals`` makes SIGTERM/SIGINT stop cleanly (only
