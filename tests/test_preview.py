@@ -122,10 +122,9 @@ def test_preview_in_a_real_window_answers_keys(tmp_path, monkeypatch, tiny_onnx)
     import threading
     import time
 
-    from test_sinks_display import Xvfb, type_keys
-
     from edgerestore.runtime.preview import run_preview
     from edgerestore.runtime.sinks.base import Sink
+    from tests.test_sinks_display import Xvfb, type_keys
 
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt install xvfb)")

@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+
+from tests.conftest import ROOT
 
 # What a board imports: the runtime and everything it pulls in (DESIGN.md "runtime/").
 BOARD_PATHS = [

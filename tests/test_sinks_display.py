@@ -8,11 +8,11 @@ import time
 
 import numpy as np
 import pytest
-from conftest import read_rgb
 
 from edgerestore.runtime.frames import Frame
 from edgerestore.runtime.sinks import open_sink
 from edgerestore.runtime.sinks.base import Sink
+from tests.conftest import read_rgb
 
 pytestmark = pytest.mark.display
 

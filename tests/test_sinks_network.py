@@ -11,12 +11,12 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import read_rgb
 
 from edgerestore.benchmarks.metrics import psnr
 from edgerestore.errors import DeviceError
 from edgerestore.runtime.frames import Frame
 from edgerestore.runtime.sinks import open_sink
+from tests.conftest import read_rgb
 
 
 @pytest.fixture
