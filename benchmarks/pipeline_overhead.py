@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -97,6 +98,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     work = tempfile.mkdtemp(prefix="edgerestore-overhead-")
+    try:
+        report = measure(args, width, height, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def measure(args, width, height, work):
     model = args.model
     if model is None:
         model = os.path.join(work, "%s.onnx" % args.preset)
@@ -131,8 +141,7 @@ def main(argv=None):
         "bar": 0.9,
     }
     report["passes"] = report["ratio"] >= report["bar"]
-    print(json.dumps(report, indent=2))
-    return 0
+    return report
 
 
 if __name__ == "__main__":
