@@ -18,6 +18,8 @@ BOARD_PATHS = [
     "edgerestore/cli/run.py",
     "edgerestore/cli/preview.py",
     "edgerestore/cli/backends.py",
+    "edgerestore/cli/config.py",
+    "edgerestore/cli/service.py",
     "edgerestore/weights",
     "edgerestore/benchmarks/metrics.py",
     "edgerestore/devices",

@@ -397,19 +397,30 @@ class FakeContainer(object):
         self.images, self.break_after = images, break_after
         self.closed = False
 
-    def decode(self, video=0):
+    def demux(self, stream):
+        """Packets whose decode() gives one frame (None: a corrupt packet that does not decode)."""
         for i, image in enumerate(self.images):
             if self.break_after is not None and i >= self.break_after:
                 raise OSError("Connection reset by peer")
-            yield FakeAvFrame(image, i * 4)
+            yield FakePacket(None if image is None else FakeAvFrame(image, i * 4))
 
     def close(self):
         self.closed = True
 
 
+class FakePacket(object):
+    def __init__(self, frame):
+        self.frame = frame
+
+    def decode(self):
+        if self.frame is None:
+            raise ValueError("Invalid data found when processing input")  # like av.InvalidDataError
+        return [self.frame]
+
+
 def test_rtsp_opens_over_tcp_with_timeouts_and_reconnects():
     first = [_rgb(6, 10, seed=s) for s in range(3)]
-    second = [_rgb(6, 10, seed=s) for s in range(10, 12)]
+    second = [_rgb(6, 10, seed=10), None, _rgb(6, 10, seed=11)]  # a corrupt packet in between
     containers = [FakeContainer(first, break_after=2), FakeContainer(second)]
     calls = []
 
@@ -430,6 +441,7 @@ def test_rtsp_opens_over_tcp_with_timeouts_and_reconnects():
             got.append(frame.image)
     assert len(got) == 4  # 2 before the break, 2 after reconnecting
     assert np.array_equal(got[1], first[1]) and np.array_equal(got[2], second[0])
+    assert source.corrupt == 1 and source.reconnects == 1  # the bad packet skipped, not a reconnect
     assert len(calls) > 2  # reconnection attempts after the second stream ended
 
 

@@ -22,6 +22,8 @@ COMMANDS = {
     "backends": "edgerestore.cli.backends:backends",
     "run": "edgerestore.cli.run:run",
     "preview": "edgerestore.cli.preview:preview",
+    "config": "edgerestore.cli.config:config",
+    "service": "edgerestore.cli.service:service",
 }
 
 
@@ -50,6 +52,8 @@ _SUMMARIES = {
     "backends": "List inference backends and whether each can run here.",
     "run": "Run camera/file -> model -> display/file/webcam/http headless, printing JSON stats.",
     "preview": "Show raw | restored live (window, HDMI framebuffer or browser); keys q, s, b.",
+    "config": "Write (init --device rpi4) or check the service's TOML configuration file.",
+    "service": "Install the systemd unit for `run --config FILE`; ask a running service its health.",
 }
 
 

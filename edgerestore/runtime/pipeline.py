@@ -158,8 +158,19 @@ class _DropOldestQueue(object):
                 if stop_event.is_set():
                     self._discard_one()
 
-    def get(self):
-        return self.queue.get()
+    def get(self, timeout=None):
+        """The next item; raises ``queue.Empty`` after ``timeout`` seconds (None: wait forever)."""
+        return self.queue.get(timeout=timeout)
+
+    def put_end_now(self):
+        """Deliver the end marker on behalf of a stage that is stuck (a camera read that does not
+        return): queued frames give way to it. Called from the thread that runs the pipeline."""
+        while True:
+            try:
+                self.queue.put_nowait(_END)
+                return
+            except queue.Full:
+                self._discard_one()
 
 
 def _sink_name(sink, index):
@@ -175,13 +186,19 @@ class Pipeline(object):
     seconds and once more with the summary. ``transform(frame, restored)`` composes what the
     sinks receive (the preview's side-by-side view; timed as the ``compose`` stage).
     ``bypass = True`` (settable while running) skips inference: sinks get the raw frames.
+
+    ``drain_timeout`` bounds :meth:`stop`: after that many seconds the sinks are closed even if a
+    stage is still stuck (a camera read that never returns); half-way the end marker is sent on
+    the stuck stage's behalf. None (the default) waits for every stage. :meth:`replace_sinks`
+    swaps the sinks while running.
     """
 
     def __init__(self, source, backend, sinks, live=None, queue_size=2, max_frames=None,
-                 stats_interval=5.0, on_stats=None, on_frame=None, transform=None):
+                 stats_interval=5.0, on_stats=None, on_frame=None, transform=None, drain_timeout=None):
         self.source = source
         self.backend = backend
         self.sinks = list(sinks)
+        self.drain_timeout = drain_timeout
         self.live = source.live if live is None else live
         self.max_frames = max_frames
         self.stats_interval = stats_interval
@@ -190,7 +207,10 @@ class Pipeline(object):
         self.transform = transform
         self._sink_names = [_sink_name(sink, i) for i, sink in enumerate(self.sinks)]
         self.stats = Stats(getattr(backend, "name", "none"), self._sink_names)
+        self._pending_sinks = None  # (sinks, names) waiting for the output thread to take them
+        self._sink_serial = len(self.sinks)  # sinks added later get new numbers in their names
         self.stop_event = threading.Event()
+        self.stopped_at = None  # time.monotonic() of the first stop()
         self.error = None  # the first failure of inference or a sink (stops everything)
         self.source_error = None  # the source's failure (frames before it are still written)
         self._q_in = _DropOldestQueue(queue_size, self.live, lambda: self._count_drop("before_infer"))
@@ -210,7 +230,46 @@ class Pipeline(object):
 
     def stop(self):
         """Ask every stage to finish; :meth:`run` returns soon after, sinks finalised."""
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
         self.stop_event.set()
+
+    def replace_sinks(self, sinks):
+        """Make ``sinks`` the sinks from the next frame on (a config reload). Sinks of the old list
+        that are not in the new one are closed by the output thread once it has switched (never
+        while it writes to them); sinks in both lists stay open. Safe from any thread."""
+        sinks = list(sinks)
+        current = list(zip(self.sinks, self._sink_names))
+        names = []
+        for sink in sinks:
+            known = [name for old, name in current if old is sink]
+            if known:
+                names.append(known[0])
+            else:
+                names.append(_sink_name(sink, self._sink_serial))
+                self._sink_serial += 1
+        with self.stats.lock:
+            for name in names:
+                self.stats.sinks.setdefault(name, StageTimer())
+        self._pending_sinks = (sinks, names)
+
+    def _take_pending_sinks(self):
+        pending, self._pending_sinks = self._pending_sinks, None
+        if pending is None:
+            return
+        old = self.sinks
+        self.sinks, self._sink_names = pending
+        with self.stats.lock:
+            for name in list(self.stats.sinks):
+                if name not in self._sink_names:
+                    del self.stats.sinks[name]
+        for sink in old:
+            if not any(sink is kept for kept in self.sinks):
+                try:
+                    sink.close()
+                except Exception:  # noqa: BLE001 - a reload must not stop the stream
+                    with self.stats.lock:
+                        self.stats.errors += 1
 
     def _fail(self, exc):
         if self.error is None:
@@ -278,13 +337,21 @@ class Pipeline(object):
 
     def _output(self):
         timer = self.stats.stages["output"]
-        sink_timers = [self.stats.sinks[name] for name in self._sink_names]
         while True:
-            frame = self._q_out.get()
+            if self._pending_sinks is not None:
+                self._take_pending_sinks()
+            try:
+                frame = self._q_out.get(timeout=0.25)  # wakes up now and then to take new sinks
+            except queue.Empty:
+                continue
             if frame is _END:
                 break
             if self.error is not None:
                 continue  # keep draining so that the other stages can finish
+            if self._pending_sinks is not None:
+                self._take_pending_sinks()
+            with self.stats.lock:
+                sink_timers = [self.stats.sinks[name] for name in self._sink_names]
             try:
                 start = time.monotonic()
                 mark = start
@@ -319,18 +386,24 @@ class Pipeline(object):
             thread.daemon = True
             thread.start()
         next_report = time.monotonic() + self.stats_interval
+        rescued = set()
         try:
             while any(t.is_alive() for t in threads):
                 for thread in threads:
                     thread.join(timeout=0.05)
                 if self.on_stats is not None and time.monotonic() >= next_report:
-                    self.on_stats(self.stats.snapshot(self.stats_interval))
+                    self.on_stats(self.snapshot(self.stats_interval))
                     next_report = time.monotonic() + self.stats_interval
+                if self.drain_timeout is not None and self.stopped_at is not None:
+                    if self._rescue_stuck_stages(threads, rescued):
+                        break
         except KeyboardInterrupt:
             self.stop()
             for thread in threads:
                 thread.join(timeout=5.0)
         finally:
+            if self._pending_sinks is not None and not threads[2].is_alive():
+                self._take_pending_sinks()
             for sink in self.sinks:
                 try:
                     sink.close()
@@ -346,9 +419,26 @@ class Pipeline(object):
             raise self.source_error
         return summary
 
+    def _rescue_stuck_stages(self, threads, rescued):
+        """While stopping with a ``drain_timeout``: send the end marker on behalf of a stage that is
+        stuck (after half the timeout; what a stage finishes after stop() is dropped anyway), and
+        give up waiting (True) when the whole timeout has passed."""
+        waited = time.monotonic() - self.stopped_at
+        if waited >= self.drain_timeout / 2.0:
+            for thread, name, downstream in ((threads[0], "capture", self._q_in), (threads[1], "infer", self._q_out)):
+                if thread.is_alive() and name not in rescued:
+                    rescued.add(name)
+                    downstream.put_end_now()
+        return waited >= self.drain_timeout
+
+    def snapshot(self, window_seconds=None):
+        """:meth:`Stats.snapshot` with the backend's current name (a fallback can change it)."""
+        self.stats.backend = getattr(self.backend, "name", "none")
+        return self.stats.snapshot(window_seconds)
+
     def summary(self):
         """Statistics of the whole run (fps over all written frames)."""
-        snap = self.stats.snapshot()
+        snap = self.snapshot()
         snap["summary"] = True
         with self.stats.lock:
             first, last, written = self.stats.first_done, self.stats.last_done, self.stats.written

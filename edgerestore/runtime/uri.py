@@ -54,6 +54,24 @@ class Uri(object):
         raise ConfigError("bad value %r for %s in %s — use 1 or 0" % (value, key, self.raw))
 
 
+def redact(text):
+    """``text`` without a password (``rtsp://user:***@host/...``) nor a ``token=`` parameter:
+    what may appear in logs, messages and metrics."""
+    text = str(text)
+    if "://" in text:
+        scheme, rest = text.split("://", 1)
+        authority = rest.split("/", 1)[0]
+        if "@" in authority:
+            credentials, host_part = rest.split("@", 1)
+            user = credentials.split(":", 1)[0]
+            text = "%s://%s:***@%s" % (scheme, user, host_part)
+    if "token=" in text:
+        import re
+
+        text = re.sub(r"([?&]token=)[^&]*", r"\1***", text)
+    return text
+
+
 def parse_uri(text):
     """Parse ``text``; plain paths become ``file``/``images`` URIs by what is on disk or the suffix."""
     text = str(text)

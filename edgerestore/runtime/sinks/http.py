@@ -3,15 +3,21 @@
 * ``/``            a page with the live picture and the latest statistics;
 * ``/stream.mjpg`` the picture as ``multipart/x-mixed-replace`` JPEGs (browsers, VLC, OpenCV);
 * ``/frame.jpg``   the latest frame as one JPEG;
-* ``/stats.json``  the pipeline's latest statistics (when the runner provides them).
+* ``/stats.json``  the pipeline's latest statistics (when the runner provides them);
+* more paths from :meth:`HttpSink.add_route` (the service adds ``/metrics`` and ``/healthz``).
 
-Bound to 127.0.0.1 unless the URI names another address (``http://0.0.0.0:8080`` shows it to
-the whole network — there is no authentication). Port 0 picks a free port (see ``url``). A frame
-is JPEG-encoded once, and only when someone is watching; a slow viewer skips frames instead of
-slowing the pipeline down.
+Bound to 127.0.0.1 unless the URI names another address. Any other address (``http://0.0.0.0:8080``
+shows it to the whole network) needs a token — ``token=`` from the caller, else
+``$EDGERESTORE_HTTP_TOKEN`` (``?token=`` in the URI works too, but a command line is visible to
+every user of the machine) — and then every request but ``/healthz`` must carry it: an
+``Authorization: Bearer TOKEN`` header, or ``?token=TOKEN`` once in a browser (a cookie keeps it).
+Port 0 picks a free port (see ``url``). A frame is JPEG-encoded once, and only when someone is
+watching; a slow viewer skips frames instead of slowing the pipeline down.
 """
 
+import hmac
 import json
+import os
 import socket
 import threading
 
@@ -21,10 +27,18 @@ try:
 except ImportError:  # pragma: no cover
     raise
 
-from edgerestore.errors import DeviceError
+from edgerestore.errors import ConfigError, DeviceError
 from edgerestore.runtime.sinks.base import Sink
 
 BOUNDARY = "edgerestoreframe"
+TOKEN_ENV = "EDGERESTORE_HTTP_TOKEN"
+TOKEN_COOKIE = "edgerestore_token"
+OPEN_PATHS = ("/healthz",)  # answered without the token (a health check reveals nothing)
+
+
+def is_loopback(host):
+    """Whether ``host`` is only reachable from this machine."""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>edgerestore preview</title>
@@ -106,24 +120,80 @@ class _LatestFrame(object):
             self.condition.notify_all()
 
 
-def _handler(latest):
+def _query_value(query, key):
+    for part in query.split("&"):
+        name, _sep, value = part.partition("=")
+        if name == key:
+            from urllib.parse import unquote
+
+            return unquote(value)
+    return None
+
+
+def _handler(latest, sink):
     class Handler(BaseHTTPRequestHandler):
         server_version = "edgerestore"
 
         def log_message(self, *args):  # no line per request on stderr
             pass
 
-        def _send(self, code, content_type, body):
+        def _send(self, code, content_type, body, headers=()):
             self.send_response(code)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            for name, value in headers:
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 
+        def _presented_token(self, query):
+            """``(token, from_query)`` from the header, the query string or the cookie."""
+            header = self.headers.get("Authorization") or ""
+            if header.lower().startswith("bearer "):
+                return header[7:].strip(), False
+            value = _query_value(query, "token")
+            if value is not None:
+                return value, True
+            for part in (self.headers.get("Cookie") or "").split(";"):
+                name, _sep, value = part.strip().partition("=")
+                if name == TOKEN_COOKIE:
+                    return value, False
+            return None, False
+
+        def _authorised(self, path, query):
+            """True when no token is needed or the right one came; else answers 401 (False)."""
+            token = sink.token
+            if not token or path in OPEN_PATHS:
+                return True
+            presented, from_query = self._presented_token(query)
+            if presented is not None and hmac.compare_digest(presented.encode("utf-8"), token.encode("utf-8")):
+                if from_query:  # a browser: remember it so that the page's own requests work
+                    self._cookie = "%s=%s; HttpOnly; SameSite=Strict; Path=/" % (TOKEN_COOKIE, token)
+                return True
+            self._send(401, "text/plain", b"a token is needed: Authorization: Bearer TOKEN, or ?token=TOKEN\n",
+                       [("WWW-Authenticate", 'Bearer realm="edgerestore"')])
+            return False
+
+        def end_headers(self):
+            cookie = getattr(self, "_cookie", None)
+            if cookie:
+                self.send_header("Set-Cookie", cookie)
+                self._cookie = None
+            BaseHTTPRequestHandler.end_headers(self)
+
         def do_GET(self):
-            path = self.path.split("?", 1)[0]
-            if path in ("/", "/index.html"):
+            path, _sep, query = self.path.partition("?")
+            if not self._authorised(path, query):
+                return
+            route = sink.routes.get(path)
+            if route is not None:
+                try:
+                    code, content_type, body = route()
+                except Exception as exc:  # noqa: BLE001 - one failing page must not kill the server
+                    code, content_type, body = 500, "text/plain", ("%s\n" % exc).encode("utf-8")
+                self._send(code, content_type, body)
+            elif path in ("/", "/index.html"):
                 self._send(200, "text/html; charset=utf-8", PAGE.encode("utf-8"))
             elif path == "/frame.jpg":
                 self._frame()
@@ -169,11 +239,16 @@ def _handler(latest):
 
 
 class HttpSink(Sink):
-    """Serve the frames as MJPEG on ``http://HOST:PORT`` (``?quality=80`` sets the JPEG quality)."""
+    """Serve the frames as MJPEG on ``http://HOST:PORT`` (``?quality=80`` sets the JPEG quality).
+
+    ``token`` (else ``?token=``, else ``$EDGERESTORE_HTTP_TOKEN``) is required to bind anything but
+    a loopback address; ``routes`` maps more paths to functions returning ``(status, content type,
+    body bytes)``.
+    """
 
     name = "http"
 
-    def __init__(self, uri, **_):
+    def __init__(self, uri, token=None, routes=None, **_):
         host, _sep, port = (uri.location.split("/", 1)[0]).rpartition(":")
         if not _sep:
             host, port = uri.location.split("/", 1)[0], ""
@@ -181,21 +256,32 @@ class HttpSink(Sink):
         try:
             self.port = int(port) if port else 8080
         except ValueError:
-            from edgerestore.errors import ConfigError
-
             raise ConfigError("bad port %r in %s — write http://127.0.0.1:8080" % (port, uri.raw))
+        self.token = token or uri.params.get("token") or os.environ.get(TOKEN_ENV) or None
+        if not is_loopback(self.host) and not self.token:
+            raise ConfigError("serving on %s shows the picture to the network and needs a token — set $%s "
+                              "(or http.token in the service config), or serve on http://127.0.0.1:%d"
+                              % (self.host, TOKEN_ENV, self.port))
+        self.routes = dict(routes or {})
         self._latest = _LatestFrame(uri.param("quality", 80, int))
         try:
-            self._server = _Server((self.host, self.port), _handler(self._latest))
+            self._server = _Server((self.host, self.port), _handler(self._latest, self))
         except (socket.error, OverflowError) as exc:
             raise DeviceError("cannot serve on %s:%d (%s) — is the port in use? pick another, e.g. "
                               "http://%s:%d" % (self.host, self.port, exc, self.host, self.port + 1))
         self.port = self._server.server_address[1]
         self.url = "http://%s:%d/" % (self.host, self.port)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="edgerestore-http")
+        # A short poll interval: close() (shutdown) waits for the loop to notice, and a stopping
+        # service has two seconds to finalise every sink.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="edgerestore-http")
         self._thread.daemon = True
         self._thread.start()
         self.frames = 0
+
+    def add_route(self, path, handler):
+        """Answer GET ``path`` with ``handler()`` -> ``(status, content_type, body_bytes)``."""
+        self.routes[path] = handler
 
     def write(self, frame):
         self._latest.put(frame.image)

@@ -3,6 +3,11 @@
 ``close()`` flushes the encoder and writes the container trailer, so a run stopped by Ctrl-C,
 SIGTERM or an exception still leaves a playable file. Odd frame sizes are padded by one
 replicated row/column (4:2:0 needs even sizes). Python 3.6-safe.
+
+``?fragment=1`` writes a fragmented MP4 (a fragment about every two seconds): a file cut short by
+a power loss or a full disk still plays up to its last fragment, where a classic MP4 — whose
+index is written at the end — does not play at all. ``?format=mp4`` names the container when
+the path has no telling suffix (``/dev/full`` in tests, a named pipe).
 """
 
 import os
@@ -14,6 +19,8 @@ from edgerestore.errors import BackendUnavailableError, UnsupportedInputError
 from edgerestore.runtime.sinks.base import Sink
 
 CODECS = ("libx264", "h264", "mpeg4")  # first one this PyAV build can encode
+FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+FRAGMENT_SECONDS = 2.0  # keyframe interval, hence fragment length, of fragmented files
 
 
 class VideoFileSink(Sink):
@@ -31,8 +38,10 @@ class VideoFileSink(Sink):
             os.makedirs(parent)
         self.fps = Fraction(fps or uri.param("fps", 30.0, float)).limit_denominator(1001)
         self.crf = crf if crf is not None else uri.param("crf", 18, int)
+        self.fragmented = uri.flag("fragment", False)
+        options = {"movflags": FRAGMENTED_MOVFLAGS} if self.fragmented else {}
         try:
-            self._container = av.open(self.path, mode="w")
+            self._container = av.open(self.path, mode="w", format=uri.params.get("format"), options=options)
         except Exception as exc:
             raise UnsupportedInputError("cannot write %s: %s" % (self.path, exc))
         self._stream = None
@@ -48,6 +57,8 @@ class VideoFileSink(Sink):
                 continue
             stream.width, stream.height = width + width % 2, height + height % 2
             stream.pix_fmt = "yuv420p"
+            if self.fragmented:
+                stream.codec_context.gop_size = max(1, int(round(float(self.fps) * FRAGMENT_SECONDS)))
             if codec == "libx264":
                 stream.options = {"crf": str(self.crf), "preset": "veryfast"}
             else:

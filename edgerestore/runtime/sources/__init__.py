@@ -20,6 +20,8 @@ REGISTRY = {
     "picam": "edgerestore.runtime.sources.picamera:PicameraSource",
     "rtsp": "edgerestore.runtime.sources.stream:StreamSource",
     "rtsps": "edgerestore.runtime.sources.stream:StreamSource",
+    "http": "edgerestore.runtime.sources.stream:StreamSource",
+    "https": "edgerestore.runtime.sources.stream:StreamSource",
     "test": "edgerestore.runtime.sources.pattern:TestPatternSource",
 }
 

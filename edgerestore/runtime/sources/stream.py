@@ -1,26 +1,23 @@
-"""Network cameras: ``rtsp://user:pass@host:554/path`` through PyAV (FFmpeg). Python 3.6-safe.
+"""Network cameras through PyAV (FFmpeg): ``rtsp://user:pass@host:554/path``, and MJPEG or other
+video over HTTP: ``http://camera/stream.mjpg`` (what most IP cameras, and edgerestore's own http
+sink, serve). Python 3.6-safe.
 
 RTSP runs over TCP by default (``?transport=udp`` to change; UDP loses packets on Wi-Fi and
 smears the picture). Opening and every read have a timeout; when the stream breaks the source
-reconnects, and after ``max_failures`` failed attempts in a row it gives up with a
-:class:`~edgerestore.errors.DeviceError`. The container comes from ``opener`` (``av.open``
-unless a test passes a stand-in shaped like it).
+reconnects (``reconnects`` counts it), and after ``max_failures`` failed attempts in a row it
+gives up with a :class:`~edgerestore.errors.DeviceError`. Packets are decoded one by one: a
+packet that does not decode (a corrupt JPEG, a damaged H.264 slice) is skipped and counted in
+``corrupt`` instead of breaking the connection. The container comes from ``opener``
+(``av.open`` unless a test passes a stand-in shaped like it).
 """
 
 import time
 
 from edgerestore.errors import BackendUnavailableError, DeviceError
 from edgerestore.runtime.sources.live import LiveSource
+from edgerestore.runtime.uri import redact
 
-
-def _redact(url):
-    """The URL without its password (it ends up in logs and error messages)."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.split("@", 1)
-    user = credentials.split(":", 1)[0]
-    return "%s://%s:***@%s" % (scheme, user, host)
+_redact = redact  # the URL without its password (it ends up in logs and error messages)
 
 
 class StreamSource(LiveSource):
@@ -41,13 +38,22 @@ class StreamSource(LiveSource):
                 raise BackendUnavailableError("rtsp:// needs PyAV — pip install av")
             opener = av.open
         self._opener = opener
+        self.scheme = uri.scheme
         super(StreamSource, self).__init__(
             "stream %s" % _redact(self.url),
-            "is the camera on the network and the URL right (try it in `ffplay -rtsp_transport tcp URL`)?",
+            "is the camera on the network and the URL right (try it in `%s`)?" % self._player_hint(),
         )
         self._container = None
-        self._frames = None
+        self._packets = None
+        self._decoded = []  # frames of the last packet not returned yet
+        self.corrupt = 0  # packets that did not decode (skipped)
+        self.reconnects = 0  # connections re-established after the stream broke
         self._connect(first=True)
+
+    def _player_hint(self):
+        if self.scheme.startswith("rtsp"):
+            return "ffplay -rtsp_transport tcp URL"
+        return "ffplay URL"
 
     def _connect(self, first=False):
         self._close_container()
@@ -61,8 +67,9 @@ class StreamSource(LiveSource):
             self._close_container()
             if first:
                 raise DeviceError("cannot open %s (%s) — is the camera on the network and the URL right "
-                                  "(user, password, path)? `ffplay -rtsp_transport tcp URL` tests it"
-                                  % (_redact(self.url), str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+                                  "(user, password, path)? `%s` tests it"
+                                  % (_redact(self.url), str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                                     self._player_hint()))
             return False
         stream = streams[0]
         stream.thread_type = "AUTO"
@@ -70,24 +77,33 @@ class StreamSource(LiveSource):
         self.fps = float(rate) if rate else None
         context = stream.codec_context
         self.size = (context.width, context.height) if context.width else None
-        self._frames = self._container.decode(video=0)
+        self._packets = self._container.demux(stream)
+        self._decoded = []
         return True
 
     def _read(self):
-        if self._frames is None:
+        if self._packets is None:
             time.sleep(self.retry_delay)
-            self._connect()
+            if self._connect():
+                self.reconnects += 1
             return None
-        try:
-            frame = next(self._frames)
-        except Exception:  # StopIteration (stream ended), timeouts, network errors: reconnect
-            self._frames = None
-            return None
+        while not self._decoded:
+            try:
+                packet = next(self._packets)
+            except Exception:  # StopIteration (stream ended), timeouts, network errors: reconnect
+                self._packets = None
+                return None
+            try:
+                self._decoded = list(packet.decode())
+            except Exception:  # noqa: BLE001 - a packet that does not decode: skip it, count it
+                self.corrupt += 1
+        frame = self._decoded.pop(0)
         pts = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
         return frame.to_ndarray(format="rgb24"), pts
 
     def _close_container(self):
-        self._frames = None
+        self._packets = None
+        self._decoded = []
         if self._container is not None:
             try:
                 self._container.close()
