@@ -2,10 +2,10 @@
 `config init --device`, `config check`."""
 
 import importlib.util
-import tomllib
 from types import SimpleNamespace
 
 import pytest
+import tomllib
 
 from edgerestore.errors import ConfigError
 from edgerestore.runtime import tomlsubset

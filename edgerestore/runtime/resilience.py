@@ -217,11 +217,14 @@ class ReconnectingSource(Source):
                                      source=self.label, corrupt=self.corrupt)
                 continue
             if self.state != "connected":
-                if self.state == "reconnecting":
+                if self.losses:
                     self.reconnects += 1
                     self.log.info("source_reconnected", "frames flow again", source=self.label,
-                                  down_s=round(time.monotonic() - self.lost_at, 2) if self.lost_at else None,
-                                  attempts=self.backoff.attempts, size=self.size)
+                                  down_s=round(time.monotonic() - self.lost_at, 2), attempts=self.backoff.attempts,
+                                  size=self.size)
+                else:
+                    self.log.info("source_connected", "frames flow", source=self.label, size=self.size,
+                                  attempts=self.backoff.attempts)
                 self.state = "connected"
                 self.backoff.reset()
             frame.index = index

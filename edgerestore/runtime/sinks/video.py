@@ -45,6 +45,7 @@ class VideoFileSink(Sink):
         except Exception as exc:
             raise UnsupportedInputError("cannot write %s: %s" % (self.path, exc))
         self._stream = None
+        self._failed = None  # the write error after which the muxer is left alone
         self.frames = 0
 
     def _open_stream(self, width, height):
@@ -77,17 +78,27 @@ class VideoFileSink(Sink):
         video_frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         video_frame.pts = self.frames
         video_frame.time_base = 1 / self.fps
-        for packet in self._stream.encode(video_frame):
-            self._container.mux(packet)
+        self._mux(self._stream.encode(video_frame))
         self.frames += 1
+
+    def _mux(self, packets):
+        """Write packets; after the first failure (a full disk) never touch the muxer again:
+        PyAV (FFmpeg) crashes the process when muxing into an output whose write failed."""
+        if self._failed is not None:
+            raise UnsupportedInputError("%s cannot be written any more (%s)" % (self.path, self._failed))
+        try:
+            for packet in packets:
+                self._container.mux(packet)
+        except Exception as exc:
+            self._failed = exc
+            raise
 
     def close(self):
         if self._container is None:
             return
         try:
-            if self._stream is not None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
+            if self._stream is not None and self._failed is None:
+                self._mux(self._stream.encode())
         finally:
             self._container.close()
             self._container = None
