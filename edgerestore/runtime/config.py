@@ -21,8 +21,8 @@ from edgerestore.runtime import tomlsubset
 LOG_LEVELS = ("debug", "info", "warning", "error")
 ORT_PROVIDERS = ("tensorrt", "cuda", "cpu")
 SIZED_SCHEMES = ("v4l2", "csi", "picam", "test")  # sources that take ?size= and ?fps=
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 MIN_TOKEN_CHARS = 16
+TOKEN_ENV = "EDGERESTORE_HTTP_TOKEN"
 _USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}$")
 
 
@@ -260,8 +260,8 @@ FIELDS = [
     Field("http", "listen", "127.0.0.1:8080", _listen,
           "preview page, /stream.mjpg, /stats.json, /metrics (Prometheus) and /healthz "
           '("off" = none); another address than 127.0.0.1 needs a token'),
-    Field("http", "token", "", _token, "bearer token asked of HTTP clients (Authorization: Bearer or ?token=)",
-          secret=True),
+    Field("http", "token", "", _token, "bearer token asked of HTTP clients (Authorization: Bearer or ?token=); "
+          "$EDGERESTORE_HTTP_TOKEN works too", secret=True),
     Field("http", "token_file", "", _existing_file, "or: a file holding the token (keep it chmod 600)"),
     Field("logging", "level", "info", _choice(LOG_LEVELS), "JSON-lines log level"),
     Field("logging", "file", "", _log_file, 'log file ("" = stdout, which systemd sends to the journal)'),
@@ -310,13 +310,14 @@ class Config(object):
         return dict(self.values[table])
 
     def token(self):
-        """The HTTP token (from http.token or http.token_file), or None."""
+        """The HTTP token: http.token, else the content of http.token_file, else
+        ``$EDGERESTORE_HTTP_TOKEN``; None when there is none."""
         if self.http.token:
             return self.http.token
         if self.http.token_file:
             with open(self.http.token_file, "r") as handle:
                 return handle.read().strip() or None
-        return None
+        return os.environ.get(TOKEN_ENV) or None
 
     def source_uri(self):
         """The source URI with the configured resolution and fps added where the scheme takes them."""
@@ -419,9 +420,12 @@ def _cross_checks(config):
                 config.origins[table][high], table, high, table, low, config.values[table][high],
                 config.values[table][low]))
     listen = config.http.listen
-    if listen and listen[0] not in LOOPBACK_HOSTS and not (config.http.token or config.http.token_file):
+    from edgerestore.runtime.sinks.http import is_loopback
+
+    if listen and not is_loopback(listen[0]) and not config.token():
         raise ConfigError("%s: http.listen: %s is reachable from the network and needs a token (got %r) — "
-                          "accepted: set http.token or http.token_file, or listen on 127.0.0.1"
+                          "accepted: set http.token, http.token_file or $EDGERESTORE_HTTP_TOKEN, or listen on "
+                          "127.0.0.1"
                           % (config.origins["http"]["listen"], listen[0], "%s:%d" % listen))
     backends = config.model.backends
     if config.model.providers and backends and "onnxruntime" not in backends:
