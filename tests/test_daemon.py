@@ -432,3 +432,42 @@ def test_soak_720p_memory_stays_flat_and_every_drop_is_accounted_for(spawn, tmp_
     assert summary["captured"] == summary["frames"] + summary["dropped"], report
     assert summary["errors"] == 0 and summary["source"]["corrupt"] == 0 and summary["source"]["losses"] == 0
     assert not service.events("sink_failed") and not service.events("backend_failed")
+
+
+# --- bundles ----------------------------------------------------------------------------------
+
+def _has_bundle_reader():
+    import importlib.util
+
+    return importlib.util.find_spec("edgerestore.runtime.bundle") is not None
+
+
+@pytest.mark.skipif(not _has_bundle_reader(), reason="edgerestore.runtime.bundle is not merged into this checkout yet")
+def test_a_bundle_is_checked_against_its_manifest_before_loading(spawn, tmp_path, tiny_onnx):
+    import hashlib
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy(str(tiny_onnx), str(bundle / "model.onnx"))
+    digest = hashlib.sha256((bundle / "model.onnx").read_bytes()).hexdigest()
+    (bundle / "manifest.json").write_text(json.dumps({
+        "schema": 1, "target": "cpu", "files": {"model.onnx": digest},
+        "artifacts": [{"format": "onnx", "backend": "onnxruntime", "file": "model.onnx", "verify": {"status": "ok"}}],
+    }))
+    args = ("run", "--service", "-i", "test://pattern?size=64x48&fps=30", "-m", bundle, "--http", "off",
+            "--stats-every", "0.5")
+    service = spawn(*args)
+    service.wait_frames(5)
+    assert service.events("bundle_verified")[0]["bundle"] == str(bundle)
+    assert service.events("backend_loaded")[0]["model"] == str(bundle / "model.onnx")
+    service.send(signal.SIGTERM)
+    assert service.wait(20) == 0
+    data = (bundle / "model.onnx").read_bytes()
+    (bundle / "model.onnx").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit flipped in transit
+    tampered = spawn(*args)
+    assert tampered.wait(60) == 4
+    error = tampered.err_path.read_text()
+    assert error.startswith("error: no usable model: %s: bundle %s: model.onnx does not match its manifest"
+                            % (bundle, bundle)), error
+    assert tampered.events("model_rejected") and not tampered.events("backend_loaded")

@@ -50,7 +50,7 @@ def test_unit_runs_the_config_as_a_notify_service_with_watchdog_and_its_own_user
     text = service.render_unit("/etc/edgerestore/config.toml", user="camera", watchdog_s=20, stop_timeout_s=2,
                                python="/opt/venv/bin/python3")
     for line in ("Type=notify", "NotifyAccess=main", "Restart=on-failure", "WatchdogSec=20", "User=camera",
-                 "Group=camera", "ExecReload=/bin/kill -HUP $MAINPID", "SupplementaryGroups=video render",
+                 "Group=camera", "ExecReload=/bin/kill -HUP $MAINPID", "SupplementaryGroups=video",
                  "ExecStart=/opt/venv/bin/python3 -m edgerestore run --config /etc/edgerestore/config.toml",
                  "TimeoutStopSec=10", "WantedBy=multi-user.target", "NoNewPrivileges=yes"):
         assert line + "\n" in text, line

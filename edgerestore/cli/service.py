@@ -35,7 +35,7 @@ def install(config_path, output, user, name, force):
     The unit: Type=notify (ready when the pipeline runs), Restart=on-failure, WatchdogSec from
     service.watchdog_s (the service pings while healthy: a stuck pipeline gets restarted),
     ExecReload sends SIGHUP (reload the config without stopping the stream), a dedicated
-    system user in the video and render groups, and a read-only view of /usr, /boot, /etc.
+    system user in the video group, and a read-only view of /usr, /boot, /etc.
     It runs nothing as root and starts nothing: the printed commands do.
 
     \b

@@ -16,6 +16,7 @@ Each wraps the runtime's ordinary pieces (any source, sink or backend) so the
   failed, frames pass through unrestored (the stream goes on) and the chain is retried later.
 """
 
+import inspect
 import os
 import threading
 import time
@@ -95,6 +96,7 @@ class ReconnectingSource(Source):
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._reading = False
+        self._generator = None
 
     @property
     def corrupt(self):
@@ -182,6 +184,17 @@ class ReconnectingSource(Source):
         self.log.info("source_switched", "reading from the new source", source=self.label)
 
     def __iter__(self):
+        self._generator = self._frames()
+        return self._generator
+
+    def _frames(self):
+        try:
+            for frame in self._loop():
+                yield frame
+        finally:  # also when close() closes this generator from another thread
+            self._close_inner()
+
+    def _loop(self):
         index = 0
         while not self._closed.is_set():
             if self._pending_uri is not None:
@@ -232,17 +245,22 @@ class ReconnectingSource(Source):
             self.frames += 1
             self.last_frame_at = time.monotonic()
             yield frame
-        if not self._reading:
-            self._close_inner()
 
     def close(self):
-        """Stop iterating and release the camera (unless a read is in progress in another thread:
-        then the reading thread releases it when the read returns)."""
+        """Stop iterating and release the camera — here when nobody is reading (the iteration is
+        suspended or never started), else by the reading thread as soon as its read returns
+        (never under its feet: closing a PyAV container or a V4L2 device mid-read can crash)."""
         self._closed.set()
         self._wake.set()
         self.state = "closed"
-        if not self._reading:
+        generator = self._generator
+        if generator is None or inspect.getgeneratorstate(generator) == inspect.GEN_CREATED:
             self._close_inner()
+            return
+        try:
+            generator.close()  # suspended: runs its finally (closes the source) in this thread
+        except ValueError:
+            pass  # "generator already executing": the reading thread closes it
 
 
 def next_free_path(path):

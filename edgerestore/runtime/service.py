@@ -88,7 +88,6 @@ UNIT_TEMPLATE = """\
 # Health:   edgerestore service status --config {config_comment}
 [Unit]
 Description=edgerestore: real-time video restoration
-Documentation=https://github.com/edgerestore/edgerestore/blob/main/docs/daemon.md
 After=network-online.target
 Wants=network-online.target
 
@@ -99,11 +98,13 @@ ExecStart={exec_start}
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=5
+# the first start on a Jetson may build a TensorRT engine (minutes); READY=1 comes after it
+TimeoutStartSec=900
 {watchdog}TimeoutStopSec={stop_timeout}
 User={user}
 Group={user}
-# cameras (video), GPUs and NPUs (render), the framebuffer (video)
-SupplementaryGroups=video render
+# cameras, the framebuffer and Jetson's GPU devices belong to the video group
+SupplementaryGroups=video
 Environment=PYTHONUNBUFFERED=1
 Environment=EDGERESTORE_CACHE=/var/cache/{name}
 CacheDirectory={name}
