@@ -13,11 +13,14 @@ training and export. Extras:
 
 from setuptools import find_packages, setup
 
+# The service's /metrics endpoint (Prometheus text format); pip picks 0.17.x on Python 3.6.
+METRICS = ["prometheus-client>=0.12"]
+
 CPU = [
     "onnxruntime>=1.10",
     "opencv-python-headless>=4.5",
     "av>=8.0",
-]
+] + METRICS
 
 HOST = CPU + [
     # CI installs torch==2.13.0 (CPU build) first; the range must include it.
@@ -58,8 +61,8 @@ setup(
         "cpu": CPU,
         "host": HOST,
         "tflite": TFLITE,
-        "pi": ["ai-edge-litert>=1.2; python_version>='3.9'", "onnxruntime>=1.10", "av>=8.0"],
-        "jetson": ["pycuda>=2021.1"],
+        "pi": ["ai-edge-litert>=1.2; python_version>='3.9'", "onnxruntime>=1.10", "av>=8.0"] + METRICS,
+        "jetson": ["pycuda>=2021.1"] + METRICS,
         "dev": [
             "pytest>=7.0",
             "pytest-timeout>=2.1",

@@ -422,10 +422,22 @@ def test_soak_720p_memory_stays_flat_and_every_drop_is_accounted_for(spawn, tmp_
     after = [rss for seconds, rss in samples if seconds >= warmup_s]
     growth = (max(after) - after[0]) / float(after[0])
     summary = [s for s in service.events("stats") if s.get("summary")][-1]
-    report = {"seconds": SOAK_S, "rss_kb_after_warmup": after[0], "rss_kb_max": max(after), "growth": growth,
-              "frames": summary["frames"], "captured": summary["captured"], "dropped": summary["dropped"],
+    # when the drops happened, and how busy the stages were then (to explain each one)
+    drops, previous = [], 0
+    for line in service.events("stats"):
+        if line["dropped"] != previous and not line.get("summary"):
+            drops.append({"elapsed_s": line["elapsed_s"], "new": line["dropped"] - previous,
+                          "before": line["dropped_before"], "infer_ms": line["stage_ms"]["infer"],
+                          "latency_ms_p95": line["latency_ms_p95"]})
+            previous = line["dropped"]
+    report = {"seconds": SOAK_S, "warmup_s": warmup_s, "rss_kb_after_warmup": after[0], "rss_kb_max": max(after),
+              "rss_kb_last": after[-1], "growth": round(growth, 4),
+              "rss_kb_every_30s": [rss for seconds, rss in samples[::6]], "frames": summary["frames"],
+              "captured": summary["captured"], "dropped": summary["dropped"],
+              "dropped_at_stop": summary["dropped"] - previous, "drops": drops,
               "dropped_before": summary["dropped_before"], "fps": summary["fps"],
-              "latency_ms_p50": summary["latency_ms_p50"], "stage_ms": summary["stage_ms"]}
+              "latency_ms_p50": summary["latency_ms_p50"], "latency_ms_p95": summary["latency_ms_p95"],
+              "stage_ms": summary["stage_ms"], "loadavg_at_end": os.getloadavg()}
     (tmp_path / "soak.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report))
     assert growth < 0.10, report
