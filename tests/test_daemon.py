@@ -339,10 +339,21 @@ def test_sighup_reloads_the_config_without_restarting_and_talks_to_systemd(spawn
         status = cli("service", "status", "--config", config)
         assert status.stdout.startswith("ok — frames flow") and "backend onnxruntime" in status.stdout
         pid = service.pid
-        config.write_text(base + "[output]\nsinks = [\"null://\", \"file://%s\"]\n" % after)
+        other_model = tmp_path / "other.onnx"
+        other_model.write_bytes(tiny_onnx.read_bytes())
+        config.write_text(base.replace(str(tiny_onnx), str(other_model))
+                          + "[output]\nsinks = [\"null://\", \"file://%s\"]\n" % after)
         service.send(signal.SIGHUP)
         reloaded = service.wait_for(lambda: service.events("reloaded"), 30, "the reload")
-        assert reloaded[0]["changed"] == ["output"] and service.pid == pid
+        assert reloaded[0]["changed"] == ["model", "output"] and service.pid == pid
+        assert service.events("backend_loaded")[-1]["model"] == str(other_model)
+
+        def health():
+            return json.loads(http_get("http://127.0.0.1:%d/healthz" % control)[1].decode("utf-8"))
+
+        # the new model takes over at the next frame
+        service.wait_for(lambda: health()["backend"]["candidate"] == "onnxruntime:other.onnx", 30, "the new model")
+        assert health()["status"] == "ok"
         assert received("RELOADING=1")[0].split("\n")[1].startswith("MONOTONIC_USEC=")
         frames = service.frames()
         service.wait_frames(frames + 20)  # the stream never stopped
@@ -351,7 +362,7 @@ def test_sighup_reloads_the_config_without_restarting_and_talks_to_systemd(spawn
         service.send(signal.SIGHUP)
         failed = service.wait_for(lambda: service.events("reload_failed"), 30, "the bad reload")
         assert failed[0]["error"].startswith("%s line %d: output.queue: not a whole number" % (config, line))
-        assert json.loads(http_get("http://127.0.0.1:%d/healthz" % control)[1].decode("utf-8"))["reloads"] == 1
+        assert health()["reloads"] == 1
         service.send(signal.SIGTERM)
         assert service.wait(20) == 0
         assert received("STOPPING=1")

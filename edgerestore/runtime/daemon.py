@@ -358,6 +358,12 @@ class Daemon(object):
                 "bypassed": backend.bypassed}
 
     def _on_stats(self, stats):
+        try:
+            self._publish_stats(stats)
+        except Exception as exc:  # noqa: BLE001 - statistics must never stop the stream
+            self.log.error("stats_failed", "could not publish the statistics", error=repr(exc))
+
+    def _publish_stats(self, stats):
         record = dict(stats)
         record["source"] = self._source_status()
         record["sinks"] = self._sink_status()
@@ -375,6 +381,8 @@ class Daemon(object):
 
     def state(self):
         """A snapshot of every counter (``/metrics`` reads it at each scrape)."""
+        if self.pipeline is None:
+            raise RuntimeError("starting up: no statistics yet")
         stats = self.pipeline.stats
         with stats.lock:
             totals = {"captured": stats.captured, "frames": stats.written, "errors": stats.errors,
@@ -441,6 +449,8 @@ class Daemon(object):
     def _healthz(self):
         import json
 
+        if self.pipeline is None:  # the HTTP server opens just before the pipeline
+            return 503, "application/json", b'{"status": "starting", "reason": "starting up"}'
         health = self.health()
         code = 200 if health["status"] in ("ok", "degraded") else 503
         return code, "application/json", json.dumps(health, sort_keys=True).encode("utf-8")
