@@ -20,6 +20,9 @@ COMMANDS = {
     "demo": "edgerestore.cli.demo:demo",
     "restore": "edgerestore.cli.restore:restore",
     "backends": "edgerestore.cli.backends:backends",
+    "export": "edgerestore.cli.export:export",
+    "build-engine": "edgerestore.cli.build_engine:build_engine",
+    "devices": "edgerestore.cli.devices:devices",
 }
 
 
@@ -46,6 +49,9 @@ _SUMMARIES = {
     "demo": "Degrade a shipped real clip, restore it, write a side-by-side video and contact sheet.",
     "restore": "Restore a video, an image or a folder of images with a student model.",
     "backends": "List inference backends and whether each can run here.",
+    "export": "Export a student for a board: a verified bundle (ONNX, INT8, TFLite, TensorRT).",
+    "build-engine": "Build a bundle's TensorRT engine on the board (--check: show the plan).",
+    "devices": "List the supported boards: hardware, software, backends, defaults.",
 }
 
 
