@@ -49,33 +49,32 @@ def export(model, target, out, formats, precision, size, calib, calib_method, ve
     model = model or target_row.device.preset
     out = out or "bundles/%s-%s" % (target_row.name, _stem(model))
     chosen, _ = select_formats(target_row, list(formats) or None, precision)
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(chosen), unit="format", desc="exporting", leave=False)
-    started = []
+    bars = []  # created with the first format: errors before it stay one line
 
     def on_format(fmt):
-        if bar is not None:
-            if started:
-                bar.update(1)
-            started.append(fmt)
-            bar.set_description("exporting %s" % fmt.name)
+        if quiet:
+            return
+        if not bars:
+            from tqdm import tqdm
+
+            bars.append(tqdm(total=len(chosen), unit="format", desc="exporting", leave=False))
+        else:
+            bars[0].update(1)
+        bars[0].set_description("exporting %s" % fmt.name)
 
     def log(message):
         if message.startswith("warning:"):
             click.echo(message, err=True)
         elif not quiet:
-            (bar.write if bar is not None else click.echo)(message)
+            (bars[0].write if bars else click.echo)(message)
 
     try:
         result = export_bundle(model, target_row.name, out, formats=list(formats) or None, precision=precision,
                                size=parse_size(size), calib=calib, calib_method=calib_method, verify=verify,
                                threads=threads, log=log, on_format=on_format)
     finally:
-        if bar is not None:
-            bar.close()
+        if bars:
+            bars[0].close()
     click.echo(format_table(result.rows))
     ok = sum(row.status == "ok" for row in result.rows)
     click.echo("bundle %s: %d of %d artifact(s) ok (manifest.json lists sizes, hashes and figures)"

@@ -202,6 +202,8 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
     job = ExportJob(student, model_info, target_row, tuple(size), partial, work, calib, calib_method)
     rows, artifacts = [], []
     try:
+        if verify or any(fmt.precision == "int8" for fmt in chosen):
+            _ = job.calibration  # bad calibration input is one error up front, not a failed row per format
         references = None
         for fmt in chosen:
             if on_format:

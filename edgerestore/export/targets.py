@@ -84,11 +84,13 @@ class Target:
 
 TARGETS: Dict[str, Target] = {target.name: target for target in (
     # TensorRT 8.2 (JetPack 4.6) parses opset <= 13 and IR version <= 7 (ONNX 1.8).
-    Target("jetson-nano", "jetson-nano", ("tensorrt-fp16", "onnx"), opset=13, ir_version=7,
+    # ONNX fallbacks last: FP32 for ONNX Runtime on the CPU, FP16 for ONNX Runtime's CUDA provider.
+    Target("jetson-nano", "jetson-nano", ("tensorrt-fp16", "onnx", "onnx-fp16"), opset=13, ir_version=7,
            precision_fallback={"int8": ("fp16", "its Maxwell GPU (sm_53) has no INT8 tensor cores")}),
-    Target("jetson-xavier-nx", "jetson-xavier-nx", ("tensorrt-int8", "tensorrt-fp16", "onnx"), opset=13, ir_version=7),
+    Target("jetson-xavier-nx", "jetson-xavier-nx", ("tensorrt-int8", "tensorrt-fp16", "onnx", "onnx-fp16"),
+           opset=13, ir_version=7),
     # JetPack 6 ships TensorRT 10.3 and ONNX Runtime >= 1.17.
-    Target("jetson-orin", "jetson-orin", ("tensorrt-int8", "tensorrt-fp16", "onnx"), opset=17, ir_version=8),
+    Target("jetson-orin", "jetson-orin", ("tensorrt-int8", "tensorrt-fp16", "onnx", "onnx-fp16"), opset=17, ir_version=8),
     Target("rpi4", "rpi4", ("tflite-int8", "tflite", "tflite-fp16", "onnx-int8", "onnx"), opset=13, ir_version=7),
     Target("rpi5", "rpi5", ("tflite-int8", "tflite-fp16", "tflite", "onnx-int8", "onnx"), opset=13, ir_version=7),
     Target("cpu", "cpu", ("onnx-int8", "onnx"), opset=13, ir_version=7),
