@@ -4,20 +4,32 @@ import click
 
 
 def _tensorrt_artifact(bundle, precision, echo):
-    """The bundle's TensorRT artifact for ``precision`` (INT8 without an INT8 artifact -> FP16, warned)."""
+    """``(artifact, precision)``: the bundle's TensorRT artifact for ``precision``.
+
+    INT8 from a bundle without an INT8 artifact (a Jetson Nano's) builds that artifact's
+    precision, with one warning that says why.
+    """
+    from edgerestore.devices.profiles import PROFILES
     from edgerestore.errors import BundleError
 
     artifacts = [a for a in bundle.artifacts if a["backend"] == "tensorrt"]
     if not artifacts:
         raise BundleError("bundle %s (target %s) has no TensorRT artifact — export it with "
                           "`edgerestore export --target jetson-nano` (or jetson-orin...)" % (bundle.root, bundle.target))
-    if precision:
-        matching = [a for a in artifacts if a["precision"] == precision]
-        if not matching:
-            echo("warning: bundle %s has no %s TensorRT artifact (target %s); building %s instead"
-                 % (bundle.root, precision.upper(), bundle.target, artifacts[0]["precision"].upper()))
-        artifacts = matching or artifacts
-    return artifacts[0]
+    if not precision:
+        return artifacts[0], artifacts[0]["precision"]
+    matching = [a for a in artifacts if a["precision"] == precision]
+    if matching:
+        return matching[0], precision
+    instead = artifacts[0]["precision"]
+    profile = PROFILES.get(bundle.target)
+    if precision == "int8" and profile is not None and profile.gpu and not profile.gpu_int8:
+        echo("warning: %s has no INT8 (its GPU is sm_%s): building %s instead"
+             % (bundle.target, profile.compute_capability.replace(".", ""), instead.upper()))
+    else:
+        echo("warning: bundle %s has no %s TensorRT artifact (re-export with --precision %s); building %s instead"
+             % (bundle.root, precision.upper(), precision, instead.upper()))
+    return artifacts[0], instead
 
 
 @click.command("build-engine")
@@ -53,7 +65,7 @@ def build_engine(bundle_path, precision, check, force, runs):
 
     echo = click.echo
     bundle = load_bundle(bundle_path)
-    artifact = _tensorrt_artifact(bundle, precision, lambda m: echo(m, err=True))
+    artifact, precision = _tensorrt_artifact(bundle, precision, lambda m: echo(m, err=True))
     onnx_path = bundle.path(artifact)
     reason = TensorRTBackend.probe()
     if check:
@@ -65,7 +77,7 @@ def build_engine(bundle_path, precision, check, force, runs):
         else:
             profile = PROFILES.get(bundle.target)
             calibration = bundle.path(artifact["calibration_cache"]) if artifact.get("calibration_cache") else None
-            plan = plan_build(onnx_path, artifact["io"]["input"]["shape"], precision or artifact["precision"],
+            plan = plan_build(onnx_path, artifact["io"]["input"]["shape"], precision,
                               profile.tensorrt if profile else "unknown", profile.gpu if profile else "unknown GPU",
                               profile.gpu_int8 if profile else False,
                               workspace_mb=profile.workspace_mb if profile else None, calibration_cache=calibration)
