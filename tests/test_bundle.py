@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from export_helpers import copy_bundle, exported
 
 from edgerestore.errors import BundleError, InputNotFoundError
 from edgerestore.models.resolve import resolve_model
 from edgerestore.runtime.bundle import is_bundle, load_bundle
+from tests.export_helpers import copy_bundle, exported
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -109,6 +109,13 @@ def test_restore_runs_a_bundle(cli, data_dir, tmp_path):
         handle.write(b"\0")
     bad = cli("restore", clip, tmp_path / "out3.mp4", "--model", bundle, "-q", check=False)
     assert bad.returncode == 5 and bad.stderr.startswith("error: ") and "model.onnx" in bad.stderr
+
+
+def test_run_command_takes_a_bundle(cli, data_dir, tmp_path):
+    bundle = copy_bundle(exported("rpi5", size=(240, 320)), tmp_path / "rpi5")
+    result = cli("run", "--source", data_dir / "video" / "realshort.mp4", "--model", bundle, "--sink", "null://",
+                 "--backend", "onnxruntime")
+    assert "onnxruntime" in result.stdout
 
 
 def test_board_side_modules_import_without_torch():

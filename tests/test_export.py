@@ -12,11 +12,11 @@ import math
 import numpy as np
 import onnx
 import pytest
-from export_helpers import SIZE, copy_bundle, exported, tiny_checkpoint, workdir
 
 from edgerestore.export.targets import FORMATS, TARGETS
 from edgerestore.export.verify import BARS, INT8_GT_MARGIN, Row, format_table, judge
 from edgerestore.runtime.bundle import load_bundle, sha256_file
+from tests.export_helpers import SIZE, copy_bundle, exported, tiny_checkpoint, workdir
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))

@@ -13,13 +13,13 @@ import os
 import numpy as np
 import pytest
 import torch
-from export_helpers import SIZE, copy_bundle, exported, tiny_checkpoint
-from trt_standin import cache_header, header_of, make_pycuda, make_tensorrt
 
 from edgerestore.export import tensorrt as trt_export
 from edgerestore.export.onnx import reference_uint8
 from edgerestore.models.checkpoint import load_student
 from edgerestore.runtime.backends.tensorrt import TensorRTBackend
+from tests.export_helpers import SIZE, copy_bundle, exported, tiny_checkpoint
+from tests.trt_standin import cache_header, header_of, make_pycuda, make_tensorrt
 
 # --- the calibration cache format ----------------------------------------------------------------
 

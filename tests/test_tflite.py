@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from export_helpers import SIZE, exported, tiny_student
 
 from edgerestore.errors import BackendUnavailableError, ConfigError
 from edgerestore.export.onnx import reference_uint8
 from edgerestore.runtime.backends import backend_for_artifact, create_backend
 from edgerestore.runtime.backends.tflite import TFLiteBackend
+from tests.export_helpers import SIZE, exported, tiny_student
 
 pytestmark = pytest.mark.skipif(TFLiteBackend.probe() is not None, reason="no TFLite interpreter installed")
 
