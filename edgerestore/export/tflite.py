@@ -152,6 +152,30 @@ def convert_int8(student: StudentNet, path, frames: List[np.ndarray], height: in
     return path
 
 
+def export_tflite(student: StudentNet, path, height: int = 720, width: int = 1280, precision: str = "fp32",
+                  frames: Optional[List[np.ndarray]] = None) -> Path:
+    """One .tflite of ``student`` for ``height`` x ``width`` frames (smaller frames are padded at run time).
+
+    ``precision`` is ``fp32``, ``fp16`` or ``int8`` (INT8 calibrates on ``frames``, default the
+    package's calibration photos). Bundles come from ``edgerestore export``; this is the direct way.
+    """
+    path = Path(path)
+    if precision == "fp16":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return convert_fp16(convert_fp32(student, Path(tmp) / "fp32.tflite", height, width), path)
+    if precision == "int8":
+        if frames is None:
+            from edgerestore.export.calibration import build
+
+            frames = build((height, width)).frames
+        return convert_int8(student, path, frames, height, width)
+    if precision != "fp32":
+        raise ValueError("unknown precision %r; choose fp32, fp16 or int8" % precision)
+    return convert_fp32(student, path, height, width)
+
+
 def _fp32(job) -> Path:
     """The FP32 conversion, once per job (``tflite`` and ``tflite-fp16`` both start from it)."""
     height, width = job.size
