@@ -100,10 +100,16 @@ def entropy_threshold(hist, bin_width, quant_bins=QUANT_BINS):
     threshold (bin ``i``), P is the histogram clipped at ``i`` (outliers added to its last bin)
     and Q merges P's bins into ``quant_bins`` levels and spreads each level back evenly over the
     non-empty bins it came from; the best ``i`` gives amax = (i + 0.5) * bin_width.
+
+    The first bin's count is replaced by the second's: after a ReLU most values are exactly 0, and
+    that spike would otherwise make the search keep only ~6% of the range (every wider candidate
+    smears the spike over a merged level), clipping most activations.
     """
     import numpy as np
 
-    hist = np.asarray(hist, np.float64)
+    hist = np.array(hist, np.float64)
+    if len(hist) > 1 and hist.sum() > 0:
+        hist[0] = hist[1]
     if hist.sum() == 0:
         return 0.0
     last = int(np.nonzero(hist)[0][-1]) + 1
@@ -136,19 +142,19 @@ def entropy_threshold(hist, bin_width, quant_bins=QUANT_BINS):
 
 
 def calibration_tensors(model):
-    """Names of the tensors to give INT8 scales: the frame and everything between patchify and un-patchify.
+    """Names of the tensors to give INT8 scales: the features between patchify and un-patchify.
 
-    The frame-level residual add, clamp and output get none, so TensorRT keeps them in FP16/FP32
-    (an INT8 scale for 0..255 pixel values is 2 levels per step: visible banding).
+    Frame-level tensors (the input, its reshape, the residual add, clamp and output) get none, so
+    TensorRT keeps the layers that touch pixels in FP16: an INT8 scale for 0..255 is 2 levels per
+    step. Measured on a quickly trained ``small`` at 1080p (simulated INT8): parity 45.8 dB and
+    PSNR vs ground truth -0.42 dB with the frame quantized, 47.1 dB and -0.28 dB without.
     """
     graph = model.graph
-    source = graph.input[0].name
-    frame_level = {source}
+    frame_level = {graph.input[0].name}
     for node in graph.node:
         if node.op_type in ("Reshape", "Transpose", "Identity", "Flatten") and node.input[0] in frame_level:
             frame_level.update(node.output)
-    names = [source] + [n for node in graph.node if node.input and node.input[0] in frame_level
-                        and node.op_type in ("Reshape", "Transpose", "Identity", "Flatten") for n in node.output]
+    names = []
     for node in graph.node:
         if node.op_type in ("Conv", "ConvTranspose", "Relu") or (
                 node.op_type == "Add" and not set(node.input) & frame_level):
