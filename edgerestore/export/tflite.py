@@ -124,6 +124,14 @@ def _int8_config():
     return QuantizationConfig(activation, activation, weight, None, None, False, False)
 
 
+def quantize_pt2e_eval(model) -> None:
+    """Put an exported (PT2E) module in eval mode: its ``.eval()`` is disabled, and the converter checks the flag."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+
+    move_exported_model_to_eval(model)
+    model.training = False
+
+
 def convert_int8(student: StudentNet, path, frames: List[np.ndarray], height: int, width: int) -> Path:
     """Write the INT8 .tflite of ``student``, calibrated on ``frames`` (uint8 RGB, ``height`` x ``width``)."""
     litert_torch = _quiet_converter()
@@ -148,6 +156,7 @@ def convert_int8(student: StudentNet, path, frames: List[np.ndarray], height: in
                                      % (frame.shape, width, height))
                 model(torch.from_numpy(np.ascontiguousarray(frame))[None])
         model = quantize_pt2e.convert_pt2e(model, fold_quantize=False)
+        quantize_pt2e_eval(model)
         litert_torch.convert(model, sample, quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(path))
     return path
 
