@@ -20,6 +20,7 @@ COMMANDS = {
     "demo": "edgerestore.cli.demo:demo",
     "restore": "edgerestore.cli.restore:restore",
     "backends": "edgerestore.cli.backends:backends",
+    "distill": "edgerestore.cli.distill:distill",
 }
 
 
@@ -46,6 +47,7 @@ _SUMMARIES = {
     "demo": "Degrade a shipped real clip, restore it, write a side-by-side video and contact sheet.",
     "restore": "Restore a video, an image or a folder of images with a student model.",
     "backends": "List inference backends and whether each can run here.",
+    "distill": "Train a student from a teacher (Restormer, a model of ours, cached outputs) or ground truth.",
 }
 
 
