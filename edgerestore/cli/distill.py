@@ -33,7 +33,8 @@ def _options(func):
         click.option("--patch", type=int, default=None, help="Patch size in pixels (data.patch)."),
         click.option("--lr", type=float, default=None, help="Peak learning rate (optim.lr)."),
         click.option("--degradation", "-d", default=None,
-                     help="Degradation preset for clean images: mild, noise, blur, strong, none."),
+                     help="Degradation of clean images: mild, noise, blur, strong, none, or a mapping "
+                          "like '{base: mild, gaussian_sigma: [2, 8]}'."),
         click.option("--val", "val", multiple=True, help="Held-out data for validation (repeatable)."),
         click.option("--workers", type=int, default=None, help="Background processes degrading crops."),
         click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (train.device)."),
@@ -53,6 +54,10 @@ def _load(data, config_path, student, teacher, out, steps, batch_size, patch, lr
     from edgerestore.distill.config import DistillConfig, load_config, read_config_file, resume_differences
     from edgerestore.errors import ConfigError
 
+    if degradation and degradation.strip().startswith("{"):
+        from edgerestore.distill.config import parse_override
+
+        degradation = parse_override("data.degradation=" + degradation)[1]  # an inline mapping
     options = {
         "data.train": list(data) or None, "student.preset": student, "teacher.spec": teacher, "out": out,
         "train.steps": steps, "train.batch": batch_size, "data.patch": patch, "optim.lr": lr,

@@ -127,7 +127,7 @@ class TrainSection:
     device: str = "auto"
     """auto (CUDA when available) | cpu | cuda | cuda:N."""
     threads: int = 0
-    """torch threads per process (0 = the cores divided by the processes on this machine)."""
+    """torch threads per process (0 = the cores divided by the processes, minus data.workers)."""
 
 
 SECTIONS = {
