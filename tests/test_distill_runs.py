@@ -62,6 +62,12 @@ def test_tiny_run_lowers_the_loss_and_its_checkpoint_restores_and_exports(images
     assert info["preset"] == "pico" and meta["step"] == 60 and "train_state" not in meta
     assert meta["best_val_psnr"] > meta["input_psnr"]  # the student beats doing nothing
     assert "train_state" in load_student(out / "last.pt")[1]["meta"]
+    # evaluate scores the same held-out crops the run validated on
+    table = run_cli("distill", "evaluate", out / "student.pt", "--run", out, env=_env(tmp_path)).stdout
+    input_row, student_row = table.splitlines()[1:]
+    assert input_row.split()[:2] == ["input", "(degraded)"] and student_row.split()[0].endswith("run/student.pt")
+    assert float(input_row.split()[2]) == pytest.approx(meta["input_psnr"], abs=0.01)
+    assert float(student_row.split()[1]) == pytest.approx(meta["val_psnr"], abs=0.01)
     assert (out / "best.pt").is_file() and (out / "config.yaml").is_file() and list((out / "tb").iterdir())
     # the runtime takes the checkpoint as it is
     restored = tmp_path / "restored.png"

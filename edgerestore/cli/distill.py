@@ -190,3 +190,47 @@ def cache_teacher(data, config_path, student, teacher, out, steps, batch_size, p
     click.echo("teacher outputs: %d computed, %d already cached, %d in all -> %s" % (
         result["computed"], result["cached"], result["total"], result["folder"]))
     click.echo("train from them: edgerestore distill ... --teacher folder:%s" % result["folder"])
+
+
+@distill.command()
+@click.argument("checkpoints", nargs=-1, required=True, metavar="CHECKPOINT...")
+@click.option("--run", "run_dir", default=None,
+              help="A run folder: use its config.yaml (data, seed, degradation, validation split).")
+@click.option("--config", "-c", "config_path", default=None, help="A config file instead of --run.")
+@click.option("--data", "data", multiple=True, help="Training data the split is drawn from (repeatable).")
+@click.option("--val", "val", multiple=True, help="Held-out data to score on instead (repeatable).")
+@click.option("--teacher", "-t", default=None, help="Also score this teacher (e.g. student:runs/large/best.pt).")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Any config value, e.g. --set data.val_crop=0 (whole images).")
+def evaluate(checkpoints, run_dir, config_path, data, val, teacher, device, overrides):
+    """Score checkpoints on a run's held-out validation crops (PSNR, SSIM, MS-SSIM).
+
+    The crops and their degradations are exactly those the run validates on, so runs on the
+    same data and seed compare fairly (distilled vs trained on ground truth alone, at the same
+    number of steps). Rows: the degraded input, the teacher if one is given, each checkpoint.
+
+    \b
+    Examples:
+      edgerestore distill evaluate runs/nano-gt/student.pt runs/nano-kd/student.pt --run runs/nano-kd
+      edgerestore distill evaluate runs/nano/student.pt --run runs/nano --set data.val_crop=0
+    """
+    from pathlib import Path
+
+    from edgerestore.distill.config import load_config, read_config_file
+    from edgerestore.distill.evaluate import evaluate as run_evaluate
+    from edgerestore.distill.trainer import pick_device
+
+    base = None
+    if run_dir:
+        base = read_config_file(Path(run_dir) / "config.yaml")
+    options = {"data.train": list(data) or None, "data.val": list(val) or None, "teacher.spec": teacher,
+               "train.device": device}
+    if not teacher and base is not None:
+        options["teacher.spec"] = "none"  # score the students; the teacher only when asked
+    config = load_config(config_path, options, overrides, base=base)
+    rows = run_evaluate(config, list(checkpoints), pick_device(config.train.device), echo=lambda s: None)
+    click.echo("%d held-out crop(s)                         PSNR dB   SSIM    MS-SSIM" % rows[0]["crops"])
+    for row in rows:
+        name = row["name"] if len(row["name"]) <= 40 else "..." + row["name"][-37:]
+        click.echo("  %-40s %7.2f  %6.4f  %6.4f" % (name, row["psnr"], row["ssim"], row["ms_ssim"]))

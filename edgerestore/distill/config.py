@@ -65,12 +65,15 @@ class DataSection:
     """Size of the degraded crops kept in memory (the teacher runs on these; patches are cut from them)."""
     pool: int = 256
     """Degraded crops kept in memory."""
-    refresh: int = 4
-    """Fresh crops that replace the oldest ones after every step (0 = a fixed pool)."""
+    refresh: int = 2
+    """Fresh crops that replace the oldest ones after every step (0 = a fixed pool). Each costs
+    15-30 ms of a worker's CPU (mostly the Poisson noise), so on 2 cores more than ~2 per step makes
+    the data, not the model, the bottleneck of small students."""
     augment: bool = True
     """Random flips and 90-degree rotations of the patches."""
-    workers: int = 1
-    """Processes that degrade crops in the background (0 = in the training process)."""
+    workers: int = -1
+    """Processes that degrade crops in the background (0 = in the training process; -1 = auto:
+    a quarter of the cores per training process, at least 1, up to 8 with a GPU)."""
     video_stride: int = 2
     """Use every n-th frame of videos."""
     video_max_frames: int = 300
@@ -251,7 +254,9 @@ def validate(config: DistillConfig) -> None:
     for key in positive:
         if flat[key] <= 0:
             raise ConfigError("%s must be > 0, got %r" % (key, flat[key]))
-    non_negative = ["data.refresh", "data.workers", "data.val_count", "data.val_crop", "loss.gt", "loss.teacher",
+    if config.data.workers < -1:
+        raise ConfigError("data.workers must be >= 0 (or -1 = auto), got %r" % config.data.workers)
+    non_negative = ["data.refresh", "data.val_count", "data.val_crop", "loss.gt", "loss.teacher",
                     "loss.ms_ssim", "loss.freq", "loss.feature", "optim.warmup", "optim.grad_clip",
                     "optim.weight_decay", "optim.min_lr", "teacher.tile", "teacher.overlap", "train.threads"]
     for key in non_negative:

@@ -126,13 +126,21 @@ def setup_distributed(device_spec: str = "auto") -> Distributed:
     return Distributed(rank, world, local_rank, local_world, device, owned)
 
 
-def default_threads(config: DistillConfig, processes: int = 1) -> int:
+def data_workers(config: DistillConfig, processes: int = 1, gpu: bool = False) -> int:
+    """``data.workers``, or (-1, auto) a share of this machine's cores for degrading crops."""
+    if config.data.workers >= 0:
+        return config.data.workers
+    cores = max(1, (os.cpu_count() or 1) // processes)
+    return max(1, min(8, cores - 1)) if gpu else max(1, cores // 4)
+
+
+def default_threads(config: DistillConfig, processes: int = 1, workers: int = 0) -> int:
     """torch threads of one process: ``train.threads``, or this machine's cores shared by the
     processes, minus the data workers. Oversubscribing matters: on a busy 2-core machine a pico
     step took 590 ms with 2 torch threads and 37 ms with 1 (tiny kernels wait on each other)."""
     if config.train.threads:
         return config.train.threads
-    return max(1, (os.cpu_count() or 1) // processes - config.data.workers)
+    return max(1, (os.cpu_count() or 1) // processes - workers)
 
 
 def lr_at(step: int, steps: int, optim) -> float:
@@ -384,7 +392,8 @@ class Trainer:
         c = self.config
         self.dist = setup_distributed(c.train.device)
         self.bar = None
-        torch.set_num_threads(default_threads(c, self.dist.local_world))
+        self.workers = data_workers(c, self.dist.local_world, self.dist.device.type == "cuda")
+        torch.set_num_threads(default_threads(c, self.dist.local_world, self.workers))
         self.saved = self._check_out()
         self.student, self.preset = build_student(c.student, c.train.seed)
         stride = self.student.stride
@@ -456,7 +465,7 @@ class Trainer:
         count = c.data.pool + max(0, c.train.steps - self.step - 1) * refresh
         lookup = p.cache.get if (p.cache is not None and p.needs_outputs) else None
         self.stream = D.sample_stream(p.train, c.data.crop, c.train.seed, first, count, self.dist.rank,
-                                      self.dist.world, c.data.workers, lookup, prefetch=max(8, 2 * refresh))
+                                      self.dist.world, self.workers, lookup, prefetch=max(8, 2 * refresh))
         self.pool = D.Pool(c.data.pool)
         bar = None
         if self.progress and self.dist.main:
@@ -603,10 +612,12 @@ class Trainer:
             student_macs = macs_per_pixel(self.net.student, s, s)
         except Exception:
             pass
-        self.echo("student %s (%s, %s MACs/px) | teacher %s | data: %s (%d held out) | %d process(es) on %s" % (
-            self.preset or "custom", ", ".join("%s=%s" % kv for kv in self.student.config.to_dict().items()),
-            "%.0f" % student_macs if student_macs else "?", p.teacher.description, D.describe_counts(p.counts),
-            len(p.val.items), self.dist.world, self.dist.device))
+        self.echo("student %s (%s, %s MACs/px) | teacher %s | data: %s (%d held out) | %d process(es) on %s, "
+                  "%d torch thread(s) + %d data worker(s) each" % (
+                      self.preset or "custom", ", ".join("%s=%s" % kv for kv in self.student.config.to_dict().items()),
+                      "%.0f" % student_macs if student_macs else "?", p.teacher.description,
+                      D.describe_counts(p.counts), len(p.val.items), self.dist.world, self.dist.device,
+                      torch.get_num_threads(), self.workers))
         if self.saved is not None:
             self.echo("resuming %s at step %d of %d" % (self.out, self.step, c.train.steps))
         self._validation_set()
@@ -698,7 +709,8 @@ def cache_teacher(config: DistillConfig, world_size: int = 1, progress: bool = T
     """Compute the teacher output of every crop a run with ``config`` (on ``world_size``
     processes) will draw, plus the validation crops, into the teacher cache."""
     device = pick_device(config.train.device)
-    torch.set_num_threads(default_threads(config))
+    workers = data_workers(config, 1, device.type == "cuda")
+    torch.set_num_threads(default_threads(config, 1, workers))
     p = prepare(config, device, echo)
     if not p.teacher.live:
         raise ConfigError("cache-teacher needs a teacher that runs here (restormer:, student:, module:), not %s"
@@ -727,7 +739,7 @@ def cache_teacher(config: DistillConfig, world_size: int = 1, progress: bool = T
         bar.update(len(val))
     for rank in range(world_size):
         stream = D.sample_stream(p.train, c.data.crop, c.train.seed, 0, per_process, rank, world_size,
-                                 c.data.workers, p.cache.get, prefetch=4 * c.teacher.batch)
+                                 workers, p.cache.get, prefetch=4 * c.teacher.batch)
         chunk: List[dict] = []
         for sample in stream:
             chunk.append(sample)
