@@ -189,6 +189,11 @@ class RestormerTeacher(TorchTeacher):
             raise ConfigError("the restormer teacher needs its weights: --teacher restormer:motion_deblurring.pth "
                               "(the released checkpoints of swz30/Restormer)")
         model = load_restormer(argument)
+        if model.config.inp_channels != 3 or model.config.out_channels != 3 or model.config.dual_pixel_task:
+            raise ConfigError("%s maps %d to %d channels%s; a teacher must restore RGB frames (use an RGB "
+                              "checkpoint such as motion_deblurring.pth)" % (
+                                  argument, model.config.inp_channels, model.config.out_channels,
+                                  " (dual-pixel)" if model.config.dual_pixel_task else ""))
         return cls(argument, model, file_sha256(argument), device, section.tile, section.overlap)
 
 

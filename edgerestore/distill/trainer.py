@@ -628,6 +628,9 @@ class Trainer:
         log = RunLog(self.out, columns, self.step, self.echo) if self.dist.main else None
         interrupted = None
         val_psnr = float("nan")
+        if self.saved is not None and self.saved["meta"].get("val_psnr") is not None:
+            val_psnr = float(self.saved["meta"]["val_psnr"])
+        start_step = self.step
         with StopSignal() as stop:
             self._fill_pool()
             if self.progress and self.dist.main:
@@ -674,10 +677,13 @@ class Trainer:
                 self.bar.close()
                 self.bar = None
             # finish off: rank 0 writes, the others wait so nobody exits before the files exist
-            last = self.save(CHECKPOINT_LAST, val_psnr)
-            final = None
-            if interrupted is None:
-                final = self.save(CHECKPOINT_FINAL, val_psnr, with_state=False)
+            last, final = self.out / CHECKPOINT_LAST, self.out / CHECKPOINT_FINAL
+            if self.step > start_step or not final.is_file():  # a resumed finished run rewrites nothing
+                self.save(CHECKPOINT_LAST, val_psnr)
+                if interrupted is None:
+                    self.save(CHECKPOINT_FINAL, val_psnr, with_state=False)
+            if interrupted is not None:
+                final = None
             self.dist.barrier()
         del self.stream
         if log is not None:
