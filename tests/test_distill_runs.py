@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_cli
-from distill_helpers import TINY, gopro_layout, mean, read_log, small_images, tiny_args
 
 from edgerestore.distill.config import load_config
 from edgerestore.distill.trainer import train
 from edgerestore.models.checkpoint import load_student, save_student
+from tests.conftest import ROOT, run_cli
+from tests.distill_helpers import TINY, gopro_layout, mean, read_log, small_images, tiny_args
 
 # Strong noise and a constant learning rate: a few dozen steps visibly learn something.
 NOISY = '{base: noise, gaussian_sigma: [15, 25], jpeg_prob: 0, h264_prob: 0}'

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from distill_helpers import gopro_layout, small_images
 
 from edgerestore.distill import data as D
 from edgerestore.distill.config import DistillConfig, load_config, resume_differences
@@ -19,6 +18,7 @@ from edgerestore.distill.teacher import (
 )
 from edgerestore.distill.trainer import lr_at
 from edgerestore.errors import ConfigError, InputNotFoundError, UnknownNameError
+from tests.distill_helpers import gopro_layout, small_images
 
 # --------------------------------------------------------------------------- config
 

@@ -20,6 +20,8 @@ COMMANDS = {
     "demo": "edgerestore.cli.demo:demo",
     "restore": "edgerestore.cli.restore:restore",
     "backends": "edgerestore.cli.backends:backends",
+    "run": "edgerestore.cli.run:run",
+    "preview": "edgerestore.cli.preview:preview",
     "distill": "edgerestore.cli.distill:distill",
 }
 
@@ -47,6 +49,8 @@ _SUMMARIES = {
     "demo": "Degrade a shipped real clip, restore it, write a side-by-side video and contact sheet.",
     "restore": "Restore a video, an image or a folder of images with a student model.",
     "backends": "List inference backends and whether each can run here.",
+    "run": "Run camera/file -> model -> display/file/webcam/http headless, printing JSON stats.",
+    "preview": "Show raw | restored live (window, HDMI framebuffer or browser); keys q, s, b.",
     "distill": "Train a student from a teacher (Restormer, a model of ours, cached outputs) or ground truth.",
 }
 
