@@ -328,8 +328,7 @@ class Renderer:
         item = self.items[spec.item]
         if item.teacher is None:
             return None
-        crop = item.teacher[spec.top:spec.top + spec.height, spec.left:spec.left + spec.width]
-        return (crop.astype(np.float32) / 255.0).astype(np.float16)
+        return np.ascontiguousarray(item.teacher[spec.top:spec.top + spec.height, spec.left:spec.left + spec.width])
 
     def degraded(self, spec: Spec) -> np.ndarray:
         item = self.items[spec.item]
@@ -429,7 +428,7 @@ class Pool:
 
     def draw(self, rng: np.random.Generator, batch: int, patch: int, augment: bool,
              with_teacher: bool) -> Dict[str, np.ndarray]:
-        """``batch`` random patches (NHWC): ``degraded`` and ``clean`` uint8, ``teacher`` float16."""
+        """``batch`` random patches (NHWC uint8): ``degraded``, ``clean`` and ``teacher``."""
         out = {"degraded": [], "clean": []}
         if with_teacher:
             out["teacher"] = []

@@ -45,8 +45,7 @@ def evaluate(config: DistillConfig, checkpoints: List[str], device="cpu",
     rows = [dict(name="input (degraded)", **_scores((s["degraded"], s["clean"]) for s in samples))]
     if p.needs_outputs:
         fill_targets(p.teacher, p.cache, samples, config.teacher.batch, device)
-        teacher = [((s["teacher"].astype(np.float32) * 255).round().clip(0, 255).astype(np.uint8), s["clean"])
-                   for s in samples]
+        teacher = [(s["teacher"], s["clean"]) for s in samples]
         rows.append(dict(name="teacher %s" % p.teacher.description, **_scores(teacher)))
     for path, model in models:
         pairs = []

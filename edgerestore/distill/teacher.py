@@ -48,7 +48,8 @@ CACHE_MANIFEST = "teacher.json"
 
 
 class TeacherCache:
-    """Teacher outputs on disk, one ``.npz`` per crop (``degraded`` uint8, ``teacher`` float16).
+    """Teacher outputs on disk, one ``.npz`` per crop (``degraded`` and ``teacher``, uint8 RGB; 8 bits
+    are what the ground truth and a deployed student have, and half the size of float16).
 
     Picklable (DataLoader workers read it); writes are atomic (temporary file + rename), so
     processes sharing a cache never read half a file.
@@ -82,7 +83,7 @@ class TeacherCache:
         fd, tmp = tempfile.mkstemp(prefix=key, suffix=".tmp", dir=str(path.parent))
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, degraded=degraded, teacher=teacher.astype(np.float16))
+                np.savez(handle, degraded=degraded, teacher=teacher)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -365,7 +366,7 @@ def open_cache(teacher: Teacher, location: str) -> Optional[TeacherCache]:
 
 
 def to_batch(arrays: List[np.ndarray], device) -> torch.Tensor:
-    """uint8 or float16 HWC arrays -> float NCHW in [0, 1] on ``device``."""
+    """uint8 (0-255) or float (0-1) HWC arrays -> float NCHW in [0, 1] on ``device``."""
     stacked = torch.from_numpy(np.stack(arrays)).to(device)
     if stacked.dtype == torch.uint8:
         return stacked.permute(0, 3, 1, 2).float().div_(255.0)
@@ -385,7 +386,8 @@ def fill_targets(teacher: Teacher, cache: Optional[TeacherCache], samples: List[
         for start in range(0, len(group), batch):
             chunk = group[start:start + batch]
             outputs = teacher.outputs(to_batch([s["degraded"] for s in chunk], device))
-            outputs = outputs.permute(0, 2, 3, 1).to("cpu", torch.float16).numpy()
+            # rounded to 8 bits: the same targets whether computed now or read from the cache
+            outputs = (outputs * 255.0).round_().clamp_(0, 255).permute(0, 2, 3, 1).to("cpu", torch.uint8).numpy()
             for sample, output in zip(chunk, outputs):
                 sample["teacher"] = np.ascontiguousarray(output)
                 if cache is not None:
