@@ -26,6 +26,7 @@ HOST = CPU + [
     "onnxslim>=0.1.30",
     "scikit-image>=0.21",
     "pyyaml>=6.0",
+    "tensorboard>=2.10",  # distill logs (optional at run time: log.csv is always written)
 ]
 
 TFLITE = [
