@@ -20,6 +20,9 @@ COMMANDS = {
     "demo": "edgerestore.cli.demo:demo",
     "restore": "edgerestore.cli.restore:restore",
     "backends": "edgerestore.cli.backends:backends",
+    "bench": "edgerestore.cli.bench:bench",
+    "report": "edgerestore.cli.report:report",
+    "mos": "edgerestore.cli.mos:mos",
 }
 
 
@@ -46,6 +49,9 @@ _SUMMARIES = {
     "demo": "Degrade a shipped real clip, restore it, write a side-by-side video and contact sheet.",
     "restore": "Restore a video, an image or a folder of images with a student model.",
     "backends": "List inference backends and whether each can run here.",
+    "bench": "Measure FPS, latency and quality of models, backends and baselines on this board (JSON).",
+    "report": "Merge bench results of many boards into Markdown + a self-contained HTML page with plots.",
+    "mos": "Blind rating kit: prepare an offline rating page, score the ratings (MOS with 95% CI).",
 }
 
 
