@@ -416,7 +416,12 @@ def plot_latency(boards, size=None):
         if not data:
             ax.text(0.5, 0.5, "no latency samples", ha="center", transform=ax.transAxes)
             continue
-        ax.boxplot(data, vert=False, whis=(1, 99), showfliers=True, flierprops={"markersize": 2})
+        import inspect
+
+        # matplotlib >= 3.10 spells it orientation=; older ones (a board's distro) vert=.
+        horizontal = ({"orientation": "horizontal"} if "orientation" in inspect.signature(ax.boxplot).parameters
+                      else {"vert": False})
+        ax.boxplot(data, whis=(1, 99), showfliers=True, flierprops={"markersize": 2}, **horizontal)
         ax.set_yticks(range(1, len(labels) + 1))
         ax.set_yticklabels([display_name(k) for k in labels], fontsize=8)
         ax.invert_yaxis()

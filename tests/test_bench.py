@@ -1,0 +1,283 @@
+"""edgerestore bench on real tiny models (ONNX Runtime FP32 + INT8), real images and the OpenCV baselines."""
+
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+from bench_helpers import make_small_evalset, make_tiny_models
+
+from edgerestore.benchmarks import bench, evalset, metrics, schema
+from edgerestore.benchmarks.baselines import BASELINES, create_baseline
+from edgerestore.benchmarks.teacher import teacher_candidates
+
+SIZES = [(64, 48), (66, 50)]  # the second is not a multiple of the stride: padded and cropped
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return make_tiny_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def small_evalset(tmp_path_factory, data_dir):
+    folder = make_small_evalset(tmp_path_factory.mktemp("eval") / "set", data_dir)
+    return str(folder), evalset.load_evalset(str(folder))
+
+
+@pytest.fixture(scope="module")
+def result(models, small_evalset):
+    candidates = (bench.baseline_candidates(sorted(BASELINES))
+                  + bench.discover([models["fp32"], models["int8"], models["corrupt"]])
+                  + teacher_candidates(models["checkpoint"], frames=2)
+                  + teacher_candidates("/nonexistent/restormer.pth"))
+    return bench.run_bench(candidates, sizes=SIZES, frames=8, warmup=1, threads=1, evalset=small_evalset,
+                           label="test board", command="pytest")
+
+
+def _rows(result, config):
+    return [r for r in result["rows"] if r["id"].rsplit("/", 1)[0] == config]
+
+
+def test_result_is_schema_valid_with_both_validators(result):
+    schema.validate(result, use_jsonschema=False)
+    pytest.importorskip("jsonschema")
+    schema.validate(result, use_jsonschema=True)
+    json.dumps(result, allow_nan=False)
+
+
+def test_every_candidate_has_a_row_per_size(result):
+    configs = {}
+    for row in result["rows"]:
+        configs.setdefault(row["id"].rsplit("/", 1)[0], []).append((row["width"], row["height"]))
+    expected = {"none/numpy/-", "unsharp/opencv/-", "bilateral/opencv/-", "nlmeans/opencv/-",
+                "tiny/onnxruntime/fp32", "tiny/onnxruntime/int8", "corrupt/onnxruntime/fp32",
+                "teacher/torch/fp32", "teacher/torch/fp32#2"}
+    assert set(configs) == expected
+    assert all(sizes == SIZES for sizes in configs.values())
+    assert result["settings"]["sizes"] == [list(s) for s in SIZES]
+    assert result["label"] == "test board" and result["board"]["cpu"]["model"]
+
+
+def test_a_backend_that_fails_to_load_gives_failed_rows_and_the_others_complete(result):
+    failed = _rows(result, "corrupt/onnxruntime/fp32")
+    assert [r["status"] for r in failed] == ["failed", "failed"]
+    assert all("cannot load" in r["error"] for r in failed)
+    assert all(r["fps"] is None and r["latency_ms"] is None for r in failed)
+    missing_teacher = _rows(result, "teacher/torch/fp32#2")
+    assert all(r["status"] == "failed" and "do not exist" in r["error"] for r in missing_teacher)
+    ok = [r for r in result["rows"] if r["status"] == "ok"]
+    assert len(ok) == 2 * (9 - 2)  # every size of all but the corrupt model and the missing teacher
+
+
+def test_speed_block(result):
+    for row in _rows(result, "tiny/onnxruntime/int8") + _rows(result, "nlmeans/opencv/-"):
+        assert row["frames"] == 8 and row["warmup"] == 1 and not row["capped"]
+        lat = row["latency_ms"]
+        assert len(lat["samples"]) == 8
+        assert lat["min"] <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+        assert row["fps"] == pytest.approx(1000.0 / lat["p50"])
+        assert row["stage_ms"]["infer"] > 0 and row["stage_ms"]["infer"] <= lat["p50"] * 1.5
+        assert row["cpu_percent"] > 0 and row["rss_mb"] > 10 and row["peak_rss_mb"] >= row["rss_mb"]
+        assert set(row["thermal"]) == {"before", "after"}
+    fp32 = _rows(result, "tiny/onnxruntime/fp32")[0]
+    assert fp32["macs_per_pixel"] > 0  # counted from the config stored in the ONNX file
+    assert fp32["gmacs_per_s"] == pytest.approx(fp32["macs_per_pixel"] * 64 * 48 * fp32["fps"] / 1e9)
+    assert fp32["size_mb"] > 0 and len(fp32["sha256"]) == 64
+    teacher = _rows(result, "teacher/torch/fp32")[0]
+    assert teacher["status"] == "ok" and teacher["frames"] == 2 and teacher["kind"] == "teacher"
+
+
+def test_quality_against_ground_truth_is_measured(result, small_evalset):
+    _, pairs = small_evalset
+    none = _rows(result, "none/numpy/-")[0]["quality"]
+    for subset in ("mild", "gopro"):
+        chosen = [p for p in pairs if p.subset == subset]
+        expected = np.mean([metrics.psnr(p.degraded, p.clean) for p in chosen])
+        got = none["vs_ground_truth"][subset]
+        assert got["psnr"] == pytest.approx(expected) and got["images"] == len(chosen)
+    assert none["vs_reference"] is None
+    unsharp = _rows(result, "unsharp/opencv/-")[0]["quality"]["vs_ground_truth"]["mild"]
+    assert unsharp["psnr"] != pytest.approx(none["vs_ground_truth"]["mild"]["psnr"])
+    # The same quality block on every size of one configuration.
+    a, b = _rows(result, "tiny/onnxruntime/fp32")
+    assert a["quality"] == b["quality"]
+
+
+def test_quantised_rows_are_compared_with_the_fp32_reference(result, models, small_evalset):
+    fp32 = _rows(result, "tiny/onnxruntime/fp32")[0]["quality"]
+    int8 = _rows(result, "tiny/onnxruntime/int8")[0]
+    assert fp32["vs_reference"] is None
+    vs = int8["quality"]["vs_reference"]
+    assert vs["reference"] == "tiny/onnxruntime/fp32"
+    assert 25.0 < vs["psnr"] < bench.IDENTICAL_PSNR
+    # Recompute by hand with the real backends: the mean PSNR of INT8 outputs against FP32 outputs.
+    from edgerestore.runtime.backends import create_backend
+
+    _, pairs = small_evalset
+    ref = create_backend("onnxruntime", threads=1).load(str(models["fp32"]))
+    quant = create_backend("onnxruntime", threads=1).load(str(models["int8"]))
+    by_hand = np.mean([metrics.psnr(quant.infer(p.degraded), ref.infer(p.degraded)) for p in pairs])
+    assert vs["psnr"] == pytest.approx(by_hand) and vs["images"] == len(pairs)
+    assert int8["status"] == "ok"  # above the 30 dB default bar
+
+
+def test_parity_bar_marks_rows(models, small_evalset):
+    candidates = bench.discover([models["fp32"], models["int8"]])
+    res = bench.run_bench(candidates, sizes=[(32, 32)], frames=2, warmup=0, evalset=small_evalset, parity_db=200.0)
+    status = {r["id"]: r["status"] for r in res["rows"]}
+    assert status == {"tiny/onnxruntime/fp32/32x32": "ok", "tiny/onnxruntime/int8/32x32": "exported-but-failed-parity"}
+    assert "parity bar" in [r for r in res["rows"] if r["precision"] == "int8"][0]["error"]
+
+
+def test_rows_are_capped_by_max_seconds(models):
+    res = bench.run_bench(bench.baseline_candidates(["nlmeans"]), sizes=[(96, 64)], frames=10000, warmup=0,
+                          max_seconds=0.01)
+    row = res["rows"][0]
+    assert row["capped"] and bench.MIN_FRAMES <= row["frames"] < 10000
+    assert res["settings"]["evalset"] is None and row["quality"] is None
+
+
+def test_time_frames_counts_and_stages():
+    runner = create_baseline("bilateral", threads=1)
+    frames = bench.timing_frames([], 40, 30)
+    assert frames[0].shape == (30, 40, 3) and frames[0].std() > 10  # a textured synthetic frame
+    timing = bench.time_frames(runner, frames, 5, warmup=2)
+    assert len(timing["latencies"]) == 5 and runner.calls == 7
+    assert all(i <= t + 1e-9 for i, t in zip(timing["infer"], timing["latencies"]))
+
+
+def test_baselines_do_what_they_say(small_evalset):
+    _, pairs = small_evalset
+    image = pairs[0].degraded
+    assert create_baseline("none").infer(image) is image or np.array_equal(create_baseline("none").infer(image), image)
+    for name in ("unsharp", "bilateral", "nlmeans"):
+        out = create_baseline(name).infer(image)
+        assert out.shape == image.shape and out.dtype == np.uint8 and not np.array_equal(out, image)
+    # unsharp adds high frequencies, the denoisers remove them
+    lap = [np.abs(np.diff(create_baseline(n).infer(image).astype(float), axis=1)).mean()
+           for n in ("none", "unsharp", "bilateral")]
+    assert lap[1] > lap[0] > lap[2]
+
+
+def test_names_and_precisions_from_files():
+    assert bench.precision_from_name("nano_int8.onnx") == "int8"
+    assert bench.precision_from_name("small-fp16.tflite") == "fp16"
+    assert bench.precision_from_name("nano.onnx") is None
+    assert bench.model_name_from_file("/x/nano_int8.onnx") == "nano"
+    assert bench.model_name_from_file("small_fp16.tflite") == "small"
+
+
+def test_discover_folder_with_manifest_and_unregistered_suffix(tmp_path, models):
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy(models["fp32"], bundle / "model.onnx")
+    shutil.copy(models["fp32"], bundle / "model.tflite")  # a suffix no registered backend may run yet
+    (bundle / "manifest.json").write_text(json.dumps({
+        "preset": "nano", "precision": "fp32",
+        "artifacts": [{"file": "model.onnx", "precision": "fp32"}, {"file": "model.tflite", "precision": "int8"}]}))
+    cands = {c.label: c for c in bench.discover([str(bundle)])}
+    # The manifest's preset wins over the file's own metadata ("tiny").
+    assert cands["nano/onnxruntime/fp32"].artifact.endswith("model.onnx")
+    tflite = [c for c in cands.values() if c.artifact.endswith("model.tflite")][0]
+    assert tflite.precision == "int8" and tflite.backend == "tflite"
+    from edgerestore.runtime.backends import BACKENDS_FOR_SUFFIX
+
+    if ".tflite" not in BACKENDS_FOR_SUFFIX:
+        assert "no backend registered for .tflite" in tflite.error
+
+
+def test_discover_errors(tmp_path):
+    from edgerestore.errors import InputNotFoundError, UnknownNameError
+
+    with pytest.raises(InputNotFoundError):
+        bench.discover([str(tmp_path / "missing.onnx")])
+    with pytest.raises(UnknownNameError):
+        bench.discover(["no-such-preset"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputNotFoundError):
+        bench.discover([str(tmp_path / "empty")])
+    with pytest.raises(UnknownNameError):
+        bench.baseline_candidates(["sharpen-harder"])
+
+
+def test_schema_rejects_broken_results(result):
+    broken = []
+    r = copy.deepcopy(result)
+    del r["rows"][0]["status"]
+    broken.append(r)
+    r = copy.deepcopy(result)
+    r["rows"][0]["status"] = "great"
+    broken.append(r)
+    r = copy.deepcopy(result)
+    r["rows"][1]["fps"] = "fast"
+    broken.append(r)
+    r = copy.deepcopy(result)
+    r["board"]["kind"] = "mainframe"
+    broken.append(r)
+    r = copy.deepcopy(result)
+    r["surprise"] = 1
+    broken.append(r)
+    r = copy.deepcopy(result)
+    r["rows"][0]["width"] = 0
+    broken.append(r)
+    has_jsonschema = True
+    try:
+        import jsonschema  # noqa: F401
+    except ImportError:
+        has_jsonschema = False
+    for doc in broken:
+        with pytest.raises(schema.BenchResultError):
+            schema.validate(doc, use_jsonschema=False)
+        if has_jsonschema:
+            with pytest.raises(schema.BenchResultError):
+                schema.validate(doc, use_jsonschema=True)
+    r = copy.deepcopy(result)
+    r["rows"][1]["fps"] = math.nan
+    with pytest.raises(schema.BenchResultError, match="finite"):
+        schema.validate(r, use_jsonschema=False)
+
+
+def test_write_result_is_atomic_and_valid(result, tmp_path):
+    path = bench.write_result(result, tmp_path / "sub" / "r.json")
+    assert json.loads(path.read_text())["rows"] == result["rows"]
+    assert not list((tmp_path / "sub").glob("*.part"))
+    name = bench.default_result_path(result, str(tmp_path))
+    assert "bench-test-board-" in name and name.endswith(".json")
+
+
+def test_cli_bench_end_to_end(cli, models, small_evalset, tmp_path):
+    out = tmp_path / "run.json"
+    res = cli("bench", models["fp32"], models["int8"], models["corrupt"], "--sizes", "64x48,32x32", "--frames", "4",
+              "--warmup", "1", "--threads", "1", "--baselines", "none,unsharp", "--evalset", small_evalset[0],
+              "--label", "cli board", "--out", out, "-q")
+    data = json.loads(out.read_text())
+    schema.validate(data, use_jsonschema=False)
+    assert len(data["rows"]) == 5 * 2
+    assert data["command"].startswith("edgerestore bench ") and "--frames 4" in data["command"]
+    assert "| tiny | onnxruntime | int8 | ✅ ok" in res.stdout
+    assert "| corrupt | onnxruntime | fp32 | ❌ failed" in res.stdout
+    assert "2 failed" in res.stdout
+
+
+def test_cli_bench_bad_input(cli, tmp_path):
+    res = cli("bench", tmp_path / "missing.onnx", "--no-quality", check=False)
+    assert res.returncode == 2 and res.stderr.startswith("error:") and len(res.stderr.strip().splitlines()) == 1
+    res = cli("bench", "--sizes", "big", "--no-quality", check=False)
+    assert res.returncode != 0 and "--sizes" in res.stderr
+    res = cli("bench", "--baselines", "magic", "--no-quality", check=False)
+    assert res.returncode == 2 and "unknown baseline 'magic'" in res.stderr
+
+
+def test_cli_print_schema_and_make_evalset(cli, tmp_path, data_dir):
+    res = cli("bench", "--print-schema")
+    assert json.loads(res.stdout)["title"] == "edgerestore bench result"
+    res = cli("bench", "--make-evalset", tmp_path / "ev", env={"EDGERESTORE_SHARED": str(data_dir.parent)})
+    pairs = evalset.load_evalset(str(tmp_path / "ev"))
+    assert {p.subset for p in pairs} == {"mild", "gopro"}
+    assert len([p for p in pairs if p.subset == "mild"]) == 8
+    manifest = evalset.read_manifest(str(tmp_path / "ev"))
+    assert manifest["subsets"]["mild"]["images"][0]["licence"]
