@@ -281,3 +281,24 @@ def test_cli_print_schema_and_make_evalset(cli, tmp_path, data_dir):
     assert len([p for p in pairs if p.subset == "mild"]) == 8
     manifest = evalset.read_manifest(str(tmp_path / "ev"))
     assert manifest["subsets"]["mild"]["images"][0]["licence"]
+
+
+def test_student_speed_script(tmp_path):
+    """benchmarks/student_speed.py (issue #2's speed table) runs end to end at a tiny size."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "speed.json"
+    res = subprocess.run([sys.executable, str(root / "benchmarks" / "student_speed.py"), "--presets", "pico,nano",
+                          "--sizes", "64x48", "--frames", "3", "--warmup", "1", "--random", "--json", str(out)],
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, EDGERESTORE_CACHE=str(tmp_path / "cache")))
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["preset"], r["weights"], r["frames"]) for r in rows] == [("pico", "random-init", 3), ("nano", "random-init", 3)]
+    assert rows[0]["macs_per_pixel"] < rows[1]["macs_per_pixel"]
+    assert all(r["fps"] > 0 and r["gmacs_per_s"] > 0 for r in rows)
+    assert "| pico | random-init |" in res.stdout
