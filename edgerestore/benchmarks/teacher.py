@@ -55,9 +55,7 @@ class TorchModelBackend(Backend):
 
 
 def load_teacher_module(path):
-    """``(module, stride)`` from a student checkpoint or an official Restormer checkpoint."""
-    import torch
-
+    """``(module, stride)`` from a student checkpoint or a Restormer checkpoint."""
     from edgerestore.errors import CheckpointError
     from edgerestore.models.checkpoint import load_student
 
@@ -65,21 +63,13 @@ def load_teacher_module(path):
         student, _ = load_student(path)
         return student, student.stride
     except CheckpointError as student_error:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-        if not (isinstance(state, dict) and "params" in state):
-            raise student_error
-    try:
-        restormer = importlib.import_module("edgerestore.models.restormer")
-    except ImportError:
-        raise CheckpointError("%s is a Restormer checkpoint but this build has no edgerestore.models.restormer; "
-                              "pass a student .pt or an exported .onnx teacher instead" % path)
-    if hasattr(restormer, "load_restormer"):
-        module = restormer.load_restormer(str(path))
-        module = module[0] if isinstance(module, tuple) else module
-    else:
-        module = restormer.Restormer()
-        module.load_state_dict(state["params"], strict=True)
-    return module, RESTORMER_STRIDE
+        try:
+            restormer = importlib.import_module("edgerestore.models.restormer")
+        except ImportError:
+            raise CheckpointError("%s is not a student checkpoint (%s) and this build has no "
+                                  "edgerestore.models.restormer; pass a student .pt or an exported .onnx teacher"
+                                  % (path, student_error))
+    return restormer.load_restormer(str(path)), RESTORMER_STRIDE
 
 
 def teacher_candidates(path, frames=DEFAULT_TEACHER_FRAMES, warmup=1):
