@@ -65,10 +65,10 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
       edgerestore restore blurry.png sharp.png --reference clean.png
     """
     from edgerestore.models.resolve import resolve_model
+    from edgerestore.runtime.restore import check_paths
     from edgerestore.runtime.restore import restore as run_restore
-    from edgerestore.runtime.sources import open_source
 
-    open_source(input_path).close()  # a missing or unreadable input is reported before the model
+    check_paths(input_path, output)  # input problems are reported before the model is loaded
     model_path = resolve_model(model)
     on_start, on_frame, close = progress_hooks(quiet, "restoring")
     try:

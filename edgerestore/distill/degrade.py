@@ -16,7 +16,8 @@ The chain follows a webcam: optics and motion first, then the sensor, then the e
 Every range is ``(low, high)`` and sampled uniformly. :func:`degrade` with the same image, seed and
 config always returns the same pixels. Presets live in :data:`PRESETS`; ``mild`` is the
 "conferencing" setting the quality goals are measured on (blur <= 11 px, noise sigma <= 6, JPEG
-quality >= 50). Only numpy, OpenCV and PyAV: the demo runs this on a laptop without torch.
+quality >= 50): its read noise (sigma <= 4.5) and shot noise (<= 3.6 at mid-grey, peak >= 2500
+electrons) add up to a standard deviation of at most 5.8 at mid-grey. Only numpy, OpenCV and PyAV: the demo runs this on a laptop without torch.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class DegradationConfig:
     trajectory_prob: float = 0.6
     defocus_prob: float = 0.4
     defocus_radius: Range = (0.5, 1.5)
-    gaussian_sigma: Range = (1.0, 6.0)
-    poisson_peak: Range = (200.0, 2000.0)
+    gaussian_sigma: Range = (1.0, 4.5)
+    poisson_peak: Range = (2500.0, 10000.0)
     jpeg_prob: float = 0.45
     jpeg_quality: Range = (50.0, 90.0)
     h264_prob: float = 0.35
@@ -81,7 +82,9 @@ PRESETS = {
     # The conferencing setting of the quality goals: blur <= 11 px, noise <= 6, JPEG q >= 50.
     "mild": DegradationConfig(),
     # Only sensor noise and compression: a steady camera in a dim room.
-    "noise": DegradationConfig(motion_prob=0.0, defocus_prob=0.0, gaussian_sigma=(3.0, 10.0)),
+    "noise": DegradationConfig(
+        motion_prob=0.0, defocus_prob=0.0, gaussian_sigma=(3.0, 10.0), poisson_peak=(300.0, 3000.0)
+    ),
     # Only blur: camera shake and defocus on a clean sensor, no compression.
     "blur": DegradationConfig(
         motion_prob=1.0, defocus_prob=0.5, gaussian_sigma=(0.0, 0.0), poisson_peak=(0.0, 0.0),

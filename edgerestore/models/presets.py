@@ -35,7 +35,7 @@ PRESETS = {
         Preset("small", 4_000, "Jetson Orin / laptop",
                StudentConfig(scale=4, width=40, blocks=2)),
         # Not for boards: the teacher we distil the presets from when Restormer's weights are absent.
-        Preset("large", 40_000, "teacher (workstation / GPU)",
+        Preset("large", 60_000, "teacher (workstation / GPU)",
                StudentConfig(scale=4, width=96, blocks=4, context_width=128, context_blocks=2),
                shipped=False),
     )

@@ -39,6 +39,15 @@ def _check_pairing(source, output):
         )
 
 
+def check_paths(input_path, output):
+    """Fail early (before loading a model) on a missing/unreadable input or an impossible output."""
+    source = open_source(input_path)
+    try:
+        _check_pairing(source, output)
+    finally:
+        source.close()
+
+
 def restore(input_path, output, model_path, backend=None, threads=None, reference=None,
             metrics_every=1, on_frame=None, on_start=None):
     """Restore ``input_path`` into ``output`` with the model at ``model_path``.

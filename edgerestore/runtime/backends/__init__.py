@@ -57,6 +57,8 @@ def backend_for_artifact(path, preferred=None):
     if not candidates:
         raise UnknownNameError("model file type", suffix or str(path), BACKENDS_FOR_SUFFIX)
     if preferred:
+        if preferred not in REGISTRY:
+            raise UnknownNameError("backend", preferred, REGISTRY)
         if preferred not in candidates:
             raise BackendUnavailableError(
                 "backend %s cannot run %s files; use one of: %s" % (preferred, suffix, ", ".join(candidates))

@@ -1,0 +1,108 @@
+"""Every student preset: forward pass, MAC budget counted from its layers, ONNX parity."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from edgerestore.benchmarks.metrics import psnr
+from edgerestore.errors import CheckpointError, InputNotFoundError, UnknownNameError
+from edgerestore.export.onnx import export_onnx, reference_uint8
+from edgerestore.models.checkpoint import load_student, save_student
+from edgerestore.models.config import StudentConfig
+from edgerestore.models.macs import count_macs, macs_per_pixel
+from edgerestore.models.presets import PRESETS, get_preset
+from edgerestore.models.student import StudentNet
+
+
+def _randomised(config, seed=0):
+    torch.manual_seed(seed)
+    net = StudentNet(config).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.05)
+    return net
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_stays_under_its_mac_budget(name):
+    preset = PRESETS[name]
+    net = StudentNet(preset.config)
+    per_px = macs_per_pixel(net, 128, 256)
+    assert 0 < per_px <= preset.budget, (name, per_px, preset.budget)
+    # The count scales with the frame: MACs/px must not depend on the size.
+    assert macs_per_pixel(net, 64, 64) == pytest.approx(per_px)
+
+
+def test_mac_counter_counts_convolutions_exactly():
+    net = StudentNet(StudentConfig(scale=4, width=8, blocks=1))
+    h, w = 32, 64
+    low = (h // 4) * (w // 4)
+    head = low * 8 * 3 * 4 * 4
+    body = 2 * low * 8 * 8 * 9
+    tail = low * 8 * 3 * 4 * 4
+    assert count_macs(net, h, w) == head + body + tail
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_forward_keeps_shape_and_starts_as_identity(name):
+    net = StudentNet(PRESETS[name].config).eval()
+    s = net.stride
+    x = torch.rand(2, 3, 4 * s, 6 * s)
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == x.shape
+    assert torch.equal(y, x)  # zero-initialised tail: an untrained student changes nothing
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_onnx_export_matches_pytorch(name, tmp_path):
+    net = _randomised(PRESETS[name].config)
+    path = export_onnx(net, tmp_path / (name + ".onnx"), metadata={"preset": name})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["edgerestore.contract"] == "uint8-nhwc-rgb"
+    assert int(meta["edgerestore.stride"]) == net.stride
+    inp = session.get_inputs()[0]
+    assert inp.type == "tensor(uint8)" and inp.shape[0] == 1 and inp.shape[3] == 3
+    import onnx
+
+    assert max(op.version for op in onnx.load(str(path)).opset_import if op.domain in ("", "ai.onnx")) <= 13
+    rng = np.random.default_rng(1)
+    for h, w in ((net.stride * 3, net.stride * 5), (net.stride * 8, net.stride * 4)):
+        frame = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+        got = session.run(None, {"frame": frame})[0]
+        want = reference_uint8(net, torch.from_numpy(frame)).numpy()
+        assert got.dtype == np.uint8 and got.shape == frame.shape
+        assert psnr(got, want) >= 50.0
+        assert not np.array_equal(got, frame)  # the random student does change the picture
+
+
+def test_checkpoint_round_trip(tmp_path):
+    net = _randomised(PRESETS["pico"].config)
+    path = save_student(tmp_path / "pico.pt", net, preset="pico", meta={"note": "test"})
+    loaded, info = load_student(path, expect=PRESETS["pico"].config)
+    assert info["preset"] == "pico" and info["meta"]["note"] == "test"
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key])
+
+
+def test_checkpoint_of_another_architecture_names_the_difference(tmp_path):
+    path = save_student(tmp_path / "nano.pt", StudentNet(PRESETS["nano"].config), preset="nano")
+    with pytest.raises(CheckpointError, match="different architecture: width=24"):
+        load_student(path, expect=PRESETS["pico"].config)
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    path = save_student(tmp_path / "pico.pt", StudentNet(PRESETS["pico"].config))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="is the file complete"):
+        load_student(path)
+
+
+def test_missing_checkpoint_and_unknown_preset():
+    with pytest.raises(InputNotFoundError):
+        load_student("/nonexistent/student.pt")
+    with pytest.raises(UnknownNameError, match="choose one of: large, nano, pico, small"):
+        get_preset("giga")

@@ -1,0 +1,144 @@
+"""`edgerestore restore` end to end on real data with the real command, and its bad-input errors."""
+
+import shutil
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from edgerestore.benchmarks.metrics import psnr
+from edgerestore.distill.degrade import PRESETS, degrade, degrade_sequence
+from edgerestore.export.onnx import export_onnx
+from edgerestore.models.checkpoint import save_student
+from edgerestore.models.config import StudentConfig
+from edgerestore.models.student import StudentNet
+from tests.conftest import read_rgb
+
+
+def _decode(path):
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def smoothing_student():
+    """A tiny student whose correction is a fixed 4x4 box smoothing: a visible, known effect."""
+    net = StudentNet(StudentConfig(scale=4, width=3, blocks=0)).eval()
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.fill_(0.0)
+        for c in range(3):
+            net.head.weight[c, c] = 1.0 / 16  # per-channel block mean (>= 0, so ReLU keeps it)
+        net.tail.weight.zero_()
+        for c in range(3):
+            net.tail.weight[c, c] = 0.5  # out = x + 0.5 * block mean ... a brightening, easy to check
+    return net
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory, smoothing_student):
+    root = tmp_path_factory.mktemp("models")
+    onnx_path = export_onnx(smoothing_student, root / "tiny.onnx")
+    pt_path = save_student(root / "tiny.pt", smoothing_student)
+    return onnx_path, pt_path
+
+
+def _expected(frame, net):
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y = net(x)
+    return (y[0].permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).floor().byte().numpy()
+
+
+def test_restore_video_with_reference(cli, real_clip, tmp_path, model_files, smoothing_student):
+    onnx_path, _ = model_files
+    clean = _decode(real_clip)
+    degraded, _ = degrade_sequence(clean, 3, PRESETS["mild"])
+    from edgerestore.runtime.sinks.video import VideoFileSink
+    from edgerestore.runtime.frames import Frame
+    from edgerestore.runtime.uri import parse_uri
+
+    degraded_path = tmp_path / "degraded.mp4"
+    sink = VideoFileSink(parse_uri(str(degraded_path)), fps=30, crf=0)
+    for i, f in enumerate(degraded):
+        sink.write(Frame(f, i))
+    sink.close()
+    out = tmp_path / "restored.mp4"
+    result = cli("restore", degraded_path, out, "--model", onnx_path, "--reference", real_clip, "--quiet")
+    assert "restored %d frame(s)" % len(clean) in result.stdout
+    assert "FPS end to end" in result.stdout and "FPS inference" in result.stdout
+    assert "input (degraded)" in result.stdout and "restored" in result.stdout and "gain" in result.stdout
+    frames = _decode(out)
+    assert len(frames) == len(clean) and frames[0].shape == clean[0].shape
+    # The output is what the model computes on the decoded input (H.264 at CRF 18 on top).
+    inputs = _decode(degraded_path)
+    for i in (0, len(frames) // 2, len(frames) - 1):
+        assert psnr(frames[i], _expected(inputs[i], smoothing_student)) > 35
+
+
+def test_restore_image_with_pt_checkpoint_pads_and_crops(cli, gopro_pair, tmp_path, model_files, smoothing_student):
+    _, pt_path = model_files
+    blurry, sharp = gopro_pair
+    crop = read_rgb(blurry)[:250, :333]  # not a multiple of the stride: padded, then cropped back
+    src = tmp_path / "odd.png"
+    import cv2
+
+    cv2.imwrite(str(src), crop[:, :, ::-1])
+    out = tmp_path / "out.png"
+    result = cli("restore", src, out, "--model", pt_path, "-q")
+    assert "restored 1 frame(s)" in result.stdout
+    restored = read_rgb(out)
+    assert restored.shape == crop.shape
+    padded = np.pad(crop, ((0, 2), (0, 3), (0, 0)), mode="reflect")
+    want = _expected(padded, smoothing_student)[:250, :333]
+    diff = np.abs(restored.astype(int) - want)
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99  # float rounding at .5 may differ by one level
+
+
+def test_restore_folder_keeps_names(cli, data_dir, tmp_path, model_files):
+    onnx_path, _ = model_files
+    src = tmp_path / "frames"
+    shutil.copytree(data_dir / "video" / "street_320x180", src)
+    names = sorted(p.name for p in src.iterdir())[:3]
+    for extra in sorted(src.iterdir())[3:]:
+        extra.unlink()
+    out = tmp_path / "restored"
+    cli("restore", src, out, "--model", onnx_path, "-q")
+    assert sorted(p.name for p in out.iterdir()) == names
+
+
+def test_shipped_default_improves_a_degraded_real_image(cli, gopro_pair, tmp_path):
+    """The default model (shipped nano) on a real photo with the conferencing degradation."""
+    pytest.importorskip("onnxruntime")
+    _, sharp = gopro_pair
+    clean = read_rgb(sharp)[200:456, 400:784]
+    degraded, _ = degrade(clean, 21, PRESETS["mild"])
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "clean.png"), clean[:, :, ::-1])
+    cv2.imwrite(str(tmp_path / "degraded.png"), degraded[:, :, ::-1])
+    result = cli("restore", tmp_path / "degraded.png", tmp_path / "out.png", "-r", tmp_path / "clean.png", "-q")
+    assert psnr(read_rgb(tmp_path / "out.png"), clean) > psnr(degraded, clean)
+    assert "gain" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["/nonexistent/in.mp4", "out.mp4"], "does not exist"),
+        (["README.md", "out.mp4"], "cannot decode"),
+        (["{clip}", "out.mp4", "--model", "giga"], "unknown preset 'giga'; choose one of"),
+        (["{clip}", "out.mp4", "--model", "/nonexistent/model.onnx"], "does not exist"),
+        (["{clip}", "out.png"], "is a single image but the input has"),
+        (["{clip}", "out.mp4", "--backend", "nosuch"], "unknown backend 'nosuch'"),
+    ],
+)
+def test_bad_input_gives_one_line_error(cli, real_clip, tmp_path, args, message):
+    from tests.conftest import ROOT
+
+    args = [a.format(clip=real_clip) for a in args]
+    result = cli("restore", *args, check=False, cwd=ROOT if args[0] == "README.md" else tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
