@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from bench_helpers import make_small_evalset, make_tiny_models
 
 from edgerestore.benchmarks import bench, evalset, metrics, schema
 from edgerestore.benchmarks.baselines import BASELINES, create_baseline
 from edgerestore.benchmarks.teacher import teacher_candidates
+from tests.bench_helpers import make_small_evalset, make_tiny_models
 
 SIZES = [(64, 48), (66, 50)]  # the second is not a multiple of the stride: padded and cropped
 

@@ -10,11 +10,11 @@ import shutil
 import threading
 
 import pytest
-from bench_helpers import chromium, dump_dom, make_small_evalset, screenshot
 
 from edgerestore.benchmarks import evalset, mos
 from edgerestore.benchmarks.baselines import create_baseline
 from edgerestore.errors import InputNotFoundError, UnsupportedInputError
+from tests.bench_helpers import chromium, dump_dom, make_small_evalset, screenshot
 
 # Student's t 0.975 quantiles from statistical tables.
 T975 = {1: 12.706, 2: 4.303, 4: 2.776, 9: 2.262, 29: 2.045, 120: 1.980}

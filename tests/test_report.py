@@ -6,9 +6,9 @@ import re
 
 import numpy as np
 import pytest
-from bench_helpers import chromium, make_small_evalset, make_tiny_models, screenshot
 
 from edgerestore.benchmarks import bench, evalset, report
+from tests.bench_helpers import chromium, make_small_evalset, make_tiny_models, screenshot
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@
 
 Each baseline is a :class:`~edgerestore.runtime.backends.base.Backend` (``infer(frame) -> frame``,
 timed by the base class), so ``edgerestore bench`` measures them exactly like a model. Their
-parameters are fixed here, chosen for the ``mild`` conferencing degradation (noise sigma <= 6, blur
-<= 11 px, JPEG q >= 50) on training photos, never on the evaluation set (docs/bench.md shows
-the sweep). numpy + OpenCV only; Python 3.6-safe.
+parameters are fixed here: the best PSNR of a grid on training photos with the ``mild`` conferencing
+degradation (noise sigma <= 6, blur <= 11 px, JPEG q >= 50), never on the evaluation set
+(``benchmarks/baseline_sweep.py``; docs/bench.md has its output). numpy + OpenCV only; Python 3.6-safe.
 """
 
 import cv2
@@ -56,7 +56,7 @@ class UnsharpMask(Baseline):
     """out = (1 + amount) * frame - amount * gaussian(frame, sigma): sharpens, and sharpens noise too."""
 
     method = "unsharp"
-    params = {"sigma": 1.5, "amount": 0.5}
+    params = {"sigma": 1.0, "amount": 0.2}
 
     def _run(self, image):
         blurred = cv2.GaussianBlur(image, (0, 0), self.params["sigma"])
@@ -67,7 +67,7 @@ class Bilateral(Baseline):
     """Edge-preserving smoothing (cv2.bilateralFilter): denoises, cannot deblur."""
 
     method = "bilateral"
-    params = {"d": 7, "sigma_color": 20.0, "sigma_space": 3.0}
+    params = {"d": 7, "sigma_color": 10.0, "sigma_space": 3.0}
 
     def _run(self, image):
         p = self.params
@@ -78,7 +78,7 @@ class NonLocalMeans(Baseline):
     """cv2.fastNlMeansDenoisingColored: the strongest classic denoiser in OpenCV, and slow."""
 
     method = "nlmeans"
-    params = {"h": 4.0, "h_color": 4.0, "template": 7, "search": 21}
+    params = {"h": 2.0, "h_color": 2.0, "template": 7, "search": 21}
 
     def _run(self, image):
         p = self.params

@@ -86,10 +86,17 @@ def default_gopro_dir():
     return None
 
 
-def default_evalset_dir():
-    """Where the default evaluation set is built once: ``<cache>/evalset-v<N>``."""
+def default_evalset_dir(degradation="mild"):
+    """Where the default evaluation set is built once: ``<cache>/evalset-v<N>-<hash>``, the hash of the
+    degradation's ranges, so a changed degradation module builds a new set instead of reusing a stale one."""
+    import hashlib
+
+    from edgerestore.distill.degrade import get_preset
+
+    ranges = json.dumps(get_preset(degradation).to_dict(), sort_keys=True)
+    digest = hashlib.sha256(ranges.encode("utf-8")).hexdigest()[:8]
     root = os.environ.get("EDGERESTORE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "edgerestore")
-    return os.path.join(root, "evalset-v%d" % EVALSET_VERSION)
+    return os.path.join(root, "evalset-v%d-%s" % (EVALSET_VERSION, digest))
 
 
 def _skimage_photo(name):
