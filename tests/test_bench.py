@@ -302,3 +302,61 @@ def test_student_speed_script(tmp_path):
     assert rows[0]["macs_per_pixel"] < rows[1]["macs_per_pixel"]
     assert all(r["fps"] > 0 and r["gmacs_per_s"] > 0 for r in rows)
     assert "| pico | random-init |" in res.stdout
+
+
+class NoGpuBackend(object):
+    """Stand-in shaped like a GPU backend on a machine without the GPU: probe() gives the reason."""
+
+    name = "nogpu"
+
+    @classmethod
+    def probe(cls):
+        return "no CUDA device here — this backend needs a Jetson"
+
+
+def _precision_backend_class():
+    from edgerestore.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    class BuildsPrecisions(OnnxRuntimeBackend):
+        """Stand-in shaped like TensorRT: one file, precisions chosen at load (runs ONNX Runtime)."""
+
+        name = "builds"
+        precisions = ("fp16", "int8")
+
+        def load(self, model_path, precision=None, **options):
+            self.built_precision = precision
+            return super(BuildsPrecisions, self).load(model_path)
+
+        def info(self):
+            info = super(BuildsPrecisions, self).info()
+            info["precision"] = self.built_precision
+            return info
+
+    return BuildsPrecisions
+
+
+BuildsPrecisions = _precision_backend_class()
+
+
+def test_unavailable_backends_are_noted_unless_asked_for(models, monkeypatch):
+    from edgerestore.runtime import backends as registry
+
+    monkeypatch.setitem(registry.REGISTRY, "nogpu", "tests.test_bench:NoGpuBackend")
+    monkeypatch.setitem(registry.BACKENDS_FOR_SUFFIX, ".onnx", ("onnxruntime", "nogpu"))
+    res = bench.run_bench(bench.discover([models["fp32"]]), sizes=[(32, 32)], frames=2, warmup=0)
+    assert [r["id"] for r in res["rows"]] == ["tiny/onnxruntime/fp32/32x32"]
+    assert any("nogpu" in n and "no CUDA device" in n for n in res["notes"])
+    asked = bench.run_bench(bench.discover([models["fp32"]], backends=["nogpu"]), sizes=[(32, 32)], frames=2)
+    assert [(r["backend"], r["status"]) for r in asked["rows"]] == [("nogpu", "failed")]
+    assert "no CUDA device" in asked["rows"][0]["error"]
+
+
+def test_backends_that_build_precisions_get_a_row_each(models, monkeypatch):
+    from edgerestore.runtime import backends as registry
+
+    monkeypatch.setitem(registry.REGISTRY, "builds", "tests.test_bench:BuildsPrecisions")
+    monkeypatch.setitem(registry.BACKENDS_FOR_SUFFIX, ".onnx", ("onnxruntime", "builds"))
+    res = bench.run_bench(bench.discover([models["fp32"]]), sizes=[(32, 32)], frames=2, warmup=0)
+    assert sorted(r["id"] for r in res["rows"]) == [
+        "tiny/builds/fp16/32x32", "tiny/builds/int8/32x32", "tiny/onnxruntime/fp32/32x32"]
+    assert all(r["status"] == "ok" for r in res["rows"])

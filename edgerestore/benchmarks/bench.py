@@ -89,6 +89,7 @@ class Candidate(object):
         self.macs_per_pixel = macs_per_pixel
         self.frames = frames
         self.warmup = warmup
+        self.skip = False  # True: not benched, only noted (its backend cannot run here)
         self.label = "%s/%s/%s" % (method, backend, precision or "-")
 
     def __repr__(self):
@@ -211,8 +212,16 @@ def artifact_candidates(path, backends=None, entry=None, kind="student", method=
     precision = info.get("precision") or precision_from_name(path) or "fp32"
     macs = macs_per_pixel_of(info)
     names = _backends_for_suffix(suffix)
+    skipped = []
     if backends:
         names = [n for n in names if n in backends]
+    else:
+        # A backend whose library is missing here (TensorRT on a laptop) is a note, not a row of
+        # failures -- unless no backend at all can run the file, or the user asked for it.
+        available = [n for n in names if _available(n)[0]]
+        if available:
+            skipped = [n for n in names if n not in available]
+            names = available
     if not names:
         guess = MODEL_SUFFIXES.get(suffix, "unknown")
         if backends and guess not in backends:
@@ -231,7 +240,20 @@ def artifact_candidates(path, backends=None, entry=None, kind="student", method=
         else:
             out.append(Candidate(method, kind, name, precision, path, _load_factory(name, path), group=group,
                                  macs_per_pixel=macs))
+    for name in skipped:
+        cand = Candidate(method, kind, name, precision, path, group=group, error=_available(name)[1])
+        cand.skip = True
+        out.append(cand)
     return out
+
+
+def _available(name):
+    from edgerestore.runtime.backends import availability
+
+    try:
+        return availability(name)
+    except Exception as exc:  # a backend module that does not even import
+        return False, _error_text(exc)
 
 
 def _registered():
@@ -628,12 +650,15 @@ def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEF
     path, pairs = evalset if evalset else (None, [])
     board = detect.detect_board(root, command_path)
     before = environment_snapshot(root, command_path)
-    ordered, reference_of = _order(candidates)
+    notes = list(notes or [])
+    for cand in candidates:
+        if cand.skip:
+            notes.append("%s not benched on %s: %s" % (cand.artifact or cand.method, cand.backend, cand.error))
+    ordered, reference_of = _order([c for c in candidates if not c.skip])
     _unique_labels(ordered)
     ref_outputs = {}
     frames_cache = {}
     rows = []
-    notes = list(notes or [])
     for cand in ordered:
         sha256, size_mb = _file_facts(cand.artifact)
         runner, load_error, quality = None, cand.error, None
