@@ -360,3 +360,40 @@ def test_backends_that_build_precisions_get_a_row_each(models, monkeypatch):
     assert sorted(r["id"] for r in res["rows"]) == [
         "tiny/builds/fp16/32x32", "tiny/builds/int8/32x32", "tiny/onnxruntime/fp32/32x32"]
     assert all(r["status"] == "ok" for r in res["rows"])
+
+
+BLOCK_TORCH = """
+import sys
+class _NoTorch(object):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch.") or name == "matplotlib" or name == "jsonschema":
+            raise ImportError("%s is blocked: a board has none" % name)
+        return None
+sys.meta_path.insert(0, _NoTorch())
+from edgerestore.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_bench_runs_on_a_board_without_torch_matplotlib_or_jsonschema(models, small_evalset, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "board.json"
+    res = subprocess.run(
+        [sys.executable, "-c", BLOCK_TORCH, "bench", str(models["fp32"]), str(models["int8"]), "--sizes", "32x32",
+         "--frames", "3", "--warmup", "1", "--evalset", small_evalset[0], "--baselines", "none,bilateral",
+         "--out", str(out), "-q"],
+        capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+        env=dict(os.environ, PYTHONPATH=str(root), EDGERESTORE_CACHE=str(tmp_path / "cache")))
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    schema.validate(data, use_jsonschema=False)
+    assert {r["status"] for r in data["rows"]} == {"ok"} and len(data["rows"]) == 4
+    fp32 = [r for r in data["rows"] if r["precision"] == "fp32"][0]
+    assert fp32["macs_per_pixel"] is None  # counting MACs needs torch; nothing else does
+    assert data["software"]["torch"] is None
+    assert [r for r in data["rows"] if r["precision"] == "int8"][0]["quality"]["vs_reference"]["psnr"] > 25
