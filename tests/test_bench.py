@@ -397,3 +397,12 @@ def test_bench_runs_on_a_board_without_torch_matplotlib_or_jsonschema(models, sm
     assert fp32["macs_per_pixel"] is None  # counting MACs needs torch; nothing else does
     assert data["software"]["torch"] is None
     assert [r for r in data["rows"] if r["precision"] == "int8"][0]["quality"]["vs_reference"]["psnr"] > 25
+
+
+def test_teacher_row_from_a_restormer_checkpoint(shared_dir):
+    """An official-format Restormer checkpoint (random weights, ../shared/fixtures) as the teacher row."""
+    pytest.importorskip("edgerestore.models.restormer", reason="this build has no Restormer yet")
+    path = shared_dir / "fixtures" / "restormer" / "tiny_withbias.pth"
+    res = bench.run_bench(teacher_candidates(path, frames=2), sizes=[(36, 28)], frames=2, warmup=0)
+    row = res["rows"][0]
+    assert (row["kind"], row["backend"], row["status"], row["frames"]) == ("teacher", "torch", "ok", 2)
