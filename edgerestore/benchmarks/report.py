@@ -331,9 +331,11 @@ def plot_fps(boards):
         ax.set_title("FPS at %s" % size_name(*size))
         ax.axvline(30, color="grey", lw=0.8, ls="--")
         ax.grid(axis="x", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, loc="upper right", title="board", title_fontsize=8)
-    fig.tight_layout(rect=(0, 0, 0.86 if len(sizes) == 1 else 0.92, 1))
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=colors[i % len(colors)], label=b.label) for i, b in enumerate(boards)]
+    fig.tight_layout(rect=(0, 0.35 / height, 1, 1))
+    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=min(4, len(boards)), frameon=False)
     return fig
 
 
@@ -384,8 +386,9 @@ def plot_quality_speed(boards, size=None):
             ax.annotate(display_name(text), (x, y), fontsize=6.5, xytext=(3, 3), textcoords="offset points")
         front = pareto_front(points)
         if front:
-            ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "-", color="crimson", lw=1.2,
-                    drawstyle="steps-post", label="Pareto front", zorder=2)
+            xs, ys = [points[i][0] for i in front], [points[i][1] for i in front]
+            ax.plot(xs, ys, "-", color="crimson", lw=1.2, drawstyle="steps-post", zorder=2)
+            ax.scatter(xs, ys, s=140, facecolors="none", edgecolors="crimson", lw=1.2, label="Pareto front", zorder=4)
         base = board.baseline_psnr(subset)
         if base is not None:
             ax.axhline(base, color="grey", ls="--", lw=0.9, label="no restoration")
