@@ -169,25 +169,64 @@ def test_names_and_precisions_from_files():
     assert bench.model_name_from_file("small_fp16.tflite") == "small"
 
 
-def test_discover_folder_with_manifest_and_unregistered_suffix(tmp_path, models):
+def test_folder_of_files_and_a_file_no_backend_runs(tmp_path, models):
     import shutil
 
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    shutil.copy(models["fp32"], bundle / "model.onnx")
-    shutil.copy(models["fp32"], bundle / "model.tflite")  # a suffix no registered backend may run yet
-    (bundle / "manifest.json").write_text(json.dumps({
-        "preset": "nano", "precision": "fp32",
-        "artifacts": [{"file": "model.onnx", "precision": "fp32"}, {"file": "model.tflite", "precision": "int8"}]}))
-    cands = {c.label: c for c in bench.discover([str(bundle)])}
-    # The manifest's preset wins over the file's own metadata ("tiny").
-    assert cands["nano/onnxruntime/fp32"].artifact.endswith("model.onnx")
-    tflite = [c for c in cands.values() if c.artifact.endswith("model.tflite")][0]
-    assert tflite.precision == "int8" and tflite.backend == "tflite"
-    from edgerestore.runtime.backends import BACKENDS_FOR_SUFFIX
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    shutil.copy(models["fp32"], folder / "model.onnx")
+    shutil.copy(models["fp32"], folder / "model_int8.tflite")  # not a TFLite file: no backend can run it
+    cands = bench.discover([str(folder)])
+    assert sorted(c.label for c in cands) == ["model/tflite/int8", "tiny/onnxruntime/fp32"]
+    res = bench.run_bench(cands, sizes=[(32, 32)], frames=2, warmup=0)
+    rows = {r["id"]: r for r in res["rows"]}
+    assert rows["tiny/onnxruntime/fp32/32x32"]["status"] == "ok"
+    bad = rows["model/tflite/int8/32x32"]
+    assert bad["status"] == "failed" and bad["error"]  # no backend registered, or TFLite refuses the file
 
-    if ".tflite" not in BACKENDS_FOR_SUFFIX:
-        assert "no backend registered for .tflite" in tflite.error
+
+def test_fixed_size_artifacts_are_timed_at_their_own_size_only(models):
+    entry = {"preset": "tiny", "fixed_size": (64, 48)}
+    cands = bench.artifact_candidates(models["fp32"], entry=entry)
+    cands += bench.artifact_candidates(models["fp32"], entry={"preset": "tiny", "fixed_size": (32, 32)})
+    res = bench.run_bench(cands, sizes=[(64, 48), (96, 64)], frames=2, warmup=0)
+    # One label for both files (their sizes differ), a row only where a file fits, a note for the other.
+    assert [r["id"] for r in res["rows"]] == ["tiny/onnxruntime/fp32/64x48"]
+    assert any("built for 32x32 only" in n for n in res["notes"])
+
+
+def _write_bundle(folder, models, artifacts):
+    import hashlib
+    import shutil
+
+    folder.mkdir()
+    files = {}
+    for art in artifacts:
+        source = models["int8"] if art["precision"] == "int8" else models["fp32"]
+        shutil.copy(source, folder / art["file"])
+        files[art["file"]] = hashlib.sha256((folder / art["file"]).read_bytes()).hexdigest()
+    manifest = {"schema": 1, "target": "laptop", "model": {"preset": "nano"}, "artifacts": artifacts, "files": files}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_bundle_rows_follow_the_manifest(tmp_path, models):
+    pytest.importorskip("edgerestore.runtime.bundle", reason="this build has no bundle reader yet")
+    arts = [
+        {"format": "onnx", "backend": "onnxruntime", "precision": "fp32", "file": "model.onnx", "fixed_size": False,
+         "input_size": None},
+        {"format": "onnx-int8", "backend": "onnxruntime", "precision": "int8", "file": "model-int8.onnx",
+         "fixed_size": True, "input_size": [48, 64]},
+    ]
+    bundle = _write_bundle(tmp_path / "bundle", models, arts)
+    res = bench.run_bench(bench.discover([str(bundle)]), sizes=[(64, 48), (32, 32)], frames=2, warmup=0)
+    assert sorted(r["id"] for r in res["rows"]) == [
+        "nano/onnxruntime/fp32/32x32", "nano/onnxruntime/fp32/64x48", "nano/onnxruntime/int8/64x48"]
+    # A file changed after export: the bundle is refused by name, as the runtime refuses it.
+    (bundle / "model-int8.onnx").write_bytes(b"tampered")
+    res = bench.run_bench(bench.discover([str(bundle)]), sizes=[(32, 32)], frames=2, warmup=0)
+    assert [(r["backend"], r["status"]) for r in res["rows"]] == [("bundle", "failed")]
+    assert "model-int8.onnx" in res["rows"][0]["error"]
 
 
 def test_discover_errors(tmp_path):

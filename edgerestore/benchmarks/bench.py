@@ -50,7 +50,8 @@ IDENTICAL_PSNR = 100.0  # PSNR reported for bit-identical outputs (JSON has no i
 TIMING_FRAMES = 2  # distinct frames cycled through in a timed row
 
 # Artifact suffixes we know, and the backend that would run each when the registry has none for it.
-MODEL_SUFFIXES = {".onnx": "onnxruntime", ".tflite": "tflite", ".engine": "tensorrt", ".plan": "tensorrt"}
+MODEL_SUFFIXES = {".onnx": "onnxruntime", ".tflite": "tflite", ".trt.onnx": "tensorrt", ".engine": "tensorrt",
+                  ".plan": "tensorrt"}
 
 # Filename tokens that give away an artifact's precision, checked in this order.
 PRECISION_TOKENS = (
@@ -90,6 +91,7 @@ class Candidate(object):
         self.frames = frames
         self.warmup = warmup
         self.skip = False  # True: not benched, only noted (its backend cannot run here)
+        self.fixed_size = None  # (width, height) of an artifact built for one frame size
         self.label = "%s/%s/%s" % (method, backend, precision or "-")
 
     def __repr__(self):
@@ -180,19 +182,47 @@ def macs_per_pixel_of(info):
     return _MACS_CACHE[config]
 
 
+def artifact_suffix(path):
+    """The suffix that picks a backend: the registry's longest match (``model.trt.onnx``) when this
+    build's registry has that helper, else the last suffix."""
+    from edgerestore.runtime import backends as registry
+
+    if hasattr(registry, "artifact_suffix"):
+        return registry.artifact_suffix(path)
+    return os.path.splitext(str(path))[1].lower()
+
+
 def _backends_for_suffix(suffix):
     from edgerestore.runtime.backends import BACKENDS_FOR_SUFFIX
 
     return list(BACKENDS_FOR_SUFFIX.get(suffix, ()))
 
 
-def _load_factory(backend_name, path, precision_option=None):
-    def factory(threads):
-        from edgerestore.runtime.backends import create_backend
+def _init_params(cls):
+    import inspect
 
-        runner = create_backend(backend_name, threads=threads)
-        if precision_option:
-            return runner.load(path, precision=precision_option)
+    try:
+        return inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return {}
+
+
+def _load_factory(backend_name, path, precision=None):
+    """How to load ``path`` on ``backend_name``: a backend whose constructor takes ``precision``
+    (TensorRT builds FP16 or INT8 engines from one file) gets it there; one that declares
+    ``precisions`` but takes it at load gets it there; the others run the file as it is."""
+
+    def factory(threads):
+        from edgerestore.runtime.backends import backend_class, create_backend
+
+        cls = backend_class(backend_name)
+        takes = "precision" in _init_params(cls)
+        kwargs = {"threads": threads}
+        if precision and takes:
+            kwargs["precision"] = precision
+        runner = create_backend(backend_name, **kwargs)
+        if precision and not takes and getattr(cls, "precisions", None):
+            return runner.load(path, precision=precision)
         return runner.load(path)
 
     return factory
@@ -200,18 +230,19 @@ def _load_factory(backend_name, path, precision_option=None):
 
 def artifact_candidates(path, backends=None, entry=None, kind="student", method=None):
     """Candidates for one model file: one per registered backend that runs its suffix (and per
-    precision for backends that build their own, like TensorRT). ``entry``: what a bundle manifest
-    says about the file (preset, precision)."""
+    precision for backends that build their own). ``entry``: what a bundle manifest says about the
+    file (preset, precision, backend, fixed_size as (width, height))."""
     path = str(path)
-    suffix = os.path.splitext(path)[1].lower()
-    entry = entry or {}
+    suffix = artifact_suffix(path)
+    entry = dict((k, v) for k, v in (entry or {}).items() if v is not None)
     info = artifact_metadata(path)
-    info.update(dict((k, v) for k, v in entry.items() if v is not None))
+    info.update(entry)
     group = info.get("preset") or model_name_from_file(path)
     method = method or group
     precision = info.get("precision") or precision_from_name(path) or "fp32"
     macs = macs_per_pixel_of(info)
-    names = _backends_for_suffix(suffix)
+    from_manifest = "backend" in entry
+    names = [entry["backend"]] if from_manifest else _backends_for_suffix(suffix)
     skipped = []
     if backends:
         names = [n for n in names if n in backends]
@@ -219,27 +250,27 @@ def artifact_candidates(path, backends=None, entry=None, kind="student", method=
         # A backend whose library is missing here (TensorRT on a laptop) is a note, not a row of
         # failures -- unless no backend at all can run the file, or the user asked for it.
         available = [n for n in names if _available(n)[0]]
-        if available:
+        if available or from_manifest:
             skipped = [n for n in names if n not in available]
             names = available
-    if not names:
+    if not names and not skipped:
         guess = MODEL_SUFFIXES.get(suffix, "unknown")
         if backends and guess not in backends:
             return []
         reason = ("no backend registered for %s files in this build (registered: %s)" % (suffix, _registered())
                   if suffix in MODEL_SUFFIXES else
                   "unknown model file type %s; use one of %s" % (suffix or path, ", ".join(sorted(MODEL_SUFFIXES))))
-        return [Candidate(method, kind, guess, precision, path, group=group, error=reason, macs_per_pixel=macs)]
+        names, error = [guess], reason
+    else:
+        error = None
     out = []
     for name in names:
-        precisions = _backend_precisions(name)
-        if precisions:
-            for p in precisions:
-                out.append(Candidate(method, kind, name, p, path, _load_factory(name, path, p), group=group,
-                                     macs_per_pixel=macs))
-        else:
-            out.append(Candidate(method, kind, name, precision, path, _load_factory(name, path), group=group,
-                                 macs_per_pixel=macs))
+        precisions = () if (from_manifest or error) else _backend_precisions(name)
+        for p in precisions or (precision,):
+            factory = None if error else _load_factory(name, path, p if (precisions or from_manifest) else None)
+            cand = Candidate(method, kind, name, p, path, factory, group=group, error=error, macs_per_pixel=macs)
+            cand.fixed_size = info.get("fixed_size")
+            out.append(cand)
     for name in skipped:
         cand = Candidate(method, kind, name, precision, path, group=group, error=_available(name)[1])
         cand.skip = True
@@ -252,7 +283,7 @@ def _available(name):
 
     try:
         return availability(name)
-    except Exception as exc:  # a backend module that does not even import
+    except Exception as exc:  # a backend module that does not even import, or one not in this build
         return False, _error_text(exc)
 
 
@@ -263,7 +294,7 @@ def _registered():
 
 
 def _backend_precisions(name):
-    """Precisions a backend builds itself from one artifact (TensorRT: fp16/int8); None = the file's."""
+    """Precisions a backend builds itself from one artifact; () = the file's own."""
     from edgerestore.runtime.backends import backend_class
 
     try:
@@ -275,37 +306,36 @@ def _backend_precisions(name):
 def _is_model_file(name):
     from edgerestore.runtime.backends import BACKENDS_FOR_SUFFIX
 
-    suffix = os.path.splitext(name)[1].lower()
+    suffix = artifact_suffix(name)
     return suffix in MODEL_SUFFIXES or suffix in BACKENDS_FOR_SUFFIX
 
 
-def _manifest_entries(folder):
-    """``{file name: {preset, precision}}`` from a bundle's manifest.json (tolerant of its layout)."""
-    path = os.path.join(folder, "manifest.json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as handle:
-        manifest = json.load(handle)
-    model = manifest.get("model")
-    if isinstance(model, dict):
-        preset = model.get("preset") or model.get("name")
-    else:
-        preset = manifest.get("preset") or model
-    default = {"preset": preset, "precision": manifest.get("precision")}
-    files = manifest.get("artifacts") or manifest.get("files") or {}
-    entries = {}
-    if isinstance(files, dict):
-        files = [dict(v, file=k) if isinstance(v, dict) else {"file": k} for k, v in files.items()]
-    for item in files:
-        if isinstance(item, str):
-            item = {"file": item}
-        name = item.get("file") or item.get("path") or item.get("name")
-        if name:
-            entries[os.path.basename(name)] = {"preset": item.get("preset") or default["preset"],
-                                               "precision": item.get("precision") or default["precision"]}
-    if not entries and manifest.get("artifact"):
-        entries[os.path.basename(manifest["artifact"])] = default
-    return dict((k, v) for k, v in entries.items()) or {"*": default}
+def bundle_candidates(folder, backends=None):
+    """Candidates for every artifact a bundle lists (its backend, precision and fixed size come from
+    the manifest). A bundle whose files do not match their sha256 gives one failed row naming the
+    file. None when this build has no bundle reader (the folder is then benched file by file)."""
+    try:
+        from edgerestore.runtime.bundle import MANIFEST, load_bundle
+    except ImportError:
+        return None
+    if not os.path.isfile(os.path.join(folder, MANIFEST)):
+        return None
+    name = os.path.basename(os.path.normpath(folder))
+    try:
+        bundle = load_bundle(folder)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        return [Candidate(name, "student", "bundle", None, folder, error=_error_text(exc))]
+    model = bundle.manifest.get("model") or {}
+    preset = model.get("preset") or name
+    out = []
+    for art in bundle.artifacts:
+        size = art.get("input_size") if art.get("fixed_size") else None
+        entry = {"preset": preset, "precision": art.get("precision"), "backend": art.get("backend"),
+                 "fixed_size": (int(size[1]), int(size[0])) if size else None}  # manifest sizes are [h, w]
+        out.extend(artifact_candidates(bundle.path(art), backends, entry))
+    return out
 
 
 def shipped_artifacts(name):
@@ -330,13 +360,15 @@ def discover(specs, backends=None):
     for spec in specs:
         spec = str(spec)
         if os.path.isdir(spec):
-            entries = _manifest_entries(spec)
+            found = bundle_candidates(spec, backends)
+            if found is not None:
+                out.extend(found)
+                continue
             files = sorted(f for f in os.listdir(spec) if _is_model_file(f))
             if not files:
                 raise InputNotFoundError("no model files (%s) in %s" % (", ".join(sorted(MODEL_SUFFIXES)), spec))
             for name in files:
-                entry = entries.get(name) or entries.get("*")
-                out.extend(artifact_candidates(os.path.join(spec, name), backends, entry))
+                out.extend(artifact_candidates(os.path.join(spec, name), backends))
         elif os.path.isfile(spec):
             if spec.lower().endswith((".pt", ".pth")):
                 from edgerestore.models.resolve import resolve_model  # host: exports the checkpoint once
@@ -598,12 +630,38 @@ def _order(candidates):
 
 
 def _unique_labels(candidates):
+    """``nano/onnxruntime/fp32#2`` for a second file of the same kind; files built for different
+    fixed sizes (a 720p and a 1080p TFLite) keep one label: their rows differ by size."""
     seen = {}
     for cand in candidates:
-        n = seen.get(cand.label, 0) + 1
-        seen[cand.label] = n
+        key = (cand.label, cand.fixed_size)
+        n = seen.get(key, 0) + 1
+        seen[key] = n
         if n > 1:
             cand.label = "%s#%d" % (cand.label, n)
+
+
+def fixed_size_of(runner):
+    """``(width, height)`` a loaded backend is built for (TFLite/TensorRT report ``size`` as (H, W)), or None."""
+    info = runner.info() or {}
+    size = info.get("input_size") or info.get("size")
+    try:
+        height, width = [int(v) for v in size]
+        return (width, height)
+    except (TypeError, ValueError):
+        return None
+
+
+def _row_sizes(cand, fixed, sizes, notes):
+    """The sizes to time ``cand`` at: all of them, or only its own for a fixed-size artifact
+    (padding a 720p frame into a 1080p model would time the wrong thing)."""
+    if not fixed:
+        return sizes
+    chosen = [s for s in sizes if tuple(s) == tuple(fixed)]
+    if not chosen:
+        notes.append("%s (%s) is built for %dx%d only, which is not among the benched sizes"
+                     % (cand.label, cand.artifact, fixed[0], fixed[1]))
+    return chosen
 
 
 def software_versions():
@@ -688,7 +746,8 @@ def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEF
                 except Exception as exc:
                     quality = {"vs_ground_truth": {}, "vs_reference": None, "error": _error_text(exc)}
         run_threads = (runner.info().get("threads") if runner is not None else None) or threads
-        for width, height in sizes:
+        fixed = cand.fixed_size or (fixed_size_of(runner) if runner is not None else None)
+        for width, height in _row_sizes(cand, fixed, sizes, notes):
             row = _empty_row(cand, width, height, sha256, size_mb, run_threads)
             if on_row:
                 on_row(row["id"])
