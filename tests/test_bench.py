@@ -445,3 +445,13 @@ def test_teacher_row_from_a_restormer_checkpoint(shared_dir):
     res = bench.run_bench(teacher_candidates(path, frames=2), sizes=[(36, 28)], frames=2, warmup=0)
     row = res["rows"][0]
     assert (row["kind"], row["backend"], row["status"], row["frames"]) == ("teacher", "torch", "ok", 2)
+
+
+def test_the_same_file_twice_is_benched_once(models, tmp_path):
+    import shutil
+
+    copy_path = tmp_path / "again.onnx"
+    shutil.copy(models["fp32"], copy_path)
+    res = bench.run_bench(bench.discover([models["fp32"], copy_path]), sizes=[(32, 32)], frames=2, warmup=0)
+    assert [r["id"] for r in res["rows"]] == ["tiny/onnxruntime/fp32/32x32"]
+    assert any("same file" in n for n in res["notes"])

@@ -333,7 +333,8 @@ def bundle_candidates(folder, backends=None):
     for art in bundle.artifacts:
         size = art.get("input_size") if art.get("fixed_size") else None
         entry = {"preset": preset, "precision": art.get("precision"), "backend": art.get("backend"),
-                 "fixed_size": (int(size[1]), int(size[0])) if size else None}  # manifest sizes are [h, w]
+                 "fixed_size": (int(size[1]), int(size[0])) if size else None,  # manifest sizes are [h, w]
+                 "config": json.dumps(model["config"]) if model.get("config") else None}
         out.extend(artifact_candidates(bundle.path(art), backends, entry))
     return out
 
@@ -629,6 +630,22 @@ def _order(candidates):
     return [cand for _, cand in keyed], reference_of
 
 
+def _distinct(candidates, notes):
+    """Drop a candidate that would run the very same file (same sha256) the same way as an earlier one:
+    two bundles of one model for two frame sizes share their size-free ONNX file."""
+    seen, out = {}, []
+    for cand in candidates:
+        digest = _file_facts(cand.artifact)[0] if cand.artifact and not cand.error else None
+        key = (digest, cand.backend, cand.precision, cand.fixed_size)
+        if digest and key in seen:
+            notes.append("%s is the same file as %s; benched once" % (cand.artifact, seen[key].artifact))
+            continue
+        if digest:
+            seen[key] = cand
+        out.append(cand)
+    return out
+
+
 def _unique_labels(candidates):
     """``nano/onnxruntime/fp32#2`` for a second file of the same kind; files built for different
     fixed sizes (a 720p and a 1080p TFLite) keep one label: their rows differ by size."""
@@ -712,7 +729,7 @@ def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEF
     for cand in candidates:
         if cand.skip:
             notes.append("%s not benched on %s: %s" % (cand.artifact or cand.method, cand.backend, cand.error))
-    ordered, reference_of = _order([c for c in candidates if not c.skip])
+    ordered, reference_of = _order(_distinct([c for c in candidates if not c.skip], notes))
     _unique_labels(ordered)
     ref_outputs = {}
     frames_cache = {}

@@ -182,7 +182,9 @@ def table_rows(board):
         quality = board.quality(key) or {}
         truth = quality.get("vs_ground_truth") or {}
         size = first.get("size_mb")
-        cells = [first["method"], first["backend"], first["precision"] or "—",
+        # A second file of the same model/backend/precision (another bundle) is "nano #2".
+        method = first["method"] + (" #" + key.rsplit("#", 1)[1] if "#" in key.rsplit("/", 1)[-1] else "")
+        cells = [method, first["backend"], first["precision"] or "—",
                  "%s %s" % (STATUS_MARK[board.status(key)], board.status(key)),
                  "—" if size is None else ("%.2f" % size if size < 10 else "%.1f" % size)]
         for subset in subsets:
