@@ -455,3 +455,24 @@ def test_the_same_file_twice_is_benched_once(models, tmp_path):
     res = bench.run_bench(bench.discover([models["fp32"], copy_path]), sizes=[(32, 32)], frames=2, warmup=0)
     assert [r["id"] for r in res["rows"]] == ["tiny/onnxruntime/fp32/32x32"]
     assert any("same file" in n for n in res["notes"])
+
+
+def test_a_subset_a_fixed_size_model_cannot_take_is_left_out_whole(small_evalset):
+    from edgerestore.benchmarks.baselines import NoRestoration
+    from edgerestore.errors import ConfigError
+
+    class Fixed256(NoRestoration):
+        """Stand-in shaped like a TFLite model built for 256x256: larger frames are refused."""
+
+        def _run(self, image):
+            if image.shape[0] > 256 or image.shape[1] > 256:
+                raise ConfigError("frame %dx%d is larger than the model's 256x256" % image.shape[1::-1])
+            return image
+
+    _, pairs = small_evalset
+    block, outputs = bench.evaluate_quality(Fixed256().load(), pairs)
+    assert set(block["vs_ground_truth"]) == {"gopro"}  # 192x192 crops fit; the 451x300 photo does not
+    assert "mild/chelsea-0" in block["error"] and "larger than the model" in block["error"]
+    ref_block, ref_outputs = bench.evaluate_quality(create_baseline("none"), pairs)
+    vs, _ = bench.evaluate_quality(Fixed256().load(), pairs, reference=("none/numpy/-", ref_outputs))
+    assert vs["vs_reference"]["images"] == 2 and vs["vs_reference"]["psnr"] == bench.IDENTICAL_PSNR

@@ -520,23 +520,40 @@ def _capped_quality(a, b):
 def evaluate_quality(runner, pairs, reference=None):
     """Quality block of one runner on the evaluation pairs, and its outputs (for its group's others).
 
-    ``reference``: ``(label, outputs)`` of the FP32 reference, compared output to output.
+    ``reference``: ``(label, outputs)`` of the FP32 reference, compared output to output. A subset
+    with an image the runner cannot take (larger than a fixed-size model) is left out whole, with
+    the reason in ``error``, so every mean covers the same images for every method.
     """
     start = time.perf_counter()
-    outputs = [runner.infer(pair.degraded) for pair in pairs]
+    outputs, failed = [], {}
+    for pair in pairs:
+        if pair.subset in failed:
+            outputs.append(None)
+            continue
+        try:
+            outputs.append(runner.infer(pair.degraded))
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            failed[pair.subset] = "%s/%s: %s" % (pair.subset, pair.name, _error_text(exc))
+            outputs.append(None)
     per_subset = {}
     for pair, out in zip(pairs, outputs):
-        per_subset.setdefault(pair.subset, []).append(_capped_quality(out, pair.clean))
+        if pair.subset not in failed:
+            per_subset.setdefault(pair.subset, []).append(_capped_quality(out, pair.clean))
     block = {
         "vs_ground_truth": dict((subset, _mean_metrics(rows)) for subset, rows in sorted(per_subset.items())),
         "vs_reference": None,
-        "error": None,
+        "error": "; ".join(failed[k] for k in sorted(failed)) or None,
     }
     if reference is not None:
         label, ref_outputs = reference
-        vs = _mean_metrics([_capped_quality(out, ref) for out, ref in zip(outputs, ref_outputs)])
-        vs["reference"] = label
-        block["vs_reference"] = vs
+        both = [(out, ref) for pair, out, ref in zip(pairs, outputs, ref_outputs)
+                if out is not None and ref is not None and pair.subset not in failed]
+        if both:
+            vs = _mean_metrics([_capped_quality(out, ref) for out, ref in both])
+            vs["reference"] = label
+            block["vs_reference"] = vs
     block["seconds"] = time.perf_counter() - start
     return block, outputs
 
