@@ -71,3 +71,24 @@ def run_cli(*args, check=True, env=None, timeout=600, cwd=None):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> Path:
+    """A tiny random student (stride 4, width 8, no blocks) exported with the uint8 contract.
+
+    Its tail is randomised (a fresh student starts as the identity), so that restored frames
+    visibly differ from their input — tests can tell whether a frame went through the model.
+    """
+    import torch
+
+    from edgerestore.export.onnx import export_onnx
+    from edgerestore.models.config import StudentConfig
+    from edgerestore.models.student import StudentNet
+
+    torch.manual_seed(0)
+    student = StudentNet(StudentConfig(scale=4, width=8, blocks=0))
+    torch.nn.init.normal_(student.tail.weight, std=0.05)
+    path = tmp_path_factory.mktemp("tiny-model") / "tiny.onnx"
+    export_onnx(student, path)
+    return path

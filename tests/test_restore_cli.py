@@ -55,8 +55,8 @@ def test_restore_video_with_reference(cli, real_clip, tmp_path, model_files, smo
     onnx_path, _ = model_files
     clean = _decode(real_clip)
     degraded, _ = degrade_sequence(clean, 3, PRESETS["mild"])
-    from edgerestore.runtime.sinks.video import VideoFileSink
     from edgerestore.runtime.frames import Frame
+    from edgerestore.runtime.sinks.video import VideoFileSink
     from edgerestore.runtime.uri import parse_uri
 
     degraded_path = tmp_path / "degraded.mp4"

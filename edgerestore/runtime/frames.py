@@ -56,17 +56,35 @@ def crop(image, size):
     return image[:height, :width]
 
 
+# channel order -> the OpenCV conversion that makes RGB in one pass (no intermediate copy).
+_CV2_CONVERSIONS = {"bgr": "COLOR_BGR2RGB", "rgbx": "COLOR_RGBA2RGB", "bgrx": "COLOR_BGRA2RGB", "gray": "COLOR_GRAY2RGB"}
+
+
+def _cv2_convert(image, order):
+    """OpenCV's conversion (SIMD, one output allocation), or None when it cannot take this array."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    try:
+        return cv2.cvtColor(image, getattr(cv2, _CV2_CONVERSIONS[order]))
+    except cv2.error:  # e.g. negative strides; numpy handles those
+        return None
+
+
 def as_rgb(image, order="rgb"):
     """Convert what a camera or decoder gives to contiguous RGB uint8 ``HxWx3``, in one copy at most.
 
-    ``order`` names the channel order of 3- or 4-channel input: ``rgb``, ``bgr``, ``rgbx``,
-    ``bgrx`` (picamera2's XBGR8888 arrives in memory as B, G, R, X), ``xrgb`` or ``xbgr``.
-    2-D (grayscale) input is replicated to three channels.
+    ``order`` names the channel order in memory of 3- or 4-channel input: ``rgb``, ``bgr``,
+    ``rgbx`` (picamera2's XBGR8888), ``bgrx`` (picamera2's XRGB8888, GStreamer's BGRx), ``xrgb``
+    or ``xbgr``. 2-D (grayscale) input is replicated to three channels. Rows may be padded
+    (a view into a camera buffer with a larger stride); the result never is.
     """
     if image.dtype != np.uint8:
         raise ValueError("frames must be uint8, got %s" % image.dtype)
     if image.ndim == 2:
-        return np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
+        out = _cv2_convert(image, "gray")
+        return out if out is not None else np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
     channels = image.shape[2]
     slices = {
         "rgb": (0, 1, 2), "bgr": (2, 1, 0), "rgbx": (0, 1, 2), "bgrx": (2, 1, 0),
@@ -79,4 +97,8 @@ def as_rgb(image, order="rgb"):
         raise ValueError("a %s frame needs %d channels, got %d" % (order, expected, channels))
     if order == "rgb":
         return np.ascontiguousarray(image)
+    if order in _CV2_CONVERSIONS:
+        out = _cv2_convert(image, order)
+        if out is not None:
+            return out
     return np.ascontiguousarray(image[:, :, list(slices[order])])

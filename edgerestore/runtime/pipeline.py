@@ -1,40 +1,42 @@
 """source -> backend -> sinks on three threads with bounded queues, and the statistics of it.
 
 Live sources (cameras, streams) must not build a backlog: when a queue is full the *oldest* frame
-is dropped and counted, so latency stays bounded. Files are processed completely: a full queue
-makes the reader wait instead. Every few seconds a JSON line of statistics per backend (fps,
-latency p50/p95, drops, per-stage ms) goes to ``on_stats``; :meth:`Pipeline.run` returns the
+is dropped and counted, so latency stays bounded however slow inference or a sink is. Files are
+processed completely: a full queue makes the reader wait instead. Every few seconds a dict of
+statistics (fps, latency p50/p95, drops, per-stage and per-sink ms over the last few seconds)
+goes to ``on_stats`` — :func:`stats_line` makes it one JSON line; :meth:`Pipeline.run` returns the
 summary of the whole run. Python 3.6-safe.
 """
 
 import json
+import queue
 import threading
 import time
 from collections import deque
 
-try:
-    import queue
-except ImportError:  # pragma: no cover
-    raise
-
 _END = object()  # end of stream marker travelling through the queues
+STAGES = ("capture", "infer", "compose", "output")
 
 
 class StageTimer(object):
-    """Durations of one stage, kept for the last ``window`` frames plus running totals."""
+    """Durations of one stage: the last ``window`` values (with their times) plus running totals."""
 
     def __init__(self, window=600):
         self.recent = deque(maxlen=window)
         self.count = 0
         self.total = 0.0
 
-    def add(self, seconds):
-        self.recent.append(seconds)
+    def add(self, seconds, now=None):
+        self.recent.append((time.monotonic() if now is None else now, seconds))
         self.count += 1
         self.total += seconds
 
     def mean_ms(self):
+        """Mean over the whole run."""
         return 1000.0 * self.total / self.count if self.count else None
+
+    def values(self, since=None):
+        return [value for stamp, value in self.recent if since is None or stamp >= since]
 
 
 def percentile(values, q):
@@ -46,46 +48,61 @@ def percentile(values, q):
     return values[rank]
 
 
-class Stats(object):
-    """Counters and timings shared by the pipeline's threads."""
+def _mean(values):
+    return sum(values) / len(values) if values else None
 
-    def __init__(self, backend_name):
+
+class Stats(object):
+    """Counters and timings shared by the pipeline's threads (guarded by ``lock``)."""
+
+    def __init__(self, backend_name, sink_names=()):
         self.backend = backend_name
         self.lock = threading.Lock()
         self.started = time.monotonic()
-        self.stages = {"capture": StageTimer(), "infer": StageTimer(), "output": StageTimer()}
+        self.stages = dict((name, StageTimer()) for name in STAGES)
+        self.sinks = dict((name, StageTimer()) for name in sink_names)
         self.latency = StageTimer()
         self.captured = 0
         self.processed = 0
         self.written = 0
-        self.dropped = 0
+        self.dropped = {"before_infer": 0, "before_output": 0}
         self.errors = 0
+        self.bypass = False
         self.done_times = deque(maxlen=600)
         self.first_done = None
         self.last_done = None
 
     def snapshot(self, window_seconds=None):
-        """A JSON-ready dict: fps over the recent window, latency percentiles, drops, stage ms."""
+        """A JSON-ready dict. With ``window_seconds`` the rates and timings cover only that recent
+        window (the periodic lines); without, the whole run (the summary)."""
         with self.lock:
             now = time.monotonic()
-            times = list(self.done_times)
-            latencies = list(self.latency.recent)
-            if window_seconds:
-                times = [t for t in times if now - t <= window_seconds]
+            since = now - window_seconds if window_seconds else None
+            times = [t for t in self.done_times if since is None or t >= since]
             fps = None
             if len(times) >= 2 and times[-1] > times[0]:
                 fps = (len(times) - 1) / (times[-1] - times[0])
+            latencies = self.latency.values(since)
+
+            def stage_ms(timer):
+                if since is None:
+                    return _round(timer.mean_ms())
+                return _round(_ms(_mean(timer.values(since))))
+
             return {
                 "backend": self.backend,
+                "bypass": self.bypass,
                 "elapsed_s": round(now - self.started, 3),
                 "fps": _round(fps),
                 "frames": self.written,
                 "captured": self.captured,
-                "dropped": self.dropped,
+                "dropped": sum(self.dropped.values()),
+                "dropped_before": {"infer": self.dropped["before_infer"], "output": self.dropped["before_output"]},
                 "errors": self.errors,
                 "latency_ms_p50": _round(_ms(percentile(latencies, 50))),
                 "latency_ms_p95": _round(_ms(percentile(latencies, 95))),
-                "stage_ms": {name: _round(timer.mean_ms()) for name, timer in self.stages.items()},
+                "stage_ms": dict((name, stage_ms(timer)) for name, timer in self.stages.items()),
+                "sink_ms": dict((name, stage_ms(timer)) for name, timer in self.sinks.items()),
             }
 
 
@@ -101,49 +118,63 @@ class _DropOldestQueue(object):
     """A bounded queue whose ``put`` either waits (files) or drops the oldest item (live)."""
 
     def __init__(self, size, drop_oldest, on_drop):
-        self.queue = queue.Queue(maxsize=size)
+        self.queue = queue.Queue(maxsize=max(1, int(size)))
         self.drop_oldest = drop_oldest
         self.on_drop = on_drop
 
+    def _discard_one(self):
+        try:
+            old = self.queue.get_nowait()
+        except queue.Empty:
+            return
+        if old is not _END:
+            self.on_drop()
+
     def put(self, item, stop_event):
+        """Queue ``item``; False (and the item counted as dropped) when the pipeline is stopping.
+
+        Live: never waits — a full queue loses its oldest frame at once. Files: waits for room.
+        """
         while not stop_event.is_set():
             try:
-                self.queue.put(item, timeout=0.1)
+                if self.drop_oldest:
+                    self.queue.put_nowait(item)
+                else:
+                    self.queue.put(item, timeout=0.1)
                 return True
             except queue.Full:
-                if self.drop_oldest and item is not _END:
-                    try:
-                        old = self.queue.get_nowait()
-                        if old is not _END:
-                            self.on_drop()
-                    except queue.Empty:
-                        pass
+                if self.drop_oldest:
+                    self._discard_one()
+        self.on_drop()
         return False
 
     def put_end(self, stop_event):
-        """Deliver the end marker after every frame; when stopping, frames may give way to it."""
+        """Deliver the end marker after every frame (when stopping, queued frames give way to it)."""
         while True:
             try:
                 self.queue.put(_END, timeout=0.1)
                 return
             except queue.Full:
-                if self.drop_oldest or stop_event.is_set():
-                    try:
-                        self.queue.get_nowait()
-                    except queue.Empty:
-                        pass
+                if stop_event.is_set():
+                    self._discard_one()
 
     def get(self):
         return self.queue.get()
 
 
+def _sink_name(sink, index):
+    return "%d:%s" % (index, getattr(sink, "name", type(sink).__name__))
+
+
 class Pipeline(object):
     """Run ``source`` through ``backend`` into every sink in ``sinks``.
 
-    ``live`` (default: the source's own ``live``) selects drop-oldest queues; ``max_frames``
-    stops after that many captured frames; ``on_frame(frame)`` is called after each output (a
-    progress bar); ``on_stats(dict)`` every ``stats_interval`` seconds. ``transform(raw, restored)``
-    can compose what the sinks receive (the preview's side-by-side view).
+    ``live`` (default: the source's own ``live``) selects drop-oldest queues of ``queue_size``;
+    ``max_frames`` stops after that many captured frames; ``on_frame(frame)`` is called after each
+    output (a progress bar, the preview's keys); ``on_stats(dict)`` every ``stats_interval``
+    seconds and once more with the summary. ``transform(frame, restored)`` composes what the
+    sinks receive (the preview's side-by-side view; timed as the ``compose`` stage).
+    ``bypass = True`` (settable while running) skips inference: sinks get the raw frames.
     """
 
     def __init__(self, source, backend, sinks, live=None, queue_size=2, max_frames=None,
@@ -157,15 +188,25 @@ class Pipeline(object):
         self.on_stats = on_stats
         self.on_frame = on_frame
         self.transform = transform
-        self.stats = Stats(getattr(backend, "name", "none"))
+        self._sink_names = [_sink_name(sink, i) for i, sink in enumerate(self.sinks)]
+        self.stats = Stats(getattr(backend, "name", "none"), self._sink_names)
         self.stop_event = threading.Event()
-        self.error = None
-        self._q_in = _DropOldestQueue(queue_size, self.live, self._count_drop)
-        self._q_out = _DropOldestQueue(queue_size, self.live, self._count_drop)
+        self.error = None  # the first failure of inference or a sink (stops everything)
+        self.source_error = None  # the source's failure (frames before it are still written)
+        self._q_in = _DropOldestQueue(queue_size, self.live, lambda: self._count_drop("before_infer"))
+        self._q_out = _DropOldestQueue(queue_size, self.live, lambda: self._count_drop("before_output"))
 
-    def _count_drop(self):
+    @property
+    def bypass(self):
+        return self.stats.bypass
+
+    @bypass.setter
+    def bypass(self, value):
+        self.stats.bypass = bool(value)
+
+    def _count_drop(self, where):
         with self.stats.lock:
-            self.stats.dropped += 1
+            self.stats.dropped[where] += 1
 
     def stop(self):
         """Ask every stage to finish; :meth:`run` returns soon after, sinks finalised."""
@@ -174,6 +215,8 @@ class Pipeline(object):
     def _fail(self, exc):
         if self.error is None:
             self.error = exc
+        with self.stats.lock:
+            self.stats.errors += 1
         self.stop_event.set()
 
     def _capture(self):
@@ -186,31 +229,45 @@ class Pipeline(object):
                     frame = next(iterator)
                 except StopIteration:
                     break
-                timer.add(time.monotonic() - start)
                 frame.captured = time.monotonic()
+                timer.add(frame.captured - start, frame.captured)
                 with self.stats.lock:
                     self.stats.captured += 1
+                    captured = self.stats.captured
                 self._q_in.put(frame, self.stop_event)
-                if self.max_frames and self.stats.captured >= self.max_frames:
+                if self.max_frames and captured >= self.max_frames:
                     break
         except Exception as exc:  # noqa: BLE001 - reported by run()
-            self._fail(exc)
+            # A camera that fails mid-run: what it delivered before still gets restored and
+            # written (the file ends where the camera stopped), then run() raises.
+            self.source_error = exc
+            with self.stats.lock:
+                self.stats.errors += 1
         finally:
             self._q_in.put_end(self.stop_event)
 
     def _infer(self):
-        timer = self.stats.stages["infer"]
+        infer_timer = self.stats.stages["infer"]
+        compose_timer = self.stats.stages["compose"]
         try:
             while True:
                 frame = self._q_in.get()
                 if frame is _END:
                     break
-                if self.stop_event.is_set() and self.error is not None:
-                    continue
+                if self.error is not None:
+                    continue  # a stage failed: drain until the end marker
                 start = time.monotonic()
-                restored = self.backend.infer(frame.image) if self.backend is not None else frame.image
-                timer.add(time.monotonic() - start)
-                out = self.transform(frame, restored) if self.transform else frame.with_image(restored)
+                if self.backend is None or self.stats.bypass:
+                    restored = frame.image
+                else:
+                    restored = self.backend.infer(frame.image)
+                done = time.monotonic()
+                infer_timer.add(done - start, done)
+                if self.transform is not None:
+                    out = self.transform(frame, restored)
+                    compose_timer.add(time.monotonic() - done)
+                else:
+                    out = frame.with_image(restored)
                 with self.stats.lock:
                     self.stats.processed += 1
                 self._q_out.put(out, self.stop_event)
@@ -221,7 +278,7 @@ class Pipeline(object):
 
     def _output(self):
         timer = self.stats.stages["output"]
-        last_report = time.monotonic()
+        sink_timers = [self.stats.sinks[name] for name in self._sink_names]
         while True:
             frame = self._q_out.get()
             if frame is _END:
@@ -230,22 +287,23 @@ class Pipeline(object):
                 continue  # keep draining so that the other stages can finish
             try:
                 start = time.monotonic()
-                for sink in self.sinks:
+                mark = start
+                for sink, sink_timer in zip(self.sinks, sink_timers):
                     sink.write(frame)
-                done = time.monotonic()
-                timer.add(done - start)
+                    now = time.monotonic()
+                    sink_timer.add(now - mark, now)
+                    mark = now
+                done = mark
+                timer.add(done - start, done)
                 with self.stats.lock:
                     self.stats.written += 1
-                    self.stats.latency.add(done - frame.captured)
+                    self.stats.latency.add(done - frame.captured, done)
                     self.stats.done_times.append(done)
                     if self.stats.first_done is None:
                         self.stats.first_done = done
                     self.stats.last_done = done
                 if self.on_frame is not None:
                     self.on_frame(frame)
-                if self.on_stats is not None and done - last_report >= self.stats_interval:
-                    self.on_stats(self.stats.snapshot(self.stats_interval))
-                    last_report = done
             except Exception as exc:  # noqa: BLE001 - reported by run()
                 self._fail(exc)
 
@@ -253,16 +311,21 @@ class Pipeline(object):
         """Run until the source ends, :meth:`stop` is called or a stage fails; returns the summary.
 
         Sinks are closed (finalised) in every case; a stage's exception is re-raised after that.
+        Statistics are reported from this (the calling) thread, so a stuck sink still shows up.
         """
         threads = [threading.Thread(target=target, name="edgerestore-" + target.__name__.strip("_"))
                    for target in (self._capture, self._infer, self._output)]
         for thread in threads:
             thread.daemon = True
             thread.start()
+        next_report = time.monotonic() + self.stats_interval
         try:
             while any(t.is_alive() for t in threads):
                 for thread in threads:
-                    thread.join(timeout=0.1)
+                    thread.join(timeout=0.05)
+                if self.on_stats is not None and time.monotonic() >= next_report:
+                    self.on_stats(self.stats.snapshot(self.stats_interval))
+                    next_report = time.monotonic() + self.stats_interval
         except KeyboardInterrupt:
             self.stop()
             for thread in threads:
@@ -279,6 +342,8 @@ class Pipeline(object):
             self.on_stats(summary)
         if self.error is not None:
             raise self.error
+        if self.source_error is not None:
+            raise self.source_error
         return summary
 
     def summary(self):
@@ -287,8 +352,7 @@ class Pipeline(object):
         snap["summary"] = True
         with self.stats.lock:
             first, last, written = self.stats.first_done, self.stats.last_done, self.stats.written
-        if written >= 2 and last > first:
-            snap["fps"] = _round((written - 1) / (last - first))
+        snap["fps"] = _round((written - 1) / (last - first)) if written >= 2 and last > first else None
         return snap
 
 

@@ -39,6 +39,20 @@ class Uri(object):
 
             raise ConfigError("bad value %r for %s in %s" % (self.params[key], key, self.raw))
 
+    def flag(self, key, default=False):
+        """A yes/no parameter (``1/0``, ``true/false``, ``yes/no``, ``on/off``)."""
+        value = self.params.get(key)
+        if value is None:
+            return default
+        text = value.strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        from edgerestore.errors import ConfigError
+
+        raise ConfigError("bad value %r for %s in %s — use 1 or 0" % (value, key, self.raw))
+
 
 def parse_uri(text):
     """Parse ``text``; plain paths become ``file``/``images`` URIs by what is on disk or the suffix."""
@@ -47,10 +61,8 @@ def parse_uri(text):
         return Uri(text, _scheme_for_path(text), text, {})
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
-    if scheme in ("file", "images", "v4l2", "v4l2loopback"):
-        location = parts.netloc + parts.path  # file://out.mp4 and file:///abs/out.mp4 both work
-    else:
-        location = parts.netloc + parts.path
+    # file://out.mp4 and file:///abs/out.mp4 both work; v4l2://0 and v4l2:///dev/video0 too.
+    location = parts.netloc + parts.path
     params = dict(parse_qsl(parts.query))
     if scheme == "file" and os.path.isdir(location):
         scheme = "images"
@@ -80,3 +92,21 @@ def size_param(uri, key="size", default=None):
         from edgerestore.errors import ConfigError
 
         raise ConfigError("bad %s %r in %s — write it as WIDTHxHEIGHT, e.g. 1280x720" % (key, value, uri.raw))
+
+
+def device_path(uri, prefix="/dev/video"):
+    """The device file of a camera-like URI: ``v4l2://0`` -> ``/dev/video0``, a path stays a path."""
+    location = uri.location or "0"
+    if location.isdigit():
+        return prefix + location
+    return location
+
+
+def device_index(uri, default=0):
+    """The number in ``csi://0`` or ``picam://1`` (a bare index; anything else is a ConfigError)."""
+    location = uri.location or str(default)
+    if not location.isdigit():
+        from edgerestore.errors import ConfigError
+
+        raise ConfigError("%s needs a camera number, e.g. %s://0" % (uri.raw, uri.scheme))
+    return int(location)

@@ -1,7 +1,8 @@
 """Frame sinks, created from URIs by one registry (scheme -> factory). Python 3.6-safe.
 
 Every sink has ``write(frame)`` and ``close()``; ``close()`` always finalises what was written
-(an MP4 stays playable whatever happened before), and sinks are context managers.
+(an MP4 stays playable whatever happened before), and sinks are context managers. Sinks that
+take key presses (display windows, the framebuffer's terminal) also have ``poll_keys()``.
 """
 
 import importlib
@@ -14,6 +15,9 @@ REGISTRY = {
     "image": "edgerestore.runtime.sinks.images:ImageFileSink",
     "images": "edgerestore.runtime.sinks.images:ImageFileSink",
     "null": "edgerestore.runtime.sinks.null:NullSink",
+    "display": "edgerestore.runtime.sinks.display:open_display",
+    "http": "edgerestore.runtime.sinks.http:HttpSink",
+    "v4l2loopback": "edgerestore.runtime.sinks.webcam:VirtualWebcamSink",
 }
 
 

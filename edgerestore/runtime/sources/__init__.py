@@ -15,6 +15,12 @@ REGISTRY = {
     "file": "edgerestore.runtime.sources.video:VideoFileSource",
     "image": "edgerestore.runtime.sources.images:ImageSource",
     "images": "edgerestore.runtime.sources.images:ImageSource",
+    "v4l2": "edgerestore.runtime.sources.opencv_capture:V4L2Source",
+    "csi": "edgerestore.runtime.sources.csi:open_csi",
+    "picam": "edgerestore.runtime.sources.picamera:PicameraSource",
+    "rtsp": "edgerestore.runtime.sources.stream:StreamSource",
+    "rtsps": "edgerestore.runtime.sources.stream:StreamSource",
+    "test": "edgerestore.runtime.sources.pattern:TestPatternSource",
 }
 
 

@@ -1,0 +1,134 @@
+"""Run a source through a model into sinks until the source ends or someone stops it.
+
+:func:`run` is what ``edgerestore run`` (and the preview, and later the daemon) call: URIs in,
+summary out, a statistics dict every few seconds in between. Everything it opens it closes:
+sinks are finalised and the source released whatever happens. Python 3.6-safe.
+"""
+
+import os
+import signal
+import threading
+
+from edgerestore.errors import InputNotFoundError
+from edgerestore.runtime.pipeline import Pipeline
+from edgerestore.runtime.sinks import open_sink
+from edgerestore.runtime.sources import open_source
+
+DEFAULT_MODEL = "nano"
+NO_MODEL = "none"  # --model none: frames pass through untouched (test cameras and screens)
+RUNNABLE_SUFFIXES = (".onnx", ".tflite", ".engine", ".trt")
+
+
+def resolve_model_file(spec):
+    """The model file for ``spec``: a file path, or a preset name with shipped weights."""
+    from edgerestore.weights import shipped_path, shipped_presets
+
+    spec = str(spec or DEFAULT_MODEL)
+    if os.path.exists(spec):
+        return spec
+    if os.sep in spec or os.path.splitext(spec)[1]:
+        raise InputNotFoundError("model %s does not exist" % spec)
+    for suffix in RUNNABLE_SUFFIXES:
+        path = shipped_path(spec, suffix)
+        if path:
+            return path
+    raise InputNotFoundError(
+        "no shipped model named %r (shipped: %s) — pass a model file with --model, or `--model none` "
+        "to pass frames through" % (spec, ", ".join(shipped_presets()) or "none")
+    )
+
+
+def open_backend(model, backend=None, threads=None, **options):
+    """A loaded backend for ``model`` (a path or a preset name), or None for ``model="none"``."""
+    if model == NO_MODEL:
+        return None
+    from edgerestore.runtime.backends import backend_for_artifact, create_backend
+
+    path = resolve_model_file(model)
+    name = backend_for_artifact(path, backend)
+    return create_backend(name, threads=threads, **options).load(path)
+
+
+class _StatsFanout(object):
+    """Send each statistics dict to the caller and to sinks that show statistics (http)."""
+
+    def __init__(self, sinks, on_stats):
+        self.targets = [sink.set_stats for sink in sinks if hasattr(sink, "set_stats")]
+        if on_stats is not None:
+            self.targets.append(on_stats)
+
+    def __call__(self, stats):
+        for target in self.targets:
+            target(stats)
+
+
+def run(source, sinks, model=DEFAULT_MODEL, backend=None, threads=None, providers=None,
+        stats_interval=5.0, on_stats=None, on_frame=None, on_start=None, transform=None,
+        max_frames=None, duration=None, live=None, queue_size=2, warmup=True, bypass=False,
+        handle_signals=False):
+    """Run ``source`` (a URI or an open source) through ``model`` into ``sinks`` (URIs or open sinks).
+
+    The source and the sinks are closed at the end, also those passed in already open.
+
+    Returns the summary statistics plus ``backend_info``. ``on_start(pipeline)`` is called once
+    everything is open (the preview keeps the pipeline to switch bypass on and off); ``duration``
+    stops after that many seconds; ``handle_signals`` makes SIGTERM/SIGINT stop cleanly (only
+    from the main thread).
+    """
+    if isinstance(sinks, str):
+        sinks = [sinks]
+    opened_source = open_source(source) if isinstance(source, str) else source
+    opened_sinks = []
+    try:
+        options = {"providers": providers} if providers else {}
+        engine = open_backend(model, backend, threads, **options)
+        for sink in sinks:
+            opened_sinks.append(
+                open_sink(sink, fps=opened_source.fps, size=opened_source.size) if isinstance(sink, str) else sink)
+        if engine is not None and warmup and opened_source.size:
+            width, height = opened_source.size
+            engine.warmup(height, width)
+        pipeline = Pipeline(opened_source, engine, opened_sinks, live=live, queue_size=queue_size,
+                            max_frames=max_frames, stats_interval=stats_interval,
+                            on_stats=_StatsFanout(opened_sinks, on_stats), on_frame=on_frame,
+                            transform=transform)
+        pipeline.bypass = bypass
+        if on_start is not None:
+            on_start(pipeline)
+        timer = None
+        if duration:
+            timer = threading.Timer(duration, pipeline.stop)
+            timer.daemon = True
+            timer.start()
+        previous = _install_signals(pipeline) if handle_signals else {}
+        try:
+            summary = pipeline.run()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+    except BaseException:
+        for sink in opened_sinks:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001 - the original error matters more
+                pass
+        raise
+    finally:
+        opened_source.close()
+    summary["backend_info"] = engine.info() if engine is not None else {"backend": "none"}
+    return summary
+
+
+def _install_signals(pipeline):
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+
+    def stop(signum, _frame):
+        pipeline.stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.signal(signum, stop)
+    return previous
