@@ -28,6 +28,7 @@ HOST = CPU + [
     "scikit-image>=0.21",
     "pyyaml>=6.0",
     "matplotlib>=3.3",
+    "tensorboard>=2.10",  # distill logs (optional at run time: log.csv is always written)
 ]
 
 REPORT = ["matplotlib>=3.3"]
