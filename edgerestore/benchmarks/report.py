@@ -360,11 +360,18 @@ def _plot_size(board, size):
     return size if size in sizes else (sizes[-1] if sizes else None)
 
 
+MARKERS = ("o", "^", "v", "D", "P", "X", "<", ">", "h", "*")
+
+
 def plot_quality_speed(boards, size=None):
-    """PSNR (first subset) vs FPS per board, the Pareto front drawn, no-restoration as a dashed line."""
+    """PSNR (first subset) vs FPS per board: colour = method, marker = backend and precision; the
+    Pareto front is drawn and named (the other points would pile their labels on each other, as
+    quantised variants score within hundredths of a dB), no restoration is the dashed line."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(boards), figsize=(6.5 * len(boards), 4.8), squeeze=False)
-    markers = {"baseline": "s", "student": "o", "teacher": "*"}
+    from matplotlib.lines import Line2D
+
+    fig, axes = plt.subplots(1, len(boards), figsize=(7.5 * len(boards), 5.2), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, board in zip(axes[0], boards):
         chosen = _plot_size(board, size)
         subsets = board.subsets()
@@ -372,34 +379,49 @@ def plot_quality_speed(boards, size=None):
             ax.text(0.5, 0.5, "no quality block", ha="center", transform=ax.transAxes)
             continue
         subset = subsets[0]
-        points, labels, kinds = [], [], []
+        points, keys, rows = [], [], []
         for key, row in _ok_rows(board, chosen):
             metrics = ((board.quality(key) or {}).get("vs_ground_truth") or {}).get(subset)
             if metrics is None or row["method"] == NO_RESTORATION:
                 continue
             points.append((row["fps"], metrics["psnr"]))
-            labels.append(key)
-            kinds.append(row["kind"])
-        for kind in markers:
-            sel = [p for p, k in zip(points, kinds) if k == kind]
-            if sel:
-                ax.scatter([p[0] for p in sel], [p[1] for p in sel], marker=markers[kind], s=40, label=kind, zorder=3)
-        for (x, y), text in zip(points, labels):
-            ax.annotate(display_name(text), (x, y), fontsize=6.5, xytext=(3, 3), textcoords="offset points")
+            keys.append(key)
+            rows.append(row)
+        methods, variants = [], []
+        for row in rows:
+            variant = "%s · %s" % (row["backend"], row["precision"]) if row["kind"] != "baseline" else "OpenCV"
+            if row["method"] not in methods:
+                methods.append(row["method"])
+            if variant not in variants:
+                variants.append(variant)
+        marker_of = dict((v, "s" if v == "OpenCV" else MARKERS[i % len(MARKERS)]) for i, v in enumerate(variants))
+        for (x, y), row in zip(points, rows):
+            variant = "%s · %s" % (row["backend"], row["precision"]) if row["kind"] != "baseline" else "OpenCV"
+            ax.scatter([x], [y], marker=marker_of[variant], s=42, zorder=3,
+                       color=colors[methods.index(row["method"]) % len(colors)])
         front = pareto_front(points)
         if front:
             xs, ys = [points[i][0] for i in front], [points[i][1] for i in front]
             ax.plot(xs, ys, "-", color="crimson", lw=1.2, drawstyle="steps-post", zorder=2)
-            ax.scatter(xs, ys, s=140, facecolors="none", edgecolors="crimson", lw=1.2, label="Pareto front", zorder=4)
+            ax.scatter(xs, ys, s=150, facecolors="none", edgecolors="crimson", lw=1.2, zorder=4)
+            for i in front:
+                ax.annotate(display_name(keys[i]), points[i], fontsize=7, xytext=(5, 4), textcoords="offset points",
+                            color="crimson")
+        handles = [Line2D([], [], ls="", marker="o", color=colors[i % len(colors)], label=m)
+                   for i, m in enumerate(methods)]
+        handles += [Line2D([], [], ls="", marker=marker_of[v], color="dimgrey", label=v) for v in variants]
+        handles.append(Line2D([], [], color="crimson", marker="o", mfc="none", label="Pareto front (named)"))
         base = board.baseline_psnr(subset)
         if base is not None:
-            ax.axhline(base, color="grey", ls="--", lw=0.9, label="no restoration")
+            ax.axhline(base, color="grey", ls="--", lw=0.9)
+            handles.append(Line2D([], [], color="grey", ls="--", label="no restoration"))
         ax.set_xscale("log")
+        ax.margins(x=0.15, y=0.1)  # room for the front's names
         ax.set_xlabel("FPS at %s (median), log scale" % size_name(*chosen))
         ax.set_ylabel("PSNR on %s (dB)" % subset)
         ax.set_title(board.label, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     return fig
 
