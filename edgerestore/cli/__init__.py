@@ -26,6 +26,9 @@ COMMANDS = {
     "export": "edgerestore.cli.export:export",
     "build-engine": "edgerestore.cli.build_engine:build_engine",
     "devices": "edgerestore.cli.devices:devices",
+    "bench": "edgerestore.cli.bench:bench",
+    "report": "edgerestore.cli.report:report",
+    "mos": "edgerestore.cli.mos:mos",
 }
 
 
@@ -58,6 +61,9 @@ _SUMMARIES = {
     "export": "Export a student for a board: a verified bundle (ONNX, INT8, TFLite, TensorRT).",
     "build-engine": "Build a bundle's TensorRT engine on the board (--check: show the plan).",
     "devices": "List the supported boards: hardware, software, backends, defaults.",
+    "bench": "Measure FPS, latency and quality of models, backends and baselines on this board (JSON).",
+    "report": "Merge bench results of many boards into Markdown + a self-contained HTML page with plots.",
+    "mos": "Blind rating kit: prepare an offline rating page, score the ratings (MOS with 95% CI).",
 }
 
 
