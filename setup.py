@@ -4,7 +4,8 @@ The package installs on Python 3.6 (Jetson Nano, JetPack 4.6) for the runtime an
 training and export. Extras:
 
   cpu     laptop/desktop runtime: ONNX Runtime, OpenCV, PyAV (`edgerestore demo` needs this)
-  host    training and export: cpu + torch, ONNX tools, scikit-image
+  host    training and export: cpu + torch, ONNX tools, scikit-image, matplotlib (reports)
+  report  only what `edgerestore report` adds to a runtime install: matplotlib
   tflite  TFLite conversion (litert-torch) and the LiteRT interpreter
   pi      Raspberry Pi runtime (LiteRT interpreter + ONNX Runtime; picamera2 comes from apt)
   jetson  Jetson runtime (pycuda; TensorRT and OpenCV come with JetPack)
@@ -29,7 +30,11 @@ HOST = CPU + [
     "onnxslim>=0.1.30",
     "scikit-image>=0.21",
     "pyyaml>=6.0",
+    "matplotlib>=3.3",
+    "tensorboard>=2.10",  # distill logs (optional at run time: log.csv is always written)
 ]
+
+REPORT = ["matplotlib>=3.3"]
 
 TFLITE = [
     "litert-torch>=0.5; python_version>='3.10'",
@@ -61,6 +66,7 @@ setup(
         "cpu": CPU,
         "host": HOST,
         "tflite": TFLITE,
+        "report": REPORT,
         "pi": ["ai-edge-litert>=1.2; python_version>='3.9'", "onnxruntime>=1.10", "av>=8.0"] + METRICS,
         "jetson": ["pycuda>=2021.1"] + METRICS,
         "dev": [
@@ -69,6 +75,7 @@ setup(
             "ruff>=0.4",
             "vermin>=1.6",
             "pytorch-msssim>=1.0",
+            "jsonschema>=3.2",
         ],
     },
     entry_points={"console_scripts": ["edgerestore=edgerestore.cli:main"]},

@@ -2,6 +2,7 @@
 `config init --device`, `config check`."""
 
 import importlib.util
+import textwrap
 from types import SimpleNamespace
 
 import pytest
@@ -213,7 +214,7 @@ def test_rendered_config_is_commented_valid_toml_with_every_setting(tmp_path, ti
     assert tomllib.loads(text)["source"] == {
         "uri": "csi://0", "resolution": "640x480", "fps": 0, "reconnect_min_s": 0.5, "reconnect_max_s": 30.0}
     for field in FIELDS:
-        assert "\n# %s\n%s = " % (field.help, field.key) in text
+        assert "\n# %s\n%s = " % ("\n# ".join(textwrap.wrap(field.help, 98)), field.key) in text
     assert "--device rpi4" in text and "Raspberry Pi 4 Model B" in text
     path = _write(tmp_path, text)
     config = load_config(str(path), {"--model": str(tiny_onnx)})  # pico weights may not be shipped here

@@ -42,7 +42,7 @@ def progress_hooks(quiet, label):
 @click.argument("input_path", metavar="INPUT")
 @click.argument("output", metavar="OUTPUT")
 @click.option("--model", "-m", default="nano", show_default=True,
-              help="A preset with shipped weights (pico, nano, small), a .pt checkpoint or an .onnx file.")
+              help="A preset with shipped weights (pico, nano, small), a .pt checkpoint, an .onnx file or a bundle folder.")
 @click.option("--backend", "-b", default=None, help="Force a backend (default: the first available).")
 @click.option("--threads", type=int, default=None, help="Inference threads (default: all cores).")
 @click.option("--reference", "-r", default=None,
@@ -69,7 +69,7 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
     from edgerestore.runtime.restore import restore as run_restore
 
     check_paths(input_path, output)  # input problems are reported before the model is loaded
-    model_path = resolve_model(model)
+    model_path = resolve_model(model, backend=backend)
     on_start, on_frame, close = progress_hooks(quiet, "restoring")
     try:
         result = run_restore(input_path, output, str(model_path), backend=backend, threads=threads,

@@ -17,6 +17,12 @@ depth-to-space. So the exported graph never transposes a frame:
   to nearest (thanks to the +0.5), and a reshape gives back ``[1,H,W,3]``.
 
 The result equals the PyTorch student on the same uint8 frame (the tests demand >= 50 dB PSNR).
+
+Per export target (:mod:`edgerestore.export.targets`) the graph gets the opset and IR version the
+board's software parses (TensorRT 8.2 on the Jetson Nano: opset 13, IR 7), is simplified with
+onnxslim, and is built for a fixed size or for any size. :class:`FloatFrameModel` is the same graph
+with float32 I/O for TensorRT, which has no uint8 inputs (8.2): values 0..255, and the output
+already carries the +0.5 so that truncating it to uint8 rounds (the backend's adapter does that).
 """
 
 from __future__ import annotations
@@ -74,6 +80,29 @@ class Uint8FrameModel(nn.Module):
         return out.to(torch.uint8).reshape(n, h, w, c)
 
 
+class FloatFrameModel(Uint8FrameModel):
+    """``float32 [1,H,W,3]`` (0..255) in, ``float32 [1,H,W,3]`` out: the TensorRT graph.
+
+    The output is ``clamp(restored + 0.5, 0, 255)``: truncating it to uint8 gives the uint8 graph's
+    frame exactly, so the board-side adapter is one ``astype``.
+    """
+
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        n, h, w, c = frame.shape
+        rows = frame.reshape(n, 1, h, w * c)
+        features = self.context(self.body(self.act(self.head(rows))))
+        return torch.clamp(rows + self.tail(features), 0.0, 255.0).reshape(n, h, w, c)
+
+
+FLOAT_CONTRACT = "float32-nhwc-rgb"
+# What the runtime needs to feed and read each graph (recorded in the bundle manifest).
+IO = {
+    CONTRACT: {"layout": "nhwc", "channels": "rgb", "dtype": "uint8", "scale": 1.0, "offset": 0.0},
+    FLOAT_CONTRACT: {"layout": "nhwc", "channels": "rgb", "dtype": "float32", "scale": 1.0, "offset": 0.5,
+                     "rounding": "the output includes +0.5: truncate to uint8"},
+}
+
+
 def reference_uint8(student: StudentNet, frame: torch.Tensor) -> torch.Tensor:
     """What the exported graph must compute, by the plain student: uint8 NHWC in and out."""
     x = frame.permute(0, 3, 1, 2).float() / 255.0
@@ -102,21 +131,28 @@ def export_onnx(
     width: Optional[int] = None,
     opset: int = DEFAULT_OPSET,
     metadata: Optional[dict] = None,
+    ir_version: Optional[int] = None,
+    simplify: bool = False,
+    io: str = CONTRACT,
 ) -> Path:
-    """Write the uint8-contract ONNX model of ``student``; dynamic H/W unless both are given.
+    """Write the ONNX model of ``student``; dynamic H/W unless both are given.
 
-    The file's metadata records the stride, the contract and anything in ``metadata`` (preset...).
+    ``io`` is the contract: ``uint8-nhwc-rgb`` (ONNX Runtime) or ``float32-nhwc-rgb`` (TensorRT).
+    ``ir_version`` pins the file's IR version (older parsers reject newer ones), ``simplify`` runs
+    onnxslim. The file's metadata records the stride, the contract and anything in ``metadata``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stride = student.stride
-    model = Uint8FrameModel(student.eval()).eval()
+    model_cls = {CONTRACT: Uint8FrameModel, FLOAT_CONTRACT: FloatFrameModel}[io]
+    model = model_cls(student.eval()).eval()
     sample_h = height or stride * 8
     sample_w = width or stride * 8
     for name, size in (("height", sample_h), ("width", sample_w)):
         if size % stride:
             raise ValueError("%s %d is not a multiple of the model's stride %d" % (name, size, stride))
-    sample = torch.zeros(1, sample_h, sample_w, 3, dtype=torch.uint8)
+    dtype = torch.uint8 if io == CONTRACT else torch.float32
+    sample = torch.zeros(1, sample_h, sample_w, 3, dtype=dtype)
     dynamic = None
     if height is None or width is None:
         dynamic = {INPUT_NAME: {1: "height", 2: "width"}, OUTPUT_NAME: {1: "height", 2: "width"}}
@@ -126,7 +162,67 @@ def export_onnx(
             model, (sample,), str(path), opset_version=opset, input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME], dynamic_axes=dynamic, do_constant_folding=True, dynamo=False,
         )
-    info = {"stride": stride, "contract": CONTRACT, "config": json.dumps(student.config.to_dict())}
+    if simplify or ir_version is not None:
+        _finish(path, ir_version, simplify)
+    info = {"stride": stride, "contract": io, "config": json.dumps(student.config.to_dict())}
     info.update(metadata or {})
     write_metadata(path, info)
     return path
+
+
+def _finish(path: Path, ir_version: Optional[int], simplify: bool) -> None:
+    """Simplify (onnxslim: folds the shape arithmetic) and pin the IR version, in place."""
+    import onnx
+
+    model = onnx.load(str(path))
+    if simplify:
+        import onnxslim
+
+        model = onnxslim.slim(model)
+    if ir_version is not None:
+        model.ir_version = ir_version
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def to_fp16(src, dst) -> Path:
+    """FP16 copy of a uint8-contract graph: float16 weights and arithmetic, uint8 I/O unchanged.
+
+    The graph's only float entry point is the Cast after the uint8 input, so retargeting the Casts
+    and the float initializers is the whole conversion (no Cast pairs around every op).
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    for i, init in enumerate(graph.initializer):
+        if init.data_type == TensorProto.FLOAT:
+            graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16
+            if node.op_type == "Constant" and attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16)))
+    del graph.value_info[:]
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+    return Path(dst)
+
+
+def export_artifact(job, fmt) -> Path:
+    """Exporter of the ``onnx`` format: the uint8 graph, any frame size, the target's opset/IR."""
+    path = job.out_dir / fmt.filename
+    export_onnx(job.student, path, opset=job.target.opset, ir_version=job.target.ir_version,
+                simplify=job.target.simplify, metadata=job.metadata(fmt))
+    return path
+
+
+def export_fp16_artifact(job, fmt) -> Path:
+    """Exporter of ``onnx-fp16``: the FP32 graph with float16 weights and arithmetic."""
+    tmp = job.work_dir / "fp32-for-fp16.onnx"
+    export_onnx(job.student, tmp, opset=job.target.opset, ir_version=job.target.ir_version,
+                simplify=job.target.simplify, metadata=job.metadata(fmt))
+    return to_fp16(tmp, job.out_dir / fmt.filename)

@@ -4,7 +4,9 @@
 * a ``.onnx`` file -> itself;
 * a ``.pt`` student checkpoint -> exported once to ONNX in the cache folder
   (``$EDGERESTORE_CACHE`` or ``~/.cache/edgerestore``), keyed by the checkpoint's sha256;
-  this needs torch (``pip install edgerestore[host]``).
+  this needs torch (``pip install edgerestore[host]``);
+* a bundle folder (``edgerestore export``) -> its files are checked against the manifest's
+  sha256 and the artifact of the first backend that runs here (or of ``backend``) is returned.
 """
 
 from __future__ import annotations
@@ -52,10 +54,21 @@ def _onnx_from_checkpoint(path: Path) -> Path:
     return target
 
 
-def resolve_model(spec: str | None) -> Path:
-    """The runnable model file for ``spec`` (see the module docstring); errors name the fix."""
+def resolve_model(spec: str | None, backend: str | None = None) -> Path:
+    """The runnable model file for ``spec`` (see the module docstring); errors name the fix.
+
+    ``backend`` only matters for bundles: it picks that backend's artifact.
+    """
     spec = spec or DEFAULT_MODEL
     path = Path(spec)
+    if path.is_dir():
+        from edgerestore.runtime.bundle import is_bundle, load_bundle
+
+        if not is_bundle(path):
+            raise InputNotFoundError("%s is a folder without manifest.json, not a bundle — make one with "
+                                     "`edgerestore export`" % path)
+        bundle = load_bundle(path)
+        return Path(bundle.path(bundle.select(backend)))
     if path.suffix.lower() == ".onnx":
         if not path.is_file():
             raise InputNotFoundError("model %s does not exist" % path)

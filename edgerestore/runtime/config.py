@@ -13,6 +13,7 @@ onnxruntime``. Python 3.6-safe, torch-free.
 
 import os
 import re
+import textwrap
 from types import SimpleNamespace
 
 from edgerestore.errors import ConfigError
@@ -152,8 +153,8 @@ def _model_entry(value):
         raise _Invalid("%s does not exist" % value,
                        "an existing model file (%s) or bundle folder" % ", ".join(RUNNABLE_SUFFIXES))
     if value not in shipped_presets():
-        raise _Invalid("no shipped model named %r" % value,
-                       ", ".join(shipped_presets() + ["none", "a model file", "a bundle folder"]))
+        raise _Invalid("no shipped model named %r (this install ships %s)" % (value, ", ".join(shipped_presets()) or "none"),
+                       ", ".join(shipped_presets() + ["none", "a model file", "a bundle folder (edgerestore export)"]))
     return value
 
 
@@ -507,7 +508,7 @@ def render_config(profile=None):
         if field.table != table:
             table = field.table
             lines += ["", "[%s]" % table]
-        lines.append("# " + field.help)
+        lines.extend("# " + part for part in textwrap.wrap(field.help, 98))
         value = chosen.get((field.table, field.key), field.default)
         lines.append("%s = %s" % (field.key, _toml_value(value)))
     return "\n".join(lines) + "\n"

@@ -43,8 +43,12 @@ def open_backend(model, backend=None, threads=None, **options):
     if model == NO_MODEL:
         return None
     from edgerestore.runtime.backends import backend_for_artifact, create_backend
+    from edgerestore.runtime.bundle import is_bundle, load_bundle
 
     path = resolve_model_file(model)
+    if is_bundle(path):  # checked against its manifest; the artifact of the first backend that runs here
+        bundle = load_bundle(path)
+        path = bundle.path(bundle.select(backend))
     name = backend_for_artifact(path, backend)
     return create_backend(name, threads=threads, **options).load(path)
 

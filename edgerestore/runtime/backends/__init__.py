@@ -12,12 +12,27 @@ from edgerestore.errors import BackendUnavailableError, UnknownNameError
 # name -> "module:Class"; modules are imported only when a backend is probed or used.
 REGISTRY = {
     "onnxruntime": "edgerestore.runtime.backends.onnxruntime:OnnxRuntimeBackend",
+    "tflite": "edgerestore.runtime.backends.tflite:TFLiteBackend",
+    "tensorrt": "edgerestore.runtime.backends.tensorrt:TensorRTBackend",
 }
 
-# Artifact suffix -> the backends that can run it, preferred first.
+# Artifact suffix -> the backends that can run it, preferred first. The longest matching suffix
+# wins: a bundle's TensorRT graph (float I/O) is ``model.trt.onnx``.
 BACKENDS_FOR_SUFFIX = {
     ".onnx": ("onnxruntime",),
+    ".tflite": ("tflite",),
+    ".trt.onnx": ("tensorrt",),
+    ".engine": ("tensorrt",),
 }
+
+
+def artifact_suffix(path):
+    """The longest suffix of ``path`` that :data:`BACKENDS_FOR_SUFFIX` knows (else its last suffix)."""
+    import os
+
+    name = os.path.basename(str(path)).lower()
+    known = [suffix for suffix in BACKENDS_FOR_SUFFIX if name.endswith(suffix)]
+    return max(known, key=len) if known else os.path.splitext(name)[1]
 
 
 def backend_class(name):
@@ -50,9 +65,7 @@ def create_backend(name, **options):
 
 def backend_for_artifact(path, preferred=None):
     """Pick the backend for a model file: ``preferred`` if given, else the first available one."""
-    import os
-
-    suffix = os.path.splitext(str(path))[1].lower()
+    suffix = artifact_suffix(path)
     candidates = BACKENDS_FOR_SUFFIX.get(suffix)
     if not candidates:
         raise UnknownNameError("model file type", suffix or str(path), BACKENDS_FOR_SUFFIX)

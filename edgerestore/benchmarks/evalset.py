@@ -1,0 +1,244 @@
+"""The evaluation set of ``edgerestore bench``: images no student ever trained on.
+
+Two subsets, each a list of (degraded, clean) pairs:
+
+* ``mild`` - scikit-image's bundled public-domain / CC0 photos (astronaut, coffee, chelsea, rocket)
+  with the synthetic conferencing degradation ``mild`` of :mod:`edgerestore.distill.degrade`, one
+  fixed seed per photo;
+* ``gopro`` - real camera-shake blur with its sharp ground truth (GoPro dataset, Nah et al. 2017,
+  CC BY 4.0), when the pairs are available (``../shared/data/real_blur/gopro_pairs`` in a checkout).
+
+:func:`build_evalset` (host: needs scikit-image and the degradation module) writes the set in the
+GoPro dataset's layout, ``<dir>/<subset>/blur/<name>.png`` + ``<dir>/<subset>/sharp/<name>.png``,
+plus ``evalset.json`` (sources, licences, the exact degradation of every image). Copy that folder
+to a board: :func:`load_evalset` needs only OpenCV and also reads the GoPro dataset's own layout
+(``<seq>/blur/*.png`` + ``<seq>/sharp/*.png``) and flat ``X_blur1.png`` / ``X_sharp1.png`` pairs.
+Python 3.6-safe (the builder imports its host-only modules when called).
+"""
+
+import json
+import os
+import re
+
+import cv2
+import numpy as np
+
+from edgerestore.errors import InputNotFoundError, UnsupportedInputError
+
+EVALSET_VERSION = 1
+MANIFEST = "evalset.json"
+DEFAULT_SEED = 7100  # seeds 7100.. are used by nothing in training
+
+# scikit-image's bundled photos: name -> (description, licence as scikit-image states it).
+SKIMAGE_PHOTOS = {
+    "astronaut": ("Eileen Collins, NASA portrait", "public domain (NASA)"),
+    "coffee": ("a cup of coffee, Rachel Michetti", "CC0"),
+    "chelsea": ("Chelsea the cat, Stefan van der Walt", "CC0"),
+    "rocket": ("a Falcon 9 launch, SpaceX", "CC0 / public domain (SpaceX)"),
+}
+GOPRO_LICENCE = "CC BY 4.0 (GoPro dataset, Nah et al., CVPR 2017; SeungjunNah/DeepDeblur_release)"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+class EvalPair(object):
+    """One evaluation image: ``degraded`` (the input) and ``clean`` (ground truth), RGB uint8."""
+
+    def __init__(self, subset, name, degraded, clean):
+        if degraded.shape != clean.shape:
+            raise UnsupportedInputError("evaluation pair %s/%s: degraded %s and clean %s differ in size"
+                                        % (subset, name, degraded.shape, clean.shape))
+        self.subset = subset
+        self.name = name
+        self.degraded = degraded
+        self.clean = clean
+
+    def __repr__(self):
+        return "EvalPair(%s/%s, %dx%d)" % (self.subset, self.name, self.clean.shape[1], self.clean.shape[0])
+
+
+def read_rgb(path):
+    """An image file as contiguous RGB uint8."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UnsupportedInputError("cannot read image %s" % path)
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def write_rgb(path, image):
+    if not cv2.imwrite(str(path), np.ascontiguousarray(image[:, :, ::-1])):
+        raise OSError("could not write %s" % path)
+
+
+def default_gopro_dir():
+    """The shared GoPro pairs: ``$EDGERESTORE_SHARED/data/real_blur/gopro_pairs``, else the first
+    ``shared/data/real_blur/gopro_pairs`` beside a folder above the package; None when absent."""
+    tail = os.path.join("data", "real_blur", "gopro_pairs")
+    candidates = []
+    if os.environ.get("EDGERESTORE_SHARED"):
+        candidates.append(os.path.join(os.environ["EDGERESTORE_SHARED"], tail))
+    folder = os.path.dirname(os.path.abspath(__file__))
+    for _ in range(4):
+        folder = os.path.dirname(folder)
+        candidates.append(os.path.join(folder, "shared", tail))
+    for path in candidates:
+        if os.path.isdir(path):
+            return os.path.normpath(path)
+    return None
+
+
+def default_evalset_dir(degradation="mild"):
+    """Where the default evaluation set is built once: ``<cache>/evalset-v<N>-<hash>``, the hash of the
+    degradation's ranges, so a changed degradation module builds a new set instead of reusing a stale one."""
+    import hashlib
+
+    from edgerestore.distill.degrade import get_preset
+
+    ranges = json.dumps(get_preset(degradation).to_dict(), sort_keys=True)
+    digest = hashlib.sha256(ranges.encode("utf-8")).hexdigest()[:8]
+    root = os.environ.get("EDGERESTORE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "edgerestore")
+    return os.path.join(root, "evalset-v%d-%s" % (EVALSET_VERSION, digest))
+
+
+def _skimage_photo(name):
+    try:
+        from skimage import data
+    except ImportError:
+        raise InputNotFoundError("building the evaluation set needs scikit-image (pip install scikit-image), "
+                                 "or pass --evalset DIR with a set built elsewhere")
+    image = getattr(data, name)()
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3]).astype(np.uint8)
+
+
+def build_evalset(out_dir, degradation="mild", seed=DEFAULT_SEED, photos=tuple(SKIMAGE_PHOTOS), draws=2,
+                  gopro_dir="default"):
+    """Write the evaluation set into ``out_dir`` and return its manifest (see the module docstring).
+
+    Every photo is degraded ``draws`` times with its own seed (``<photo>-<draw>``), so one lucky or
+    unlucky draw does not decide a preset's score. ``gopro_dir="default"`` looks for the shared
+    GoPro pairs; ``None`` leaves the subset out.
+    """
+    from edgerestore.distill.degrade import degrade, get_preset
+
+    config = get_preset(degradation)
+    manifest = {"format": "edgerestore-evalset", "version": EVALSET_VERSION, "subsets": {}}
+    synthetic = []
+    for index, name in enumerate(photos):
+        if name not in SKIMAGE_PHOTOS:
+            raise InputNotFoundError("unknown scikit-image photo %r; choose from %s" % (name, ", ".join(SKIMAGE_PHOTOS)))
+        clean = _skimage_photo(name)
+        description, licence = SKIMAGE_PHOTOS[name]
+        for draw in range(draws):
+            degraded, params = degrade(clean, seed + index * draws + draw, config)
+            label = "%s-%d" % (name, draw)
+            _write_pair(out_dir, degradation, label, degraded, clean)
+            synthetic.append({"name": label, "source": "skimage.data.%s (%s)" % (name, description),
+                              "licence": licence, "size": [int(clean.shape[1]), int(clean.shape[0])],
+                              "degradation": params.to_dict()})
+    if synthetic:
+        manifest["subsets"][degradation] = {"kind": "synthetic", "degradation": degradation, "images": synthetic}
+    if gopro_dir == "default":
+        gopro_dir = default_gopro_dir()
+    if gopro_dir:
+        real = []
+        for pair in load_pairs_dir(gopro_dir, subset="gopro"):
+            _write_pair(out_dir, "gopro", pair.name, pair.degraded, pair.clean)
+            real.append({"name": pair.name, "source": "GoPro dataset (%s)" % os.path.basename(os.path.normpath(gopro_dir)),
+                         "licence": GOPRO_LICENCE, "size": [int(pair.clean.shape[1]), int(pair.clean.shape[0])]})
+        if real:
+            manifest["subsets"]["gopro"] = {"kind": "real-blur", "images": real}
+    if not manifest["subsets"]:
+        raise InputNotFoundError("the evaluation set would be empty: no photos and no GoPro pairs")
+    tmp = os.path.join(out_dir, MANIFEST + ".part")
+    with open(tmp, "w") as handle:
+        json.dump(manifest, handle, indent=2)
+    os.replace(tmp, os.path.join(out_dir, MANIFEST))  # the manifest last: its presence means complete
+    return manifest
+
+
+def _write_pair(out_dir, subset, name, degraded, clean):
+    for kind, image in (("blur", degraded), ("sharp", clean)):
+        folder = os.path.join(out_dir, subset, kind)
+        if not os.path.isdir(folder):
+            os.makedirs(folder)
+        write_rgb(os.path.join(folder, name + ".png"), image)
+
+
+def _images(folder):
+    return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES))
+
+
+def load_pairs_dir(folder, subset=None):
+    """Pairs in one folder: ``blur/`` + ``sharp/`` subfolders (GoPro layout) or flat ``X_blur*`` / ``X_sharp*``."""
+    subset = subset or os.path.basename(os.path.normpath(folder))
+    blur_dir, sharp_dir = os.path.join(folder, "blur"), os.path.join(folder, "sharp")
+    pairs = []
+    if os.path.isdir(blur_dir) and os.path.isdir(sharp_dir):
+        sharp = set(_images(sharp_dir))
+        for name in _images(blur_dir):
+            if name in sharp:
+                pairs.append(EvalPair(subset, os.path.splitext(name)[0], read_rgb(os.path.join(blur_dir, name)),
+                                      read_rgb(os.path.join(sharp_dir, name))))
+        return pairs
+    files = _images(folder)
+    for name in files:
+        match = re.match(r"(.*)_blur(\w*)(\.\w+)$", name)
+        if not match:
+            continue
+        sharp_name = "%s_sharp%s%s" % match.groups()
+        if sharp_name in files:
+            pairs.append(EvalPair(subset, match.group(1) + match.group(2), read_rgb(os.path.join(folder, name)),
+                                  read_rgb(os.path.join(folder, sharp_name))))
+    return pairs
+
+
+def load_evalset(path):
+    """Every (degraded, clean) pair under ``path``; subsets are the folders that hold pairs."""
+    if not os.path.isdir(str(path)):
+        raise InputNotFoundError("evaluation set %s does not exist — build one with "
+                                 "`edgerestore bench --make-evalset DIR`" % path)
+    path = str(path)
+    pairs = load_pairs_dir(path)
+    if not pairs:
+        for entry in sorted(os.listdir(path)):
+            sub = os.path.join(path, entry)
+            if os.path.isdir(sub):
+                pairs.extend(load_pairs_dir(sub, subset=entry))
+    if not pairs:
+        raise UnsupportedInputError("no image pairs in %s: expected <subset>/blur/*.png + <subset>/sharp/*.png "
+                                    "or X_blur1.png + X_sharp1.png" % path)
+    return pairs
+
+
+def read_manifest(path):
+    """``evalset.json`` of a built set, or None for a plain folder of pairs."""
+    manifest = os.path.join(str(path), MANIFEST)
+    if not os.path.isfile(manifest):
+        return None
+    with open(manifest) as handle:
+        return json.load(handle)
+
+
+def ensure_default_evalset():
+    """The default set's folder, built on first use (host); raises with the fix when it cannot be."""
+    folder = default_evalset_dir()
+    if read_manifest(folder) is None:
+        if not os.path.isdir(folder):
+            os.makedirs(folder)
+        build_evalset(folder)
+    return folder
+
+
+def describe_evalset(path, pairs):
+    """The ``evalset`` block of a bench result: where, which subsets, how many images each."""
+    subsets = {}
+    for pair in pairs:
+        subsets[pair.subset] = subsets.get(pair.subset, 0) + 1
+    manifest = read_manifest(path) or {}
+    return {
+        "path": str(path),
+        "version": manifest.get("version"),
+        "subsets": subsets,
+        "manifest": manifest.get("subsets"),
+    }

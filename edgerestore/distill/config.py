@@ -1,0 +1,377 @@
+"""The configuration of a distillation run: defaults, a YAML/TOML file, CLI overrides, validation.
+
+One nested dataclass per section; :func:`load_config` merges, in order, the defaults, a config file,
+the CLI's shortcut options and ``--set section.key=value`` overrides, and checks every value. The
+resolved config is saved as ``config.yaml`` beside the checkpoints, and ``--resume`` reads it back.
+torch-free.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from edgerestore.errors import ConfigError, InputNotFoundError
+
+
+@dataclass
+class StudentSection:
+    preset: str = "nano"
+    """A student preset (pico, nano, small, large) whose architecture to train."""
+    config: Dict[str, Any] = field(default_factory=dict)
+    """StudentConfig fields that override the preset's (e.g. ``{width: 16}``): a custom architecture."""
+    init: Optional[str] = None
+    """A student checkpoint to start from (fine-tuning) instead of the identity initialisation."""
+
+
+@dataclass
+class TeacherSection:
+    spec: str = "none"
+    """``none`` | ``restormer:WEIGHTS.pth`` | ``student:CHECKPOINT.pt`` | ``module:pkg.mod:factory`` |
+    ``folder:DIR`` (precomputed outputs: a teacher cache made by ``cache-teacher``, or images named
+    like the inputs of a paired dataset)."""
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of a ``module:`` factory."""
+    weights: Optional[str] = None
+    """A state dict to load into a ``module:`` teacher (strict)."""
+    tile: int = 0
+    """Run the teacher in tiles of this size (0 = whole crops); for teachers that run out of memory."""
+    overlap: int = 32
+    """Overlap of the tiles, blended with a feathered window."""
+    batch: int = 4
+    """Crops per teacher call."""
+    cache: str = "auto"
+    """Where teacher outputs are kept: ``auto`` ($EDGERESTORE_CACHE/teacher), a folder, or ``none``."""
+
+
+@dataclass
+class DataSection:
+    train: List[str] = field(default_factory=list)
+    """Folders of clean images, paired folders (``…/blur/x.png`` <-> ``…/sharp/x.png``), video files."""
+    val: List[str] = field(default_factory=list)
+    """Held-out data for validation; empty = hold out ``val_count`` images of ``train`` (seeded)."""
+    val_count: int = 8
+    """Images (or videos) held out of ``train`` when ``val`` is empty."""
+    val_crop: int = 256
+    """Validation scores the centre ``val_crop`` square of each held-out image (0 = whole image)."""
+    degradation: Any = "mild"
+    """A preset of distill/degrade.py (mild, noise, blur, strong, none) or a dict of its fields
+    (``{base: mild, gaussian_sigma: [2, 8]}``); paired data is used as it is."""
+    patch: int = 128
+    """Training patch size (pixels)."""
+    crop: int = 192
+    """Size of the degraded crops kept in memory (the teacher runs on these; patches are cut from them)."""
+    pool: int = 256
+    """Degraded crops kept in memory."""
+    refresh: int = 2
+    """Fresh crops that replace the oldest ones after every step (0 = a fixed pool). Each costs
+    15-30 ms of a worker's CPU (mostly the Poisson noise), so on 2 cores more than ~2 per step makes
+    the data, not the model, the bottleneck of small students."""
+    augment: bool = True
+    """Random flips and 90-degree rotations of the patches."""
+    workers: int = -1
+    """Processes that degrade crops in the background (0 = in the training process; -1 = auto:
+    a quarter of the cores per training process, at least 1, up to 8 with a GPU)."""
+    video_stride: int = 2
+    """Use every n-th frame of videos."""
+    video_max_frames: int = 300
+    """At most this many frames per video are kept in memory."""
+
+
+@dataclass
+class LossSection:
+    pixel: str = "charbonnier"
+    """charbonnier | l1: the per-pixel distance of the ``gt`` and ``teacher`` terms."""
+    eps: float = 1e-3
+    """Charbonnier's epsilon."""
+    gt: float = 1.0
+    """Weight of the distance to the ground truth."""
+    teacher: float = 1.0
+    """Weight of the distance to the teacher's output (ignored without a teacher)."""
+    ms_ssim: float = 0.0
+    """Weight of 1 - MS-SSIM (to ``target``)."""
+    freq: float = 0.0
+    """Weight of the L1 distance of the 2-D Fourier transforms (to ``target``)."""
+    feature: float = 0.0
+    """Weight of feature distillation (student features -> 1x1 adapter -> teacher features)."""
+    target: str = "gt"
+    """What ``ms_ssim`` and ``freq`` compare with: gt | teacher."""
+
+
+@dataclass
+class OptimSection:
+    lr: float = 2e-3
+    """Peak learning rate of AdamW."""
+    min_lr: float = 1e-5
+    """Learning rate at the end of the cosine."""
+    weight_decay: float = 1e-4
+    betas: Tuple[float, float] = (0.9, 0.99)
+    warmup: int = 200
+    """Steps of linear warm-up from 0."""
+    schedule: str = "cosine"
+    """cosine (warm-up, then cosine down to min_lr) | constant (warm-up, then lr)."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm (0 = off)."""
+    ema: float = 0.999
+    """Decay of the exponential moving average of the weights (0 = off); checkpoints hold the EMA."""
+
+
+@dataclass
+class TrainSection:
+    steps: int = 10000
+    batch: int = 16
+    """Patches per step per process."""
+    seed: int = 0
+    val_every: int = 500
+    checkpoint_every: int = 500
+    log_every: int = 20
+    device: str = "auto"
+    """auto (CUDA when available) | cpu | cuda | cuda:N."""
+    threads: int = 0
+    """torch threads per process (0 = the cores divided by the processes, minus data.workers)."""
+
+
+SECTIONS = {
+    "student": StudentSection,
+    "teacher": TeacherSection,
+    "data": DataSection,
+    "loss": LossSection,
+    "optim": OptimSection,
+    "train": TrainSection,
+}
+
+# Keys --resume lets one change: they do not change what is learnt or the schedule.
+RESUMABLE_CHANGES = {
+    "data.workers", "train.device", "train.threads", "train.val_every", "train.checkpoint_every",
+    "train.log_every", "teacher.cache", "teacher.batch", "teacher.tile", "teacher.overlap", "out",
+}
+
+
+@dataclass
+class DistillConfig:
+    student: StudentSection = field(default_factory=StudentSection)
+    teacher: TeacherSection = field(default_factory=TeacherSection)
+    data: DataSection = field(default_factory=DataSection)
+    loss: LossSection = field(default_factory=LossSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    out: str = "runs/distill"
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["optim"]["betas"] = list(self.optim.betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DistillConfig:
+        data = dict(data or {})
+        unknown = sorted(set(data) - set(SECTIONS) - {"out"})
+        if unknown:
+            raise ConfigError("unknown config section(s) %s; valid: %s" % (", ".join(unknown), ", ".join(list(SECTIONS) + ["out"])))
+        kwargs = {}
+        for name, section_cls in SECTIONS.items():
+            kwargs[name] = _section(name, section_cls, data.get(name) or {})
+        config = cls(out=str(data.get("out", cls.out)), **kwargs)
+        validate(config)
+        return config
+
+    def flat(self) -> Dict[str, Any]:
+        """``{"section.key": value}`` of every setting (for comparisons and messages)."""
+        out = {"out": self.out}
+        for name in SECTIONS:
+            for key, value in asdict(getattr(self, name)).items():
+                out["%s.%s" % (name, key)] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+def _section(name: str, section_cls, values: dict):
+    if not isinstance(values, dict):
+        raise ConfigError("config section %r must be a mapping, not %r" % (name, values))
+    known = {f.name: f for f in fields(section_cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError("unknown key(s) %s in section %r; valid: %s" % (
+            ", ".join(unknown), name, ", ".join(known)))
+    defaults = section_cls()
+    converted = {}
+    for key, value in values.items():
+        converted[key] = _coerce("%s.%s" % (name, key), value, getattr(defaults, key))
+    return section_cls(**converted)
+
+
+def _coerce(key: str, value, default):
+    """Give ``value`` the type of the default (YAML/TOML/CLI strings -> numbers...)."""
+    if value is None or default is None:
+        return value
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() in ("true", "yes", "1", "on"):
+                    return True
+                if value.lower() in ("false", "no", "0", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            return tuple(float(v) for v in value)
+        if isinstance(default, list):
+            return [str(v) for v in ([value] if isinstance(value, str) else value)]
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return dict(value)
+        if isinstance(default, str) and not isinstance(value, (str, dict)):
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError("%s=%r is not a valid %s" % (key, value, type(default).__name__))
+    return value
+
+
+_CHOICES = {
+    "loss.pixel": ("charbonnier", "l1"),
+    "loss.target": ("gt", "teacher"),
+    "optim.schedule": ("cosine", "constant"),
+}
+
+
+def validate(config: DistillConfig) -> None:
+    """Check ranges and choices; a bad value raises :class:`ConfigError` naming the key."""
+    flat = config.flat()
+    for key, choices in _CHOICES.items():
+        if flat[key] not in choices:
+            raise ConfigError("%s=%r; choose one of: %s" % (key, flat[key], ", ".join(choices)))
+    positive = ["data.patch", "data.crop", "data.pool", "train.steps", "train.batch", "train.val_every",
+                "train.checkpoint_every", "train.log_every", "teacher.batch", "data.video_stride",
+                "data.video_max_frames"]
+    for key in positive:
+        if flat[key] <= 0:
+            raise ConfigError("%s must be > 0, got %r" % (key, flat[key]))
+    if config.data.workers < -1:
+        raise ConfigError("data.workers must be >= 0 (or -1 = auto), got %r" % config.data.workers)
+    non_negative = ["data.refresh", "data.val_count", "data.val_crop", "loss.gt", "loss.teacher",
+                    "loss.ms_ssim", "loss.freq", "loss.feature", "optim.warmup", "optim.grad_clip",
+                    "optim.weight_decay", "optim.min_lr", "teacher.tile", "teacher.overlap", "train.threads"]
+    for key in non_negative:
+        if flat[key] < 0:
+            raise ConfigError("%s must be >= 0, got %r" % (key, flat[key]))
+    if not 0.0 <= config.optim.ema < 1.0:
+        raise ConfigError("optim.ema must be in [0, 1), got %r" % config.optim.ema)
+    if config.optim.lr <= 0:
+        raise ConfigError("optim.lr must be > 0, got %r" % config.optim.lr)
+    if config.data.crop < config.data.patch:
+        raise ConfigError("data.crop (%d) must be >= data.patch (%d)" % (config.data.crop, config.data.patch))
+    if config.data.pool < config.data.refresh:
+        raise ConfigError("data.refresh (%d) must be <= data.pool (%d)" % (config.data.refresh, config.data.pool))
+    weights = [config.loss.gt, config.loss.teacher, config.loss.ms_ssim, config.loss.freq, config.loss.feature]
+    if sum(weights) <= 0:
+        raise ConfigError("every loss weight is 0; set loss.gt and/or loss.teacher > 0")
+
+
+# --------------------------------------------------------------------------- files and overrides
+
+
+def read_config_file(path) -> dict:
+    """A YAML (``.yaml``/``.yml``) or TOML (``.toml``) file as a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFoundError("config file %s does not exist" % path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:
+        raise ConfigError("cannot parse %s: %s" % (path, str(exc).splitlines()[0])) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("%s must hold a mapping of sections (student, teacher, data, ...)" % path)
+    return data
+
+
+def parse_override(text: str) -> Tuple[str, Any]:
+    """``"optim.lr=1e-3"`` -> ``("optim.lr", 0.001)`` (values are parsed as YAML)."""
+    import yaml
+
+    if "=" not in text:
+        raise ConfigError("override %r must look like section.key=value (e.g. optim.lr=1e-3)" % text)
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except Exception:
+        value = raw
+    return key.strip(), value
+
+
+def set_key(data: dict, key: str, value) -> None:
+    """Set ``data[section][key] = value`` for a dotted ``key`` (``out`` has no section)."""
+    if key == "out":
+        data["out"] = value
+        return
+    if "." not in key:
+        raise ConfigError("override key %r must be section.key (sections: %s)" % (key, ", ".join(SECTIONS)))
+    section, name = key.split(".", 1)
+    if section not in SECTIONS:
+        raise ConfigError("unknown config section %r; valid: %s" % (section, ", ".join(list(SECTIONS) + ["out"])))
+    data.setdefault(section, {})
+    if not isinstance(data[section], dict):
+        raise ConfigError("config section %r must be a mapping" % section)
+    data[section][name] = value
+
+
+def load_config(path=None, options: Optional[Dict[str, Any]] = None, overrides: Optional[List[str]] = None,
+                base: Optional[dict] = None) -> DistillConfig:
+    """Defaults < ``base`` (a saved config) < the file at ``path`` < ``options`` ({"a.b": v}) < ``overrides``."""
+    data = copy.deepcopy(base) if base else {}
+    if path:
+        file_data = read_config_file(path)
+        for section, values in file_data.items():
+            if isinstance(values, dict) and isinstance(data.get(section), dict):
+                data[section].update(values)
+            else:
+                data[section] = values
+    for key, value in (options or {}).items():
+        if value is not None:
+            set_key(data, key, value)
+    for text in overrides or []:
+        set_key(data, *parse_override(text))
+    return DistillConfig.from_dict(data)
+
+
+def save_config(config: DistillConfig, path) -> Path:
+    """Write the resolved config as YAML (atomically)."""
+    import os
+    import tempfile
+
+    import yaml
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "# resolved configuration of this run (edgerestore distill); --resume reads it back\n"
+    text += yaml.safe_dump(config.to_dict(), sort_keys=False)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def resume_differences(saved: DistillConfig, given: DistillConfig) -> List[str]:
+    """Settings that differ between a run's saved config and the one given with ``--resume``,
+    except those that do not change the training (workers, device, intervals...)."""
+    a, b = saved.flat(), given.flat()
+    return ["%s (run: %r, given: %r)" % (k, a[k], b[k]) for k in sorted(a)
+            if k not in RESUMABLE_CHANGES and a[k] != b[k]]

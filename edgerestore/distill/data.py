@@ -1,0 +1,456 @@
+"""Training data: real images, pairs and videos in memory, degraded crops in a refreshed pool.
+
+Why a pool: degrading a crop (blur, Poisson noise, a JPEG or H.264 round trip) costs 15-30 ms of CPU,
+as much as a training step of a small student, and a teacher like Restormer costs seconds per crop on
+a CPU. So the images are loaded once; worker processes degrade *crops* (``data.crop`` pixels, default
+192) in the background; a pool of ``data.pool`` crops lives in memory and ``data.refresh`` fresh crops
+replace the oldest after every step; each step cuts ``train.batch`` random patches (``data.patch``)
+out of the pool, flipped and rotated. The teacher runs once per crop, not once per patch.
+
+Everything is a pure function of the seed and the step: sample ``n`` of process ``rank`` is global
+sample ``k = rank + world * n``; its image, crop box and degradation seed are drawn from
+``(seed, k)``; the pool before step ``t`` holds samples ``[t*refresh, t*refresh + pool)``; the patches
+of step ``t`` come from ``(seed, rank, t)``. A resumed run rebuilds the same pool and draws the same
+patches, and the teacher cache can key every crop by ``(image, box, degradation seed)``.
+
+Sources (:func:`load_items`):
+
+* a folder of clean images (PNG, JPEG, TIFF, ...), degraded on the fly with distill/degrade.py;
+* a paired folder: an image whose relative path contains ``blur`` and has a twin with ``sharp`` in
+  its place (the GoPro layout ``SEQ/blur/0001.png`` <-> ``SEQ/sharp/0001.png``, or
+  ``Istanbul_blur1.png`` <-> ``Istanbul_sharp1.png``) is a real degraded/clean pair, used as it is;
+* video files (every ``video_stride``-th frame, at most ``video_max_frames`` per video).
+
+The validation split is fixed by the seed: ``val_count`` images (or videos) are held out, and each
+is scored on its centre crop, degraded with a seed derived from the image's content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from edgerestore.distill import degrade as deg
+from edgerestore.errors import ConfigError, InputNotFoundError, UnsupportedInputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
+MARGIN = 16
+"""Crops are degraded with this many extra pixels around them (then trimmed), so that blur near
+their edges sees real neighbours instead of a reflected border."""
+KEY_VERSION = "edgerestore-sample-v1"
+
+
+@dataclass
+class Item:
+    """One training image in memory (a video frame, a clean image or a real pair)."""
+
+    name: str
+    """Where it came from (relative path, ``#frame`` for videos), for messages."""
+    key: str
+    """Content identity (sha256 of the file(s), plus the frame index): the teacher cache keys on it."""
+    group: str
+    """Items of one group (the frames of a video) are held out together."""
+    clean: np.ndarray
+    degraded: Optional[np.ndarray] = None
+    """The real degraded twin of a pair (``None``: degrade ``clean`` on the fly)."""
+    teacher: Optional[np.ndarray] = None
+    """A precomputed teacher output of ``degraded`` (``folder:`` teachers of paired data)."""
+
+    @property
+    def paired(self) -> bool:
+        return self.degraded is not None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def read_image(path) -> np.ndarray:
+    """An image file as RGB uint8 ``HxWx3`` (grayscale, alpha and 16-bit are converted)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UnsupportedInputError("cannot read image %s (not an image, or a format OpenCV lacks)" % path)
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def file_key(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:24]
+
+
+def _files(root: Path, suffixes: Sequence[str]) -> List[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def _twin(relative: str) -> Optional[str]:
+    """``SEQ/blur/x.png`` -> ``SEQ/sharp/x.png`` (the last ``blur`` becomes ``sharp``)."""
+    at = relative.rfind("blur")
+    if at < 0:
+        return None
+    return relative[:at] + "sharp" + relative[at + len("blur"):]
+
+
+def find_pairs(root: Path, images: List[Path]) -> Tuple[List[Tuple[Path, Path]], List[Path]]:
+    """(blurred, sharp) pairs under ``root`` and the images that belong to no pair."""
+    by_relative = {p.relative_to(root).as_posix(): p for p in images}
+    pairs, used = [], set()
+    for relative, path in by_relative.items():
+        twin = _twin(relative)
+        if twin is not None and twin in by_relative and twin != relative:
+            pairs.append((path, by_relative[twin]))
+            used.update((relative, twin))
+    rest = [p for r, p in by_relative.items() if r not in used]
+    return pairs, rest
+
+
+def read_video(path: Path, stride: int, max_frames: int) -> List[np.ndarray]:
+    """Every ``stride``-th frame of a video (RGB uint8), at most ``max_frames``."""
+    import av
+
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index % stride == 0:
+                    frames.append(frame.to_ndarray(format="rgb24"))
+                    if len(frames) >= max_frames:
+                        break
+    except av.error.FFmpegError as exc:
+        raise UnsupportedInputError("cannot decode video %s: %s" % (path, exc)) from exc
+    if not frames:
+        raise UnsupportedInputError("video %s has no frames" % path)
+    return frames
+
+
+def load_items(paths: Iterable[str], video_stride: int = 1, video_max_frames: int = 300,
+               on_file: Optional[Callable[[str], None]] = None) -> Tuple[List[Item], Dict[str, int]]:
+    """Load every image, pair and video frame under ``paths`` into memory.
+
+    Returns ``(items, counts)``; ``counts`` says how many images, pairs, videos, frames and
+    ignored unpaired images there were. A path with nothing usable raises an error saying so.
+    """
+    items: List[Item] = []
+    counts = {"images": 0, "pairs": 0, "videos": 0, "frames": 0, "unpaired_ignored": 0}
+    for spec in paths:
+        root = Path(spec)
+        if not root.exists():
+            raise InputNotFoundError("training data %s does not exist" % root)
+        before = len(items)
+        if root.is_file():
+            base, images, videos = root.parent, [], []
+            if root.suffix.lower() in IMAGE_SUFFIXES:
+                images = [root]
+            elif root.suffix.lower() in VIDEO_SUFFIXES:
+                videos = [root]
+            else:
+                raise UnsupportedInputError("%s is neither an image (%s) nor a video (%s)" % (
+                    root, " ".join(IMAGE_SUFFIXES), " ".join(VIDEO_SUFFIXES)))
+        else:
+            base, images, videos = root, _files(root, IMAGE_SUFFIXES), _files(root, VIDEO_SUFFIXES)
+        pairs, singles = find_pairs(base, images)
+        if pairs:
+            counts["unpaired_ignored"] += len(singles)
+            singles = []
+        for blurred, sharp in pairs:
+            if on_file:
+                on_file(str(blurred))
+            clean, degraded = read_image(sharp), read_image(blurred)
+            if clean.shape != degraded.shape:
+                raise UnsupportedInputError("pair %s / %s: sizes differ (%s vs %s)" % (
+                    blurred, sharp, clean.shape[:2], degraded.shape[:2]))
+            name = blurred.relative_to(base).as_posix()
+            key = file_key(blurred) + file_key(sharp)[:8]
+            items.append(Item(name, key, name, clean, degraded))
+            counts["pairs"] += 1
+        for path in singles:
+            if on_file:
+                on_file(str(path))
+            name = path.relative_to(base).as_posix()
+            items.append(Item(name, file_key(path), name, read_image(path)))
+            counts["images"] += 1
+        for path in videos:
+            if on_file:
+                on_file(str(path))
+            name = path.relative_to(base).as_posix()
+            video_key = file_key(path)
+            frames = read_video(path, video_stride, video_max_frames)
+            for index, frame in enumerate(frames):
+                frame_index = index * video_stride
+                items.append(Item("%s#%d" % (name, frame_index), "%s#%d" % (video_key, frame_index), name, frame))
+            counts["videos"] += 1
+            counts["frames"] += len(frames)
+        if len(items) == before:
+            raise InputNotFoundError("training data %s has no images or videos (looked for %s and %s)" % (
+                root, " ".join(IMAGE_SUFFIXES), " ".join(VIDEO_SUFFIXES)))
+    if not items:
+        raise InputNotFoundError("no training data given: pass image folders, paired folders or videos")
+    return items, counts
+
+
+def describe_counts(counts: Dict[str, int]) -> str:
+    parts = []
+    for key, label in (("images", "clean images"), ("pairs", "real pairs"), ("frames", "video frames")):
+        if counts.get(key):
+            parts.append("%d %s" % (counts[key], label))
+    if counts.get("videos"):
+        parts[-1] += " from %d video(s)" % counts["videos"]
+    if counts.get("unpaired_ignored"):
+        parts.append("%d unpaired image(s) in paired folders ignored" % counts["unpaired_ignored"])
+    return ", ".join(parts)
+
+
+def check_sizes(items: Sequence[Item], patch: int) -> None:
+    for item in items:
+        h, w = item.clean.shape[:2]
+        if min(h, w) < patch:
+            raise ConfigError("%s is %dx%d, smaller than the %d px training patches; lower data.patch "
+                              "or remove it" % (item.name, w, h, patch))
+
+
+def representatives(items: List[Item]) -> List[Item]:
+    """One item per group: every image, and the middle frame of every video."""
+    groups: Dict[str, List[Item]] = {}
+    for item in items:
+        groups.setdefault(item.group, []).append(item)
+    return [members[len(members) // 2] for _, members in sorted(groups.items())]
+
+
+def split_items(items: List[Item], val_count: int, seed: int) -> Tuple[List[Item], List[Item]]:
+    """Hold out ``val_count`` groups (images, or whole videos) chosen by ``seed``; one item per
+    held-out group is scored (a video's middle frame). One group only: its last items."""
+    if val_count <= 0:
+        return list(items), []
+    groups: Dict[str, List[Item]] = {}
+    for item in items:
+        groups.setdefault(item.group, []).append(item)
+    names = sorted(groups)
+    if len(names) >= 2:
+        order = np.random.default_rng([seed, 5]).permutation(len(names))
+        held = {names[i] for i in order[:min(val_count, len(names) - 1)]}
+        val = [groups[g][len(groups[g]) // 2] for g in names if g in held]
+        train = [item for g in names if g not in held for item in groups[g]]
+        return train, val
+    if len(items) < 2:
+        raise ConfigError("one image is not enough to both train and validate; add images or pass --val DATA")
+    count = min(val_count, len(items) // 2)
+    return list(items[:-count]), list(items[-count:])
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def resolve_degradation(value) -> Tuple[deg.DegradationConfig, dict]:
+    """``data.degradation`` (a preset name, or a dict of fields with an optional ``base`` preset)
+    -> ``(config, plain dict for cache keys)``."""
+    if isinstance(value, str):
+        config = deg.get_preset(value)
+    elif isinstance(value, dict):
+        fields = dict(value)
+        base = deg.get_preset(str(fields.pop("base", "mild")))
+        try:
+            config = deg.with_ranges(base, **fields)
+        except TypeError as exc:
+            raise ConfigError("data.degradation: %s; valid fields: %s" % (
+                exc, ", ".join(deg.DegradationConfig().to_dict()))) from exc
+    else:
+        raise ConfigError("data.degradation must be a preset name or a mapping, not %r" % (value,))
+    return config, {k: list(v) if isinstance(v, tuple) else v for k, v in config.to_dict().items()}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Which crop of which item, degraded with which seed: everything a sample depends on."""
+
+    item: int
+    top: int
+    left: int
+    height: int
+    width: int
+    seed: int
+
+
+def train_spec(items: Sequence[Item], k: int, crop: int, seed: int) -> Spec:
+    """The crop of global training sample ``k``."""
+    rng = np.random.default_rng([seed, 7, k])
+    index = int(rng.integers(len(items)))
+    h, w = items[index].clean.shape[:2]
+    ch, cw = min(crop, h), min(crop, w)
+    top, left = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+    return Spec(index, top, left, ch, cw, int(rng.integers(2**31 - 1)))
+
+
+def val_spec(items: Sequence[Item], index: int, crop: int, multiple: int, seed: int) -> Spec:
+    """The centre crop of held-out item ``index`` (sizes rounded down to ``multiple``)."""
+    item = items[index]
+    h, w = item.clean.shape[:2]
+    ch, cw = (min(crop, h), min(crop, w)) if crop else (h, w)
+    ch, cw = max(multiple, ch - ch % multiple), max(multiple, cw - cw % multiple)
+    ch, cw = min(ch, h), min(cw, w)
+    digest = int(hashlib.sha256(item.key.encode()).hexdigest()[:8], 16)
+    return Spec(index, (h - ch) // 2, (w - cw) // 2, ch, cw, int(np.random.default_rng([seed, 13, digest]).integers(2**31 - 1)))
+
+
+class Renderer:
+    """Turns a :class:`Spec` into arrays: the clean crop, its degraded twin, a teacher output if the
+    item carries one. Picklable: DataLoader workers get a copy (the images are shared by fork)."""
+
+    def __init__(self, items: Sequence[Item], degradation):
+        self.items = list(items)
+        self.degradation, self.degradation_dict = resolve_degradation(degradation)
+
+    def key(self, spec: Spec) -> str:
+        """Cache key of a sample: the item's content, the box, the degradation and its seed."""
+        item = self.items[spec.item]
+        payload = {
+            "v": KEY_VERSION, "item": item.key, "box": [spec.top, spec.left, spec.height, spec.width],
+            "seed": None if item.paired else spec.seed,
+            "degradation": None if item.paired else self.degradation_dict,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+    def clean(self, spec: Spec) -> np.ndarray:
+        item = self.items[spec.item]
+        return item.clean[spec.top:spec.top + spec.height, spec.left:spec.left + spec.width]
+
+    def teacher(self, spec: Spec) -> Optional[np.ndarray]:
+        item = self.items[spec.item]
+        if item.teacher is None:
+            return None
+        return np.ascontiguousarray(item.teacher[spec.top:spec.top + spec.height, spec.left:spec.left + spec.width])
+
+    def degraded(self, spec: Spec) -> np.ndarray:
+        item = self.items[spec.item]
+        if item.paired:
+            return item.degraded[spec.top:spec.top + spec.height, spec.left:spec.left + spec.width]
+        h, w = item.clean.shape[:2]
+        top, left = max(0, spec.top - MARGIN), max(0, spec.left - MARGIN)
+        bottom, right = min(h, spec.top + spec.height + MARGIN), min(w, spec.left + spec.width + MARGIN)
+        out, _ = deg.degrade(np.ascontiguousarray(item.clean[top:bottom, left:right]), spec.seed, self.degradation)
+        dy, dx = spec.top - top, spec.left - left
+        return np.ascontiguousarray(out[dy:dy + spec.height, dx:dx + spec.width])
+
+    def sample(self, spec: Spec, lookup: Optional[Callable] = None) -> dict:
+        """``{"key", "clean", "degraded", "teacher"}``; ``lookup(key)`` may supply a cached
+        ``(degraded, teacher)`` (then nothing is degraded: exactly what the teacher saw)."""
+        key = self.key(spec)
+        cached = lookup(key) if lookup is not None else None
+        if cached is not None:
+            degraded, teacher = cached
+        else:
+            degraded, teacher = self.degraded(spec), self.teacher(spec)
+        return {"key": key, "clean": np.ascontiguousarray(self.clean(spec)), "degraded": degraded,
+                "teacher": teacher}
+
+
+# --------------------------------------------------------------------------- the stream and the pool
+
+
+def global_index(n: int, rank: int, world: int) -> int:
+    """Global sample id of the ``n``-th sample of process ``rank``."""
+    return rank + world * n
+
+
+def _identity(sample):
+    return sample
+
+
+def _worker_init(_worker_id: int) -> None:
+    # Only the training process handles Ctrl-C/SIGTERM (it saves a checkpoint); workers would
+    # otherwise die first and turn a clean stop into a DataLoader error.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+class SampleStream(Dataset):
+    """Global sample ids ``world*first .. world*(first+count)-1`` as rendered samples; a
+    :class:`DistributedSampler` gives each process its share (``rank + world*n``)."""
+
+    def __init__(self, renderer: Renderer, crop: int, seed: int, first: int, count: int, rank: int, world: int,
+                 lookup: Optional[Callable] = None):
+        self.renderer, self.crop, self.seed = renderer, crop, seed
+        self.first, self.count, self.rank, self.world = first, count, rank, world
+        self.lookup = lookup
+
+    def __len__(self) -> int:
+        return self.world * self.count
+
+    def __getitem__(self, index: int) -> dict:
+        k = self.world * self.first + index
+        sample = self.renderer.sample(train_spec(self.renderer.items, k, self.crop, self.seed), self.lookup)
+        sample["k"], sample["n"] = k, (k - self.rank) // self.world
+        return sample
+
+
+def sample_stream(renderer: Renderer, crop: int, seed: int, first: int, count: int, rank: int, world: int,
+                  workers: int, lookup: Optional[Callable] = None, prefetch: int = 8):
+    """Iterate, in order, over local samples ``first .. first+count-1`` of process ``rank``, rendered
+    by ``workers`` background processes; each is a :meth:`Renderer.sample` dict plus ``"n"`` (local
+    index) and ``"k"`` (global id). Under ``torchrun`` every process degrades different crops.
+    """
+    dataset = SampleStream(renderer, crop, seed, first, count, rank, world, lookup)
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
+    options = {}
+    if workers > 0:
+        options = {"worker_init_fn": _worker_init, "prefetch_factor": max(2, prefetch // workers)}
+        if "fork" in torch.multiprocessing.get_all_start_methods():
+            options["multiprocessing_context"] = "fork"  # the images are shared, not pickled
+    loader = DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=workers,
+                        collate_fn=_identity, **options)
+    return iter(loader)
+
+
+class Pool:
+    """The crops training patches are cut from: sample ``n`` lives in slot ``n % size``."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.slots: List[Optional[dict]] = [None] * size
+
+    def put(self, sample: dict) -> None:
+        self.slots[sample["n"] % self.size] = sample
+
+    def full(self) -> bool:
+        return all(s is not None for s in self.slots)
+
+    def draw(self, rng: np.random.Generator, batch: int, patch: int, augment: bool,
+             with_teacher: bool) -> Dict[str, np.ndarray]:
+        """``batch`` random patches (NHWC uint8): ``degraded``, ``clean`` and ``teacher``."""
+        out = {"degraded": [], "clean": []}
+        if with_teacher:
+            out["teacher"] = []
+        for _ in range(batch):
+            sample = self.slots[int(rng.integers(self.size))]
+            h, w = sample["clean"].shape[:2]
+            top, left = int(rng.integers(h - patch + 1)), int(rng.integers(w - patch + 1))
+            code = int(rng.integers(8)) if augment else 0
+            for name in out:
+                piece = sample[name][top:top + patch, left:left + patch]
+                if code & 4:
+                    piece = piece[:, ::-1]
+                out[name].append(np.rot90(piece, code & 3))
+        return {name: np.stack(pieces) for name, pieces in out.items()}
+
+
+def validation_samples(renderer: Renderer, crop: int, multiple: int, seed: int,
+                       lookup: Optional[Callable] = None) -> List[dict]:
+    """The fixed validation set: one degraded centre crop per held-out item."""
+    samples = []
+    for index in range(len(renderer.items)):
+        sample = renderer.sample(val_spec(renderer.items, index, crop, multiple, seed), lookup)
+        sample["n"] = index
+        samples.append(sample)
+    return samples

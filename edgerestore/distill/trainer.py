@@ -1,0 +1,765 @@
+"""The distillation trainer: AdamW, cosine schedule with warm-up, EMA weights, atomic and
+resumable checkpoints, CSV and TensorBoard logs, and DistributedDataParallel under ``torchrun``.
+
+A run lives in one folder (``out``)::
+
+    config.yaml   the resolved configuration (``--resume`` reads it back)
+    last.pt       student checkpoint (EMA weights) + the training state; written every
+                  ``train.checkpoint_every`` steps, at the end, and on SIGINT/SIGTERM
+    best.pt       the checkpoint with the best validation PSNR so far
+    student.pt    the final student (EMA weights), written when the run completes
+    log.csv       one row every ``train.log_every`` steps: step, lr, losses, val PSNR, speed
+    tb/           TensorBoard events (when tensorboard is installed)
+
+Every ``.pt`` is the standard student format of :mod:`edgerestore.models.checkpoint`, so
+``edgerestore restore --model out/student.pt`` and ``edgerestore export`` take any of them.
+
+Resuming is exact: the learning rate is a pure function of the step, the data stream and the
+patches of a step are pure functions of the seed and the step (:mod:`edgerestore.distill.data`),
+and the optimizer, weights and EMA are restored, so a run stopped and resumed reaches the same
+step count with the same schedule as an uninterrupted one.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) every process trains on its own crops, gradients are
+averaged by DDP (NCCL on GPUs, gloo on CPUs), validation is sharded with a DistributedSampler, and
+only rank 0 writes files. The same command without ``torchrun`` runs in one process.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from edgerestore.distill import data as D
+from edgerestore.distill.config import DistillConfig, save_config
+from edgerestore.distill.losses import DistillLoss, FeatureAdapter
+from edgerestore.distill.teacher import (
+    NoTeacher,
+    Teacher,
+    create_teacher,
+    feature_channels,
+    fill_targets,
+    match_features,
+    open_cache,
+    to_batch,
+)
+from edgerestore.errors import CheckpointError, ConfigError, InputNotFoundError
+from edgerestore.models.checkpoint import load_student, save_student
+from edgerestore.models.config import StudentConfig
+from edgerestore.models.presets import PRESETS, get_preset
+from edgerestore.models.student import StudentNet
+
+CHECKPOINT_LAST = "last.pt"
+CHECKPOINT_BEST = "best.pt"
+CHECKPOINT_FINAL = "student.pt"
+CONFIG_FILE = "config.yaml"
+LOG_FILE = "log.csv"
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    local_world: int = 1
+    device: torch.device = torch.device("cpu")
+    owned: bool = False
+    """Whether we initialised the process group (and so must destroy it)."""
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, values: List[float]) -> List[float]:
+        if self.world == 1:
+            return list(values)
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+def pick_device(device_spec: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` -> this process's GPU when CUDA is available, else the CPU."""
+    spec = (device_spec or "auto").lower()
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device=%s but CUDA is not available here; use train.device=cpu" % device_spec)
+        device = torch.device("cuda", local_rank) if spec == "cuda" else torch.device(spec)
+        torch.cuda.set_device(device)
+        return device
+    if spec != "cpu":
+        raise ConfigError("train.device=%r; choose auto, cpu, cuda or cuda:N" % device_spec)
+    return torch.device("cpu")
+
+
+def setup_distributed(device_spec: str = "auto") -> Distributed:
+    """Join the ``torchrun`` process group if there is one; pick the device of this process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    device = pick_device(device_spec, local_rank)
+    owned = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        owned = True
+    return Distributed(rank, world, local_rank, local_world, device, owned)
+
+
+def data_workers(config: DistillConfig, processes: int = 1, gpu: bool = False) -> int:
+    """``data.workers``, or (-1, auto) a share of this machine's cores for degrading crops."""
+    if config.data.workers >= 0:
+        return config.data.workers
+    cores = max(1, (os.cpu_count() or 1) // processes)
+    return max(1, min(8, cores - 1)) if gpu else max(1, cores // 4)
+
+
+def default_threads(config: DistillConfig, processes: int = 1, workers: int = 0) -> int:
+    """torch threads of one process: ``train.threads``, or this machine's cores shared by the
+    processes, minus the data workers. Oversubscribing matters: on a busy 2-core machine a pico
+    step took 590 ms with 2 torch threads and 37 ms with 1 (tiny kernels wait on each other)."""
+    if config.train.threads:
+        return config.train.threads
+    return max(1, (os.cpu_count() or 1) // processes - workers)
+
+
+def lr_at(step: int, steps: int, optim) -> float:
+    """Learning rate of ``step`` (0-based): linear warm-up, then cosine to ``min_lr`` (or constant)."""
+    warmup = min(optim.warmup, max(0, steps - 1))
+    if step < warmup:
+        return optim.lr * (step + 1) / warmup
+    if optim.schedule == "constant":
+        return optim.lr
+    progress = (step - warmup) / max(1, steps - warmup)
+    return optim.min_lr + (optim.lr - optim.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class EMA:
+    """Exponential moving average of the weights (with the usual warm-up of the decay)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1.0 + step) / (10.0 + step))
+        for ema, live in zip(self.model.parameters(), model.parameters()):
+            ema.mul_(d).add_(live.detach(), alpha=1.0 - d)
+        for ema, live in zip(self.model.buffers(), model.buffers()):
+            ema.copy_(live)
+
+
+class StopSignal:
+    """Remember SIGINT/SIGTERM instead of dying, so the trainer can finish the step and save."""
+
+    def __init__(self):
+        self.received: Optional[int] = None
+        self._previous = {}
+
+    def __enter__(self) -> StopSignal:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.received = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class RunLog:
+    """log.csv (rewritten up to the resumed step, then appended) and TensorBoard events."""
+
+    def __init__(self, out: Path, columns: List[str], resume_step: int, echo: Callable[[str], None]):
+        self.path = out / LOG_FILE
+        self.columns = columns
+        rows = []
+        if resume_step > 0 and self.path.is_file():
+            with open(self.path, newline="") as handle:
+                rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resume_step]
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
+        self.handle = open(self.path, "a", newline="")
+        self.writer = csv.DictWriter(self.handle, fieldnames=columns, extrasaction="ignore")
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out / "tb"), purge_step=resume_step or None)
+        except ImportError:
+            echo("note: tensorboard is not installed (pip install tensorboard); logging to log.csv only")
+
+    def write(self, row: Dict[str, object]) -> None:
+        self.writer.writerow({k: ("%.6g" % v if isinstance(v, float) else v) for k, v in row.items()})
+        self.handle.flush()
+        if self.tb is not None:
+            step = int(row["step"])
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)) and value == value:
+                    self.tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        self.handle.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+class _TrainNet(nn.Module):
+    """The student (+ the feature adapter): one module, so that DDP averages both."""
+
+    def __init__(self, student: StudentNet, adapter: Optional[nn.Module]):
+        super().__init__()
+        self.student = student
+        self.adapter = adapter
+        self._features = None
+        if adapter is not None:
+            # The tail's input is what StudentNet.features() returns.
+            student.tail.register_forward_pre_hook(self._capture)
+
+    def _capture(self, module, inputs):
+        self._features = inputs[0]
+
+    def forward(self, x: torch.Tensor):
+        out = self.student(x)
+        if self.adapter is None:
+            return out, None, None
+        features, self._features = self._features, None
+        return out, self.adapter(features), features
+
+
+def student_config(section) -> StudentConfig:
+    """The architecture of ``student.*``: a preset's, with ``student.config`` fields replaced."""
+    preset = get_preset(section.preset)
+    try:
+        return StudentConfig.from_dict({**preset.config.to_dict(), **section.config})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("student.config: %s; fields: %s" % (exc, ", ".join(StudentConfig().to_dict()))) from exc
+
+
+def build_student(section, seed: int):
+    """The student of ``student.*``: ``(model, preset name or None)``."""
+    config = student_config(section)
+    if config.temporal:
+        raise ConfigError("temporal students cannot be distilled yet; remove student.config.temporal")
+    name = next((p.name for p in PRESETS.values() if p.config == config), None)
+    torch.manual_seed(seed)
+    if section.init:
+        model, _ = load_student(section.init, expect=config)
+        model.train()
+    else:
+        model = StudentNet(config)
+    return model, name
+
+
+def psnr(output: torch.Tensor, target: torch.Tensor) -> float:
+    """PSNR (dB) of one image after rounding to 8 bits, as a deployed model outputs it."""
+    out = torch.round(output.clamp(0, 1) * 255.0)
+    mse = torch.mean((out - torch.round(target * 255.0)) ** 2).item()
+    return 99.0 if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+# --------------------------------------------------------------------------- data setup
+
+
+@dataclass
+class Prepared:
+    """What both training and cache-teacher need: the data, the teacher, its cache."""
+
+    train: D.Renderer
+    val: D.Renderer
+    counts: Dict[str, int]
+    teacher: Teacher
+    cache: Optional[object]
+    needs_outputs: bool
+    needs_features: bool
+
+
+def prepare(config: DistillConfig, device, echo: Callable[[str], None] = print, multiple: int = 8) -> Prepared:
+    """Load the data into memory, split it, create the teacher and open its cache."""
+    if not config.data.train:
+        raise InputNotFoundError("no training data: pass image folders, paired folders or videos "
+                                 "(edgerestore distill DATA... or data.train in the config)")
+    teacher = create_teacher(config.teacher, device)  # first: a bad teacher fails before the data loads
+    items, counts = D.load_items(config.data.train, config.data.video_stride, config.data.video_max_frames)
+    if config.data.val:
+        train_items = items
+        val_items = D.representatives(D.load_items(config.data.val, config.data.video_stride,
+                                                   config.data.video_max_frames)[0])
+    else:
+        train_items, val_items = D.split_items(items, config.data.val_count, config.train.seed)
+    D.check_sizes(train_items, config.data.patch)
+    loss = config.loss
+    uses_outputs = loss.teacher > 0 or (loss.target == "teacher" and (loss.ms_ssim > 0 or loss.freq > 0))
+    needs_outputs = not isinstance(teacher, NoTeacher) and uses_outputs
+    needs_features = not isinstance(teacher, NoTeacher) and loss.feature > 0
+    if isinstance(teacher, NoTeacher) and loss.target == "teacher" and (loss.ms_ssim > 0 or loss.freq > 0):
+        raise ConfigError("loss.target=teacher needs a teacher (--teacher ...)")
+    if needs_features and not teacher.live:
+        raise ConfigError("feature distillation (loss.feature > 0) needs a teacher that runs here, not %s"
+                          % teacher.description)
+    teacher.attach(train_items)
+    teacher.attach(val_items)
+    cache = open_cache(teacher, config.teacher.cache) if (needs_outputs or teacher.kind == "folder") else None
+    return Prepared(D.Renderer(train_items, config.data.degradation), D.Renderer(val_items, config.data.degradation),
+                    counts, teacher, cache, needs_outputs, needs_features)
+
+
+def total_samples(config: DistillConfig) -> int:
+    """Crops one process draws in a whole run: the pool plus ``refresh`` after every step but the last."""
+    return config.data.pool + max(0, config.train.steps - 1) * config.data.refresh
+
+
+def val_multiple(stride: int) -> int:
+    """Validation crops are multiples of 16 (and of the student's stride), so that every preset
+    scores the same crops and their teacher outputs are cached once."""
+    return 16 * stride // math.gcd(16, stride)
+
+
+# --------------------------------------------------------------------------- the trainer
+
+
+class Trainer:
+    """One run (see the module docstring). ``run()`` returns a summary dict."""
+
+    def __init__(self, config: DistillConfig, resume: bool = False, progress: bool = True,
+                 echo: Callable[[str], None] = print):
+        self.config = config
+        self.resume = resume
+        self.progress = progress
+        self._echo = echo
+        self.out = Path(config.out)
+
+    def echo(self, text: str) -> None:
+        if self.dist.main:
+            if getattr(self, "bar", None) is not None:
+                self.bar.write(text)
+            else:
+                self._echo(text)
+
+    # ----------------------------------------------------------------- setup
+
+    def _check_out(self) -> Optional[dict]:
+        last = self.out / CHECKPOINT_LAST
+        if self.resume:
+            if not last.is_file():
+                raise InputNotFoundError("nothing to resume in %s (no %s); start the run without --resume"
+                                         % (self.out, CHECKPOINT_LAST))
+            _, info = load_student(last)
+            state = info.get("meta", {}).get("train_state")
+            if not state:
+                raise CheckpointError("%s has no training state to resume from" % last)
+            return info
+        if last.exists():
+            raise ConfigError("%s already holds a run (%s); continue it with --resume or choose another --out"
+                              % (self.out, CHECKPOINT_LAST))
+        return None
+
+    def _setup(self) -> None:
+        c = self.config
+        self.dist = setup_distributed(c.train.device)
+        self.bar = None
+        self.workers = data_workers(c, self.dist.local_world, self.dist.device.type == "cuda")
+        torch.set_num_threads(default_threads(c, self.dist.local_world, self.workers))
+        self.saved = self._check_out()
+        self.student, self.preset = build_student(c.student, c.train.seed)
+        stride = self.student.stride
+        if c.data.patch % stride:
+            raise ConfigError("data.patch=%d must be a multiple of the student's stride %d" % (c.data.patch, stride))
+        self.prepared = prepare(c, self.dist.device, self.echo)
+        p = self.prepared
+        self.student.to(self.dist.device)
+        adapter = None
+        if p.needs_features:
+            adapter = FeatureAdapter(self.student.config.width, feature_channels(p.teacher, self.dist.device))
+            adapter.to(self.dist.device)
+        self.net = _TrainNet(self.student, adapter)
+        self.ddp = self.net
+        if self.dist.world > 1:
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.net, device_ids=[self.dist.device.index] if self.dist.device.type == "cuda" else None)
+        decay, no_decay = [], []
+        for parameter in self.net.parameters():
+            (decay if parameter.ndim > 1 else no_decay).append(parameter)
+        o = c.optim
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=o.lr, betas=tuple(o.betas))
+        self.ema = EMA(self.student, o.ema) if o.ema > 0 else None
+        self.loss = DistillLoss(c.loss, with_teacher=p.needs_outputs or p.needs_features)
+        self.step = 0
+        self.best_psnr = -math.inf
+        self.cache_hits = 0
+        if self.saved is not None:
+            self._restore(self.saved["meta"]["train_state"])
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(c, self.out / CONFIG_FILE)
+
+    def _restore(self, state: dict) -> None:
+        self.net.student.load_state_dict(state["model"])
+        if state.get("adapter") is not None and self.net.adapter is not None:
+            self.net.adapter.load_state_dict(state["adapter"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.model.load_state_dict(state["ema"])
+        self.step = int(state["step"])
+        self.best_psnr = float(state.get("best_psnr", -math.inf))
+        if int(state.get("world_size", 1)) != self.dist.world:
+            self.echo("note: resuming a %d-process run with %d processes: same schedule, other crops"
+                      % (state.get("world_size", 1), self.dist.world))
+
+    @property
+    def deliverable(self) -> StudentNet:
+        """The weights that checkpoints hold and validation scores: the EMA when enabled."""
+        return self.ema.model if self.ema is not None else self.net.student
+
+    # ----------------------------------------------------------------- data
+
+    def _samples(self, samples: List[dict]) -> List[dict]:
+        """Give fresh samples their teacher outputs (from the cache, or computed)."""
+        p = self.prepared
+        if not p.needs_outputs:
+            return samples
+        self.cache_hits += sum(1 for s in samples if s.get("teacher") is not None)
+        fill_targets(p.teacher, p.cache, samples, self.config.teacher.batch, self.dist.device)
+        return samples
+
+    def _fill_pool(self) -> None:
+        c, p = self.config, self.prepared
+        refresh = c.data.refresh
+        first = self.step * refresh
+        count = c.data.pool + max(0, c.train.steps - self.step - 1) * refresh
+        lookup = p.cache.get if (p.cache is not None and p.needs_outputs) else None
+        self.stream = D.sample_stream(p.train, c.data.crop, c.train.seed, first, count, self.dist.rank,
+                                      self.dist.world, self.workers, lookup, prefetch=max(8, 2 * refresh))
+        self.pool = D.Pool(c.data.pool)
+        bar = None
+        if self.progress and self.dist.main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=c.data.pool, desc="filling the pool", unit="crop", leave=False)
+        chunk: List[dict] = []
+        for _ in range(c.data.pool):
+            chunk.append(next(self.stream))
+            if len(chunk) >= max(1, c.teacher.batch):
+                self._put(chunk, bar)
+                chunk = []
+        self._put(chunk, bar)
+        if bar is not None:
+            bar.close()
+
+    def _put(self, chunk: List[dict], bar) -> None:
+        for sample in self._samples(chunk):
+            self.pool.put(sample)
+        if bar is not None:
+            bar.update(len(chunk))
+
+    def _refresh(self) -> None:
+        fresh = [next(self.stream) for _ in range(self.config.data.refresh)]
+        for sample in self._samples(fresh):
+            self.pool.put(sample)
+
+    def _validation_set(self) -> None:
+        c, p = self.config, self.prepared
+        lookup = p.cache.get if p.cache is not None else None
+        samples = D.validation_samples(p.val, c.data.val_crop, val_multiple(self.student.stride), c.train.seed, lookup)
+        indices = list(torch.utils.data.DistributedSampler(
+            range(len(samples)), num_replicas=self.dist.world, rank=self.dist.rank, shuffle=False))
+        # DistributedSampler pads with repeats to a multiple of the world size; score each image once.
+        self.val_samples = [samples[i] for n, i in enumerate(indices) if n * self.dist.world + self.dist.rank < len(samples)]
+        self.val_count = len(samples)
+        scores = [0.0, 0.0, float(len(self.val_samples))]
+        with_teacher = p.needs_outputs
+        for sample in self.val_samples:
+            clean = to_batch([sample["clean"]], self.dist.device)
+            scores[0] += psnr(to_batch([sample["degraded"]], self.dist.device), clean)
+        if with_teacher:
+            self.cache_hits += sum(1 for s in self.val_samples if s.get("teacher") is not None)
+            fill_targets(p.teacher, p.cache, self.val_samples, c.teacher.batch, self.dist.device)
+            for sample in self.val_samples:
+                scores[1] += psnr(to_batch([sample["teacher"]], self.dist.device), to_batch([sample["clean"]], self.dist.device))
+        total = self.dist.all_sum(scores)
+        n = max(1.0, total[2])
+        self.input_psnr = total[0] / n if total[2] else float("nan")
+        self.teacher_psnr = total[1] / n if (total[2] and with_teacher) else float("nan")
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        model = self.deliverable
+        was_training = model.training
+        model.eval()
+        total, count = 0.0, 0.0
+        for sample in self.val_samples:
+            x = to_batch([sample["degraded"]], self.dist.device)
+            total += psnr(model(x), to_batch([sample["clean"]], self.dist.device))
+            count += 1
+        model.train(was_training)
+        total, count = self.dist.all_sum([total, count])
+        return total / count if count else float("nan")
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def _meta(self, val_psnr: float, with_state: bool) -> dict:
+        c, p = self.config, self.prepared
+        meta = {
+            "step": self.step, "steps": c.train.steps, "val_psnr": val_psnr,
+            "best_val_psnr": self.best_psnr if self.best_psnr > -math.inf else None,
+            "input_psnr": self.input_psnr, "teacher_psnr": self.teacher_psnr,
+            "teacher": p.teacher.description, "teacher_sha256": p.teacher.sha256,
+            "data": D.describe_counts(p.counts), "degradation": c.data.degradation,
+            "world_size": self.dist.world, "config": c.to_dict(), "weights": "ema" if self.ema else "raw",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        if with_state:
+            meta["train_state"] = {
+                "step": self.step, "model": {k: v.detach().cpu() for k, v in self.net.student.state_dict().items()},
+                "adapter": self.net.adapter.state_dict() if self.net.adapter is not None else None,
+                "optimizer": self.optimizer.state_dict(),
+                "ema": self.ema.model.state_dict() if self.ema is not None else None,
+                "best_psnr": self.best_psnr, "world_size": self.dist.world,
+            }
+        return meta
+
+    def save(self, name: str, val_psnr: float = float("nan"), with_state: bool = True) -> Path:
+        """Write a student checkpoint (rank 0 only; atomic)."""
+        path = self.out / name
+        if self.dist.main:
+            model = self.deliverable
+            save_student(path, model, preset=self.preset, meta=self._meta(val_psnr, with_state))
+        return path
+
+    # ----------------------------------------------------------------- the loop
+
+    def train_step(self) -> Dict[str, float]:
+        c, p = self.config, self.prepared
+        rng = np.random.default_rng([c.train.seed, 11, self.dist.rank, self.step])
+        arrays = self.pool.draw(rng, c.train.batch, c.data.patch, c.data.augment, with_teacher=p.needs_outputs)
+        device = self.dist.device
+        x, clean = to_batch(list(arrays["degraded"]), device), to_batch(list(arrays["clean"]), device)
+        target = to_batch(list(arrays["teacher"]), device) if p.needs_outputs else None
+        lr = lr_at(self.step, c.train.steps, c.optim)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        teacher_features = None
+        if p.needs_features:
+            _, teacher_features = p.teacher.outputs_and_features(x)
+        out, adapted, student_features = self.ddp(x)
+        if teacher_features is not None:
+            teacher_features = match_features(teacher_features, student_features.shape[-2:])
+        loss, terms = self.loss(out, clean, target, adapted, teacher_features)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if c.optim.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.net.parameters(), c.optim.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.net.student, self.step)
+        self.step += 1
+        terms["loss"] = float(loss.detach())
+        terms["lr"] = lr
+        return terms
+
+    def run(self) -> dict:
+        started = time.time()
+        self._setup()
+        try:
+            return self._run(started)
+        finally:
+            if self.dist.owned and dist.is_initialized():
+                dist.destroy_process_group()
+
+    def _run(self, started: float) -> dict:
+        c, p = self.config, self.prepared
+        student_macs = None
+        try:
+            from edgerestore.models.macs import macs_per_pixel
+
+            s = self.student.stride * 8
+            student_macs = macs_per_pixel(self.net.student, s, s)
+        except Exception:
+            pass
+        self.echo("student %s (%s, %s MACs/px) | teacher %s | data: %s (%d held out) | %d process(es) on %s, "
+                  "%d torch thread(s) + %d data worker(s) each" % (
+                      self.preset or "custom", ", ".join("%s=%s" % kv for kv in self.student.config.to_dict().items()),
+                      "%.0f" % student_macs if student_macs else "?", p.teacher.description,
+                      D.describe_counts(p.counts), len(p.val.items), self.dist.world, self.dist.device,
+                      torch.get_num_threads(), self.workers))
+        if self.saved is not None:
+            self.echo("resuming %s at step %d of %d" % (self.out, self.step, c.train.steps))
+        self._validation_set()
+        self.echo("validation: %d crop(s); input %.2f dB%s" % (
+            self.val_count, self.input_psnr,
+            "; teacher %.2f dB" % self.teacher_psnr if self.teacher_psnr == self.teacher_psnr else ""))
+        columns = ["step", "lr", "loss"] + self.loss.active + ["val_psnr", "sec_per_step", "teacher_calls"]
+        log = RunLog(self.out, columns, self.step, self.echo) if self.dist.main else None
+        interrupted = None
+        val_psnr = float("nan")
+        if self.saved is not None and self.saved["meta"].get("val_psnr") is not None:
+            val_psnr = float(self.saved["meta"]["val_psnr"])
+        start_step = self.step
+        with StopSignal() as stop:
+            self._fill_pool()
+            if self.progress and self.dist.main:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=c.train.steps, initial=self.step, desc="distilling", unit="step",
+                                dynamic_ncols=True)
+            sums: Dict[str, float] = {}
+            count, tick = 0, time.time()
+            while self.step < c.train.steps:
+                terms = self.train_step()
+                if self.step < c.train.steps and c.data.refresh:
+                    self._refresh()
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                count += 1
+                # one collective per step: averages the loss and agrees on stopping
+                reduced = self.dist.all_sum([terms["loss"], 1.0 if stop.received else 0.0])
+                stopping = reduced[1] > 0
+                validated = self.step % c.train.val_every == 0 or self.step == c.train.steps
+                if validated:
+                    val_psnr = self.validate()
+                    if val_psnr > self.best_psnr:
+                        self.best_psnr = val_psnr
+                        self.save(CHECKPOINT_BEST, val_psnr, with_state=False)
+                if self.bar is not None:
+                    self.bar.update(1)
+                    self.bar.set_postfix(loss="%.4f" % (reduced[0] / self.dist.world),
+                                         val_psnr="%.2f" % val_psnr if val_psnr == val_psnr else "-")
+                if self.step % c.train.log_every == 0 or validated or stopping or self.step == c.train.steps:
+                    now = time.time()
+                    row = {k: v / count for k, v in sums.items()}
+                    row.update(step=self.step, lr=terms["lr"], val_psnr=val_psnr if validated else "",
+                               sec_per_step=(now - tick) / count, teacher_calls=p.teacher.calls)
+                    if log is not None:
+                        log.write(row)
+                    sums, count, tick = {}, 0, now
+                if self.step % c.train.checkpoint_every == 0 and self.step < c.train.steps:
+                    self.save(CHECKPOINT_LAST, val_psnr)
+                if stopping:
+                    interrupted = stop.received or signal.SIGTERM
+                    break
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+            # finish off: rank 0 writes, the others wait so nobody exits before the files exist
+            last, final = self.out / CHECKPOINT_LAST, self.out / CHECKPOINT_FINAL
+            if self.step > start_step or not final.is_file():  # a resumed finished run rewrites nothing
+                self.save(CHECKPOINT_LAST, val_psnr)
+                if interrupted is None:
+                    self.save(CHECKPOINT_FINAL, val_psnr, with_state=False)
+            if interrupted is not None:
+                final = None
+            self.dist.barrier()
+        del self.stream
+        if log is not None:
+            log.close()
+        calls, hits = self.dist.all_sum([p.teacher.calls, self.cache_hits])
+        summary = {
+            "out": str(self.out), "step": self.step, "steps": c.train.steps,
+            "interrupted": signal.Signals(interrupted).name if interrupted else None,
+            "val_psnr": val_psnr, "best_val_psnr": self.best_psnr if self.best_psnr > -math.inf else None,
+            "input_psnr": self.input_psnr, "teacher_psnr": self.teacher_psnr,
+            "teacher_calls": int(calls), "cache_hits": int(hits),
+            "checkpoint": str(final or last), "last": str(last), "best": str(self.out / CHECKPOINT_BEST),
+            "seconds": time.time() - started, "world_size": self.dist.world, "rank": self.dist.rank,
+        }
+        return summary
+
+
+def train(config: DistillConfig, resume: bool = False, progress: bool = True,
+          echo: Callable[[str], None] = print) -> dict:
+    """Run (or resume) the distillation described by ``config``; returns the summary."""
+    return Trainer(config, resume=resume, progress=progress, echo=echo).run()
+
+
+# --------------------------------------------------------------------------- cache-teacher
+
+
+def cache_teacher(config: DistillConfig, world_size: int = 1, progress: bool = True,
+                  echo: Callable[[str], None] = print) -> dict:
+    """Compute the teacher output of every crop a run with ``config`` (on ``world_size``
+    processes) will draw, plus the validation crops, into the teacher cache."""
+    device = pick_device(config.train.device)
+    workers = data_workers(config, 1, device.type == "cuda")
+    torch.set_num_threads(default_threads(config, 1, workers))
+    p = prepare(config, device, echo)
+    if not p.teacher.live:
+        raise ConfigError("cache-teacher needs a teacher that runs here (restormer:, student:, module:), not %s"
+                          % p.teacher.description)
+    if p.cache is None:
+        raise ConfigError("cache-teacher needs a cache folder: teacher.cache=DIR (or auto), not none")
+    c = config
+    per_process = total_samples(c)
+    total = per_process * world_size
+    echo("teacher %s -> %s | %d training crops (%d process(es) x %d) + %d validation crops | data: %s" % (
+        p.teacher.description, p.cache.folder, total, world_size, per_process, len(p.val.items),
+        D.describe_counts(p.counts)))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total + len(p.val.items), desc="teacher outputs", unit="crop", dynamic_ncols=True)
+    hits = 0
+    computed = 0
+    # The val crops first (few), then every process's stream in turn.
+    stride = student_config(c.student).stride
+    val = D.validation_samples(p.val, c.data.val_crop, val_multiple(stride), c.train.seed, p.cache.get)
+    hits += sum(1 for s in val if s["teacher"] is not None)
+    computed += fill_targets(p.teacher, p.cache, val, c.teacher.batch, device)
+    if bar is not None:
+        bar.update(len(val))
+    for rank in range(world_size):
+        stream = D.sample_stream(p.train, c.data.crop, c.train.seed, 0, per_process, rank, world_size,
+                                 workers, p.cache.get, prefetch=4 * c.teacher.batch)
+        chunk: List[dict] = []
+        for sample in stream:
+            chunk.append(sample)
+            if len(chunk) >= 4 * c.teacher.batch:
+                hits += sum(1 for s in chunk if s["teacher"] is not None)
+                computed += fill_targets(p.teacher, p.cache, chunk, c.teacher.batch, device)
+                if bar is not None:
+                    bar.update(len(chunk))
+                chunk = []
+        hits += sum(1 for s in chunk if s["teacher"] is not None)
+        computed += fill_targets(p.teacher, p.cache, chunk, c.teacher.batch, device)
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return {"folder": str(p.cache.folder), "teacher_sha256": p.teacher.sha256, "computed": computed,
+            "cached": hits, "total": total + len(val), "teacher_calls": p.teacher.calls}

@@ -1,0 +1,268 @@
+"""Build a bundle: every artifact a target allows, verified, with a manifest a board can trust.
+
+:func:`export_bundle` resolves the target (:mod:`edgerestore.export.targets`), loads the student,
+runs each format's exporter through :func:`run_exporter` (times it, checks the file, logs one
+line), verifies each artifact on held-out real frames (:mod:`edgerestore.export.verify`) and
+writes ``manifest.json`` (schema in docs/export.md): model and source checkpoint sha256, target
+and board, input size, I/O contract per artifact, every file's sha256, tool versions,
+calibration, verification figures and creation time. A format that fails is a ❌ row and the
+others go on. The bundle is assembled in ``<out>.partial`` and renamed into place at the end, so
+an interrupted export never leaves a half-written bundle under the final name.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+from edgerestore.errors import CheckpointError, ConfigError, InputNotFoundError, UnknownNameError
+from edgerestore.export.targets import Format, Target, get_target, select_formats
+from edgerestore.runtime.bundle import MANIFEST, SCHEMA, sha256_file
+
+TOOLS = ("torch", "onnx", "onnxruntime", "onnxslim", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "numpy")
+
+
+def tool_versions() -> Dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for name in TOOLS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def parse_size(text: Optional[str]) -> Optional[Tuple[int, int]]:
+    """``"720x1280"`` (height x width) -> (720, 1280); ``None`` stays None."""
+    if text is None:
+        return None
+    try:
+        height, width = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ConfigError("bad --size %r: give HEIGHTxWIDTH, e.g. 720x1280" % text) from None
+    if height <= 0 or width <= 0:
+        raise ConfigError("bad --size %r: both sides must be positive" % text)
+    return height, width
+
+
+def load_model(spec: str):
+    """``(student, info)`` for a preset name (its shipped ``.pt``) or a student checkpoint path.
+
+    ``info`` has ``preset``, ``source`` (file name) and ``source_sha256``.
+    """
+    from edgerestore.models.checkpoint import file_sha256, load_student
+    from edgerestore.models.presets import PRESETS, get_preset
+    from edgerestore.weights import shipped_path
+
+    path = Path(spec)
+    if path.suffix.lower() == ".onnx":
+        raise CheckpointError("export needs the PyTorch student checkpoint (.pt), not %s — pass the .pt it came "
+                              "from or a preset name" % path.name)
+    if path.suffix.lower() in (".pt", ".pth"):
+        if not path.is_file():
+            raise InputNotFoundError("checkpoint %s does not exist" % path)
+        student, info = load_student(path)
+        preset = info.get("preset")
+    else:
+        if os.sep in spec or path.exists():
+            raise UnknownNameError("model", spec, [".pt checkpoint"] + sorted(PRESETS))
+        preset = get_preset(spec).name
+        shipped = shipped_path(preset, ".pt")
+        if shipped is None:
+            raise InputNotFoundError("preset %s has no shipped weights (edgerestore/weights/%s.pt) — pass a trained "
+                                     "checkpoint: edgerestore export path/to/student.pt --target ..." % (preset, preset))
+        path = Path(shipped)
+        student, info = load_student(path, expect=get_preset(preset).config)
+    if student.config.temporal:
+        raise CheckpointError("%s is a temporal student; export supports single-frame students" % path.name)
+    return student.eval(), {"preset": preset, "source": path.name, "source_sha256": file_sha256(path),
+                            "config": student.config.to_dict(), "stride": student.stride}
+
+
+@dataclass
+class ExportJob:
+    """Everything an exporter needs; exporters write into ``out_dir`` and register extra files."""
+
+    student: object
+    model_info: dict
+    target: Target
+    size: Tuple[int, int]
+    out_dir: Path
+    work_dir: Path
+    calib: Optional[str] = None
+    calib_method: str = "percentile"
+    extra_files: Dict[str, List[str]] = field(default_factory=dict)
+    _shared: Dict[str, object] = field(default_factory=dict)
+    _calibration: object = None
+
+    @property
+    def calibration(self):
+        """Calibration frames and hold-out pairs at the export size (built on first use)."""
+        if self._calibration is None:
+            from edgerestore.export import calibration
+
+            self._calibration = calibration.build(self.size, self.calib)
+        return self._calibration
+
+    def shared(self, key: str, make: Callable):
+        """``make()`` once per job (formats that share a file, e.g. TensorRT FP16 and INT8)."""
+        if key not in self._shared:
+            self._shared[key] = make()
+        return self._shared[key]
+
+    def add_file(self, fmt: Format, name: str) -> None:
+        self.extra_files.setdefault(fmt.name, [])
+        if name not in self.extra_files[fmt.name]:
+            self.extra_files[fmt.name].append(name)
+
+    def metadata(self, fmt: Optional[Format]) -> dict:
+        """Key/values stored in ONNX artifacts (the runtime reads ``edgerestore.*``)."""
+        info = {"preset": self.model_info.get("preset") or "", "source": self.model_info["source"],
+                "source_sha256": self.model_info["source_sha256"], "target": self.target.name}
+        if fmt is not None:
+            info.update({"format": fmt.name, "precision": fmt.precision})
+        return info
+
+
+def run_exporter(job: ExportJob, fmt: Format, log: Callable[[str], None]) -> Tuple[Path, float]:
+    """Run ``fmt``'s exporter: time it, check it wrote a non-empty file in the bundle, log one line."""
+    start = time.perf_counter()
+    path = Path(fmt.load_exporter()(job, fmt))
+    seconds = time.perf_counter() - start
+    if path.parent.resolve() != job.out_dir.resolve():
+        raise RuntimeError("exporter of %s wrote %s outside the bundle" % (fmt.name, path))
+    if not path.is_file() or path.stat().st_size == 0:
+        raise RuntimeError("exporter of %s produced no file at %s" % (fmt.name, path))
+    log("exported %-14s -> %s (%.2f MB, %.1fs)" % (fmt.name, path.name, path.stat().st_size / 1e6, seconds))
+    return path, seconds
+
+
+def _io(fmt: Format, path: Path, size: Tuple[int, int]) -> dict:
+    """The artifact's I/O contract as the runtime needs it."""
+    from edgerestore.export.onnx import CONTRACT, FLOAT_CONTRACT, IO
+
+    contract = FLOAT_CONTRACT if fmt.backend == "tensorrt" else CONTRACT
+    shape = [1, size[0], size[1], 3] if fmt.fixed_size else [1, "H", "W", 3]
+    names = {"tflite": None}.get(fmt.backend, ("frame", "restored"))
+    if names is None:
+        from edgerestore.export.tflite import read_io
+
+        io = read_io(path)
+        names = (io["input"]["name"], io["output"]["name"])
+    spec = dict(IO[contract], contract=contract, shape=shape)
+    return {"input": dict(spec, name=names[0]), "output": dict(spec, name=names[1])}
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    manifest: dict
+    rows: list
+    warnings: List[str]
+
+
+def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = None,
+                  precision: Optional[str] = None, size: Optional[Tuple[int, int]] = None,
+                  calib: Optional[str] = None, calib_method: str = "percentile", verify: bool = True,
+                  threads: Optional[int] = None, log: Callable[[str], None] = lambda m: None,
+                  on_format: Optional[Callable[[Format], None]] = None) -> ExportResult:
+    """Export ``model`` (preset or .pt) for ``target`` into the bundle folder ``out``; see the module docstring."""
+    from edgerestore.export.verify import Row, reference_outputs, verify_artifact
+
+    target_row = get_target(target)
+    chosen, warnings = select_formats(target_row, formats, precision)
+    for warning in warnings:
+        log("warning: " + warning)
+    student, model_info = load_model(model)
+    size = size or target_row.device.resolution
+    stride = model_info["stride"]
+    if size[0] % stride or size[1] % stride:
+        fixed = (-(-size[0] // stride) * stride, -(-size[1] // stride) * stride)
+        raise ConfigError("size %dx%d is not a multiple of the model's stride %d — use --size %dx%d (the runtime "
+                          "pads frames up to it)" % (size[0], size[1], stride, fixed[0], fixed[1]))
+    if calib is not None and not os.path.exists(calib):
+        raise InputNotFoundError("calibration input %s does not exist" % calib)
+
+    out = Path(out)
+    if out.exists() and not (out / MANIFEST).is_file() and any(out.iterdir()):
+        raise ConfigError("%s exists and is not a bundle — choose another --out or empty it" % out)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    work = Path(tempfile.mkdtemp(prefix="edgerestore-export-", dir=str(partial.parent)))
+    job = ExportJob(student, model_info, target_row, tuple(size), partial, work, calib, calib_method)
+    rows, artifacts = [], []
+    try:
+        if verify or any(fmt.precision == "int8" for fmt in chosen):
+            _ = job.calibration  # bad calibration input is one error up front, not a failed row per format
+        references = None
+        for fmt in chosen:
+            if on_format:
+                on_format(fmt)
+            row = Row(target_row.name, fmt.name, fmt.precision, "failed", size=tuple(size))
+            try:
+                path, seconds = run_exporter(job, fmt, log)
+            except Exception as exc:  # a failing format never stops the others
+                row.note = "export: %s: %s" % (type(exc).__name__, (str(exc).splitlines() or [""])[0])
+                log("failed   %-14s %s" % (fmt.name, row.note))
+                rows.append(row)
+                continue
+            row.size_mb = round(path.stat().st_size / 1e6, 3)
+            entry = {"format": fmt.name, "backend": fmt.backend, "precision": fmt.precision, "file": path.name,
+                     "extra_files": job.extra_files.get(fmt.name, []), "fixed_size": fmt.fixed_size,
+                     "input_size": list(size) if fmt.fixed_size else None, "io": _io(fmt, path, size),
+                     "export_seconds": round(seconds, 2), "description": fmt.description}
+            if fmt.name == "tensorrt-int8":
+                entry["calibration_cache"] = job.extra_files[fmt.name][0]
+            if verify:
+                if references is None:
+                    references = reference_outputs(student, job.calibration.holdout)
+                options = {"work_dir": work}
+                if entry.get("calibration_cache"):
+                    options["calibration_cache"] = partial / entry["calibration_cache"]
+                verify_artifact(row, path, fmt.backend, job.calibration.holdout, references, threads=threads,
+                                **options)
+            else:
+                row.status, row.note = "ok", "not verified (--no-verify)"
+            entry["verify"] = row.to_dict() if verify else {"status": "skipped"}
+            artifacts.append(entry)
+            rows.append(row)
+        files = {}
+        for entry in artifacts:
+            for name in [entry["file"]] + entry["extra_files"]:
+                files[name] = sha256_file(str(partial / name))
+        manifest = {
+            "schema": SCHEMA,
+            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "target": target_row.name,
+            "device": target_row.device.to_dict(),
+            "model": model_info,
+            "input_size": list(size),
+            "onnx": {"opset": target_row.opset, "ir_version": target_row.ir_version, "simplified": target_row.simplify},
+            "calibration": dict(job.calibration.describe(), method=calib_method) if job._calibration else None,
+            "tools": tool_versions(),
+            "warnings": warnings,
+            "artifacts": artifacts,
+            "files": files,
+        }
+        with open(partial / MANIFEST, "w") as handle:
+            json.dump(manifest, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(partial, out)
+    return ExportResult(out, manifest, rows, warnings)

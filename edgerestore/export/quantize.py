@@ -1,0 +1,263 @@
+"""ONNX Runtime INT8: static QDQ quantization calibrated on real frames, uint8 frame in and out.
+
+The uint8 frame contract makes most of the usual INT8 plumbing unnecessary: the input frame *is*
+already a quantized tensor (scale 1, zero point 0) and the output frame is a QuantizeLinear with
+scale 1 / zero point 0 of the restored picture, so the graph has no Cast and no Clip.
+
+The graph is laid out for what ONNX Runtime's CPU kernels fuse and run fast (measured; see
+docs/export.md, "INT8 graph"):
+
+* **Patchify as uint8 data movement + a 1x1 QLinearConv.** ``frame [1,H,W,3]`` is reshaped to
+  ``[1,h,s,3W]`` (``h = H/s``), split into its ``s`` row phases, each reshaped to ``[1,h,w,3s]``,
+  concatenated on the last axis to ``[1,h,w,3s²]`` and transposed to NCHW. ORT runs QLinearConv
+  channels-last, so that transpose cancels with the one ORT inserts; the rest are cheap uint8
+  copies. (A ``(s,3s)``-kernel QLinearConv on the interleaved rows, the FP32 graph's trick, costs
+  ~10x more per MAC here; a 5-D transpose of the frame costs more than the whole network.)
+* **Un-patchify the same way backwards.** The tail is a 1x1 convolution to ``3s²`` channels
+  (QLinearConv; ORT has no CPU kernel for a quantized ConvTranspose, which stays float and was the
+  most expensive node), whose uint8 output is split / reshaped / concatenated back to the frame
+  layout, then QLinearAdd adds the input frame and requantizes to scale 1 / zero point 0.
+* **Rank information** on every hand-made uint8 tensor: without it ORT's NHWC transformer skips
+  the first convolution and leaves transposes in the graph.
+
+Calibration: ``onnxruntime.quantization.quantize_static`` on the float core (head -> body ->
+tail) with per-channel symmetric INT8 weights, asymmetric uint8 activations and percentile
+ranges (the best parity of min-max / entropy / percentile on real frames); the input's
+quantization is pinned to scale 1 / zero point 0 so that the uint8 frame feeds it directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgerestore.export.onnx import CONTRACT, write_metadata
+from edgerestore.models.student import StudentNet
+
+METHODS = ("percentile", "minmax", "entropy")
+CORE_INPUT = "blocks"
+CORE_OUTPUT = "correction"
+CROP = (256, 384)  # calibration crops: real pixel statistics at a fraction of a full frame's memory
+
+
+class BlockCore(nn.Module):
+    """The student between patchify and un-patchify, on ``[1, 3s², h, w]`` blocks of pixel values.
+
+    Block channel ``dy*3s + dx*3 + c`` holds pixel ``(s*i+dy, s*j+dx)``, colour ``c`` (values 0..255);
+    the output holds the correction to add to the frame in the same layout.
+    """
+
+    def __init__(self, student: StudentNet):
+        super().__init__()
+        if student.config.temporal:
+            raise NotImplementedError("temporal students have no INT8 export yet")
+        s, width = student.config.scale, student.config.width
+        k = 3 * s * s
+        self.head = nn.Conv2d(k, width, 1)
+        self.tail = nn.Conv2d(width, k, 1, bias=False)
+        with torch.no_grad():
+            self.head.weight.copy_(student.head.weight.permute(0, 2, 3, 1).reshape(width, k, 1, 1) / 255.0)
+            self.head.bias.copy_(student.head.bias)
+            self.tail.weight.copy_(student.tail.weight.permute(2, 3, 1, 0).reshape(k, width, 1, 1) * 255.0)
+        self.act = nn.ReLU()
+        self.body = copy.deepcopy(student.body)
+        self.context = copy.deepcopy(student.context)
+
+    def forward(self, blocks: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.context(self.body(self.act(self.head(blocks)))))
+
+
+def to_blocks(frame: np.ndarray, scale: int) -> np.ndarray:
+    """``HxWx3`` uint8 frame -> ``[1, 3s², H/s, W/s]`` float32 blocks (the core's input)."""
+    height, width, _ = frame.shape
+    h, w = height // scale, width // scale
+    blocks = frame.reshape(h, scale, w, 3 * scale).transpose(0, 2, 1, 3).reshape(h, w, 3 * scale * scale)
+    return np.ascontiguousarray(blocks.transpose(2, 0, 1)[None].astype(np.float32))
+
+
+def calibration_crops(frames: List[np.ndarray], stride: int, crop=CROP) -> List[np.ndarray]:
+    """Two crops per frame (top-left and bottom-right), multiples of ``stride``; small frames whole."""
+    ch, cw = (crop[0] // stride) * stride, (crop[1] // stride) * stride
+    crops = []
+    for frame in frames:
+        height, width = (frame.shape[0] // stride) * stride, (frame.shape[1] // stride) * stride
+        if height <= ch or width <= cw:
+            crops.append(frame[:height, :width])
+            continue
+        crops.append(frame[:ch, :cw])
+        crops.append(frame[height - ch:height, width - cw:width])
+    return [np.ascontiguousarray(c) for c in crops]
+
+
+def _export_core(student: StudentNet, path: Path, opset: int) -> None:
+    k = 3 * student.config.scale ** 2
+    sample = torch.zeros(1, k, 8, 12)
+    axes = {2: "h", 3: "w"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(BlockCore(student).eval(), (sample,), str(path), opset_version=opset,
+                          input_names=[CORE_INPUT], output_names=[CORE_OUTPUT],
+                          dynamic_axes={CORE_INPUT: axes, CORE_OUTPUT: axes}, do_constant_folding=True, dynamo=False)
+
+
+def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], scale: int, method: str) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{CORE_INPUT: to_blocks(c, scale)} for c in crops])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    unit = {"scale": np.array(1.0, np.float32), "zero_point": np.array(0, np.uint8)}
+    methods = {"percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax,
+               "entropy": CalibrationMethod.Entropy}
+    # The calibrators print progress and the quantizer logs a pre-processing hint on the root
+    # logger: keep the export's output to one line per artifact.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(core), str(qcore), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
+                extra_options={"TensorQuantOverrides": {CORE_INPUT: [unit]}},
+            )
+    finally:
+        root.setLevel(level)
+
+
+def _wrap(qcore: Path, scale: int):
+    """The deployable graph: uint8 frame -> blocks -> quantized core -> frame + correction -> uint8."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(qcore))
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    nodes = list(graph.node)
+    q_in = [n for n in nodes if n.op_type == "QuantizeLinear" and n.input[0] == CORE_INPUT]
+    dq_out = [n for n in nodes if n.op_type == "DequantizeLinear" and n.output[0] == CORE_OUTPUT]
+    if len(q_in) != 1 or len(dq_out) != 1:
+        raise RuntimeError("unexpected quantized core: input/output quantization not found")
+    q_in, dq_out = q_in[0], dq_out[0]
+    in_scale = float(numpy_helper.to_array(inits[q_in.input[1]]))
+    in_zero = numpy_helper.to_array(inits[q_in.input[2]])
+    if in_scale != 1.0 or int(in_zero) != 0 or in_zero.dtype != np.uint8:
+        raise RuntimeError("the core's input must be quantized with scale 1 / zero point 0 (uint8)")
+    corr_q, corr_scale, corr_zero = dq_out.input  # uint8 correction, its scale and zero point
+    core_nodes = [n for n in nodes if n is not q_in and n is not dq_out]
+
+    s, k = scale, 3 * scale * scale
+    ints = lambda name, values: numpy_helper.from_array(np.array(values, np.int64), name)  # noqa: E731
+    graph.initializer.extend([
+        ints("dim1", [1]), ints("dim2", [2]), ints("s", [s]), ints("three", [3]), ints("one", [1]), ints("rs", [3 * s]),
+        numpy_helper.from_array(np.array(1.0, np.float32), "unit_scale"),
+        numpy_helper.from_array(np.array(0, np.uint8), "unit_zero"),
+    ])
+    phases = ["phase%d" % i for i in range(s)]
+    node = helper.make_node
+    pre = [
+        node("Shape", ["frame"], ["frame_shape"]),
+        node("Gather", ["frame_shape", "dim1"], ["H"]), node("Gather", ["frame_shape", "dim2"], ["W"]),
+        node("Div", ["H", "s"], ["h"]), node("Div", ["W", "s"], ["w"]), node("Mul", ["W", "three"], ["W3"]),
+        node("Concat", ["one", "h", "s", "W3"], ["rows_shape"], axis=0),
+        node("Concat", ["one", "h", "w", "rs"], ["phase_shape"], axis=0),
+        node("Concat", ["one", "h", "one", "W3"], ["row_shape"], axis=0),
+        node("Reshape", ["frame", "rows_shape"], ["rows"]),
+        node("Split", ["rows"], [p + "_rows" for p in phases], axis=2),
+    ] + [node("Reshape", [p + "_rows", "phase_shape"], [p]) for p in phases] + [
+        node("Concat", phases, ["blocks_nhwc"], axis=3),
+        node("Transpose", ["blocks_nhwc"], [q_in.output[0]], perm=[0, 3, 1, 2]),
+    ]
+    post = [
+        node("Transpose", [corr_q], ["corr_nhwc"], perm=[0, 2, 3, 1]),
+        node("Split", ["corr_nhwc"], ["corr%d" % i for i in range(s)], axis=3),
+    ] + [node("Reshape", ["corr%d" % i, "row_shape"], ["corr%d_row" % i]) for i in range(s)] + [
+        node("Concat", ["corr%d_row" % i for i in range(s)], ["corr_rows"], axis=2),
+        node("Reshape", ["corr_rows", "frame_shape"], ["corr_frame"]),
+        node("DequantizeLinear", ["corr_frame", corr_scale, corr_zero], ["corr_float"]),
+        node("DequantizeLinear", ["frame", "unit_scale", "unit_zero"], ["frame_float"]),
+        node("Add", ["frame_float", "corr_float"], ["restored_float"]),
+        node("QuantizeLinear", ["restored_float", "unit_scale", "unit_zero"], ["restored"]),
+    ]
+    del graph.node[:]
+    graph.node.extend(pre + core_nodes + post)
+    u8 = TensorProto.UINT8
+    info = helper.make_tensor_value_info
+    del graph.input[:]
+    graph.input.extend([info("frame", u8, [1, "H", "W", 3])])
+    del graph.output[:]
+    graph.output.extend([info("restored", u8, [1, "H", "W", 3])])
+    # Ranks on the uint8 tensors: ORT's NHWC transformer skips convolutions whose input rank is unknown.
+    graph.value_info.extend(
+        [info("rows", u8, [1, "h", s, "W3"])]
+        + [info(p + "_rows", u8, [1, "h", 1, "W3"]) for p in phases]
+        + [info(p, u8, [1, "h", "w", 3 * s]) for p in phases]
+        + [info("blocks_nhwc", u8, [1, "h", "w", k]), info(q_in.output[0], u8, [1, k, "h", "w"]),
+           info("corr_nhwc", u8, [1, "h", "w", k])]
+        + [info("corr%d" % i, u8, [1, "h", "w", 3 * s]) for i in range(s)]
+        + [info("corr%d_row" % i, u8, [1, "h", 1, "W3"]) for i in range(s)]
+        + [info("corr_rows", u8, [1, "h", s, "W3"]), info("corr_frame", u8, [1, "H", "W", 3])]
+    )
+    return model
+
+
+def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset: int = 13,
+                     ir_version: Optional[int] = None, method: str = "percentile",
+                     metadata: Optional[dict] = None, work_dir=None) -> Path:
+    """Write the INT8 uint8-contract ONNX model of ``student``, calibrated on ``frames`` (uint8 RGB)."""
+    import tempfile
+
+    import onnx
+
+    if method not in METHODS:
+        raise ValueError("unknown calibration method %r; choose one of %s" % (method, ", ".join(METHODS)))
+    if not frames:
+        raise ValueError("INT8 calibration needs at least one frame")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=str(work_dir) if work_dir else None) as tmp:
+        core, qcore = Path(tmp) / "core.onnx", Path(tmp) / "core.int8.onnx"
+        _export_core(student, core, opset)
+        crops = calibration_crops(frames, student.stride)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _quantize_core(core, qcore, crops, student.config.scale, method)
+        model = _wrap(qcore, student.config.scale)
+    if ir_version is not None:
+        model.ir_version = ir_version
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    info = {"stride": student.stride, "contract": CONTRACT, "config": json.dumps(student.config.to_dict()),
+            "quantization": json.dumps({"format": "QDQ", "weights": "int8 per-channel symmetric",
+                                        "activations": "uint8 asymmetric", "calibration": method,
+                                        "frames": len(frames), "crops": len(crops)})}
+    info.update(metadata or {})
+    write_metadata(path, info)
+    return path
+
+
+def export_artifact(job, fmt) -> Path:
+    """Exporter of ``onnx-int8``: calibrated on the job's calibration frames."""
+    return quantize_student(job.student, job.out_dir / fmt.filename, job.calibration.frames,
+                            opset=job.target.opset, ir_version=job.target.ir_version,
+                            method=job.calib_method, metadata=job.metadata(fmt), work_dir=job.work_dir)

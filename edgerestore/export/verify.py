@@ -1,0 +1,263 @@
+"""Verify exported artifacts: run each one on held-out real frames and compare.
+
+For every artifact: parity = PSNR of its output vs the PyTorch FP32 student's output on the same
+degraded hold-out frames, PSNR vs the ground-truth photos (and the PyTorch model's, for the INT8
+rule), and FPS here at the artifact's size through the same runtime backend the board uses.
+Bars: FP32/FP16 parity >= 45 dB; INT8 parity >= 38 dB *and* PSNR vs ground truth within 0.3 dB of
+the FP32 model's. Status ``ok`` (✅), ``parity`` (❎ exported but failed the bars) or ``failed``
+(❌ export or run failed); a failing row never stops the others.
+
+TensorRT cannot run here, so a ``tensorrt-*`` artifact is checked on the graph TensorRT will
+build from, run by ONNX Runtime with the engine's arithmetic simulated: FP16 weights and
+activations, or INT8 fake quantization at exactly the calibration cache's scales (per-channel
+symmetric weights, as TensorRT quantizes them). Its FPS here is not measured (``-``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from edgerestore.benchmarks.metrics import psnr
+
+BARS = {"fp32": 45.0, "fp16": 45.0, "int8": 38.0}
+INT8_GT_MARGIN = 0.3
+MARKS = {"ok": "✅", "parity": "❎", "failed": "❌"}
+FPS_RUNS = 5
+IDENTICAL = 99.99  # PSNR recorded for bit-identical outputs (JSON has no infinity)
+
+
+@dataclass
+class Row:
+    """One line of the verification table (and the manifest's record of it)."""
+
+    target: str
+    format: str
+    precision: str
+    status: str
+    size_mb: Optional[float] = None
+    parity_psnr: Optional[float] = None
+    gt_psnr: Optional[float] = None
+    reference_gt_psnr: Optional[float] = None
+    fps: Optional[float] = None
+    frames: int = 0
+    size: Optional[Tuple[int, int]] = None
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _db(value: float) -> float:
+    return IDENTICAL if math.isinf(value) else round(float(value), 2)
+
+
+def reference_outputs(student, holdout: List[Tuple[np.ndarray, np.ndarray]]) -> List[np.ndarray]:
+    """The PyTorch FP32 student's uint8 output for each degraded hold-out frame."""
+    import torch
+
+    from edgerestore.export.onnx import reference_uint8
+
+    return [reference_uint8(student, torch.from_numpy(np.ascontiguousarray(x))[None]).numpy()[0] for x, _ in holdout]
+
+
+def _time(run: Callable[[], object], runs: int = FPS_RUNS) -> float:
+    run()  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 1.0 / float(np.median(times))
+
+
+def run_with_backend(path: Path, backend: str, frames: List[np.ndarray], threads: Optional[int] = None,
+                     **_) -> Tuple[List[np.ndarray], Optional[float]]:
+    """Outputs and FPS of ``path`` run by the runtime backend ``backend`` (what the board runs)."""
+    from edgerestore.runtime.backends import create_backend
+
+    engine = create_backend(backend, threads=threads).load(str(path))
+    try:
+        outputs = [engine.infer(frame) for frame in frames]
+        fps = _time(lambda: engine.infer(frames[0]))
+    finally:
+        engine.close()
+    return outputs, fps
+
+
+# --- TensorRT, simulated with ONNX Runtime --------------------------------------------------------
+
+
+def simulate_fp16(onnx_path, dst) -> Path:
+    """Float-I/O graph with FP16 weights and activations (Casts at the input and output only)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    for i, init in enumerate(graph.initializer):
+        if init.data_type == TensorProto.FLOAT:
+            graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
+    inp, out = graph.input[0].name, graph.output[0].name
+    for node in graph.node:
+        node.input[:] = [inp + "_fp16" if name == inp else name for name in node.input]
+        node.output[:] = [out + "_fp16" if name == out else name for name in node.output]
+        for attr in node.attribute:
+            if node.op_type == "Constant" and attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16)))
+    graph.node.insert(0, helper.make_node("Cast", [inp], [inp + "_fp16"], to=TensorProto.FLOAT16))
+    graph.node.append(helper.make_node("Cast", [out + "_fp16"], [out], to=TensorProto.FLOAT))
+    del graph.value_info[:]
+    onnx.save(model, str(dst))
+    return Path(dst)
+
+
+def simulate_int8(onnx_path, scales: Dict[str, float], dst) -> Path:
+    """Float-I/O graph with INT8 fake quantization: Q/DQ at each cached tensor's scale, per-channel weights."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type in ("Conv", "ConvTranspose") and node.input[1] in inits:
+            w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+            axis = 0 if node.op_type == "Conv" else 1  # output channels
+            amax = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
+            step = np.maximum(amax, 1e-12) / 127.0
+            shape = [1] * w.ndim
+            shape[axis] = -1
+            step = step.reshape(shape)
+            inits[node.input[1]].CopyFrom(numpy_helper.from_array(
+                (np.clip(np.round(w / step), -127, 127) * step).astype(np.float32), node.input[1]))
+    outputs = {o.name for o in graph.output}
+    new_nodes = []
+    for name, scale in sorted(scales.items()):
+        if name in outputs:
+            continue
+        qname, dqname = name + "_q8", name + "_dq8"
+        for node in graph.node:
+            node.input[:] = [dqname if x == name else x for x in node.input]
+        graph.initializer.extend([numpy_helper.from_array(np.array(scale, np.float32), name + "_s8"),
+                                  numpy_helper.from_array(np.array(0, np.int8), name + "_z8")])
+        new_nodes.append((name, [helper.make_node("QuantizeLinear", [name, name + "_s8", name + "_z8"], [qname]),
+                                 helper.make_node("DequantizeLinear", [qname, name + "_s8", name + "_z8"], [dqname])]))
+    nodes = list(graph.node)
+    producers = {out: i for i, node in enumerate(nodes) for out in node.output}
+    ordered = []
+    after: Dict[int, list] = {}
+    head = []
+    for name, pair in new_nodes:
+        if name in producers:
+            after.setdefault(producers[name], []).extend(pair)
+        else:
+            head.extend(pair)  # graph input
+    ordered.extend(head)
+    for i, node in enumerate(nodes):
+        ordered.append(node)
+        ordered.extend(after.get(i, []))
+    del graph.node[:]
+    graph.node.extend(ordered)
+    onnx.save(model, str(dst))
+    return Path(dst)
+
+
+def run_tensorrt_simulated(path: Path, backend: str, frames: List[np.ndarray], threads: Optional[int] = None,
+                           precision: str = "fp16", calibration_cache: Optional[Path] = None,
+                           work_dir: Optional[Path] = None) -> Tuple[List[np.ndarray], Optional[float]]:
+    """Outputs of the TensorRT graph with the engine's precision simulated by ONNX Runtime (no FPS)."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from edgerestore.export.tensorrt import parse_cache
+    from edgerestore.runtime.backends.tensorrt import from_network_output, to_network_input
+
+    with tempfile.TemporaryDirectory(dir=str(work_dir) if work_dir else None) as tmp:
+        sim = Path(tmp) / "sim.onnx"
+        if precision == "int8":
+            if calibration_cache is None:
+                raise ValueError("INT8 TensorRT artifact without a calibration cache")
+            simulate_int8(path, parse_cache(Path(calibration_cache).read_bytes())[1], sim)
+        elif precision == "fp16":
+            simulate_fp16(path, sim)
+        else:
+            sim = path
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads or 0)
+        session = ort.InferenceSession(str(sim), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    shape = [int(d) for d in session.get_inputs()[0].shape]
+    outputs = []
+    buffer = np.zeros(shape, np.float32)
+    for frame in frames:
+        if tuple(frame.shape[:2]) != tuple(shape[1:3]):
+            raise ValueError("frame %s does not match the TensorRT input %s" % (frame.shape, shape))
+        out = session.run(None, {name: to_network_input(frame, buffer)})[0]
+        outputs.append(from_network_output(out))
+    return outputs, None
+
+
+RUNNERS: Dict[str, Callable] = {
+    "onnxruntime": run_with_backend,
+    "tflite": run_with_backend,
+    "tensorrt": run_tensorrt_simulated,
+}
+
+
+def judge(precision: str, parity: float, gt: float, reference_gt: float) -> Tuple[str, str]:
+    """``(status, note)`` against the bars."""
+    bar = BARS[precision]
+    if parity < bar:
+        return "parity", "parity %.2f dB < %.0f dB" % (parity, bar)
+    if precision == "int8" and gt < reference_gt - INT8_GT_MARGIN:
+        return "parity", "PSNR vs ground truth %.2f dB is more than %.1f dB below FP32's %.2f dB" % (
+            gt, INT8_GT_MARGIN, reference_gt)
+    return "ok", ""
+
+
+def verify_artifact(row: Row, path: Path, backend: str, holdout, references, threads=None, **options) -> Row:
+    """Fill ``row`` by running ``path`` on the hold-out frames; any exception makes it ``failed``."""
+    try:
+        inputs = [x for x, _ in holdout]
+        outputs, fps = RUNNERS[backend](path, backend, inputs, threads=threads, precision=row.precision, **options)
+        parity = float(np.mean([min(psnr(o, r), IDENTICAL) for o, r in zip(outputs, references)]))
+        gt = float(np.mean([psnr(o, t) for o, (_, t) in zip(outputs, holdout)]))
+        reference_gt = float(np.mean([psnr(r, t) for r, (_, t) in zip(references, holdout)]))
+        row.status, note = judge(row.precision, parity, gt, reference_gt)
+        row.parity_psnr, row.gt_psnr, row.reference_gt_psnr = _db(parity), _db(gt), _db(reference_gt)
+        row.fps = round(fps, 1) if fps else None
+        row.frames = len(outputs)
+        row.note = "; ".join(n for n in (row.note, note) if n)
+    except Exception as exc:  # a failing row never stops the table
+        row.status = "failed"
+        row.note = "; ".join(n for n in (row.note, "verification: %s: %s" % (
+            type(exc).__name__, (str(exc).splitlines() or [""])[0])) if n)
+    return row
+
+
+def format_table(rows: List[Row]) -> str:
+    """The Ultralytics-style table: target, format, precision, status, size, parity, PSNR vs GT, FPS here."""
+    header = ("target", "format", "precision", "status", "size MB", "parity dB", "PSNR vs GT dB", "FPS here")
+
+    def cell(value, fmt="%.2f"):
+        return "-" if value is None else (fmt % value)
+
+    lines = []
+    for row in rows:
+        parity = "identical" if row.parity_psnr == IDENTICAL else cell(row.parity_psnr)
+        lines.append((row.target, row.format, row.precision.upper(), "%s %s" % (MARKS[row.status], row.status),
+                      cell(row.size_mb, "%.3f"), parity, cell(row.gt_psnr), cell(row.fps, "%.1f")))
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)]
+    out = ["  ".join(str(v).ljust(w) for v, w in zip(header, widths)).rstrip()]
+    out.append("  ".join("-" * w for w in widths))
+    for line in lines:
+        out.append("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip())
+    notes = ["%s %s: %s" % (r.target, r.format, r.note) for r in rows if r.note]
+    return "\n".join(out + notes)

@@ -1,0 +1,218 @@
+"""TensorRT + pycuda: the Jetson backend. Python 3.6-safe (JetPack 4.6 = Python 3.6, TensorRT 8.2).
+
+Loads a bundle's ``model.trt.onnx`` (float32 NHWC I/O: TensorRT 8.2 has no uint8 inputs), builds
+the engine on first use into the engine cache (:mod:`edgerestore.export.tensorrt`: key = model
+sha256 + TensorRT version + GPU + precision + shape, with a timing cache), or loads a prebuilt
+``.engine``. A small adapter turns the uint8 RGB frame into the float input the manifest
+describes and the float output (which carries +0.5) back into uint8 by truncation.
+
+Works with TensorRT 8.x (bindings, ``execute_async_v2``) and 10.x (named tensors,
+``execute_async_v3``). ``trt`` and ``cuda`` can be injected: the tests use stand-ins shaped like
+TensorRT's and pycuda's Python APIs, because no machine here has TensorRT.
+"""
+
+import os
+
+from edgerestore.errors import BackendUnavailableError, BundleError, ConfigError, InputNotFoundError
+from edgerestore.runtime.backends.base import Backend
+
+FLOAT_CONTRACT = "float32-nhwc-rgb"
+
+
+def to_network_input(image, out):
+    """Write a uint8 ``HxWx3`` frame into the float32 ``[1,H,W,3]`` input buffer ``out`` (values 0..255)."""
+    import numpy as np
+
+    np.copyto(out[0], image, casting="unsafe")
+    return out
+
+
+def from_network_output(out):
+    """The uint8 frame of a float output that already includes +0.5 (truncation rounds)."""
+    import numpy as np
+
+    return out[0].astype(np.uint8)
+
+
+def _import_trt():
+    import tensorrt
+
+    return tensorrt
+
+
+def _import_cuda():
+    import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
+    import pycuda.driver as cuda
+
+    return cuda
+
+
+class _Engine(object):
+    """The deserialised engine, its context, stream and the host/device buffers of its one input/output."""
+
+    def __init__(self, trt, cuda, engine_bytes, shape):
+        import numpy as np
+
+        self.trt, self.cuda = trt, cuda
+        logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(logger)
+        self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
+        if self.engine is None:
+            raise BackendUnavailableError("TensorRT could not deserialise the engine (built by another version?)"
+                                          " — delete it from the engine cache to rebuild")
+        self.context = self.engine.create_execution_context()
+        self.stream = cuda.Stream()
+        self.host_in = cuda.pagelocked_empty(shape, dtype=np.float32)
+        self.host_out = cuda.pagelocked_empty(shape, dtype=np.float32)
+        self.dev_in = cuda.mem_alloc(self.host_in.nbytes)
+        self.dev_out = cuda.mem_alloc(self.host_out.nbytes)
+        self.names = self._io_names()
+        self.v3 = hasattr(self.context, "execute_async_v3")
+        if self.v3:  # TensorRT >= 8.5: named tensors
+            self.context.set_tensor_address(self.names[0], int(self.dev_in))
+            self.context.set_tensor_address(self.names[1], int(self.dev_out))
+
+    def _io_names(self):
+        engine = self.engine
+        if hasattr(engine, "num_io_tensors"):
+            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+            inputs = [n for n in names if engine.get_tensor_mode(n) == self.trt.TensorIOMode.INPUT]
+        else:  # TensorRT 8.2: bindings
+            names = [engine.get_binding_name(i) for i in range(engine.num_bindings)]
+            inputs = [n for i, n in enumerate(names) if engine.binding_is_input(i)]
+        outputs = [n for n in names if n not in inputs]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise BackendUnavailableError("expected an engine with one input and one output, got %s" % names)
+        return inputs[0], outputs[0]
+
+    def run(self):
+        cuda = self.cuda
+        cuda.memcpy_htod_async(self.dev_in, self.host_in, self.stream)
+        if self.v3:
+            self.context.execute_async_v3(self.stream.handle)
+        else:
+            self.context.execute_async_v2([int(self.dev_in), int(self.dev_out)], self.stream.handle)
+        cuda.memcpy_dtoh_async(self.host_out, self.dev_out, self.stream)
+        self.stream.synchronize()
+        return self.host_out
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, threads=None, precision=None, trt=None, cuda=None, cache_dir=None, log=None):
+        super(TensorRTBackend, self).__init__(threads=threads)
+        self.precision = precision
+        self._trt, self._cuda = trt, cuda
+        self.cache_dir = cache_dir
+        self.log = log or (lambda message: None)
+        self.plan = None
+        self.size = None
+        self.engine = None
+
+    @classmethod
+    def probe(cls):
+        try:
+            _import_trt()
+        except ImportError:
+            return ("TensorRT is not installed — it comes with JetPack (apt install python3-libnvinfer); "
+                    "on a PC with an NVIDIA GPU: pip install tensorrt")
+        try:
+            import pycuda.driver as cuda
+
+            cuda.init()
+            if cuda.Device.count() == 0:
+                return "no CUDA GPU found"
+        except ImportError:
+            return "pycuda is not installed — pip install pycuda (JetPack: see edgerestore/devices/jetson.md)"
+        except Exception as exc:  # pycuda raises its own LogicError/RuntimeError kinds
+            return "CUDA is not usable here: %s" % str(exc).splitlines()[0]
+        return None
+
+    def _modules(self):
+        trt = self._trt or _import_trt()
+        cuda = self._cuda or _import_cuda()
+        return trt, cuda
+
+    def gpu(self, trt, cuda):
+        """``(name, has fast INT8)`` of GPU 0, as CUDA and TensorRT report them."""
+        device = cuda.Device(0)
+        builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
+        return str(device.name()), bool(builder.platform_has_fast_int8)
+
+    def plan_for(self, model_path, trt, cuda):
+        """The engine build plan for a bundle artifact (also what ``build-engine --check`` prints)."""
+        from edgerestore.devices.profiles import PROFILES
+        from edgerestore.export.tensorrt import plan_build
+        from edgerestore.runtime.bundle import find_bundle_for
+
+        bundle = find_bundle_for(model_path)
+        artifact = bundle.artifact_for_file(model_path) if bundle else None
+        if artifact is None:
+            raise BundleError("%s is not in a bundle: TensorRT needs the manifest beside it (input size, "
+                              "calibration) — use `edgerestore export --target jetson-...`" % model_path)
+        io = artifact.get("io", {}).get("input", {})
+        if io.get("contract") != FLOAT_CONTRACT:
+            raise BackendUnavailableError("%s has contract %r; TensorRT runs %r artifacts (tensorrt-fp16/int8)"
+                                          % (model_path, io.get("contract"), FLOAT_CONTRACT))
+        shape = tuple(io["shape"])
+        precision = self.precision or artifact["precision"]
+        calibration = None
+        if artifact.get("calibration_cache"):
+            calibration = bundle.path(artifact["calibration_cache"])
+        gpu_name, fast_int8 = self.gpu(trt, cuda)
+        profile = PROFILES.get(bundle.target)
+        plan = plan_build(model_path, shape, precision, trt.__version__, gpu_name, fast_int8,
+                          workspace_mb=profile.workspace_mb if profile else None,
+                          calibration_cache=calibration, cache_dir=self.cache_dir)
+        return plan
+
+    def load(self, model_path, **options):
+        from edgerestore.export.tensorrt import build_engine
+
+        model_path = str(model_path)
+        if not os.path.isfile(model_path):
+            raise InputNotFoundError("model %s does not exist" % model_path)
+        trt, cuda = self._modules()
+        if model_path.endswith((".engine", ".plan")):
+            shape = options.get("shape")
+            if not shape:
+                raise ConfigError("a prebuilt engine needs its input shape; run the bundle instead")
+            engine_path = model_path
+        else:
+            self.plan = self.plan_for(model_path, trt, cuda)
+            for warning in self.plan.warnings:
+                self.log("warning: " + warning)
+            if not os.path.isfile(self.plan.engine_path):
+                self.log("building the TensorRT %s engine (first run; cached in %s)"
+                         % (self.plan.precision.upper(), os.path.dirname(self.plan.engine_path)))
+                build_engine(self.plan, trt, cuda, log=self.log)
+            engine_path, shape = self.plan.engine_path, self.plan.shape
+        with open(engine_path, "rb") as handle:
+            self.engine = _Engine(trt, cuda, handle.read(), tuple(shape))
+        self.size = (int(shape[1]), int(shape[2]))
+        self.stride = 1
+        self.model_path = model_path
+        return self
+
+    def _run(self, image):
+        import numpy as np
+
+        height, width = image.shape[:2]
+        model_h, model_w = self.size
+        if height > model_h or width > model_w:
+            raise ConfigError("frame %dx%d is larger than the engine's %dx%d — export with --size %dx%d"
+                              % (width, height, model_w, model_h, height, width))
+        if (height, width) != (model_h, model_w):
+            pad_h, pad_w = model_h - height, model_w - width
+            mode = "reflect" if pad_h < height and pad_w < width else "edge"
+            image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+        to_network_input(image, self.engine.host_in)
+        return from_network_output(self.engine.run())[:height, :width]
+
+    def info(self):
+        info = super(TensorRTBackend, self).info()
+        if self.plan is not None:
+            info.update({"precision": self.plan.precision, "engine": self.plan.engine_path,
+                         "gpu": self.plan.gpu_name, "tensorrt": self.plan.trt_version})
+        return info

@@ -1,0 +1,478 @@
+"""edgerestore bench on real tiny models (ONNX Runtime FP32 + INT8), real images and the OpenCV baselines."""
+
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+
+from edgerestore.benchmarks import bench, evalset, metrics, schema
+from edgerestore.benchmarks.baselines import BASELINES, create_baseline
+from edgerestore.benchmarks.teacher import teacher_candidates
+from tests.bench_helpers import make_small_evalset, make_tiny_models
+
+SIZES = [(64, 48), (66, 50)]  # the second is not a multiple of the stride: padded and cropped
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return make_tiny_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def small_evalset(tmp_path_factory, data_dir):
+    folder = make_small_evalset(tmp_path_factory.mktemp("eval") / "set", data_dir)
+    return str(folder), evalset.load_evalset(str(folder))
+
+
+@pytest.fixture(scope="module")
+def result(models, small_evalset):
+    candidates = (bench.baseline_candidates(sorted(BASELINES))
+                  + bench.discover([models["fp32"], models["int8"], models["corrupt"]])
+                  + teacher_candidates(models["checkpoint"], frames=2)
+                  + teacher_candidates("/nonexistent/restormer.pth"))
+    return bench.run_bench(candidates, sizes=SIZES, frames=8, warmup=1, threads=1, evalset=small_evalset,
+                           label="test board", command="pytest")
+
+
+def _rows(result, config):
+    return [r for r in result["rows"] if r["id"].rsplit("/", 1)[0] == config]
+
+
+def test_result_is_schema_valid_with_both_validators(result):
+    schema.validate(result, use_jsonschema=False)
+    pytest.importorskip("jsonschema")
+    schema.validate(result, use_jsonschema=True)
+    json.dumps(result, allow_nan=False)
+
+
+def test_every_candidate_has_a_row_per_size(result):
+    configs = {}
+    for row in result["rows"]:
+        configs.setdefault(row["id"].rsplit("/", 1)[0], []).append((row["width"], row["height"]))
+    expected = {"none/numpy/-", "unsharp/opencv/-", "bilateral/opencv/-", "nlmeans/opencv/-",
+                "tiny/onnxruntime/fp32", "tiny/onnxruntime/int8", "corrupt/onnxruntime/fp32",
+                "teacher/torch/fp32", "teacher/torch/fp32#2"}
+    assert set(configs) == expected
+    assert all(sizes == SIZES for sizes in configs.values())
+    assert result["settings"]["sizes"] == [list(s) for s in SIZES]
+    assert result["label"] == "test board" and result["board"]["cpu"]["model"]
+
+
+def test_a_backend_that_fails_to_load_gives_failed_rows_and_the_others_complete(result):
+    failed = _rows(result, "corrupt/onnxruntime/fp32")
+    assert [r["status"] for r in failed] == ["failed", "failed"]
+    assert all("cannot load" in r["error"] for r in failed)
+    assert all(r["fps"] is None and r["latency_ms"] is None for r in failed)
+    missing_teacher = _rows(result, "teacher/torch/fp32#2")
+    assert all(r["status"] == "failed" and "do not exist" in r["error"] for r in missing_teacher)
+    ok = [r for r in result["rows"] if r["status"] == "ok"]
+    assert len(ok) == 2 * (9 - 2)  # every size of all but the corrupt model and the missing teacher
+
+
+def test_speed_block(result):
+    for row in _rows(result, "tiny/onnxruntime/int8") + _rows(result, "nlmeans/opencv/-"):
+        assert row["frames"] == 8 and row["warmup"] == 1 and not row["capped"]
+        lat = row["latency_ms"]
+        assert len(lat["samples"]) == 8
+        assert lat["min"] <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+        assert row["fps"] == pytest.approx(1000.0 / lat["p50"])
+        assert row["stage_ms"]["infer"] > 0 and row["stage_ms"]["infer"] <= lat["p50"] * 1.5
+        assert row["cpu_percent"] > 0 and row["rss_mb"] > 10 and row["peak_rss_mb"] >= row["rss_mb"]
+        assert set(row["thermal"]) == {"before", "after"}
+    fp32 = _rows(result, "tiny/onnxruntime/fp32")[0]
+    assert fp32["macs_per_pixel"] > 0  # counted from the config stored in the ONNX file
+    assert fp32["gmacs_per_s"] == pytest.approx(fp32["macs_per_pixel"] * 64 * 48 * fp32["fps"] / 1e9)
+    assert fp32["size_mb"] > 0 and len(fp32["sha256"]) == 64
+    teacher = _rows(result, "teacher/torch/fp32")[0]
+    assert teacher["status"] == "ok" and teacher["frames"] == 2 and teacher["kind"] == "teacher"
+
+
+def test_quality_against_ground_truth_is_measured(result, small_evalset):
+    _, pairs = small_evalset
+    none = _rows(result, "none/numpy/-")[0]["quality"]
+    for subset in ("mild", "gopro"):
+        chosen = [p for p in pairs if p.subset == subset]
+        expected = np.mean([metrics.psnr(p.degraded, p.clean) for p in chosen])
+        got = none["vs_ground_truth"][subset]
+        assert got["psnr"] == pytest.approx(expected) and got["images"] == len(chosen)
+    assert none["vs_reference"] is None
+    unsharp = _rows(result, "unsharp/opencv/-")[0]["quality"]["vs_ground_truth"]["mild"]
+    assert unsharp["psnr"] != pytest.approx(none["vs_ground_truth"]["mild"]["psnr"])
+    # The same quality block on every size of one configuration.
+    a, b = _rows(result, "tiny/onnxruntime/fp32")
+    assert a["quality"] == b["quality"]
+
+
+def test_quantised_rows_are_compared_with_the_fp32_reference(result, models, small_evalset):
+    fp32 = _rows(result, "tiny/onnxruntime/fp32")[0]["quality"]
+    int8 = _rows(result, "tiny/onnxruntime/int8")[0]
+    assert fp32["vs_reference"] is None
+    vs = int8["quality"]["vs_reference"]
+    assert vs["reference"] == "tiny/onnxruntime/fp32"
+    assert 25.0 < vs["psnr"] < bench.IDENTICAL_PSNR
+    # Recompute by hand with the real backends: the mean PSNR of INT8 outputs against FP32 outputs.
+    from edgerestore.runtime.backends import create_backend
+
+    _, pairs = small_evalset
+    ref = create_backend("onnxruntime", threads=1).load(str(models["fp32"]))
+    quant = create_backend("onnxruntime", threads=1).load(str(models["int8"]))
+    by_hand = np.mean([metrics.psnr(quant.infer(p.degraded), ref.infer(p.degraded)) for p in pairs])
+    assert vs["psnr"] == pytest.approx(by_hand) and vs["images"] == len(pairs)
+    assert int8["status"] == "ok"  # above the 30 dB default bar
+
+
+def test_parity_bar_marks_rows(models, small_evalset):
+    candidates = bench.discover([models["fp32"], models["int8"]])
+    res = bench.run_bench(candidates, sizes=[(32, 32)], frames=2, warmup=0, evalset=small_evalset, parity_db=200.0)
+    status = {r["id"]: r["status"] for r in res["rows"]}
+    assert status == {"tiny/onnxruntime/fp32/32x32": "ok", "tiny/onnxruntime/int8/32x32": "exported-but-failed-parity"}
+    assert "parity bar" in [r for r in res["rows"] if r["precision"] == "int8"][0]["error"]
+
+
+def test_rows_are_capped_by_max_seconds(models):
+    res = bench.run_bench(bench.baseline_candidates(["nlmeans"]), sizes=[(96, 64)], frames=10000, warmup=0,
+                          max_seconds=0.01)
+    row = res["rows"][0]
+    assert row["capped"] and bench.MIN_FRAMES <= row["frames"] < 10000
+    assert res["settings"]["evalset"] is None and row["quality"] is None
+
+
+def test_time_frames_counts_and_stages():
+    runner = create_baseline("bilateral", threads=1)
+    frames = bench.timing_frames([], 40, 30)
+    assert frames[0].shape == (30, 40, 3) and frames[0].std() > 10  # a textured synthetic frame
+    timing = bench.time_frames(runner, frames, 5, warmup=2)
+    assert len(timing["latencies"]) == 5 and runner.calls == 7
+    assert all(i <= t + 1e-9 for i, t in zip(timing["infer"], timing["latencies"]))
+
+
+def test_baselines_do_what_they_say(small_evalset):
+    _, pairs = small_evalset
+    image = pairs[0].degraded
+    assert create_baseline("none").infer(image) is image or np.array_equal(create_baseline("none").infer(image), image)
+    for name in ("unsharp", "bilateral", "nlmeans"):
+        out = create_baseline(name).infer(image)
+        assert out.shape == image.shape and out.dtype == np.uint8 and not np.array_equal(out, image)
+    # unsharp adds high frequencies, the denoisers remove them
+    lap = [np.abs(np.diff(create_baseline(n).infer(image).astype(float), axis=1)).mean()
+           for n in ("none", "unsharp", "bilateral")]
+    assert lap[1] > lap[0] > lap[2]
+
+
+def test_names_and_precisions_from_files():
+    assert bench.precision_from_name("nano_int8.onnx") == "int8"
+    assert bench.precision_from_name("small-fp16.tflite") == "fp16"
+    assert bench.precision_from_name("nano.onnx") is None
+    assert bench.model_name_from_file("/x/nano_int8.onnx") == "nano"
+    assert bench.model_name_from_file("small_fp16.tflite") == "small"
+
+
+def test_folder_of_files_and_a_file_no_backend_runs(tmp_path, models):
+    import shutil
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    shutil.copy(models["fp32"], folder / "model.onnx")
+    shutil.copy(models["fp32"], folder / "model_int8.tflite")  # not a TFLite file: no backend can run it
+    cands = bench.discover([str(folder)])
+    assert sorted(c.label for c in cands) == ["model/tflite/int8", "tiny/onnxruntime/fp32"]
+    res = bench.run_bench(cands, sizes=[(32, 32)], frames=2, warmup=0)
+    rows = {r["id"]: r for r in res["rows"]}
+    assert rows["tiny/onnxruntime/fp32/32x32"]["status"] == "ok"
+    bad = rows["model/tflite/int8/32x32"]
+    assert bad["status"] == "failed" and bad["error"]  # no backend registered, or TFLite refuses the file
+
+
+def test_fixed_size_artifacts_are_timed_at_their_own_size_only(models):
+    entry = {"preset": "tiny", "fixed_size": (64, 48)}
+    cands = bench.artifact_candidates(models["fp32"], entry=entry)
+    cands += bench.artifact_candidates(models["fp32"], entry={"preset": "tiny", "fixed_size": (32, 32)})
+    res = bench.run_bench(cands, sizes=[(64, 48), (96, 64)], frames=2, warmup=0)
+    # One label for both files (their sizes differ), a row only where a file fits, a note for the other.
+    assert [r["id"] for r in res["rows"]] == ["tiny/onnxruntime/fp32/64x48"]
+    assert any("built for 32x32 only" in n for n in res["notes"])
+
+
+def _write_bundle(folder, models, artifacts):
+    import hashlib
+    import shutil
+
+    folder.mkdir()
+    files = {}
+    for art in artifacts:
+        source = models["int8"] if art["precision"] == "int8" else models["fp32"]
+        shutil.copy(source, folder / art["file"])
+        files[art["file"]] = hashlib.sha256((folder / art["file"]).read_bytes()).hexdigest()
+    manifest = {"schema": 1, "target": "laptop", "model": {"preset": "nano"}, "artifacts": artifacts, "files": files}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_bundle_rows_follow_the_manifest(tmp_path, models):
+    pytest.importorskip("edgerestore.runtime.bundle", reason="this build has no bundle reader yet")
+    arts = [
+        {"format": "onnx", "backend": "onnxruntime", "precision": "fp32", "file": "model.onnx", "fixed_size": False,
+         "input_size": None},
+        {"format": "onnx-int8", "backend": "onnxruntime", "precision": "int8", "file": "model-int8.onnx",
+         "fixed_size": True, "input_size": [48, 64]},
+    ]
+    bundle = _write_bundle(tmp_path / "bundle", models, arts)
+    res = bench.run_bench(bench.discover([str(bundle)]), sizes=[(64, 48), (32, 32)], frames=2, warmup=0)
+    assert sorted(r["id"] for r in res["rows"]) == [
+        "nano/onnxruntime/fp32/32x32", "nano/onnxruntime/fp32/64x48", "nano/onnxruntime/int8/64x48"]
+    # A file changed after export: the bundle is refused by name, as the runtime refuses it.
+    (bundle / "model-int8.onnx").write_bytes(b"tampered")
+    res = bench.run_bench(bench.discover([str(bundle)]), sizes=[(32, 32)], frames=2, warmup=0)
+    assert [(r["backend"], r["status"]) for r in res["rows"]] == [("bundle", "failed")]
+    assert "model-int8.onnx" in res["rows"][0]["error"]
+
+
+def test_discover_errors(tmp_path):
+    from edgerestore.errors import InputNotFoundError, UnknownNameError
+
+    with pytest.raises(InputNotFoundError):
+        bench.discover([str(tmp_path / "missing.onnx")])
+    with pytest.raises(UnknownNameError):
+        bench.discover(["no-such-preset"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputNotFoundError):
+        bench.discover([str(tmp_path / "empty")])
+    with pytest.raises(UnknownNameError):
+        bench.baseline_candidates(["sharpen-harder"])
+
+
+def test_schema_rejects_broken_results(result):
+    broken = []
+    r = copy.deepcopy(result)
+    del r["rows"][0]["status"]
+    broken.append(r)
+    r = copy.deepcopy(result)
+    r["rows"][0]["status"] = "great"
+    broken.append(r)
+    r = copy.deepcopy(result)
+    r["rows"][1]["fps"] = "fast"
+    broken.append(r)
+    r = copy.deepcopy(result)
+    r["board"]["kind"] = "mainframe"
+    broken.append(r)
+    r = copy.deepcopy(result)
+    r["surprise"] = 1
+    broken.append(r)
+    r = copy.deepcopy(result)
+    r["rows"][0]["width"] = 0
+    broken.append(r)
+    has_jsonschema = True
+    try:
+        import jsonschema  # noqa: F401
+    except ImportError:
+        has_jsonschema = False
+    for doc in broken:
+        with pytest.raises(schema.BenchResultError):
+            schema.validate(doc, use_jsonschema=False)
+        if has_jsonschema:
+            with pytest.raises(schema.BenchResultError):
+                schema.validate(doc, use_jsonschema=True)
+    r = copy.deepcopy(result)
+    r["rows"][1]["fps"] = math.nan
+    with pytest.raises(schema.BenchResultError, match="finite"):
+        schema.validate(r, use_jsonschema=False)
+
+
+def test_write_result_is_atomic_and_valid(result, tmp_path):
+    path = bench.write_result(result, tmp_path / "sub" / "r.json")
+    assert json.loads(path.read_text())["rows"] == result["rows"]
+    assert not list((tmp_path / "sub").glob("*.part"))
+    name = bench.default_result_path(result, str(tmp_path))
+    assert "bench-test-board-" in name and name.endswith(".json")
+
+
+def test_cli_bench_end_to_end(cli, models, small_evalset, tmp_path):
+    out = tmp_path / "run.json"
+    res = cli("bench", models["fp32"], models["int8"], models["corrupt"], "--sizes", "64x48,32x32", "--frames", "4",
+              "--warmup", "1", "--threads", "1", "--baselines", "none,unsharp", "--evalset", small_evalset[0],
+              "--label", "cli board", "--out", out, "-q")
+    data = json.loads(out.read_text())
+    schema.validate(data, use_jsonschema=False)
+    assert len(data["rows"]) == 5 * 2
+    assert data["command"].startswith("edgerestore bench ") and "--frames 4" in data["command"]
+    assert "| tiny | onnxruntime | int8 | ✅ ok" in res.stdout
+    assert "| corrupt | onnxruntime | fp32 | ❌ failed" in res.stdout
+    assert "2 failed" in res.stdout
+
+
+def test_cli_bench_bad_input(cli, tmp_path):
+    res = cli("bench", tmp_path / "missing.onnx", "--no-quality", check=False)
+    assert res.returncode == 2 and res.stderr.startswith("error:") and len(res.stderr.strip().splitlines()) == 1
+    res = cli("bench", "--sizes", "big", "--no-quality", check=False)
+    assert res.returncode != 0 and "--sizes" in res.stderr
+    res = cli("bench", "--baselines", "magic", "--no-quality", check=False)
+    assert res.returncode == 2 and "unknown baseline 'magic'" in res.stderr
+
+
+def test_cli_print_schema_and_make_evalset(cli, tmp_path, data_dir):
+    res = cli("bench", "--print-schema")
+    assert json.loads(res.stdout)["title"] == "edgerestore bench result"
+    res = cli("bench", "--make-evalset", tmp_path / "ev", env={"EDGERESTORE_SHARED": str(data_dir.parent)})
+    pairs = evalset.load_evalset(str(tmp_path / "ev"))
+    assert {p.subset for p in pairs} == {"mild", "gopro"}
+    assert len([p for p in pairs if p.subset == "mild"]) == 8
+    manifest = evalset.read_manifest(str(tmp_path / "ev"))
+    assert manifest["subsets"]["mild"]["images"][0]["licence"]
+
+
+def test_student_speed_script(tmp_path):
+    """benchmarks/student_speed.py (issue #2's speed table) runs end to end at a tiny size."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "speed.json"
+    res = subprocess.run([sys.executable, str(root / "benchmarks" / "student_speed.py"), "--presets", "pico,nano",
+                          "--sizes", "64x48", "--frames", "3", "--warmup", "1", "--random", "--json", str(out)],
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, EDGERESTORE_CACHE=str(tmp_path / "cache")))
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["preset"], r["weights"], r["frames"]) for r in rows] == [("pico", "random-init", 3), ("nano", "random-init", 3)]
+    assert rows[0]["macs_per_pixel"] < rows[1]["macs_per_pixel"]
+    assert all(r["fps"] > 0 and r["gmacs_per_s"] > 0 for r in rows)
+    assert "| pico | random-init |" in res.stdout
+
+
+class NoGpuBackend(object):
+    """Stand-in shaped like a GPU backend on a machine without the GPU: probe() gives the reason."""
+
+    name = "nogpu"
+
+    @classmethod
+    def probe(cls):
+        return "no CUDA device here — this backend needs a Jetson"
+
+
+def _precision_backend_class():
+    from edgerestore.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    class BuildsPrecisions(OnnxRuntimeBackend):
+        """Stand-in shaped like TensorRT: one file, precisions chosen at load (runs ONNX Runtime)."""
+
+        name = "builds"
+        precisions = ("fp16", "int8")
+
+        def load(self, model_path, precision=None, **options):
+            self.built_precision = precision
+            return super(BuildsPrecisions, self).load(model_path)
+
+        def info(self):
+            info = super(BuildsPrecisions, self).info()
+            info["precision"] = self.built_precision
+            return info
+
+    return BuildsPrecisions
+
+
+BuildsPrecisions = _precision_backend_class()
+
+
+def test_unavailable_backends_are_noted_unless_asked_for(models, monkeypatch):
+    from edgerestore.runtime import backends as registry
+
+    monkeypatch.setitem(registry.REGISTRY, "nogpu", "tests.test_bench:NoGpuBackend")
+    monkeypatch.setitem(registry.BACKENDS_FOR_SUFFIX, ".onnx", ("onnxruntime", "nogpu"))
+    res = bench.run_bench(bench.discover([models["fp32"]]), sizes=[(32, 32)], frames=2, warmup=0)
+    assert [r["id"] for r in res["rows"]] == ["tiny/onnxruntime/fp32/32x32"]
+    assert any("nogpu" in n and "no CUDA device" in n for n in res["notes"])
+    asked = bench.run_bench(bench.discover([models["fp32"]], backends=["nogpu"]), sizes=[(32, 32)], frames=2)
+    assert [(r["backend"], r["status"]) for r in asked["rows"]] == [("nogpu", "failed")]
+    assert "no CUDA device" in asked["rows"][0]["error"]
+
+
+def test_backends_that_build_precisions_get_a_row_each(models, monkeypatch):
+    from edgerestore.runtime import backends as registry
+
+    monkeypatch.setitem(registry.REGISTRY, "builds", "tests.test_bench:BuildsPrecisions")
+    monkeypatch.setitem(registry.BACKENDS_FOR_SUFFIX, ".onnx", ("onnxruntime", "builds"))
+    res = bench.run_bench(bench.discover([models["fp32"]]), sizes=[(32, 32)], frames=2, warmup=0)
+    assert sorted(r["id"] for r in res["rows"]) == [
+        "tiny/builds/fp16/32x32", "tiny/builds/int8/32x32", "tiny/onnxruntime/fp32/32x32"]
+    assert all(r["status"] == "ok" for r in res["rows"])
+
+
+BLOCK_TORCH = """
+import sys
+class _NoTorch(object):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch.") or name == "matplotlib" or name == "jsonschema":
+            raise ImportError("%s is blocked: a board has none" % name)
+        return None
+sys.meta_path.insert(0, _NoTorch())
+from edgerestore.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_bench_runs_on_a_board_without_torch_matplotlib_or_jsonschema(models, small_evalset, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "board.json"
+    res = subprocess.run(
+        [sys.executable, "-c", BLOCK_TORCH, "bench", str(models["fp32"]), str(models["int8"]), "--sizes", "32x32",
+         "--frames", "3", "--warmup", "1", "--evalset", small_evalset[0], "--baselines", "none,bilateral",
+         "--out", str(out), "-q"],
+        capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+        env=dict(os.environ, PYTHONPATH=str(root), EDGERESTORE_CACHE=str(tmp_path / "cache")))
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    schema.validate(data, use_jsonschema=False)
+    assert {r["status"] for r in data["rows"]} == {"ok"} and len(data["rows"]) == 4
+    fp32 = [r for r in data["rows"] if r["precision"] == "fp32"][0]
+    assert fp32["macs_per_pixel"] is None  # counting MACs needs torch; nothing else does
+    assert data["software"]["torch"] is None
+    assert [r for r in data["rows"] if r["precision"] == "int8"][0]["quality"]["vs_reference"]["psnr"] > 25
+
+
+def test_teacher_row_from_a_restormer_checkpoint(shared_dir):
+    """An official-format Restormer checkpoint (random weights, ../shared/fixtures) as the teacher row."""
+    pytest.importorskip("edgerestore.models.restormer", reason="this build has no Restormer yet")
+    path = shared_dir / "fixtures" / "restormer" / "tiny_withbias.pth"
+    res = bench.run_bench(teacher_candidates(path, frames=2), sizes=[(36, 28)], frames=2, warmup=0)
+    row = res["rows"][0]
+    assert (row["kind"], row["backend"], row["status"], row["frames"]) == ("teacher", "torch", "ok", 2)
+
+
+def test_the_same_file_twice_is_benched_once(models, tmp_path):
+    import shutil
+
+    copy_path = tmp_path / "again.onnx"
+    shutil.copy(models["fp32"], copy_path)
+    res = bench.run_bench(bench.discover([models["fp32"], copy_path]), sizes=[(32, 32)], frames=2, warmup=0)
+    assert [r["id"] for r in res["rows"]] == ["tiny/onnxruntime/fp32/32x32"]
+    assert any("same file" in n for n in res["notes"])
+
+
+def test_a_subset_a_fixed_size_model_cannot_take_is_left_out_whole(small_evalset):
+    from edgerestore.benchmarks.baselines import NoRestoration
+    from edgerestore.errors import ConfigError
+
+    class Fixed256(NoRestoration):
+        """Stand-in shaped like a TFLite model built for 256x256: larger frames are refused."""
+
+        def _run(self, image):
+            if image.shape[0] > 256 or image.shape[1] > 256:
+                raise ConfigError("frame %dx%d is larger than the model's 256x256" % image.shape[1::-1])
+            return image
+
+    _, pairs = small_evalset
+    block, outputs = bench.evaluate_quality(Fixed256().load(), pairs)
+    assert set(block["vs_ground_truth"]) == {"gopro"}  # 192x192 crops fit; the 451x300 photo does not
+    assert "mild/chelsea-0" in block["error"] and "larger than the model" in block["error"]
+    ref_block, ref_outputs = bench.evaluate_quality(create_baseline("none"), pairs)
+    vs, _ = bench.evaluate_quality(Fixed256().load(), pairs, reference=("none/numpy/-", ref_outputs))
+    assert vs["vs_reference"]["images"] == 2 and vs["vs_reference"]["psnr"] == bench.IDENTICAL_PSNR

@@ -1,0 +1,227 @@
+"""``edgerestore export``: every (target x format) the profiles allow, from a tiny student, verified.
+
+Real tools throughout: torch.onnx, onnxslim, ONNX Runtime (quantization and inference),
+litert-torch + ai-edge-quantizer (conversion) and ai-edge-litert (inference), on the package's
+real calibration photos. TensorRT artifacts are verified by ONNX Runtime with the engine's
+precision simulated (no TensorRT here; tests/test_tensorrt.py covers the board side).
+"""
+
+import json
+import math
+
+import numpy as np
+import onnx
+import pytest
+
+from edgerestore.export.targets import FORMATS, TARGETS
+from edgerestore.export.verify import BARS, INT8_GT_MARGIN, Row, format_table, judge
+from edgerestore.runtime.bundle import load_bundle, sha256_file
+from tests.export_helpers import SIZE, copy_bundle, exported, tiny_checkpoint, workdir
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_every_format_of_every_target_exports_and_verifies(target):
+    result = exported(target)
+    rows = {row.format: row for row in result.rows}
+    assert list(rows) == list(TARGETS[target].formats)
+    for name, row in rows.items():
+        assert row.status == "ok", "%s %s: %s" % (target, name, row.note)
+        assert row.parity_psnr >= BARS[row.precision]
+        assert row.frames == 3  # the three hold-out photos
+        if row.precision == "int8":
+            assert row.gt_psnr >= row.reference_gt_psnr - INT8_GT_MARGIN
+        if FORMATS[name].backend != "tensorrt":
+            assert row.fps and row.fps > 0
+    manifest = json.loads((result.out_dir / "manifest.json").read_text())
+    assert manifest["target"] == target and manifest["input_size"] == list(SIZE)
+    assert manifest["model"]["source_sha256"] == sha256_file(str(tiny_checkpoint()))
+    assert manifest["calibration"]["source"] == "package" or "onnx-int8" not in rows
+    for artifact in manifest["artifacts"]:
+        for name in [artifact["file"]] + artifact["extra_files"]:
+            assert manifest["files"][name] == sha256_file(str(result.out_dir / name))
+        assert artifact["verify"]["status"] == "ok"
+    load_bundle(result.out_dir)  # the runtime accepts it
+
+
+def test_onnx_artifacts_carry_the_targets_opset_and_ir_version():
+    for target in ("jetson-nano", "jetson-orin"):
+        result = exported(target)
+        row = TARGETS[target]
+        for name in ("model.trt.onnx", "model.onnx"):
+            model = onnx.load(str(result.out_dir / name))
+            opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+            assert (opset, model.ir_version) == (row.opset, row.ir_version), (target, name)
+        trt = onnx.load(str(result.out_dir / "model.trt.onnx"))
+        dims = [d.dim_value for d in trt.graph.input[0].type.tensor_type.shape.dim]
+        assert dims == [1, SIZE[0], SIZE[1], 3]  # TensorRT: fixed size, float32 I/O
+        assert trt.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        dynamic = onnx.load(str(result.out_dir / "model.onnx"))
+        assert dynamic.graph.input[0].type.tensor_type.shape.dim[1].dim_param  # ONNX Runtime: any size
+
+
+def test_int8_onnx_graph_is_what_onnx_runtime_fuses(tmp_path):
+    """The INT8 graph runs as QLinearConv / QLinearAdd on uint8 data: no float conv, no Cast, no Transpose left."""
+    import onnxruntime as ort
+
+    result = exported("cpu")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(result.out_dir / "model-int8.onnx"), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert ops.count("QLinearConv") == 4  # head, two body convolutions, tail
+    for absent in ("Conv", "ConvTranspose", "Cast", "Clip", "Transpose", "DequantizeLinear", "QuantizeLinear"):
+        assert absent not in ops, (absent, ops)
+    model = onnx.load(str(result.out_dir / "model-int8.onnx"))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["edgerestore.contract"] == "uint8-nhwc-rgb" and "percentile" in meta["edgerestore.quantization"]
+
+
+def test_int8_quality_on_real_frames_with_a_context_branch():
+    """A student with the context branch (stride 8) also quantizes within the bars (ONNX Runtime + TFLite)."""
+    checkpoint = tiny_checkpoint("tiny-context", context=True, seed=3)
+    result = exported("rpi5", formats=["tflite-int8", "onnx-int8"], checkpoint=checkpoint)
+    for row in result.rows:
+        assert row.status == "ok", (row.format, row.note)
+
+
+def test_judge_applies_the_bars():
+    assert judge("fp32", 44.9, 30.0, 30.0)[0] == "parity"
+    assert judge("fp16", 45.1, 30.0, 30.0) == ("ok", "")
+    assert judge("int8", 37.9, 30.0, 30.0)[0] == "parity"
+    status, note = judge("int8", 40.0, 29.6, 30.0)
+    assert status == "parity" and "0.3 dB" in note
+    assert judge("int8", 40.0, 29.75, 30.0)[0] == "ok"
+
+
+def test_a_failing_format_is_a_row_and_the_others_go_on(monkeypatch, tmp_path):
+    from edgerestore.export import bundle as bundle_module
+    from edgerestore.export import targets
+
+    broken = targets.Format("onnx-int8", "onnxruntime", "int8", "model-int8.onnx", "math:nope", False, "broken")
+    monkeypatch.setitem(targets.FORMATS, "onnx-int8", broken)
+    result = bundle_module.export_bundle(str(tiny_checkpoint()), "cpu", tmp_path / "b", size=SIZE)
+    statuses = {row.format: row.status for row in result.rows}
+    assert statuses == {"onnx-int8": "failed", "onnx": "ok"}
+    assert "AttributeError" in result.rows[0].note
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert [a["format"] for a in manifest["artifacts"]] == ["onnx"]
+    table = format_table(result.rows)
+    assert "❌ failed" in table and "✅ ok" in table
+
+
+def test_table_marks_parity_failures():
+    rows = [Row("cpu", "onnx-int8", "int8", "parity", 0.1, 30.0, 20.0, 20.5, 100.0, 3, note="parity 30.00 dB < 38 dB")]
+    table = format_table(rows)
+    assert "❎ parity" in table and "parity 30.00 dB < 38 dB" in table
+
+
+def test_export_command_end_to_end(cli, tmp_path):
+    out = tmp_path / "bundle"
+    result = cli("export", tiny_checkpoint(), "--target", "cpu", "--size", "64x96", "--out", out, "-q")
+    assert "✅ ok" in result.stdout and "onnx-int8" in result.stdout
+    assert "2 of 2 artifact(s) ok" in result.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [a["format"] for a in manifest["artifacts"]] == ["onnx-int8", "onnx"]
+    assert not (tmp_path / "bundle.partial").exists()
+    # Re-exporting over a bundle replaces it.
+    cli("export", tiny_checkpoint(), "--target", "cpu", "--size", "64x96", "--out", out, "-q", "--format", "onnx")
+    assert [a["format"] for a in json.loads((out / "manifest.json").read_text())["artifacts"]] == ["onnx"]
+
+
+def test_int8_on_a_jetson_nano_warns_once_and_builds_fp16(cli, tmp_path):
+    result = cli("export", tiny_checkpoint(), "--target", "jetson-nano", "--precision", "int8", "--size", "64x96",
+                 "--out", tmp_path / "nano", "-q", "--no-verify")
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "sm_53" in warnings[0]
+    formats = [a["format"] for a in json.loads((tmp_path / "nano" / "manifest.json").read_text())["artifacts"]]
+    assert formats == ["tensorrt-fp16", "onnx-fp16"]
+
+
+def test_user_calibration_frames_from_a_video(real_clip, tmp_path):
+    from edgerestore.export.bundle import export_bundle
+
+    result = export_bundle(str(tiny_checkpoint()), "cpu", tmp_path / "b", formats=["onnx-int8"], size=SIZE,
+                           calib=str(real_clip))
+    assert result.rows[0].status == "ok"
+    assert result.manifest["calibration"]["source"] == str(real_clip)
+    assert result.manifest["calibration"]["frames"] == 16
+
+
+def _one_line_error(result, code):
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_unknown_target_lists_the_valid_ones(cli):
+    line = _one_line_error(cli("export", tiny_checkpoint(), "--target", "jetson-tx2", check=False), 2)
+    for name in TARGETS:
+        assert name in line
+
+
+def test_checkpoint_of_another_architecture(cli, shared_dir, tmp_path):
+    restormer = shared_dir / "fixtures" / "restormer" / "tiny_withbias.pth"
+    line = _one_line_error(cli("export", restormer, "--target", "cpu", check=False), 3)
+    assert "not an edgerestore student checkpoint" in line
+    import torch
+
+    bad = tmp_path / "bad.pt"
+    data = torch.load(str(tiny_checkpoint()), weights_only=True)
+    data["state_dict"]["head.weight"] = torch.zeros(8, 3, 2, 2)  # shapes of another patch size
+    torch.save(data, str(bad))
+    line = _one_line_error(cli("export", bad, "--target", "cpu", check=False), 3)
+    assert "head.weight" in line
+
+
+def test_empty_calibration_folder(cli, tmp_path):
+    empty = tmp_path / "frames"
+    empty.mkdir()
+    line = _one_line_error(cli("export", tiny_checkpoint(), "--target", "cpu", "--size", "64x96",
+                               "--calib", empty, "--out", tmp_path / "b", check=False), 2)
+    assert "holds no images" in line
+    assert not (tmp_path / "b").exists()
+
+
+def test_bad_sizes_and_formats(cli, tmp_path):
+    line = _one_line_error(cli("export", tiny_checkpoint(), "--target", "rpi4", "--size", "62x96",
+                               "--out", tmp_path / "b", check=False), 6)
+    assert "--size 64x96" in line
+    line = _one_line_error(cli("export", tiny_checkpoint(), "--target", "rpi4", "--format", "tensorrt-fp16",
+                               "--out", tmp_path / "b", check=False), 2)
+    assert "tflite-int8" in line
+    line = _one_line_error(cli("export", "large", "--target", "cpu", "--out", tmp_path / "b", check=False), 2)
+    assert "no shipped weights" in line
+
+
+def test_a_partial_export_never_replaces_a_bundle(monkeypatch, tmp_path):
+    """An export that dies half-way leaves the previous bundle as it was."""
+    from edgerestore.export import bundle as bundle_module
+
+    out = copy_bundle(exported("cpu"), tmp_path / "b")
+    before = (out / "manifest.json").read_text()
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bundle_module, "sha256_file", boom)
+    with pytest.raises(KeyboardInterrupt):
+        bundle_module.export_bundle(str(tiny_checkpoint()), "cpu", out, size=SIZE, verify=False)
+    assert (out / "manifest.json").read_text() == before
+    assert not (tmp_path / "b.partial").exists()
+
+
+def test_verification_figures_are_real(tmp_path):
+    """Parity is measured, not assumed: a weaker INT8 calibration on one frame still passes, identity differs."""
+    result = exported("cpu")
+    row = {r.format: r for r in result.rows}["onnx-int8"]
+    assert 38 <= row.parity_psnr < 99  # quantization changes pixels
+    assert math.isfinite(row.gt_psnr) and abs(row.gt_psnr - row.reference_gt_psnr) < INT8_GT_MARGIN
+    # The hold-out frames are degraded real photos: restoring them is not the identity.
+    from edgerestore.export.calibration import build
+
+    pairs = build(SIZE).holdout
+    assert all(np.abs(x.astype(int) - t).mean() > 1 for x, t in pairs)
+    assert workdir().exists()

@@ -1,0 +1,99 @@
+"""The TFLite backend (ai-edge-litert + XNNPACK) on exported artifacts, and what the converter emits."""
+
+import numpy as np
+import pytest
+import torch
+
+from edgerestore.errors import BackendUnavailableError, ConfigError
+from edgerestore.export.onnx import reference_uint8
+from edgerestore.runtime.backends import backend_for_artifact, create_backend
+from edgerestore.runtime.backends.tflite import TFLiteBackend
+from tests.export_helpers import SIZE, exported, tiny_student
+
+pytestmark = pytest.mark.skipif(TFLiteBackend.probe() is not None, reason="no TFLite interpreter installed")
+
+
+def _frame(seed, height, width):
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3)).astype(np.uint8)
+
+
+def test_fp32_tflite_equals_the_pytorch_student():
+    from edgerestore.models.checkpoint import load_student
+
+    result = exported("rpi4")
+    student, _ = load_student(str(result.out_dir.parent / "tiny.pt"))
+    backend = create_backend("tflite", threads=1).load(str(result.out_dir / "model.tflite"))
+    frame = _frame(0, *SIZE)
+    expected = reference_uint8(student, torch.from_numpy(frame)[None]).numpy()[0]
+    out = backend.infer(frame)
+    assert out.dtype == np.uint8 and out.shape == frame.shape
+    assert np.abs(out.astype(int) - expected).max() <= 1
+
+
+def test_smaller_frames_are_padded_larger_ones_refused():
+    result = exported("rpi4")
+    backend = TFLiteBackend(threads=1).load(str(result.out_dir / "model-int8.tflite"))
+    assert backend.info()["size"] == SIZE
+    small = _frame(1, SIZE[0] - 10, SIZE[1] - 6)
+    out = backend.infer(small)
+    assert out.shape == small.shape
+    padded = np.pad(small, ((0, 10), (0, 6), (0, 0)), mode="reflect")
+    assert np.array_equal(out, backend.infer(padded)[: SIZE[0] - 10, : SIZE[1] - 6])
+    with pytest.raises(ConfigError) as info:
+        backend.infer(_frame(2, SIZE[0] + 4, SIZE[1]))
+    assert "--size %dx%d" % (SIZE[0] + 4, SIZE[1]) in str(info.value)
+
+
+def test_xnnpack_and_builtin_kernels_agree():
+    result = exported("rpi4")
+    path = str(result.out_dir / "model.tflite")
+    frame = _frame(3, *SIZE)
+    with_xnnpack = TFLiteBackend(threads=1).load(path).infer(frame)
+    builtin = TFLiteBackend(threads=1, xnnpack=False).load(path).infer(frame)
+    assert np.abs(with_xnnpack.astype(int) - builtin).max() <= 1
+
+
+def test_the_graphs_avoid_what_xnnpack_runs_slowly():
+    """No TRANSPOSE_CONV (2x slower than the rest of the network under XNNPACK) and no full-frame TRANSPOSE."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    result = exported("rpi4")
+    for name in ("model.tflite", "model-int8.tflite", "model-fp16.tflite"):
+        interpreter = Interpreter(model_path=str(result.out_dir / name))
+        interpreter.allocate_tensors()
+        ops = [op["op_name"] for op in interpreter._get_ops_details()]
+        assert "TRANSPOSE_CONV" not in ops and "TRANSPOSE" not in ops, (name, ops)
+    interpreter = Interpreter(model_path=str(result.out_dir / "model-int8.tflite"))
+    interpreter.allocate_tensors()
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    convs = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
+    assert convs and all(details[op["outputs"][0]]["dtype"] == np.int8 for op in convs)  # integer convolutions
+    fp16 = Interpreter(model_path=str(result.out_dir / "model-fp16.tflite"))
+    assert any(t["dtype"] == np.float16 for t in fp16.get_tensor_details())
+
+
+def test_int8_conversion_keeps_small_weight_scales(tmp_path):
+    """The head's weights include 1/255: quantizing them with the stock eps (2^-12) costs ~18 dB of parity."""
+    from edgerestore.export.calibration import build
+    from edgerestore.export.tflite import WEIGHT_EPS, convert_int8
+
+    assert WEIGHT_EPS < 2.0 ** -20
+    student = tiny_student(seed=5)
+    frames = build(SIZE).frames[:3]
+    path = convert_int8(student, tmp_path / "m.tflite", frames, *SIZE)
+    backend = TFLiteBackend(threads=1).load(str(path))
+    parity = []
+    for frame in frames:
+        expected = reference_uint8(student, torch.from_numpy(frame)[None]).numpy()[0]
+        err = np.mean((backend.infer(frame).astype(float) - expected) ** 2)
+        parity.append(10 * np.log10(255.0 ** 2 / max(err, 1e-12)))
+    assert np.mean(parity) > 45
+
+
+def test_registry_and_errors(tmp_path):
+    assert backend_for_artifact("x/model-int8.tflite") == "tflite"
+    bogus = tmp_path / "bad.tflite"
+    bogus.write_bytes(b"not a flatbuffer")
+    with pytest.raises(BackendUnavailableError) as info:
+        TFLiteBackend().load(str(bogus))
+    assert "cannot load" in str(info.value)
