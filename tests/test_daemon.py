@@ -244,18 +244,22 @@ def test_metrics_scraped_for_real_show_fps_and_drops(spawn, tmp_path, slow_onnx)
 # --- fallbacks ------------------------------------------------------------------------------
 
 def test_a_broken_first_backend_falls_back_to_the_second(spawn, tmp_path, tiny_onnx):
+    tflite = tmp_path / "model.tflite"
+    tflite.write_bytes(b"TFL3" + bytes(200))  # not a flatbuffer the TFLite interpreter can read
     broken = tmp_path / "int8.onnx"
     broken.write_bytes(tiny_onnx.read_bytes()[:500])  # a truncated copy: fails to load
     control = free_port()
     config = tmp_path / "svc.toml"
     config.write_text("[source]\nuri = \"test://pattern?fps=30\"\nresolution = \"96x64\"\n[model]\n"
-                      "path = [\"%s\", \"%s\"]\nbackends = [\"onnxruntime\"]\n[http]\nlisten = \"127.0.0.1:%d\"\n"
-                      "[logging]\nstats_every = 0.5\n" % (broken, tiny_onnx, control))
+                      "path = [\"%s\", \"%s\", \"%s\"]\nbackends = [\"tensorrt\", \"tflite\", \"onnxruntime\"]\n"
+                      "[http]\nlisten = \"127.0.0.1:%d\"\n[logging]\nstats_every = 0.5\n"
+                      % (tflite, broken, tiny_onnx, control))
     service = spawn("run", "--config", config)
     service.wait_frames(10)
-    failed = service.events("backend_failed")[0]
-    assert failed["level"] == "warning" and failed["candidate"] == "onnxruntime:int8.onnx"
-    assert failed["during"] == "load" and failed["next"] == "onnxruntime:tiny.onnx"
+    first, second = service.events("backend_failed")[:2]
+    assert first["level"] == "warning" and first["candidate"] == "tflite:model.tflite"  # TFLite, then ONNX Runtime
+    assert first["during"] == "load" and first["next"] == "onnxruntime:int8.onnx"
+    assert second["candidate"] == "onnxruntime:int8.onnx" and second["next"] == "onnxruntime:tiny.onnx"
     loaded = service.events("backend_loaded")[0]
     assert loaded["fallback"] is True and loaded["model"] == str(tiny_onnx)
     health = json.loads(http_get("http://127.0.0.1:%d/healthz" % control)[1].decode("utf-8"))
