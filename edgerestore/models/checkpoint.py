@@ -36,6 +36,9 @@ def atomic_torch_save(obj, path) -> None:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; checkpoints are ordinary files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -31,12 +31,12 @@ PRESETS = {
         Preset("pico", 250, "Raspberry Pi 4 (0.5 GMAC per 1080p frame)",
                StudentConfig(scale=4, width=12, blocks=1)),
         Preset("nano", 1_000, "Jetson Nano / Raspberry Pi 5",
-               StudentConfig(scale=4, width=24, blocks=1)),
+               StudentConfig(scale=2, width=12, blocks=0, context_width=24, context_blocks=1)),
         Preset("small", 4_000, "Jetson Orin / laptop",
-               StudentConfig(scale=4, width=40, blocks=2)),
+               StudentConfig(scale=2, width=16, blocks=0, context_width=48, context_blocks=1)),
         # Not for boards: the teacher we distil the presets from when Restormer's weights are absent.
-        Preset("large", 60_000, "teacher (workstation / GPU)",
-               StudentConfig(scale=4, width=96, blocks=4, context_width=128, context_blocks=2),
+        Preset("large", 15_000, "teacher (workstation / GPU)",
+               StudentConfig(scale=2, width=24, blocks=1, context_width=64, context_blocks=2),
                shipped=False),
     )
 }

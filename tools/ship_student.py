@@ -1,0 +1,40 @@
+"""Copy a trained student into edgerestore/weights as the shipped default of its preset.
+
+    python tools/ship_student.py runs/nano/student.pt nano --command "edgerestore distill ..."
+
+Writes ``edgerestore/weights/<preset>.pt`` (the checkpoint, with the training command and the
+source run recorded in its meta) and ``<preset>.onnx`` (the uint8-contract ONNX the runtime and
+the demo use without torch), and checks that the checkpoint has the preset's architecture.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from edgerestore.export.onnx import export_onnx
+from edgerestore.models.checkpoint import file_sha256, load_student, save_student
+from edgerestore.models.presets import get_preset
+from edgerestore.weights import WEIGHTS_DIR
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("preset")
+    parser.add_argument("--command", required=True, help="the exact command that trained it")
+    parser.add_argument("--note", default="", help="anything else worth keeping (data, teacher...)")
+    args = parser.parse_args()
+
+    preset = get_preset(args.preset)
+    student, info = load_student(args.checkpoint, expect=preset.config)
+    meta = dict(info.get("meta") or {})
+    meta.update({"trained_with": args.command, "source_sha256": file_sha256(args.checkpoint), "note": args.note})
+    out = Path(WEIGHTS_DIR)
+    pt = save_student(out / (args.preset + ".pt"), student, preset=args.preset, meta=meta)
+    onnx_path = export_onnx(student, out / (args.preset + ".onnx"),
+                            metadata={"preset": args.preset, "source_sha256": meta["source_sha256"]})
+    print(json.dumps({"pt": str(pt), "onnx": str(onnx_path), "sha256": file_sha256(onnx_path)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
