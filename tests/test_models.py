@@ -89,7 +89,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 def test_checkpoint_of_another_architecture_names_the_difference(tmp_path):
     path = save_student(tmp_path / "nano.pt", StudentNet(PRESETS["nano"].config), preset="nano")
-    with pytest.raises(CheckpointError, match="different architecture: width=24"):
+    with pytest.raises(CheckpointError, match="different architecture: scale=2"):
         load_student(path, expect=PRESETS["pico"].config)
 
 

@@ -90,6 +90,11 @@ PRESETS = {
         motion_prob=1.0, defocus_prob=0.5, gaussian_sigma=(0.0, 0.0), poisson_peak=(0.0, 0.0),
         jpeg_prob=0.0, h264_prob=0.0,
     ),
+    # Only compression: a clean, steady picture through a JPEG (MJPG webcam) or H.264 encoder.
+    "compression": DegradationConfig(
+        motion_prob=0.0, defocus_prob=0.0, gaussian_sigma=(0.0, 0.0), poisson_peak=(0.0, 0.0),
+        jpeg_prob=0.5, h264_prob=0.5,
+    ),
     # A bad day: longer shakes, more noise, harder compression (what training should also see).
     "strong": DegradationConfig(
         motion_prob=0.85, motion_length=(5.0, 21.0), defocus_radius=(0.5, 2.5),
