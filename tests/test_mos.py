@@ -213,7 +213,10 @@ def test_cli_mos_prepare_and_score(cli, kit, tmp_path, data_dir):
     res = cli("mos", "prepare", "--evalset", folder, "--baselines", "none,unsharp", "--subset", "gopro", "--out", out,
               "--seed", "5")
     key = json.loads((out / "key.json").read_text())
-    assert "6 stimuli (2 images x 3 methods: none, unsharp, reference)" in res.stdout
+    from edgerestore.weights import shipped_presets
+
+    methods = ["none", "unsharp"] + shipped_presets() + ["reference"]  # MODELS default: the shipped presets
+    assert "%d stimuli (2 images x %d methods: %s)" % (2 * len(methods), len(methods), ", ".join(methods)) in res.stdout
     rows = [(key["session"], "cli", ident, 5 if info["method"] == "reference" else 2)
             for ident, info in key["stimuli"].items()]
     _write_csv(out / "ratings.csv", rows)

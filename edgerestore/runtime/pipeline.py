@@ -80,7 +80,12 @@ class Stats(object):
             since = now - window_seconds if window_seconds else None
             times = [t for t in self.done_times if since is None or t >= since]
             fps = None
-            if len(times) >= 2 and times[-1] > times[0]:
+            if since is not None:
+                # Frames finished in the window over the window's length: a stall reads 0, and a
+                # slow model that finishes one frame per window still reads its rate, not nothing.
+                span = min(window_seconds, now - self.started)
+                fps = len(times) / span if span > 0 else None
+            elif len(times) >= 2 and times[-1] > times[0]:
                 fps = (len(times) - 1) / (times[-1] - times[0])
             latencies = self.latency.values(since)
 
