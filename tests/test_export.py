@@ -15,7 +15,8 @@ import pytest
 
 from edgerestore.export.targets import FORMATS, TARGETS
 from edgerestore.export.verify import BARS, INT8_GT_MARGIN, Row, format_table, judge
-from edgerestore.runtime.bundle import load_bundle, sha256_file
+from edgerestore.files import file_sha256
+from edgerestore.runtime.bundle import load_bundle
 from tests.export_helpers import SIZE, copy_bundle, exported, tiny_checkpoint, workdir
 
 
@@ -34,11 +35,11 @@ def test_every_format_of_every_target_exports_and_verifies(target):
             assert row.fps and row.fps > 0
     manifest = json.loads((result.out_dir / "manifest.json").read_text())
     assert manifest["target"] == target and manifest["input_size"] == list(SIZE)
-    assert manifest["model"]["source_sha256"] == sha256_file(str(tiny_checkpoint()))
+    assert manifest["model"]["source_sha256"] == file_sha256(str(tiny_checkpoint()))
     assert manifest["calibration"]["source"] == "package" or "onnx-int8" not in rows
     for artifact in manifest["artifacts"]:
         for name in [artifact["file"]] + artifact["extra_files"]:
-            assert manifest["files"][name] == sha256_file(str(result.out_dir / name))
+            assert manifest["files"][name] == file_sha256(str(result.out_dir / name))
         assert artifact["verify"]["status"] == "ok"
     load_bundle(result.out_dir)  # the runtime accepts it
 
@@ -206,7 +207,7 @@ def test_a_partial_export_never_replaces_a_bundle(monkeypatch, tmp_path):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bundle_module, "sha256_file", boom)
+    monkeypatch.setattr(bundle_module, "file_sha256", boom)
     with pytest.raises(KeyboardInterrupt):
         bundle_module.export_bundle(str(tiny_checkpoint()), "cpu", out, size=SIZE, verify=False)
     assert (out / "manifest.json").read_text() == before

@@ -22,6 +22,7 @@ BOARD_PATHS = [
     "edgerestore/cli/service.py",
     "edgerestore/weights",
     "edgerestore/benchmarks/metrics.py",
+    "edgerestore/files.py",
     "edgerestore/devices",
 ]
 

@@ -24,7 +24,6 @@ The result is one JSON document per run that follows :mod:`~edgerestore.benchmar
 validated before it is written. Runs on a board with numpy, OpenCV and one backend; Python 3.6-safe.
 """
 
-import hashlib
 import json
 import math
 import os
@@ -39,6 +38,7 @@ from edgerestore.benchmarks.baselines import BASELINES, create_baseline
 from edgerestore.benchmarks.schema import FORMAT, VERSION, validate
 from edgerestore.devices import detect
 from edgerestore.errors import InputNotFoundError, UnknownNameError
+from edgerestore.files import file_sha256
 
 DEFAULT_SIZES = ((1280, 720), (1920, 1080))
 DEFAULT_FRAMES = 300
@@ -581,11 +581,7 @@ def timing_frames(pairs, width, height, count=TIMING_FRAMES):
 def _file_facts(path):
     if not path or not os.path.isfile(path):
         return None, None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest(), os.path.getsize(path) / 1e6
+    return file_sha256(path), os.path.getsize(path) / 1e6
 
 
 def _error_text(exc):

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from edgerestore.errors import InputNotFoundError, UnsupportedInputError
+from edgerestore.files import cache_root
 
 EVALSET_VERSION = 1
 MANIFEST = "evalset.json"
@@ -95,8 +96,7 @@ def default_evalset_dir(degradation="mild"):
 
     ranges = json.dumps(get_preset(degradation).to_dict(), sort_keys=True)
     digest = hashlib.sha256(ranges.encode("utf-8")).hexdigest()[:8]
-    root = os.environ.get("EDGERESTORE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "edgerestore")
-    return os.path.join(root, "evalset-v%d-%s" % (EVALSET_VERSION, digest))
+    return cache_root("evalset-v%d-%s" % (EVALSET_VERSION, digest))
 
 
 def _skimage_photo(name):

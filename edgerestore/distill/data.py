@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from edgerestore.distill import degrade as deg
 from edgerestore.errors import ConfigError, InputNotFoundError, UnsupportedInputError
+from edgerestore.files import file_sha256
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
@@ -83,11 +84,7 @@ def read_image(path) -> np.ndarray:
 
 
 def file_key(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:24]
+    return file_sha256(path)[:24]
 
 
 def _files(root: Path, suffixes: Sequence[str]) -> List[Path]:

@@ -24,7 +24,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from edgerestore.errors import CheckpointError, ConfigError, InputNotFoundError, UnknownNameError
 from edgerestore.export.targets import Format, Target, get_target, select_formats
-from edgerestore.runtime.bundle import MANIFEST, SCHEMA, sha256_file
+from edgerestore.files import file_sha256
+from edgerestore.runtime.bundle import MANIFEST, SCHEMA
 
 TOOLS = ("torch", "onnx", "onnxruntime", "onnxslim", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "numpy")
 
@@ -239,7 +240,7 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
         files = {}
         for entry in artifacts:
             for name in [entry["file"]] + entry["extra_files"]:
-                files[name] = sha256_file(str(partial / name))
+                files[name] = file_sha256(str(partial / name))
         manifest = {
             "schema": SCHEMA,
             "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -25,10 +25,11 @@ torch nor TensorRT at import time and is Python 3.6-safe (``edgerestore build-en
 Jetson Nano); the host-side exporters at the bottom import their tools lazily.
 """
 
-import hashlib
 import os
 import re
 import struct
+
+from edgerestore.files import cache_root, file_sha256
 
 ALGORITHM = "EntropyCalibration2"
 CALIBRATION_CACHE = "calibration.cache"
@@ -206,20 +207,6 @@ def calibrate_onnx(onnx_path, frames, bins=HIST_BINS):
 
 # ---------------------------------------------------------------------------------------------
 # engine cache and build plan (board side)
-
-
-def cache_root():
-    """``$EDGERESTORE_CACHE`` or ``~/.cache/edgerestore`` (the same place models/resolve.py uses)."""
-    root = os.environ.get("EDGERESTORE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "edgerestore")
-    return root
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(str(path), "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _slug(text):

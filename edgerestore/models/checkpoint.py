@@ -10,7 +10,6 @@ Files are written atomically (temporary file + rename), so a crash never leaves 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Optional, Tuple
 import torch
 
 from edgerestore.errors import CheckpointError, InputNotFoundError
+from edgerestore.files import file_sha256  # noqa: F401 - re-exported: callers import it from here
 from edgerestore.models.config import StudentConfig
 from edgerestore.models.student import StudentNet
 
@@ -121,10 +121,3 @@ def load_student(path, expect: Optional[StudentConfig] = None) -> Tuple[StudentN
     return model, info
 
 
-def file_sha256(path) -> str:
-    """sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

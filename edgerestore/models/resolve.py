@@ -11,11 +11,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from edgerestore.errors import CheckpointError, InputNotFoundError, UnknownNameError
+from edgerestore.files import cache_root, file_sha256
 from edgerestore.models.presets import PRESETS
 from edgerestore.weights import shipped_path, shipped_presets
 
@@ -24,16 +24,7 @@ DEFAULT_MODEL = "nano"
 
 def cache_dir() -> Path:
     """Where derived files (ONNX exports of checkpoints, engines) are kept."""
-    root = os.environ.get("EDGERESTORE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "edgerestore")
-    return Path(root)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return Path(cache_root())
 
 
 def _onnx_from_checkpoint(path: Path) -> Path:
@@ -45,7 +36,7 @@ def _onnx_from_checkpoint(path: Path) -> Path:
             "running a .pt checkpoint needs torch (%s) — pip install 'edgerestore[host]', or export "
             "it to ONNX on a machine that has torch" % exc
         ) from exc
-    target = cache_dir() / "onnx" / (_sha256(path)[:16] + ".onnx")
+    target = cache_dir() / "onnx" / (file_sha256(path)[:16] + ".onnx")
     if not target.exists():
         student, info = load_student(path)
         tmp = target.with_suffix(".onnx.part")

@@ -8,11 +8,11 @@ when the caller says which board this is, that the bundle was made for it.
 Torch-free, Python 3.6-safe: this runs on a Jetson Nano.
 """
 
-import hashlib
 import json
 import os
 
 from edgerestore.errors import BundleError, InputNotFoundError
+from edgerestore.files import file_sha256
 
 MANIFEST = "manifest.json"
 SCHEMA = 1
@@ -22,14 +22,6 @@ TARGET_ENV = "EDGERESTORE_TARGET"
 def is_bundle(path):
     """Whether ``path`` is a bundle folder (has a manifest)."""
     return os.path.isdir(str(path)) and os.path.isfile(os.path.join(str(path), MANIFEST))
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Bundle(object):
@@ -116,7 +108,7 @@ def check_files(root, files):
         path = os.path.join(str(root), name)
         if not os.path.isfile(path):
             raise BundleError("bundle %s is incomplete: %s is missing — re-copy the bundle" % (root, name))
-        actual = sha256_file(path)
+        actual = file_sha256(path)
         if actual != files[name]:
             raise BundleError("bundle %s: %s does not match its manifest (sha256 %s..., expected %s...) — "
                               "the file is corrupt or was changed; re-copy or re-export the bundle"

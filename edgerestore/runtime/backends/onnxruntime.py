@@ -14,6 +14,7 @@ falls back to the CPU and says so in ``info()["fallback"]``; an explicit choice 
 import os
 
 from edgerestore.errors import BackendUnavailableError, InputNotFoundError
+from edgerestore.files import cache_root
 from edgerestore.runtime.backends.base import Backend
 
 CONTRACT = "uint8-nhwc-rgb"
@@ -27,8 +28,7 @@ PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutio
 
 
 def _cache_root():
-    root = os.environ.get("EDGERESTORE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "edgerestore")
-    return os.path.join(root, "ort-tensorrt")
+    return cache_root("ort-tensorrt")
 
 
 def provider_options(name, device_id=0):
