@@ -18,6 +18,13 @@ depth-to-space. So the exported graph never transposes a frame:
 
 The result equals the PyTorch student on the same uint8 frame (the tests demand >= 50 dB PSNR).
 
+**Temporal students** take a second input, ``previous`` (uint8 ``[1,H,W,3]``: their own previous
+output, the whole recurrent state): the frame and ``previous`` are concatenated per pixel while still uint8 (``[1,H,W,6]``, read as
+``[1,1,H,6W]`` rows by one ``s x 6s`` head), and a second transposed convolution writes the
+per-pixel, per-colour gate in the same interleaved rows as the correction, so the blend
+``r + g * (previous - r)`` is four same-shape elementwise operations. The
+file's ``edgerestore.state`` metadata says how the runtime feeds the state (:data:`STATE`).
+
 Per export target (:mod:`edgerestore.export.targets`) the graph gets the opset and IR version the
 board's software parses (TensorRT 8.2 on the Jetson Nano: opset 13, IR 7), is simplified with
 onnxslim, and is built for a fixed size or for any size. :class:`FloatFrameModel` is the same graph
@@ -41,42 +48,72 @@ from edgerestore.models.student import StudentNet
 DEFAULT_OPSET = 13  # TensorRT 8.2 (Jetson Nano, JetPack 4.6) parses up to opset 13
 INPUT_NAME = "frame"
 OUTPUT_NAME = "restored"
+STATE_NAME = "previous"
 CONTRACT = "uint8-nhwc-rgb"
+# How the runtime feeds a temporal model's state (stored as ``edgerestore.state``, in the bundle
+# manifest, and read by the runtime's backends): input ``previous`` gets the output ``restored``
+# of the stream's previous frame, in the frame's own dtype and layout; on a reset (first frame,
+# scene cut, reconnect, new frame size) it gets a copy of the current input frame ("input").
+STATE = [{"input": STATE_NAME, "output": OUTPUT_NAME, "reset": "input", "layout": "nhwc", "channels": "rgb",
+          "like": INPUT_NAME}]
 
 
 def _interleave_kernel(weight: torch.Tensor) -> torch.Tensor:
-    """(C, 3, s, s) kernel over RGB planes -> (C, 1, s, 3s) kernel over interleaved RGB rows."""
-    c, three, s, s2 = weight.shape
-    assert three == 3 and s == s2
-    return weight.permute(0, 2, 3, 1).reshape(c, 1, s, 3 * s)
+    """(C, k, s, s) kernel over k planes (RGB, or RGB + previous RGB) -> (C, 1, s, k*s) kernel over
+    rows whose pixels interleave the k values."""
+    c, k, s, s2 = weight.shape
+    assert k in (3, 6) and s == s2
+    return weight.permute(0, 2, 3, 1).reshape(c, 1, s, k * s)
 
 
 class Uint8FrameModel(nn.Module):
-    """The deployable graph: ``uint8 [1,H,W,3] -> uint8 [1,H,W,3]``, same maths as the student."""
+    """The deployable graph: ``uint8 [1,H,W,3] -> uint8 [1,H,W,3]``, same maths as the student
+    (temporal students: ``(frame, previous) -> restored``)."""
 
     def __init__(self, student: StudentNet):
         super().__init__()
-        if student.config.temporal:
-            raise NotImplementedError("temporal students export through edgerestore.export.temporal")
         s = student.config.scale
         width = student.config.width
         self.scale = s
-        self.head = nn.Conv2d(1, width, (s, 3 * s), stride=(s, 3 * s))
+        self.temporal = student.config.temporal
+        channels = 6 if self.temporal else 3
+        # temporal: the frame and the previous output side by side per pixel, R G B R' G' B'
+        self.head = nn.Conv2d(1, width, (s, channels * s), stride=(s, channels * s))
         self.tail = nn.ConvTranspose2d(width, 1, (s, 3 * s), stride=(s, 3 * s))
         with torch.no_grad():
             self.head.weight.copy_(_interleave_kernel(student.head.weight) / 255.0)
             self.head.bias.copy_(student.head.bias)
             self.tail.weight.copy_(_interleave_kernel(student.tail.weight) * 255.0)
             self.tail.bias.fill_(0.5)  # with the truncating cast below: round to nearest
+        if self.temporal:
+            self.gate = nn.ConvTranspose2d(width, 1, (s, 3 * s), stride=(s, 3 * s))
+            with torch.no_grad():
+                self.gate.weight.copy_(_interleave_kernel(student.gate.weight))
+                self.gate.bias.fill_(float(student.gate_bias))
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
 
-    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+    def restore(self, rows: torch.Tensor, pair_rows: Optional[torch.Tensor] = None,
+                previous_rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Float frame rows ``[n,1,H,3W]`` (0..255) -> restored rows + 0.5 (not clamped). Temporal:
+        ``pair_rows`` ``[n,1,H,6W]`` (frame and previous interleaved per pixel) feed the head."""
+        features = self.context(self.body(self.act(self.head(rows if pair_rows is None else pair_rows))))
+        restored = rows + self.tail(features)  # includes +0.5
+        if previous_rows is None:
+            return restored
+        gate = torch.sigmoid(self.gate(features))
+        return restored + gate * (previous_rows + 0.5 - restored)
+
+    def forward(self, frame: torch.Tensor, previous: Optional[torch.Tensor] = None) -> torch.Tensor:
         n, h, w, c = frame.shape
         rows = frame.reshape(n, 1, h, w * c).float()
-        features = self.context(self.body(self.act(self.head(rows))))
-        out = torch.clamp(rows + self.tail(features), 0.0, 255.0)
+        pair_rows = previous_rows = None
+        if self.temporal:
+            # concatenated while still uint8 (a quarter of the bytes of a float concat)
+            pair_rows = torch.cat([frame, previous], dim=3).reshape(n, 1, h, 2 * w * c).float()
+            previous_rows = previous.reshape(n, 1, h, w * c).float()
+        out = torch.clamp(self.restore(rows, pair_rows, previous_rows), 0.0, 255.0)
         return out.to(torch.uint8).reshape(n, h, w, c)
 
 
@@ -84,14 +121,18 @@ class FloatFrameModel(Uint8FrameModel):
     """``float32 [1,H,W,3]`` (0..255) in, ``float32 [1,H,W,3]`` out: the TensorRT graph.
 
     The output is ``clamp(restored + 0.5, 0, 255)``: truncating it to uint8 gives the uint8 graph's
-    frame exactly, so the board-side adapter is one ``astype``.
+    frame exactly, so the board-side adapter is one ``astype``. A temporal student's ``previous``
+    is float32 0..255 as well (the previous output after that truncation).
     """
 
-    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+    def forward(self, frame: torch.Tensor, previous: Optional[torch.Tensor] = None) -> torch.Tensor:
         n, h, w, c = frame.shape
         rows = frame.reshape(n, 1, h, w * c)
-        features = self.context(self.body(self.act(self.head(rows))))
-        return torch.clamp(rows + self.tail(features), 0.0, 255.0).reshape(n, h, w, c)
+        pair_rows = previous_rows = None
+        if self.temporal:
+            pair_rows = torch.cat([frame, previous], dim=3).reshape(n, 1, h, 2 * w * c)
+            previous_rows = previous.reshape(n, 1, h, w * c)
+        return torch.clamp(self.restore(rows, pair_rows, previous_rows), 0.0, 255.0).reshape(n, h, w, c)
 
 
 FLOAT_CONTRACT = "float32-nhwc-rgb"
@@ -103,11 +144,16 @@ IO = {
 }
 
 
-def reference_uint8(student: StudentNet, frame: torch.Tensor) -> torch.Tensor:
-    """What the exported graph must compute, by the plain student: uint8 NHWC in and out."""
+def reference_uint8(student: StudentNet, frame: torch.Tensor, previous: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """What the exported graph must compute, by the plain student: uint8 NHWC in and out
+    (``previous``: a temporal student's previous uint8 output; ``None`` = a reset)."""
     x = frame.permute(0, 3, 1, 2).float() / 255.0
     with torch.no_grad():
-        y = student(x) * 255.0
+        if student.config.temporal:
+            p = None if previous is None else previous.permute(0, 3, 1, 2).float() / 255.0
+            y = student(x, p) * 255.0
+        else:
+            y = student(x) * 255.0
     return torch.clamp(y + 0.5, 0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
@@ -153,18 +199,23 @@ def export_onnx(
             raise ValueError("%s %d is not a multiple of the model's stride %d" % (name, size, stride))
     dtype = torch.uint8 if io == CONTRACT else torch.float32
     sample = torch.zeros(1, sample_h, sample_w, 3, dtype=dtype)
+    inputs, names = (sample,), [INPUT_NAME]
+    if student.config.temporal:
+        inputs, names = (sample, sample.clone()), [INPUT_NAME, STATE_NAME]
     dynamic = None
     if height is None or width is None:
-        dynamic = {INPUT_NAME: {1: "height", 2: "width"}, OUTPUT_NAME: {1: "height", 2: "width"}}
+        dynamic = {name: {1: "height", 2: "width"} for name in names + [OUTPUT_NAME]}
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (sample,), str(path), opset_version=opset, input_names=[INPUT_NAME],
+            model, inputs, str(path), opset_version=opset, input_names=names,
             output_names=[OUTPUT_NAME], dynamic_axes=dynamic, do_constant_folding=True, dynamo=False,
         )
     if simplify or ir_version is not None:
         _finish(path, ir_version, simplify)
     info = {"stride": stride, "contract": io, "config": json.dumps(student.config.to_dict())}
+    if student.config.temporal:
+        info["state"] = json.dumps(STATE)
     info.update(metadata or {})
     write_metadata(path, info)
     return path

@@ -14,6 +14,15 @@ Design (the measurements behind each choice are in README, "Student design"):
 * **Un-patchify and a global residual**: a transposed convolution with kernel = stride ``s`` (the
   same as a 1x1 convolution followed by depth-to-space) predicts the correction to the input frame,
   so an untrained student is the identity and a weak one degrades gracefully towards it.
+* **Temporal students** (``config.temporal``) are recurrent: the patchify head also sees the
+  student's own previous output (3 more input channels), and a second transposed convolution
+  predicts a per-pixel (and per-colour) gate ``g`` in ``(0, 1)`` that blends that previous output into the new one,
+  ``out = r + g * (previous - r)`` with ``r`` the frame-by-frame result. Noise and codec artefacts
+  change every frame; where the picture holds still the gate opens and the output stops
+  flickering, where it moves the gate closes. The blend is at full resolution on purpose: a
+  correction through the tail has at most ``width`` degrees of freedom per ``s x s`` patch and
+  cannot average away per-pixel noise (measured in docs/temporal.md). The previous output is
+  the whole state (uint8 at export): no hidden tensors to carry, reset = feed the current frame.
 
 The layers are plain convolutions only (no reshapes or transposes of full-resolution tensors),
 because ONNX Runtime spends 10-25 ms per 1080p frame on each such rearrangement on this machine.
@@ -65,6 +74,16 @@ class StudentNet(nn.Module):
         s, c = config.scale, config.width
         in_channels = 6 if config.temporal else 3
         self.head = nn.Conv2d(in_channels, c, s, stride=s)
+        if config.temporal:
+            # One gate per pixel and colour (a gate shared by the colours would need a broadcast
+            # multiply at full resolution: 26 ms per 1080p frame in ONNX Runtime here, more than
+            # the per-colour gate's extra MACs). Starts nearly closed (sigmoid(-2) = 0.12): a fresh
+            # temporal student is the frame-by-frame one plus a little smoothing.
+            # One bias for all colours: the exported graphs write the three colours of a pixel
+            # side by side in one channel, which has one bias.
+            self.gate = nn.ConvTranspose2d(c, 3, s, stride=s, bias=False)
+            self.gate_bias = nn.Parameter(torch.tensor(-2.0))
+            nn.init.zeros_(self.gate.weight)
         self.act = nn.ReLU(inplace=True)
         self.body = nn.Sequential(*[ResBlock(c) for _ in range(config.blocks)])
         self.context = (
@@ -80,6 +99,10 @@ class StudentNet(nn.Module):
     def stride(self) -> int:
         return self.config.stride
 
+    @property
+    def temporal(self) -> bool:
+        return self.config.temporal
+
     def features(self, x: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
         """Low-resolution features before the tail (what feature distillation matches)."""
         if self.config.temporal:
@@ -87,4 +110,12 @@ class StudentNet(nn.Module):
         return self.context(self.body(self.act(self.head(x))))
 
     def forward(self, x: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
-        return x + self.tail(self.features(x, previous))
+        """Restore ``x``; a temporal student also takes its previous output (``None``: the first
+        frame of a stream or after a cut, which is the same as passing ``x``)."""
+        features = self.features(x, previous)
+        restored = x + self.tail(features)
+        if not self.config.temporal:
+            return restored
+        previous = x if previous is None else previous
+        gate = torch.sigmoid(self.gate(features) + self.gate_bias)
+        return restored + gate * (previous - restored)
