@@ -485,6 +485,11 @@ def sample_stream(renderer: Renderer, crop: int, seed: int, first: int, count: i
         options = {"worker_init_fn": _worker_init, "prefetch_factor": max(2, prefetch // workers)}
         if "fork" in torch.multiprocessing.get_all_start_methods():
             options["multiprocessing_context"] = "fork"  # the images are shared, not pickled
+            # OpenCV's pthread pool does not survive a fork: a worker that inherits the pool of a
+            # parent which already ran a parallel OpenCV call (e.g. the Lanczos warps of the
+            # validation clips) hangs in its first parallel call. One thread in the parent
+            # before forking leaves no pool behind (the workers use one thread anyway).
+            cv2.setNumThreads(1)
     loader = DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=workers,
                         collate_fn=_identity, **options)
     return iter(loader)

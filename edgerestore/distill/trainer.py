@@ -275,23 +275,23 @@ def student_config(section) -> StudentConfig:
 
 
 def run_clips(student: StudentNet, x: torch.Tensor, frames: int, quantize_state: bool = False) -> torch.Tensor:
-    """Run ``student`` over clips ``[B*T, 3, H, W]`` (clip-major) frame after frame, feeding each
-    output back as the next frame's ``previous`` (a temporal student; others see frames alone).
+    """Run ``student`` over clips ``[B*T, 3, H, W]`` (clip-major) frame after frame, carrying a
+    temporal student's state from each frame to the next (others see the frames alone).
 
-    ``quantize_state`` rounds the fed-back frame to 8 bits as the exported models do (their state
-    is the uint8 output), with a straight-through gradient.
+    ``quantize_state`` rounds the fed-back output frame to 8 bits as the exported models do (their
+    state is the uint8 output), with a straight-through gradient.
     """
     if not student.temporal:
         return student(x)
     clips = x.reshape(-1, frames, *x.shape[1:])
-    outputs, previous = [], None
+    outputs, state = [], None
     for t in range(frames):
-        out = student(clips[:, t], previous)
+        out, (previous, hidden) = student.step(clips[:, t], state)
         outputs.append(out)
-        previous = out
         if quantize_state:
-            stored = torch.round(out.clamp(0.0, 1.0) * 255.0) / 255.0
-            previous = out + (stored - out).detach()
+            stored = torch.round(previous.clamp(0.0, 1.0) * 255.0) / 255.0
+            previous = previous + (stored - previous).detach()
+        state = (previous, hidden)
     return torch.stack(outputs, 1).reshape(x.shape)
 
 

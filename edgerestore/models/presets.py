@@ -34,11 +34,11 @@ PRESETS = {
                StudentConfig(scale=4, width=24, blocks=1)),
         Preset("small", 4_000, "Jetson Orin / laptop",
                StudentConfig(scale=4, width=40, blocks=2)),
-        # Temporal (recurrent) students: the same budgets and boards; narrower so that the second
-        # input and the full-resolution gate cost what the frame-by-frame preset costs
+        # Temporal (recurrent) students: the same budgets and boards; narrower so that the state and
+        # the full-resolution blend cost about what the frame-by-frame preset costs
         # (docs/temporal.md has the measured speeds).
         Preset("pico-t", 250, "Raspberry Pi 4 (0.5 GMAC per 1080p frame)",
-               StudentConfig(scale=4, width=10, blocks=1, temporal=True), shipped=False),
+               StudentConfig(scale=4, width=11, blocks=1, temporal=True), shipped=False),
         Preset("nano-t", 1_000, "Jetson Nano / Raspberry Pi 5",
                StudentConfig(scale=4, width=22, blocks=1, temporal=True), shipped=False),
         Preset("small-t", 4_000, "Jetson Orin / laptop",

@@ -71,6 +71,8 @@ class StreamSource(LiveSource):
         context = stream.codec_context
         self.size = (context.width, context.height) if context.width else None
         self._frames = self._container.decode(video=0)
+        if not first:
+            self.discontinuity = True  # reconnected: what comes next does not continue what came before
         return True
 
     def _read(self):
