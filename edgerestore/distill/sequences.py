@@ -31,13 +31,13 @@ class CameraMotion:
 
     static_prob: float = 0.3
     """Clips without any camera motion (a camera on a desk or a tripod)."""
-    speed: Range = (0.0, 3.0)
+    speed: Range = (0.0, 4.0)
     """Initial speed of the camera's drift, px per frame."""
     shake: float = 0.6
     """Standard deviation of the per-frame change of velocity (hand shake), px per frame."""
     rotation: float = 0.3
     """Largest rotation per frame, degrees."""
-    zoom: float = 0.006
+    zoom: float = 0.01
     """Largest relative change of scale per frame (walking towards the scene, zooming)."""
     object_prob: float = 0.5
     """Clips with an object moving on its own across the picture."""

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from edgerestore.errors import CheckpointError, ConfigError, InputNotFoundError, UnknownNameError
-from edgerestore.export.targets import Format, Target, get_target, select_formats
+from edgerestore.export.targets import Format, Target, get_format, get_target, select_formats
 from edgerestore.runtime.bundle import MANIFEST, SCHEMA, sha256_file
 
 TOOLS = ("torch", "onnx", "onnxruntime", "onnxslim", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "numpy")
@@ -197,6 +197,15 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
     for warning in warnings:
         log("warning: " + warning)
     student, model_info = load_model(model)
+    if student.config.temporal:
+        skipped = [fmt for fmt in chosen if not fmt.temporal]
+        chosen = [fmt for fmt in chosen if fmt.temporal]
+        for fmt in skipped:
+            warnings.append("%s skipped: it has no graph for temporal students yet (the other formats do)" % fmt.name)
+            log("warning: " + warnings[-1])
+        if not chosen:
+            raise ConfigError("none of the formats asked for (%s) can export a temporal student; %s can" % (
+                ", ".join(f.name for f in skipped), ", ".join(n for n in target_row.formats if get_format(n).temporal)))
     size = size or target_row.device.resolution
     stride = model_info["stride"]
     if size[0] % stride or size[1] % stride:

@@ -19,7 +19,7 @@ depth-to-space. So the exported graph never transposes a frame:
 The result equals the PyTorch student on the same uint8 frame (the tests demand >= 50 dB PSNR).
 
 **Temporal students** take two more inputs, their state: ``previous`` (uint8 ``[1,H,W,3]``, their
-own previous output) and ``hidden`` (float32 ``[1,C,H/s,W/s]``, the previous frame's features),
+own previous output) and ``hidden`` (float32 ``[1,C,H/s,W/s]``, the previous frame's head features),
 and return ``hidden_out`` besides ``restored``. ``hidden`` is mixed into the features at low
 resolution; the gate comes out of a 2x2 transposed convolution at half resolution and is
 upsampled (nearest) straight into the interleaved rows (each value covers 2 rows x 6 values:
@@ -111,16 +111,15 @@ class Uint8FrameModel(nn.Module):
                 hidden: Optional[torch.Tensor] = None):
         """Float frame rows ``[n,1,H,3W]`` (0..255) -> restored rows + 0.5 (not clamped);
         temporal: ``(rows, features)``."""
-        features = self.act(self.head(rows))
-        if hidden is not None:
-            features = features + self.mix(hidden)
+        head = self.act(self.head(rows))
+        features = head if hidden is None else head + self.mix(hidden)
         features = self.context(self.body(features))
         restored = rows + self.tail(features)  # includes +0.5
         if previous_rows is None:
             return restored
         half = self.scale // 2
         gate = F.interpolate(torch.sigmoid(self.gate(features)), scale_factor=(half, 3 * half), mode="nearest")
-        return restored + gate * (previous_rows + 0.5 - restored), features
+        return restored + gate * (previous_rows + 0.5 - restored), head
 
     def forward(self, frame: torch.Tensor, previous: Optional[torch.Tensor] = None,
                 hidden: Optional[torch.Tensor] = None):

@@ -85,9 +85,8 @@ class TFLiteFrameModel(nn.Module):
                 hidden: Optional[torch.Tensor] = None):
         n, height, width, c = frame.shape
         x = frame.float()
-        features = self.act(self.head(x.permute(0, 3, 1, 2)))
-        if self.temporal:
-            features = features + self.mix(hidden.permute(0, 3, 1, 2))
+        head = self.act(self.head(x.permute(0, 3, 1, 2)))
+        features = head + self.mix(hidden.permute(0, 3, 1, 2)) if self.temporal else head
         features = self.context(self.body(features))
         correction = self._rows(self.tail(features).permute(0, 2, 3, 1), n, height, width, c)
         if not self.temporal:
@@ -95,7 +94,7 @@ class TFLiteFrameModel(nn.Module):
         restored = x + correction
         gate = self._rows(torch.sigmoid(self.gate(features)).permute(0, 2, 3, 1), n, height, width, 1)
         out = restored + gate * (previous.float() - restored)
-        return torch.clamp(out + 0.5, 0.0, 255.0).to(torch.uint8), features.permute(0, 2, 3, 1)
+        return torch.clamp(out + 0.5, 0.0, 255.0).to(torch.uint8), head.permute(0, 2, 3, 1)
 
 
 def _quiet_converter():
