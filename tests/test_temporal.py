@@ -426,3 +426,43 @@ def test_bench_scores_clips_with_flicker(temporal_onnx, tmp_path):
     assert set(block["pan"]) >= {"psnr", "ssim", "flicker", "temporal_error", "frames"} and block["pan"]["frames"] == 5
     again = evaluate_video(backend, [clip], {"pan": metrics.TemporalReference(clean)})
     assert again["pan"]["psnr"] == block["pan"]["psnr"]  # each clip starts from a fresh state
+
+
+# --------------------------------------------------------------------------- training on clips
+
+
+def test_tiny_temporal_run_trains_on_clips_and_its_checkpoint_exports(data_dir, tmp_path):
+    import cv2
+
+    from edgerestore.models.checkpoint import load_student
+    from tests.conftest import run_cli
+    from tests.distill_helpers import read_log, small_images, tiny_args
+
+    images = small_images(data_dir, tmp_path / "images", count=4)
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for path in sorted((data_dir / "video" / "street_320x180").glob("*.png"))[:8]:
+        frame = cv2.imread(str(path))
+        cv2.imwrite(str(clip / path.name), cv2.resize(frame, (128, 72), interpolation=cv2.INTER_AREA))
+    env = {"EDGERESTORE_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    result = run_cli("distill", images, "--student", "nano-t", "--sequence", 3, "--clips", clip, "--out", out,
+                     "--steps", 12, "-q", "--set", "student.config={width: 8}", "--set", "loss.temporal=0.5",
+                     "--set", "data.val_frames=3", *tiny_args(train__val_every=6), env=env)
+    assert "done: 12 steps" in result.stdout
+    rows = read_log(out / "log.csv")
+    assert {"temporal", "val_temporal"} <= set(rows[0]) and rows[-1]["val_temporal"] not in ("", "nan")
+    student, info = load_student(out / "student.pt")
+    assert student.temporal and student.config.width == 8
+    assert "1 clip(s) of 8 frames" in info["meta"]["data"]
+    path = export_onnx(student, tmp_path / "t.onnx")
+    from edgerestore.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    assert OnnxRuntimeBackend(threads=1).load(path).temporal
+    # a temporal student without clips, and clips without sequences, are one-line errors
+    bad = run_cli("distill", images, "--student", "nano-t", "--out", tmp_path / "bad", "--steps", 2, "-q",
+                  *tiny_args(), check=False, env=env)
+    assert bad.returncode != 0 and "set data.sequence >= 2" in bad.stderr
+    bad = run_cli("distill", images, "--student", "nano", "--clips", clip, "--out", tmp_path / "bad2", "--steps", 2,
+                  "-q", *tiny_args(), check=False, env=env)
+    assert bad.returncode != 0 and "data.clips are for sequence training" in bad.stderr

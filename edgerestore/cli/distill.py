@@ -239,7 +239,10 @@ def evaluate(checkpoints, run_dir, config_path, data, val, teacher, device, over
         options["teacher.spec"] = "none"  # score the students; the teacher only when asked
     config = load_config(config_path, options, overrides, base=base)
     rows = run_evaluate(config, list(checkpoints), pick_device(config.train.device), echo=lambda s: None)
-    click.echo("%d held-out crop(s)                         PSNR dB   SSIM    MS-SSIM" % rows[0]["crops"])
+    clips = "temporal" in rows[0]
+    click.echo("%d held-out %s                         PSNR dB   SSIM    MS-SSIM%s" % (
+        rows[0]["crops"], "clip(s)" if clips else "crop(s)", "  temporal" if clips else ""))
     for row in rows:
         name = row["name"] if len(row["name"]) <= 40 else "..." + row["name"][-37:]
-        click.echo("  %-40s %7.2f  %6.4f  %6.4f" % (name, row["psnr"], row["ssim"], row["ms_ssim"]))
+        click.echo("  %-40s %7.2f  %6.4f  %6.4f%s" % (name, row["psnr"], row["ssim"], row["ms_ssim"],
+                                                      "  %8.2f" % row["temporal"] if clips else ""))
