@@ -21,8 +21,10 @@ Design (the measurements behind each choice are in README, "Student design"):
   one, ``out = r + g * (previous - r)`` with ``r`` the frame-by-frame result. Noise and codec
   artefacts change every frame; where the picture holds still the gate opens and the output stops
   flickering, where it moves the gate closes. The blend is at full resolution on purpose: a
-  correction through the tail has at most ``width`` degrees of freedom per ``s x s`` patch and
-  cannot average away per-pixel noise. What each piece costs at 1080p: docs/temporal.md.
+  correction through the tail has at most ``width`` degrees of freedom per ``s x s`` patch (of
+  ``3 s²`` values), so it can only cancel the part of fresh per-pixel noise that falls in that
+  subspace; the gate can pass the previous output's pixels through. What each piece costs at
+  1080p: docs/temporal.md.
 
 The layers are plain convolutions only (no reshapes or transposes of full-resolution tensors),
 because ONNX Runtime spends 10-25 ms per 1080p frame on each such rearrangement on this machine.
