@@ -70,12 +70,27 @@ def test_onnx_export_matches_pytorch(name, tmp_path):
     assert max(op.version for op in onnx.load(str(path)).opset_import if op.domain in ("", "ai.onnx")) <= 13
     rng = np.random.default_rng(1)
     for h, w in ((net.stride * 3, net.stride * 5), (net.stride * 8, net.stride * 4)):
-        frame = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)
-        got = session.run(None, {"frame": frame})[0]
-        want = reference_uint8(net, torch.from_numpy(frame)).numpy()
-        assert got.dtype == np.uint8 and got.shape == frame.shape
-        assert psnr(got, want) >= 50.0
-        assert not np.array_equal(got, frame)  # the random student does change the picture
+        state = None
+        for _ in range(2 if net.temporal else 1):  # temporal: the second frame runs on the first's state
+            frame = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+            feeds = {"frame": frame}
+            if net.temporal:
+                want, following = reference_uint8(net, torch.from_numpy(frame), state)
+                previous, hidden = state if state is not None else (torch.from_numpy(frame), None)
+                if hidden is None:
+                    hidden = torch.zeros(1, net.config.width, h // net.config.scale, w // net.config.scale)
+                feeds.update(previous=previous.numpy(), hidden=hidden.numpy())
+                got, got_hidden = session.run(None, feeds)
+                assert got_hidden.shape == tuple(following[1].shape)
+                np.testing.assert_allclose(got_hidden, following[1].numpy(), atol=1e-3)
+                state = following
+            else:
+                want = reference_uint8(net, torch.from_numpy(frame))
+                got = session.run(None, feeds)[0]
+            want = want.numpy()
+            assert got.dtype == np.uint8 and got.shape == frame.shape
+            assert psnr(got, want) >= 50.0
+            assert not np.array_equal(got, frame)  # the random student does change the picture
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -104,5 +119,5 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
 def test_missing_checkpoint_and_unknown_preset():
     with pytest.raises(InputNotFoundError):
         load_student("/nonexistent/student.pt")
-    with pytest.raises(UnknownNameError, match="choose one of: large, nano, pico, small"):
+    with pytest.raises(UnknownNameError, match="choose one of: large, nano, nano-t, pico, pico-t, small, small-t"):
         get_preset("giga")

@@ -150,13 +150,16 @@ def make_tensorrt(version="8.2.1", fast_int8=False, fast_fp16=True, max_opset=No
             header = bytes(cache).decode("ascii").splitlines()[0] if cache else ""
             if header == expected_header:
                 return "cache"
+            import onnx
+
+            names = [i.name for i in onnx.load_from_string(onnx_bytes).graph.input] or ["frame"]  # every input
             batches = 0
             while True:
                 trt.calls["get_batch"] += 1
-                pointers = calibrator.get_batch(["frame"])
+                pointers = calibrator.get_batch(names)
                 if pointers is None:
                     break
-                assert len(pointers) == 1 and isinstance(pointers[0], int)
+                assert len(pointers) == len(names) and all(isinstance(p, int) for p in pointers)
                 batches += 1
             trt.calls["write_cache"] += 1
             calibrator.write_calibration_cache((expected_header + "\nframe: 3c010204\n").encode("ascii"))
@@ -177,30 +180,34 @@ def make_tensorrt(version="8.2.1", fast_int8=False, fast_fp16=True, max_opset=No
 
             self.header = header
             self.session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-            self.io = [self.session.get_inputs()[0].name, self.session.get_outputs()[0].name]
+            self.inputs = [i.name for i in self.session.get_inputs()]
+            self.outputs = [o.name for o in self.session.get_outputs()]
+            self.io = self.inputs + self.outputs  # binding order: inputs first, like an ONNX-parsed network
 
         def create_execution_context(self):
             return Context(self)
 
     if new_api:
-        Engine.num_io_tensors = property(lambda self: 2)
+        Engine.num_io_tensors = property(lambda self: len(self.io))
         Engine.get_tensor_name = lambda self, i: self.io[i]
-        Engine.get_tensor_mode = lambda self, name: TensorIOMode.INPUT if name == self.io[0] else TensorIOMode.OUTPUT
+        Engine.get_tensor_mode = lambda self, name: TensorIOMode.INPUT if name in self.inputs else TensorIOMode.OUTPUT
     else:
-        Engine.num_bindings = property(lambda self: 2)
+        Engine.num_bindings = property(lambda self: len(self.io))
         Engine.get_binding_name = lambda self, i: self.io[i]
-        Engine.binding_is_input = lambda self, i: i == 0
+        Engine.binding_is_input = lambda self, i: i < len(self.inputs)
 
     class Context(object):
         def __init__(self, engine):
             self.engine = engine
             self.addresses = {}
 
-        def _execute(self, pointer_in, pointer_out):
+        def _execute(self, pointers):
+            """``pointers``: device pointer of every I/O tensor by name."""
             memory = trt.device_memory
-            x = memory[pointer_in]
-            y = self.engine.session.run(None, {self.engine.io[0]: x.reshape(memory.shapes[pointer_in])})[0]
-            memory.write(pointer_out, y)
+            feeds = dict((name, memory[pointers[name]].reshape(memory.shapes[pointers[name]]))
+                         for name in self.engine.inputs)
+            for name, value in zip(self.engine.outputs, self.engine.session.run(None, feeds)):
+                memory.write(pointers[name], value)
             return True
 
     if new_api:
@@ -209,13 +216,14 @@ def make_tensorrt(version="8.2.1", fast_int8=False, fast_fp16=True, max_opset=No
             return True
 
         def execute_async_v3(self, stream_handle):
-            return self._execute(self.addresses[self.engine.io[0]], self.addresses[self.engine.io[1]])
+            return self._execute(self.addresses)
 
         Context.set_tensor_address = set_tensor_address
         Context.execute_async_v3 = execute_async_v3
     else:
         def execute_async_v2(self, bindings, stream_handle):
-            return self._execute(bindings[0], bindings[1])
+            assert len(bindings) == len(self.engine.io), "one binding per I/O tensor"
+            return self._execute(dict(zip(self.engine.io, bindings)))
 
         Context.execute_async_v2 = execute_async_v2
 

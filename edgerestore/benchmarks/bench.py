@@ -12,7 +12,10 @@ What is measured, per row (one method on one backend at one precision and one fr
   SSIM and MS-SSIM against the ground truth per subset of the evaluation set
   (:mod:`~edgerestore.benchmarks.evalset`), and against the FP32 reference of the same model for
   every other artifact of it (quantised files, other backends). Below ``parity_db`` dB against the
-  reference, a row's status is ``exported-but-failed-parity``.
+  reference, a row's status is ``exported-but-failed-parity``;
+* video quality on the set's clips: each clip restored frame after frame (a temporal model keeps
+  its state within a clip and starts afresh at the next), PSNR / SSIM per frame and the clip's
+  flicker and temporal error (:class:`~edgerestore.benchmarks.metrics.TemporalReference`).
 
 What is benched: model artifacts (``.onnx``, ``.tflite``, ... - each on every registered backend
 that runs its suffix, see :mod:`edgerestore.runtime.backends`), folders of artifacts or bundles
@@ -452,8 +455,12 @@ def time_frames(runner, frames, count, warmup=DEFAULT_WARMUP, max_seconds=None, 
     """Warm up, then time ``count`` frames through ``runner.infer`` (cycling ``frames``).
 
     Returns a dict: ``latencies`` and ``infer`` (seconds per frame), ``wall`` and ``cpu`` seconds,
-    ``capped`` (stopped by ``max_seconds`` after at least ``min_frames``).
+    ``capped`` (stopped by ``max_seconds`` after at least ``min_frames``). A temporal model is timed
+    on one frame over and over: cycling different pictures would be a scene cut every frame, and a
+    restart of its state is not what a stream costs.
     """
+    if getattr(runner, "temporal", False):
+        frames = frames[:1]
     for index in range(warmup):
         runner.infer(frames[index % len(frames)])
     latencies, infer = [], []
@@ -556,6 +563,32 @@ def evaluate_quality(runner, pairs, reference=None):
             block["vs_reference"] = vs
     block["seconds"] = time.perf_counter() - start
     return block, outputs
+
+
+def evaluate_video(runner, clips, references):
+    """``{clip name: {psnr, ssim, flicker, temporal_mad, reference_mad, temporal_error, ...}}`` of one
+    runner; ``references`` holds each clip's :class:`~edgerestore.benchmarks.metrics.TemporalReference`
+    (the ground truth's motion, computed once for every runner). A clip the runner cannot take is
+    left out (``None``), with the others scored."""
+    block = {}
+    for clip in clips:
+        reset = getattr(runner, "reset", None)
+        if reset is not None:
+            reset()  # a clip is a stream of its own
+        try:
+            outputs = [runner.infer(frame) for frame in clip.degraded]
+        except KeyboardInterrupt:
+            raise
+        except Exception:
+            block[clip.name] = None
+            continue
+        rows = [metrics.quality(out, clean) for out, clean in zip(outputs, clip.clean)]
+        scores = references[clip.name].score(outputs)
+        block[clip.name] = dict(psnr=float(np.mean([min(r["psnr"], IDENTICAL_PSNR) for r in rows])),
+                                ssim=float(np.mean([r["ssim"] for r in rows])), **scores)
+    if clips and getattr(runner, "reset", None) is not None:
+        runner.reset()
+    return block
 
 
 def timing_frames(pairs, width, height, count=TIMING_FRAMES):
@@ -736,6 +769,12 @@ def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEF
     started = time.time()
     sizes = [(int(w), int(h)) for w, h in sizes]
     path, pairs = evalset if evalset else (None, [])
+    clips, clip_references = [], {}
+    if path:
+        from edgerestore.benchmarks.evalset import load_clips
+
+        clips = load_clips(path)
+        clip_references = dict((clip.name, metrics.TemporalReference(clip.clean)) for clip in clips)
     board = detect.detect_board(root, command_path)
     before = environment_snapshot(root, command_path)
     notes = list(notes or [])
@@ -771,6 +810,8 @@ def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEF
                     quality, outputs = evaluate_quality(runner, pairs, reference)
                     if ref is cand:
                         ref_outputs[cand.group] = outputs
+                    if clips:
+                        quality["video"] = evaluate_video(runner, clips, clip_references)
                 except KeyboardInterrupt:
                     raise
                 except Exception as exc:

@@ -8,6 +8,17 @@ Two subsets, each a list of (degraded, clean) pairs:
 * ``gopro`` - real camera-shake blur with its sharp ground truth (GoPro dataset, Nah et al. 2017,
   CC BY 4.0), when the pairs are available (``../shared/data/real_blur/gopro_pairs`` in a checkout).
 
+and, for temporal consistency (flicker), **clips** degraded like a call (``mild``: one set of blur,
+noise level and codec per clip, fresh sensor noise every frame, :func:`degrade_sequence`):
+
+* ``desk-coffee`` - a still camera and an object moving across the picture (the video-call case),
+  ``handheld-astronaut`` - a hand-held camera drifting and shaking, both filmed from the
+  scikit-image photos by :mod:`edgerestore.distill.sequences` (never used in training);
+* ``tram`` - 31 frames of a real street clip (``../shared/data/video/tram_640x360``), when present.
+
+Clips are written as ``<dir>/clips/<name>/blur/00000.png`` + ``sharp/00000.png`` (one folder per
+clip, frames in name order) and read by :func:`load_clips`.
+
 :func:`build_evalset` (host: needs scikit-image and the degradation module) writes the set in the
 GoPro dataset's layout, ``<dir>/<subset>/blur/<name>.png`` + ``<dir>/<subset>/sharp/<name>.png``,
 plus ``evalset.json`` (sources, licences, the exact degradation of every image). Copy that folder
@@ -26,7 +37,7 @@ import numpy as np
 from edgerestore.errors import InputNotFoundError, UnsupportedInputError
 from edgerestore.files import cache_root
 
-EVALSET_VERSION = 1
+EVALSET_VERSION = 2  # 2: clips for flicker
 MANIFEST = "evalset.json"
 DEFAULT_SEED = 7100  # seeds 7100.. are used by nothing in training
 
@@ -39,6 +50,29 @@ SKIMAGE_PHOTOS = {
 }
 GOPRO_LICENCE = "CC BY 4.0 (GoPro dataset, Nah et al., CVPR 2017; SeungjunNah/DeepDeblur_release)"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+# Synthetic clips: name -> (photo, CameraMotion fields, seed). Fixed: every board scores the same frames.
+SYNTHETIC_CLIPS = {
+    "desk-coffee": ("coffee", {"static_prob": 1.0, "object_prob": 1.0, "object_speed": [2.0, 2.0]}, 11),
+    "handheld-astronaut": ("astronaut", {"static_prob": 0.0, "speed": [1.0, 1.0], "object_prob": 0.0}, 12),
+}
+CLIP_FRAMES = 24
+CLIP_SIZE = (240, 320)  # height, width
+
+
+class EvalClip(object):
+    """One evaluation clip: ``degraded`` and ``clean`` frames (RGB uint8), in order."""
+
+    def __init__(self, name, degraded, clean):
+        if len(degraded) != len(clean) or not clean:
+            raise UnsupportedInputError("clip %s: %d degraded and %d clean frames" % (name, len(degraded), len(clean)))
+        self.name = name
+        self.degraded = degraded
+        self.clean = clean
+
+    def __repr__(self):
+        return "EvalClip(%s, %d frames)" % (self.name, len(self.clean))
 
 
 class EvalPair(object):
@@ -87,6 +121,20 @@ def default_gopro_dir():
     return None
 
 
+def default_video_dir():
+    """The shared real clip ``tram_640x360`` (a folder of frames), or None."""
+    gopro = default_gopro_dir()
+    candidates = []
+    if os.environ.get("EDGERESTORE_SHARED"):
+        candidates.append(os.path.join(os.environ["EDGERESTORE_SHARED"], "data", "video", "tram_640x360"))
+    if gopro:
+        candidates.append(os.path.join(os.path.dirname(os.path.dirname(gopro)), "video", "tram_640x360"))
+    for path in candidates:
+        if os.path.isdir(path):
+            return os.path.normpath(path)
+    return None
+
+
 def default_evalset_dir(degradation="mild"):
     """Where the default evaluation set is built once: ``<cache>/evalset-v<N>-<hash>``, the hash of the
     degradation's ranges, so a changed degradation module builds a new set instead of reusing a stale one."""
@@ -112,12 +160,13 @@ def _skimage_photo(name):
 
 
 def build_evalset(out_dir, degradation="mild", seed=DEFAULT_SEED, photos=tuple(SKIMAGE_PHOTOS), draws=2,
-                  gopro_dir="default"):
+                  gopro_dir="default", clips=True, video_dir="default"):
     """Write the evaluation set into ``out_dir`` and return its manifest (see the module docstring).
 
     Every photo is degraded ``draws`` times with its own seed (``<photo>-<draw>``), so one lucky or
     unlucky draw does not decide a preset's score. ``gopro_dir="default"`` looks for the shared
-    GoPro pairs; ``None`` leaves the subset out.
+    GoPro pairs; ``None`` leaves the subset out. ``clips`` adds the clips (``video_dir``: the real
+    clip's folder of frames, ``"default"`` the shared one, ``None`` none).
     """
     from edgerestore.distill.degrade import degrade, get_preset
 
@@ -148,6 +197,8 @@ def build_evalset(out_dir, degradation="mild", seed=DEFAULT_SEED, photos=tuple(S
                          "licence": GOPRO_LICENCE, "size": [int(pair.clean.shape[1]), int(pair.clean.shape[0])]})
         if real:
             manifest["subsets"]["gopro"] = {"kind": "real-blur", "images": real}
+    if clips:
+        manifest["clips"] = _build_clips(out_dir, config, seed, video_dir)
     if not manifest["subsets"]:
         raise InputNotFoundError("the evaluation set would be empty: no photos and no GoPro pairs")
     tmp = os.path.join(out_dir, MANIFEST + ".part")
@@ -155,6 +206,58 @@ def build_evalset(out_dir, degradation="mild", seed=DEFAULT_SEED, photos=tuple(S
         json.dump(manifest, handle, indent=2)
     os.replace(tmp, os.path.join(out_dir, MANIFEST))  # the manifest last: its presence means complete
     return manifest
+
+
+def _build_clips(out_dir, config, seed, video_dir="default"):
+    """Render, degrade and write the clips; returns their manifest entries."""
+    from edgerestore.distill.degrade import degrade_sequence
+    from edgerestore.distill.sequences import CameraMotion, render_clip
+
+    entries = []
+    sources = []
+    for name, (photo, motion, clip_seed) in sorted(SYNTHETIC_CLIPS.items()):
+        image = _skimage_photo(photo)
+        height, width = CLIP_SIZE
+        top, left = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
+        frames = render_clip(image, top, left, height, width, CLIP_FRAMES, clip_seed, CameraMotion.from_dict(motion))
+        description, licence = SKIMAGE_PHOTOS[photo]
+        sources.append((name, frames, "skimage.data.%s (%s) filmed by a synthetic camera %s" % (photo, description, motion),
+                        licence))
+    if video_dir == "default":
+        video_dir = default_video_dir()
+    if video_dir:
+        names = _images(video_dir)
+        frames = [read_rgb(os.path.join(video_dir, n)) for n in names]
+        if frames:
+            sources.append(("tram", frames, "ckkelvinchan/RealBasicVSR demo data (%s)" % os.path.basename(video_dir),
+                            "not stated by the source; evaluation only"))
+    for index, (name, frames, source, licence) in enumerate(sources):
+        degraded, params = degrade_sequence(frames, seed + 100 + index, config)
+        for kind, images in (("blur", degraded), ("sharp", frames)):
+            folder = os.path.join(out_dir, "clips", name, kind)
+            if not os.path.isdir(folder):
+                os.makedirs(folder)
+            for number, image in enumerate(images):
+                write_rgb(os.path.join(folder, "%05d.png" % number), image)
+        entries.append({"name": name, "source": source, "licence": licence, "frames": len(frames),
+                        "size": [int(frames[0].shape[1]), int(frames[0].shape[0])], "degradation": params.to_dict()})
+    return entries
+
+
+def load_clips(path):
+    """The clips of an evaluation set (``<path>/clips/<name>/blur|sharp/*.png``); [] when it has none."""
+    root = os.path.join(str(path), "clips")
+    if not os.path.isdir(root):
+        return []
+    clips = []
+    for name in sorted(os.listdir(root)):
+        blur, sharp = os.path.join(root, name, "blur"), os.path.join(root, name, "sharp")
+        if not (os.path.isdir(blur) and os.path.isdir(sharp)):
+            continue
+        frames = [n for n in _images(blur) if os.path.isfile(os.path.join(sharp, n))]
+        clips.append(EvalClip(name, [read_rgb(os.path.join(blur, n)) for n in frames],
+                              [read_rgb(os.path.join(sharp, n)) for n in frames]))
+    return clips
 
 
 def _write_pair(out_dir, subset, name, degraded, clean):
@@ -181,6 +284,8 @@ def load_pairs_dir(folder, subset=None):
                 pairs.append(EvalPair(subset, os.path.splitext(name)[0], read_rgb(os.path.join(blur_dir, name)),
                                       read_rgb(os.path.join(sharp_dir, name))))
         return pairs
+    if os.path.basename(os.path.normpath(folder)) == "clips":
+        return pairs  # the clips are scored as clips (load_clips), not as single frames
     files = _images(folder)
     for name in files:
         match = re.match(r"(.*)_blur(\w*)(\.\w+)$", name)
@@ -241,4 +346,5 @@ def describe_evalset(path, pairs):
         "version": manifest.get("version"),
         "subsets": subsets,
         "manifest": manifest.get("subsets"),
+        "clips": manifest.get("clips"),
     }

@@ -119,3 +119,119 @@ def quality(restored, reference):
         "ssim": ssim(restored, reference),
         "ms_ssim": ms_ssim(restored, reference),
     }
+
+
+# --------------------------------------------------------------------------- temporal consistency
+#
+# Flicker is what changes from one frame to the next that the picture's own motion does not
+# explain. Consecutive frames are aligned with dense optical flow (OpenCV's Farneback) computed
+# on the *ground truth* (clean frames give the most reliable motion, and every method is judged
+# with the same flow); pixels whose motion fails a forward-backward consistency check
+# (occlusions, the borders a pan uncovers, flow errors) are left out.
+#
+# * ``temporal_mad``: mean |y_t - warp(y_t-1)| over the valid pixels (0-255 levels);
+# * ``flicker``: the output's temporal_mad divided by the ground truth's: 1.0 = as steady as the
+#   real video (which has its own sensor noise and compression), below 1 = steadier (also what a
+#   blurred or frozen picture gets, which is why it is reported next to PSNR), above = flickers;
+# * ``temporal_error``: mean |(y_t - warp(y_t-1)) - (g_t - warp(g_t-1))|: the change of the error
+#   from frame to frame (0 = the output moves exactly like the ground truth; a frozen picture
+#   scores the ground truth's own motion, a noisy one its noise).
+
+_FLOW_ARGS = dict(pyr_scale=0.5, levels=4, winsize=21, iterations=3, poly_n=5, poly_sigma=1.1, flags=0)
+
+
+def _gray(image):
+    image = np.asarray(image)
+    if image.ndim == 3:
+        image = cv2.cvtColor(np.ascontiguousarray(image.astype(np.uint8)), cv2.COLOR_RGB2GRAY)
+    return np.ascontiguousarray(image.astype(np.uint8))
+
+
+def optical_flow(target, source):
+    """Dense flow ``f`` (HxWx2, pixels) with ``target(x) ~ source(x + f(x))`` (Farneback)."""
+    levels = max(1, min(_FLOW_ARGS["levels"], int(math.log2(max(2, min(np.asarray(target).shape[:2]) // 8)))))
+    args = dict(_FLOW_ARGS, levels=levels)
+    return cv2.calcOpticalFlowFarneback(_gray(target), _gray(source), None, args["pyr_scale"], args["levels"],
+                                        args["winsize"], args["iterations"], args["poly_n"], args["poly_sigma"],
+                                        args["flags"])
+
+
+def warp(image, flow):
+    """``image`` resampled at ``x + flow(x)`` (bilinear, float32; borders replicated)."""
+    height, width = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(np.asarray(image, np.float32), grid_x + flow[..., 0], grid_y + flow[..., 1],
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def flow_validity(backward, forward):
+    """Pixels of frame t whose flow to t-1 (``backward``) agrees with t-1's flow back to t
+    (``forward``) and lands inside the frame (the usual consistency test: |fb + fw(x+fb)|^2 <
+    0.01 (|fb|^2 + |fw|^2) + 0.5)."""
+    height, width = backward.shape[:2]
+    back = warp(forward, backward)
+    error = np.sum((backward + back) ** 2, axis=2)
+    bound = 0.01 * (np.sum(backward ** 2, axis=2) + np.sum(back ** 2, axis=2)) + 0.5
+    grid_x, grid_y = np.meshgrid(np.arange(width), np.arange(height))
+    x, y = grid_x + backward[..., 0], grid_y + backward[..., 1]
+    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    return (error < bound) & inside
+
+
+class TemporalReference(object):
+    """The motion of a ground-truth clip, computed once and used to score any number of outputs."""
+
+    def __init__(self, references):
+        self.references = [np.asarray(r) for r in references]
+        if len(self.references) < 2:
+            raise ValueError("temporal metrics need at least 2 frames, got %d" % len(self.references))
+        shapes = set(r.shape for r in self.references)
+        if len(shapes) != 1:
+            raise ValueError("the clip's frames differ in shape: %s" % sorted(shapes))
+        self.flows, self.masks = [], []
+        for t in range(1, len(self.references)):
+            backward = optical_flow(self.references[t], self.references[t - 1])
+            forward = optical_flow(self.references[t - 1], self.references[t])
+            self.flows.append(backward)
+            self.masks.append(flow_validity(backward, forward))
+        self.valid_fraction = float(np.mean([m.mean() for m in self.masks]))
+        self.reference_mad = self._mad(self.references)
+
+    def _changes(self, frames):
+        """Per step t: (y_t - warp(y_t-1)) on the valid pixels, channels averaged later."""
+        for t in range(1, len(frames)):
+            current = np.asarray(frames[t], np.float32)
+            moved = warp(frames[t - 1], self.flows[t - 1])
+            if moved.ndim < current.ndim:
+                moved = moved[..., None]
+            yield t, (current - moved)[self.masks[t - 1]]
+
+    def _mad(self, frames):
+        return float(np.mean([np.abs(change).mean() for _, change in self._changes(frames)]))
+
+    def score(self, outputs):
+        """``{"flicker", "temporal_mad", "reference_mad", "temporal_error", "valid_fraction", "frames"}``."""
+        if len(outputs) != len(self.references):
+            raise ValueError("%d outputs for a clip of %d frames" % (len(outputs), len(self.references)))
+        for out, ref in zip(outputs, self.references):
+            if np.asarray(out).shape != ref.shape:
+                raise ValueError("output %s and reference %s differ in shape" % (np.asarray(out).shape, ref.shape))
+        reference = dict(self._changes(self.references))
+        mad, error = [], []
+        for t, change in self._changes(outputs):
+            mad.append(np.abs(change).mean())
+            error.append(np.abs(change - reference[t]).mean())
+        output_mad = float(np.mean(mad))
+        return {
+            "flicker": output_mad / self.reference_mad if self.reference_mad > 0 else float("inf"),
+            "temporal_mad": output_mad,
+            "reference_mad": self.reference_mad,
+            "temporal_error": float(np.mean(error)),
+            "valid_fraction": self.valid_fraction,
+            "frames": len(outputs),
+        }
+
+
+def flicker(outputs, references):
+    """Temporal consistency of a restored clip against its ground truth (see above)."""
+    return TemporalReference(references).score(outputs)

@@ -16,6 +16,7 @@ import glob
 import html
 import io
 import json
+import math
 import os
 
 from edgerestore.benchmarks.schema import validate
@@ -172,6 +173,10 @@ def table_rows(board):
     header = ["Method", "Backend", "Precision", "Status", "Size (MB)"]
     header += ["PSNR %s (dB)" % s for s in subsets]
     header += ["SSIM %s" % subsets[0]] if subsets else []
+    video = any((board.quality(key) or {}).get("video") for key in board.ordered_keys())
+    if video:  # over the evaluation clips: mean PSNR, geometric mean of the flicker ratios (1.0 = as steady
+        # as the real video; a still camera's ratios are large, a plain mean would be that clip alone)
+        header += ["PSNR clips (dB)", "flicker clips"]
     header += ["vs FP32 (dB)"]
     for width, height in sizes:
         name = size_name(width, height)
@@ -198,6 +203,11 @@ def table_rows(board):
         if subsets:
             metrics = truth.get(subsets[0])
             cells.append(_fmt(metrics and metrics["ssim"], 4))
+        if video:
+            clips = [c for c in (quality.get("video") or {}).values() if c]
+            cells.append(_fmt(sum(c["psnr"] for c in clips) / len(clips) if clips else None, 2))
+            flicker = [c["flicker"] for c in clips if c.get("flicker")]
+            cells.append(_fmt(math.exp(sum(math.log(f) for f in flicker) / len(flicker)) if flicker else None, 3))
         vs = quality.get("vs_reference")
         cells.append(_fmt(vs and vs["psnr"], 1))
         for size_key in sizes:

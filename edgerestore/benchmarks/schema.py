@@ -53,8 +53,13 @@ THERMAL = _obj({
     "load_avg": {"type": ["array", "null"], "items": {"type": "number"}},
 }, required=("temperature_c", "throttled"))
 
+VIDEO = _obj({"psnr": NUM, "ssim": NUM, "flicker": NUM, "temporal_mad": NUM, "reference_mad": NUM,
+              "temporal_error": NUM, "valid_fraction": NUM, "frames": {"type": "integer", "minimum": 0}},
+             required=("psnr", "ssim", "flicker", "temporal_error", "frames"))
+
 QUALITY = {"type": ["object", "null"], "properties": {
     "vs_ground_truth": {"type": "object", "additionalProperties": METRICS},
+    "video": {"type": ["object", "null"], "additionalProperties": VIDEO},
     "vs_reference": {"type": ["object", "null"], "properties": dict(METRICS["properties"], reference={"type": "string"}),
                      "required": ["reference", "psnr", "ssim", "ms_ssim", "images"], "additionalProperties": False},
     "error": STR,

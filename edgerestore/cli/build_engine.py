@@ -80,7 +80,8 @@ def build_engine(bundle_path, precision, check, force, runs):
             plan = plan_build(onnx_path, artifact["io"]["input"]["shape"], precision,
                               profile.tensorrt if profile else "unknown", profile.gpu if profile else "unknown GPU",
                               profile.gpu_int8 if profile else False,
-                              workspace_mb=profile.workspace_mb if profile else None, calibration_cache=calibration)
+                              workspace_mb=profile.workspace_mb if profile else None, calibration_cache=calibration,
+                              state=artifact["io"].get("state"))
             echo("plan for a %s (TensorRT is not usable here: %s):" % (bundle.target, reason))
         for warning in plan.warnings:
             echo("warning: " + warning, err=True)

@@ -24,7 +24,8 @@ def _options(func):
         click.argument("data", nargs=-1, metavar="[DATA]..."),
         click.option("--config", "-c", "config_path", default=None,
                      help="YAML or TOML config (sections student, teacher, data, loss, optim, train)."),
-        click.option("--student", "-s", default=None, help="Student preset: pico, nano, small, large."),
+        click.option("--student", "-s", default=None,
+                     help="Student preset: pico, nano, small, large; temporal: pico-t, nano-t, small-t."),
         click.option("--teacher", "-t", default=None,
                      help="none | restormer:W.pth | student:CKPT.pt | module:pkg.mod:factory | folder:DIR"),
         click.option("--out", "-o", default=None, help="Run folder (checkpoints, config.yaml, log.csv, tb/)."),
@@ -36,6 +37,10 @@ def _options(func):
                      help="Degradation of clean images: mild, noise, blur, strong, none, or a mapping "
                           "like '{base: mild, gaussian_sigma: [2, 8]}'."),
         click.option("--val", "val", multiple=True, help="Held-out data for validation (repeatable)."),
+        click.option("--sequence", type=int, default=None,
+                     help="Train on clips of this many frames (data.sequence; temporal students need >= 2)."),
+        click.option("--clips", "clips", multiple=True,
+                     help="A video or folder of frames to train on as a clip (data.clips; repeatable)."),
         click.option("--workers", type=int, default=None, help="Background processes degrading crops."),
         click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (train.device)."),
         click.option("--seed", type=int, default=None, help="Seed of the data stream and the split."),
@@ -49,8 +54,8 @@ def _options(func):
     return func
 
 
-def _load(data, config_path, student, teacher, out, steps, batch_size, patch, lr, degradation, val, workers,
-          device, seed, cache, overrides, resume=False):
+def _load(data, config_path, student, teacher, out, steps, batch_size, patch, lr, degradation, val, sequence,
+          clips, workers, device, seed, cache, overrides, resume=False):
     from edgerestore.distill.config import DistillConfig, load_config, read_config_file, resume_differences
     from edgerestore.errors import ConfigError
 
@@ -62,6 +67,7 @@ def _load(data, config_path, student, teacher, out, steps, batch_size, patch, lr
         "data.train": list(data) or None, "student.preset": student, "teacher.spec": teacher, "out": out,
         "train.steps": steps, "train.batch": batch_size, "data.patch": patch, "optim.lr": lr,
         "data.degradation": degradation, "data.val": list(val) or None, "data.workers": workers,
+        "data.sequence": sequence, "data.clips": list(clips) or None,
         "train.device": device, "train.seed": seed, "teacher.cache": cache,
     }
     config = load_config(config_path, options, overrides)
@@ -112,8 +118,8 @@ def distill():
 @distill.command()
 @_options
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same config and schedule).")
-def train(data, config_path, student, teacher, out, steps, batch_size, patch, lr, degradation, val, workers,
-          device, seed, cache, overrides, quiet, resume):
+def train(data, config_path, student, teacher, out, steps, batch_size, patch, lr, degradation, val, sequence,
+          clips, workers, device, seed, cache, overrides, quiet, resume):
     """Train a student; checkpoints, config.yaml and logs go to --out.
 
     \b
@@ -129,11 +135,14 @@ def train(data, config_path, student, teacher, out, steps, batch_size, patch, lr
       edgerestore distill train data/ -c distill.yaml --set loss.ms_ssim=0.2 --set optim.lr=1e-3
       edgerestore distill --out runs/nano --resume
       torchrun --nproc-per-node 2 -m edgerestore distill data/ --student small --out runs/small
+      # a temporal student on 5-frame clips: real clips + stills filmed by a moving camera
+      edgerestore distill ../shared/data/train --student nano-t --sequence 5 --clips street/ \
+          --set loss.temporal=0.5 --out runs/nano-t
     """
     from edgerestore.distill.trainer import train as run_training
 
     config = _load(data, config_path, student, teacher, out, steps, batch_size, patch, lr, degradation, val,
-                   workers, device, seed, cache, overrides, resume=resume)
+                   sequence, clips, workers, device, seed, cache, overrides, resume=resume)
     summary = run_training(config, resume=resume, progress=not quiet, echo=click.echo)
     if summary["rank"] != 0:
         return
@@ -165,7 +174,7 @@ def _report(summary):
 @click.option("--processes", type=int, default=1, show_default=True,
               help="Processes (torchrun --nproc-per-node x nodes) the training run will use.")
 def cache_teacher(data, config_path, student, teacher, out, steps, batch_size, patch, lr, degradation, val,
-                  workers, device, seed, cache, overrides, quiet, processes):
+                  sequence, clips, workers, device, seed, cache, overrides, quiet, processes):
     """Precompute the teacher's output for every crop a training run will draw.
 
     Give it the same DATA and config as the training run (the crops depend on the data, seed,
@@ -185,7 +194,7 @@ def cache_teacher(data, config_path, student, teacher, out, steps, batch_size, p
     if processes < 1:
         raise ConfigError("--processes must be >= 1")
     config = _load(data, config_path, student, teacher, out, steps, batch_size, patch, lr, degradation, val,
-                   workers, device, seed, cache, overrides)
+                   sequence, clips, workers, device, seed, cache, overrides)
     result = run_cache(config, world_size=processes, progress=not quiet, echo=click.echo)
     click.echo("teacher outputs: %d computed, %d already cached, %d in all -> %s" % (
         result["computed"], result["cached"], result["total"], result["folder"]))
@@ -230,7 +239,10 @@ def evaluate(checkpoints, run_dir, config_path, data, val, teacher, device, over
         options["teacher.spec"] = "none"  # score the students; the teacher only when asked
     config = load_config(config_path, options, overrides, base=base)
     rows = run_evaluate(config, list(checkpoints), pick_device(config.train.device), echo=lambda s: None)
-    click.echo("%d held-out crop(s)                         PSNR dB   SSIM    MS-SSIM" % rows[0]["crops"])
+    clips = "temporal" in rows[0]
+    click.echo("%d held-out %s                         PSNR dB   SSIM    MS-SSIM%s" % (
+        rows[0]["crops"], "clip(s)" if clips else "crop(s)", "  temporal" if clips else ""))
     for row in rows:
         name = row["name"] if len(row["name"]) <= 40 else "..." + row["name"][-37:]
-        click.echo("  %-40s %7.2f  %6.4f  %6.4f" % (name, row["psnr"], row["ssim"], row["ms_ssim"]))
+        click.echo("  %-40s %7.2f  %6.4f  %6.4f%s" % (name, row["psnr"], row["ssim"], row["ms_ssim"],
+                                                      "  %8.2f" % row["temporal"] if clips else ""))

@@ -78,6 +78,23 @@ class DataSection:
     """Use every n-th frame of videos."""
     video_max_frames: int = 300
     """At most this many frames per video are kept in memory."""
+    sequence: int = 0
+    """Frames per training sample (0 = single crops). Temporal students need clips (>= 2); a
+    frame-by-frame student trained on clips sees the same data and losses (fair comparisons)."""
+    clips: List[str] = field(default_factory=list)
+    """Real clips for sequence training: videos and folders of frames (every frame, name order).
+    Always trained on; validation holds out images/videos of ``train`` (or uses ``val``)."""
+    clip_share: float = 0.5
+    """Share of training clips cut from real clips (``clips`` and videos) when there are any; the
+    rest are filmed from still images by a moving camera (``motion``)."""
+    motion: Dict[str, Any] = field(default_factory=dict)
+    """Camera and object motion of clips made from stills: fields of CameraMotion in
+    distill/sequences.py (``{static_prob: 0.3, speed: [0, 3], object_prob: 0.5}``)."""
+    vary: float = 0.3
+    """How far blur, noise and JPEG quality drift from frame to frame within a training clip
+    (0 = the same parameters for the whole clip; degrade.frame_params)."""
+    val_frames: int = 8
+    """Frames of each validation clip (sequence runs)."""
 
 
 @dataclass
@@ -98,6 +115,9 @@ class LossSection:
     """Weight of feature distillation (student features -> 1x1 adapter -> teacher features)."""
     target: str = "gt"
     """What ``ms_ssim`` and ``freq`` compare with: gt | teacher."""
+    temporal: float = 0.0
+    """Weight of the temporal term (clips only): the change of the output from frame to frame must
+    match the ground truth's, ``d((out_t - out_t-1), (gt_t - gt_t-1))`` with the ``pixel`` distance."""
 
 
 @dataclass
@@ -257,7 +277,8 @@ def validate(config: DistillConfig) -> None:
     if config.data.workers < -1:
         raise ConfigError("data.workers must be >= 0 (or -1 = auto), got %r" % config.data.workers)
     non_negative = ["data.refresh", "data.val_count", "data.val_crop", "loss.gt", "loss.teacher",
-                    "loss.ms_ssim", "loss.freq", "loss.feature", "optim.warmup", "optim.grad_clip",
+                    "loss.ms_ssim", "loss.freq", "loss.feature", "loss.temporal", "data.sequence",
+                    "data.clip_share", "data.vary", "optim.warmup", "optim.grad_clip",
                     "optim.weight_decay", "optim.min_lr", "teacher.tile", "teacher.overlap", "train.threads"]
     for key in non_negative:
         if flat[key] < 0:
@@ -270,6 +291,16 @@ def validate(config: DistillConfig) -> None:
         raise ConfigError("data.crop (%d) must be >= data.patch (%d)" % (config.data.crop, config.data.patch))
     if config.data.pool < config.data.refresh:
         raise ConfigError("data.refresh (%d) must be <= data.pool (%d)" % (config.data.refresh, config.data.pool))
+    if config.data.sequence == 1:
+        raise ConfigError("data.sequence=1 is a clip of one frame; use 0 (single crops) or >= 2")
+    if config.loss.temporal > 0 and config.data.sequence < 2:
+        raise ConfigError("loss.temporal needs clips: set data.sequence >= 2 (e.g. 5)")
+    if config.data.sequence and config.loss.feature > 0:
+        raise ConfigError("feature distillation (loss.feature) is not supported with clips (data.sequence); set it to 0")
+    if config.data.clip_share > 1:
+        raise ConfigError("data.clip_share is a share in [0, 1], got %r" % config.data.clip_share)
+    if config.data.val_frames < 2:
+        raise ConfigError("data.val_frames must be >= 2, got %r" % config.data.val_frames)
     weights = [config.loss.gt, config.loss.teacher, config.loss.ms_ssim, config.loss.freq, config.loss.feature]
     if sum(weights) <= 0:
         raise ConfigError("every loss weight is 0; set loss.gt and/or loss.teacher > 0")

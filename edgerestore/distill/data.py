@@ -21,6 +21,14 @@ Sources (:func:`load_items`):
   ``Istanbul_blur1.png`` <-> ``Istanbul_sharp1.png``) is a real degraded/clean pair, used as it is;
 * video files (every ``video_stride``-th frame, at most ``video_max_frames`` per video).
 
+**Sequences** (``data.sequence`` > 1, for temporal students): a sample is a *clip* of that many
+frames instead of one crop: the same box cut from consecutive frames of a real clip (videos, and
+the videos and frame folders of ``data.clips``, read frame by frame), or a clip rendered from a
+still image by a moving camera (:mod:`edgerestore.distill.sequences`); either is degraded like one
+call (:func:`~edgerestore.distill.degrade.degrade_sequence`: one set of lens, shake and codec
+parameters per clip drifting by ``data.vary``, fresh noise every frame). Arrays then carry a
+leading frame axis: ``[T, H, W, 3]``.
+
 The validation split is fixed by the seed: ``val_count`` images (or videos) are held out, and each
 is scored on its centre crop, degraded with a seed derived from the image's content hash.
 """
@@ -40,6 +48,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from edgerestore.distill import degrade as deg
+from edgerestore.distill import sequences as seq
 from edgerestore.errors import ConfigError, InputNotFoundError, UnsupportedInputError
 from edgerestore.files import file_sha256
 
@@ -49,6 +58,7 @@ MARGIN = 16
 """Crops are degraded with this many extra pixels around them (then trimmed), so that blur near
 their edges sees real neighbours instead of a reflected border."""
 KEY_VERSION = "edgerestore-sample-v1"
+CLIP_KEY_VERSION = "edgerestore-clip-v1"
 
 
 @dataclass
@@ -66,6 +76,8 @@ class Item:
     """The real degraded twin of a pair (``None``: degrade ``clean`` on the fly)."""
     teacher: Optional[np.ndarray] = None
     """A precomputed teacher output of ``degraded`` (``folder:`` teachers of paired data)."""
+    frame: Optional[int] = None
+    """Position in its video or frame folder (``None``: a still image or a pair)."""
 
     @property
     def paired(self) -> bool:
@@ -185,7 +197,8 @@ def load_items(paths: Iterable[str], video_stride: int = 1, video_max_frames: in
             frames = read_video(path, video_stride, video_max_frames)
             for index, frame in enumerate(frames):
                 frame_index = index * video_stride
-                items.append(Item("%s#%d" % (name, frame_index), "%s#%d" % (video_key, frame_index), name, frame))
+                items.append(Item("%s#%d" % (name, frame_index), "%s#%d" % (video_key, frame_index), name, frame,
+                                  frame=frame_index))
             counts["videos"] += 1
             counts["frames"] += len(frames)
         if len(items) == before:
@@ -196,6 +209,59 @@ def load_items(paths: Iterable[str], video_stride: int = 1, video_max_frames: in
     return items, counts
 
 
+def _clip_folders(root: Path) -> List[Path]:
+    """``root`` and the folders under it that hold image files directly (one clip each)."""
+    folders = [root] + sorted(p for p in root.rglob("*") if p.is_dir())
+    return [f for f in folders if any(c.is_file() and c.suffix.lower() in IMAGE_SUFFIXES for c in f.iterdir())]
+
+
+def load_clips(paths: Iterable[str], max_frames: int = 300,
+               on_file: Optional[Callable[[str], None]] = None) -> Tuple[List[Item], Dict[str, int]]:
+    """Real clips for sequence training: every frame of each video, and every image of each
+    folder of frames (name order), at most ``max_frames`` per clip. Each clip is one group
+    (held out whole); its items carry their position in ``frame``."""
+    items: List[Item] = []
+    counts = {"clips": 0, "clip_frames": 0}
+    for spec in paths:
+        root = Path(spec)
+        if not root.exists():
+            raise InputNotFoundError("clip %s does not exist" % root)
+        sources: List[Tuple[str, List[np.ndarray], str]] = []
+        if root.is_file():
+            if root.suffix.lower() not in VIDEO_SUFFIXES:
+                raise UnsupportedInputError("clip %s is not a video (%s) or a folder of frames"
+                                            % (root, " ".join(VIDEO_SUFFIXES)))
+            if on_file:
+                on_file(str(root))
+            sources.append((root.name, read_video(root, 1, max_frames), file_key(root)))
+        else:
+            for video in _files(root, VIDEO_SUFFIXES):
+                if on_file:
+                    on_file(str(video))
+                sources.append((video.relative_to(root.parent).as_posix(), read_video(video, 1, max_frames),
+                                file_key(video)))
+            for folder in _clip_folders(root):
+                files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+                files = files[:max_frames]
+                if on_file:
+                    on_file(str(folder))
+                frames = [read_image(f) for f in files]
+                shapes = {f.shape for f in frames}
+                if len(shapes) > 1:
+                    raise UnsupportedInputError("frames of clip %s differ in size (%s); a clip's frames must "
+                                                "all have one size" % (folder, ", ".join(sorted(str(s[:2]) for s in shapes))))
+                digest = hashlib.sha256("".join(file_key(f) for f in files).encode()).hexdigest()[:24]
+                sources.append((folder.relative_to(root.parent).as_posix(), frames, digest))
+        if not sources:
+            raise InputNotFoundError("clip %s holds no video and no folder of frames" % root)
+        for name, frames, key in sources:
+            for index, frame in enumerate(frames):
+                items.append(Item("%s#%d" % (name, index), "%s#%d" % (key, index), "clip:" + name, frame, frame=index))
+            counts["clips"] += 1
+            counts["clip_frames"] += len(frames)
+    return items, counts
+
+
 def describe_counts(counts: Dict[str, int]) -> str:
     parts = []
     for key, label in (("images", "clean images"), ("pairs", "real pairs"), ("frames", "video frames")):
@@ -203,6 +269,8 @@ def describe_counts(counts: Dict[str, int]) -> str:
             parts.append("%d %s" % (counts[key], label))
     if counts.get("videos"):
         parts[-1] += " from %d video(s)" % counts["videos"]
+    if counts.get("clips"):
+        parts.append("%d clip(s) of %d frames" % (counts["clips"], counts["clip_frames"]))
     if counts.get("unpaired_ignored"):
         parts.append("%d unpaired image(s) in paired folders ignored" % counts["unpaired_ignored"])
     return ", ".join(parts)
@@ -224,9 +292,11 @@ def representatives(items: List[Item]) -> List[Item]:
     return [members[len(members) // 2] for _, members in sorted(groups.items())]
 
 
-def split_items(items: List[Item], val_count: int, seed: int) -> Tuple[List[Item], List[Item]]:
+def split_items(items: List[Item], val_count: int, seed: int,
+                whole_groups: bool = False) -> Tuple[List[Item], List[Item]]:
     """Hold out ``val_count`` groups (images, or whole videos) chosen by ``seed``; one item per
-    held-out group is scored (a video's middle frame). One group only: its last items."""
+    held-out group is scored (a video's middle frame), or every item of it with ``whole_groups``
+    (sequence runs score a clip). One group only: its last items."""
     if val_count <= 0:
         return list(items), []
     groups: Dict[str, List[Item]] = {}
@@ -236,7 +306,10 @@ def split_items(items: List[Item], val_count: int, seed: int) -> Tuple[List[Item
     if len(names) >= 2:
         order = np.random.default_rng([seed, 5]).permutation(len(names))
         held = {names[i] for i in order[:min(val_count, len(names) - 1)]}
-        val = [groups[g][len(groups[g]) // 2] for g in names if g in held]
+        if whole_groups:
+            val = [item for g in names if g in held for item in groups[g]]
+        else:
+            val = [groups[g][len(groups[g]) // 2] for g in names if g in held]
         train = [item for g in names if g not in held for item in groups[g]]
         return train, val
     if len(items) < 2:
@@ -387,7 +460,11 @@ class SampleStream(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         k = self.world * self.first + index
-        sample = self.renderer.sample(train_spec(self.renderer.items, k, self.crop, self.seed), self.lookup)
+        if isinstance(self.renderer, ClipRenderer):
+            spec = clip_spec(self.renderer, k, self.crop, self.seed)
+        else:
+            spec = train_spec(self.renderer.items, k, self.crop, self.seed)
+        sample = self.renderer.sample(spec, self.lookup)
         sample["k"], sample["n"] = k, (k - self.rank) // self.world
         return sample
 
@@ -405,6 +482,11 @@ def sample_stream(renderer: Renderer, crop: int, seed: int, first: int, count: i
         options = {"worker_init_fn": _worker_init, "prefetch_factor": max(2, prefetch // workers)}
         if "fork" in torch.multiprocessing.get_all_start_methods():
             options["multiprocessing_context"] = "fork"  # the images are shared, not pickled
+            # OpenCV's pthread pool does not survive a fork: a worker that inherits the pool of a
+            # parent which already ran a parallel OpenCV call (e.g. the Lanczos warps of the
+            # validation clips) hangs in its first parallel call. One thread in the parent
+            # before forking leaves no pool behind (the workers use one thread anyway).
+            cv2.setNumThreads(1)
     loader = DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=workers,
                         collate_fn=_identity, **options)
     return iter(loader)
@@ -425,26 +507,163 @@ class Pool:
 
     def draw(self, rng: np.random.Generator, batch: int, patch: int, augment: bool,
              with_teacher: bool) -> Dict[str, np.ndarray]:
-        """``batch`` random patches (NHWC uint8): ``degraded``, ``clean`` and ``teacher``."""
+        """``batch`` random patches (NHWC uint8, or NTHWC for clips): ``degraded``, ``clean`` and
+        ``teacher``. A clip's frames share one box, flip and rotation."""
         out = {"degraded": [], "clean": []}
         if with_teacher:
             out["teacher"] = []
         for _ in range(batch):
             sample = self.slots[int(rng.integers(self.size))]
-            h, w = sample["clean"].shape[:2]
+            h, w = sample["clean"].shape[-3:-1]
             top, left = int(rng.integers(h - patch + 1)), int(rng.integers(w - patch + 1))
             code = int(rng.integers(8)) if augment else 0
             for name in out:
-                piece = sample[name][top:top + patch, left:left + patch]
+                piece = sample[name][..., top:top + patch, left:left + patch, :]
                 if code & 4:
-                    piece = piece[:, ::-1]
-                out[name].append(np.rot90(piece, code & 3))
+                    piece = piece[..., ::-1, :]
+                out[name].append(np.rot90(piece, code & 3, axes=(-3, -2)))
         return {name: np.stack(pieces) for name, pieces in out.items()}
+
+
+class ClipRenderer(Renderer):
+    """Clips instead of crops (``data.sequence`` frames, see the module docstring). A spec whose
+    item is a frame of a real clip starts there; a still image is filmed by a moving camera."""
+
+    def __init__(self, items: Sequence[Item], degradation, length: int, motion: Optional[dict] = None,
+                 vary: float = 0.0, clip_share: float = 0.5):
+        super().__init__(items, degradation)
+        if length < 2:
+            raise ConfigError("clips need at least 2 frames (data.sequence), got %d" % length)
+        self.length = length
+        self.motion_dict = dict(motion or {})
+        try:
+            self.motion = seq.CameraMotion.from_dict(self.motion_dict)
+        except TypeError as exc:
+            raise ConfigError("data.motion: %s; valid fields: %s" % (
+                exc, ", ".join(seq.CameraMotion().to_dict()))) from exc
+        self.vary = float(vary)
+        self.clip_share = float(clip_share)
+        self.starts = clip_starts(self.items, length)
+        self.stills = [i for i, item in enumerate(self.items) if item.frame is None and not item.paired]
+        if not self.starts and not self.stills:
+            raise ConfigError("no clips of %d frames and no still images to film: sequence training needs videos, "
+                              "frame folders (data.clips) or clean images" % length)
+
+    def key(self, spec: Spec) -> str:
+        item = self.items[spec.item]
+        payload = {
+            "v": CLIP_KEY_VERSION, "item": item.key, "box": [spec.top, spec.left, spec.height, spec.width],
+            "seed": spec.seed, "degradation": self.degradation_dict, "length": self.length, "vary": self.vary,
+            "motion": None if item.frame is not None else self.motion.to_dict(),
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+    def _clean_frames(self, spec: Spec, margin: int) -> List[np.ndarray]:
+        """The clip's clean frames with ``margin`` extra pixels around the box where the picture has them."""
+        item = self.items[spec.item]
+        top, left = spec.top - margin, spec.left - margin
+        height, width = spec.height + 2 * margin, spec.width + 2 * margin
+        if item.frame is None:
+            return seq.render_clip(item.clean, top, left, height, width, self.length, spec.seed, self.motion)
+        h, w = item.clean.shape[:2]
+        t0, l0 = max(0, top), max(0, left)
+        b0, r0 = min(h, top + height), min(w, left + width)
+        return [np.ascontiguousarray(self.items[spec.item + i].clean[t0:b0, l0:r0]) for i in range(self.length)]
+
+    def _offset(self, spec: Spec) -> Tuple[int, int]:
+        """Where the box starts inside the frames of :meth:`_clean_frames` with ``MARGIN``."""
+        if self.items[spec.item].frame is None:
+            return MARGIN, MARGIN
+        # real frames: the margin was cut only where the picture has it
+        return spec.top - max(0, spec.top - MARGIN), spec.left - max(0, spec.left - MARGIN)
+
+    def _crop(self, frames: List[np.ndarray], spec: Spec) -> np.ndarray:
+        dy, dx = self._offset(spec)
+        return np.ascontiguousarray(np.stack([f[dy:dy + spec.height, dx:dx + spec.width] for f in frames]))
+
+    def clean(self, spec: Spec) -> np.ndarray:
+        # rendered with the margin, like :meth:`_render`: the moving object's path depends on the box
+        return self._crop(self._clean_frames(spec, MARGIN), spec)
+
+    def teacher(self, spec: Spec) -> Optional[np.ndarray]:
+        return None
+
+    def degraded(self, spec: Spec) -> np.ndarray:
+        return self._render(spec)[1]
+
+    def _render(self, spec: Spec) -> Tuple[np.ndarray, np.ndarray]:
+        frames = self._clean_frames(spec, MARGIN)
+        out, _ = deg.degrade_sequence(frames, spec.seed, self.degradation, vary=self.vary)
+        return self._crop(frames, spec), self._crop(out, spec)
+
+    def sample(self, spec: Spec, lookup: Optional[Callable] = None) -> dict:
+        key = self.key(spec)
+        cached = lookup(key) if lookup is not None else None
+        if cached is not None:
+            degraded, teacher = cached
+            clean = self.clean(spec)
+        else:
+            clean, degraded = self._render(spec)
+            teacher = None
+        return {"key": key, "clean": clean, "degraded": degraded, "teacher": teacher}
+
+
+def clip_starts(items: Sequence[Item], length: int) -> List[int]:
+    """Indices of the items that begin ``length`` consecutive frames of one clip."""
+    starts = []
+    for i in range(len(items) - length + 1):
+        first = items[i]
+        if first.frame is None:
+            continue
+        run = items[i:i + length]
+        if all(r.group == first.group and r.frame is not None for r in run) and \
+                all(b.frame > a.frame for a, b in zip(run, run[1:])):
+            starts.append(i)
+    return starts
+
+
+def clip_spec(renderer: ClipRenderer, k: int, crop: int, seed: int) -> Spec:
+    """The clip of global training sample ``k``: a real clip (``clip_share`` of the time when there
+    are any) or a still filmed by a moving camera."""
+    rng = np.random.default_rng([seed, 17, k])
+    real = bool(renderer.starts) and (not renderer.stills or rng.random() < renderer.clip_share)
+    pool = renderer.starts if real else renderer.stills
+    index = pool[int(rng.integers(len(pool)))]
+    h, w = renderer.items[index].clean.shape[:2]
+    ch, cw = min(crop, h), min(crop, w)
+    top, left = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+    return Spec(index, top, left, ch, cw, int(rng.integers(2**31 - 1)))
+
+
+def validation_clips(renderer: ClipRenderer, crop: int, multiple: int, seed: int,
+                     lookup: Optional[Callable] = None) -> List[dict]:
+    """The fixed validation clips: per held-out group, the centre crop of a clip starting in the
+    middle of a real clip (or at its start when it is short), or of a still filmed by the camera."""
+    groups: Dict[str, List[int]] = {}
+    for index, item in enumerate(renderer.items):
+        groups.setdefault(item.group, []).append(index)
+    starts = set(renderer.starts)
+    samples = []
+    for n, (_, members) in enumerate(sorted(groups.items())):
+        candidates = [i for i in members if i in starts]
+        if candidates:
+            index = candidates[len(candidates) // 2]
+        elif renderer.items[members[0]].frame is None and not renderer.items[members[0]].paired:
+            index = members[0]
+        else:
+            continue  # a clip shorter than data.sequence, or a pair
+        sample = renderer.sample(val_spec(renderer.items, index, crop, multiple, seed), lookup)
+        sample["n"] = n
+        samples.append(sample)
+    return samples
 
 
 def validation_samples(renderer: Renderer, crop: int, multiple: int, seed: int,
                        lookup: Optional[Callable] = None) -> List[dict]:
-    """The fixed validation set: one degraded centre crop per held-out item."""
+    """The fixed validation set: one degraded centre crop per held-out item (one clip per held-out
+    group for a :class:`ClipRenderer`)."""
+    if isinstance(renderer, ClipRenderer):
+        return validation_clips(renderer, crop, multiple, seed, lookup)
     samples = []
     for index in range(len(renderer.items)):
         sample = renderer.sample(val_spec(renderer.items, index, crop, multiple, seed), lookup)

@@ -332,23 +332,59 @@ def with_ranges(config: DegradationConfig, **overrides) -> DegradationConfig:
     return replace(config, **fixed)
 
 
-def degrade_sequence(frames: list, seed: int, config: DegradationConfig = PRESETS["mild"]) -> Tuple[list, DegradationParams]:
+def frame_params(params: DegradationParams, index: int, vary: float) -> DegradationParams:
+    """The parameters of frame ``index`` of a clip degraded with ``params``, drifting by ``vary``.
+
+    ``vary`` = 0 gives ``params`` itself. Otherwise, around the clip's values: the blur's length
+    scales by up to ``1 ± vary`` and its angle turns by up to ``±30°·vary`` (a hand shakes
+    differently during each exposure; trajectory kernels get a new path), the defocus radius scales
+    by ``1 ± vary/2`` (focus hunting), read noise and the shot-noise peak by ``1 ± vary`` (auto gain)
+    and the JPEG quality moves by up to ``±15·vary``. Frame 0 keeps the clip's values; the
+    drift is a random walk, so neighbouring frames stay close. Deterministic in (seed, index).
+    """
+    if vary <= 0 or index == 0:
+        return params
+    walk = np.zeros(5)
+    for step in range(1, index + 1):
+        walk += np.random.default_rng([params.seed, 3, step]).uniform(-1.0, 1.0, 5) * 0.5
+    walk = np.clip(walk, -1.0, 1.0) * vary
+    length = params.motion_length * (1.0 + walk[0]) if params.motion != "none" else 0.0
+    quality = int(np.clip(round(params.jpeg_quality + 15.0 * walk[4]), 1, 100)) if params.codec == "jpeg" else params.jpeg_quality
+    return replace(
+        params, seed=int(np.random.default_rng([params.seed, 4, index]).integers(2**31 - 1)),
+        motion_length=max(1.0, length) if params.motion != "none" else 0.0,
+        motion_angle=(params.motion_angle + 30.0 * walk[1]) % 180.0,
+        defocus_radius=params.defocus_radius * (1.0 + 0.5 * walk[2]),
+        gaussian_sigma=max(0.0, params.gaussian_sigma * (1.0 + walk[3])),
+        poisson_peak=params.poisson_peak / (1.0 + walk[3]) if params.poisson_peak > 0 else 0.0,
+        jpeg_quality=quality,
+    )
+
+
+def degrade_sequence(frames: list, seed: int, config: DegradationConfig = PRESETS["mild"],
+                     vary: float = 0.0) -> Tuple[list, DegradationParams]:
     """Degrade consecutive video frames the way one call would: the same lens and shake
     parameters for the clip, fresh sensor noise every frame, and one H.264 (or per-frame JPEG)
     encode of the whole clip.
+
+    ``vary`` > 0 lets the blur, noise and JPEG quality drift from frame to frame around the clip's
+    parameters (:func:`frame_params`); the returned parameters are the clip's (frame 0's).
     """
     params = sample_params(config, seed)
     kernel = blur_kernel(params)
     out = []
     for index, image in enumerate(frames):
+        current = frame_params(params, index, vary)
+        if current is not params:
+            kernel = blur_kernel(current)
         work = image.astype(np.float32)
         if kernel is not None:
             work = cv2.filter2D(work, -1, kernel[::-1, ::-1], borderType=cv2.BORDER_REFLECT)
         rng = np.random.default_rng([params.seed, 2, index])
-        work = add_sensor_noise(work, params.gaussian_sigma, params.poisson_peak, rng)
+        work = add_sensor_noise(work, current.gaussian_sigma, current.poisson_peak, rng)
         work = np.clip(np.rint(work), 0, 255).astype(np.uint8)
         if params.codec == "jpeg":
-            work = jpeg_roundtrip(work, params.jpeg_quality)
+            work = jpeg_roundtrip(work, current.jpeg_quality)
         out.append(work)
     if params.codec == "h264":
         out = h264_roundtrip(out, params.h264_crf)

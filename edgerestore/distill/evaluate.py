@@ -24,8 +24,20 @@ def _to_uint8(batch: torch.Tensor) -> np.ndarray:
 
 
 def _scores(pairs) -> dict:
-    rows = [quality(restored, clean) for restored, clean in pairs]
-    return {key: float(np.mean([row[key] for row in rows])) for key in ("psnr", "ssim", "ms_ssim")}
+    """Mean PSNR/SSIM/MS-SSIM over crops, or over every frame of clips (``[T, H, W, 3]``, which
+    also give ``temporal``: the mean |change of the output - change of the ground truth| in levels)."""
+    rows, temporal = [], []
+    for restored, clean in pairs:
+        if clean.ndim == 4:
+            rows += [quality(r, c) for r, c in zip(restored, clean)]
+            change = np.diff(restored.astype(np.float32), axis=0) - np.diff(clean.astype(np.float32), axis=0)
+            temporal.append(float(np.abs(change).mean()))
+        else:
+            rows.append(quality(restored, clean))
+    scores = {key: float(np.mean([row[key] for row in rows])) for key in ("psnr", "ssim", "ms_ssim")}
+    if temporal:
+        scores["temporal"] = float(np.mean(temporal))
+    return scores
 
 
 @torch.no_grad()
@@ -33,7 +45,7 @@ def evaluate(config: DistillConfig, checkpoints: List[str], device="cpu",
              echo: Callable[[str], None] = print) -> List[dict]:
     """Rows ``{"name", "psnr", "ssim", "ms_ssim"}``: the degraded input, the teacher (when the
     config has one whose outputs are cached or computable), then every checkpoint."""
-    from edgerestore.distill.trainer import prepare, val_multiple
+    from edgerestore.distill.trainer import frames_batch, prepare, run_clips, val_multiple
 
     p = prepare(config, device, echo)
     if not p.val.items:
@@ -50,6 +62,12 @@ def evaluate(config: DistillConfig, checkpoints: List[str], device="cpu",
     for path, model in models:
         pairs = []
         for sample in samples:
+            if sample["clean"].ndim == 4:  # a clip: frame after frame (a temporal student keeps its state)
+                x = frames_batch(sample["degraded"], device)
+                padded, (h, w) = pad_to_multiple(x, model.stride)
+                out = run_clips(model, padded, len(padded), quantize_state=True)[..., :h, :w]
+                pairs.append((np.stack([_to_uint8(o[None]) for o in out]), sample["clean"]))
+                continue
             x = to_batch([sample["degraded"]], device)
             padded, (h, w) = pad_to_multiple(x, model.stride)
             pairs.append((_to_uint8(model(padded)[..., :h, :w]), sample["clean"]))

@@ -91,6 +91,23 @@ def feature_loss(adapted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(adapted, target) / (target.detach().pow(2).mean() + 1e-6)
 
 
+def temporal_loss(output: torch.Tensor, clean: torch.Tensor, frames: int, pixel=charbonnier,
+                  eps: float = 1e-3) -> torch.Tensor:
+    """Distance between the frame-to-frame changes of the output and of the ground truth.
+
+    ``output`` and ``clean`` are ``[B*T, C, H, W]`` clips of ``frames`` consecutive frames. Equal to
+    the change of the error from one frame to the next, ``(out_t - gt_t) - (out_t-1 - gt_t-1)``:
+    zero for a perfect output *and* for an error that stays put, so it punishes flicker (noise
+    and artefacts that differ each frame) and not a steady residual blur. Not motion-compensated:
+    with the small motion of training clips, an error that moves with the picture costs a little
+    here, but the loss stays exact where the picture holds still, which is where flicker shows.
+    """
+    size = output.shape[1:]
+    out = output.reshape(-1, frames, *size)
+    gt = clean.reshape(-1, frames, *size)
+    return pixel(out[:, 1:] - out[:, :-1], gt[:, 1:] - gt[:, :-1], eps)
+
+
 class FeatureAdapter(nn.Module):
     """A 1x1 convolution from the student's feature channels to the teacher's; zero at the start,
     so the (relative) feature loss starts at exactly 1 instead of a random value."""
@@ -118,6 +135,7 @@ class DistillLoss:
             "ms_ssim": section.ms_ssim,
             "freq": section.freq,
             "feature": section.feature if with_teacher else 0.0,
+            "temporal": getattr(section, "temporal", 0.0),
         }
 
     @property
@@ -126,8 +144,10 @@ class DistillLoss:
         return [name for name, weight in self.weights.items() if weight > 0]
 
     def __call__(self, output: torch.Tensor, clean: torch.Tensor, teacher: Optional[torch.Tensor] = None,
-                 adapted: Optional[torch.Tensor] = None, teacher_features: Optional[torch.Tensor] = None
-                 ) -> Tuple[torch.Tensor, Dict[str, float]]:
+                 adapted: Optional[torch.Tensor] = None, teacher_features: Optional[torch.Tensor] = None,
+                 frames: int = 0) -> Tuple[torch.Tensor, Dict[str, float]]:
+        """``frames`` > 1: the batch holds clips of that many consecutive frames, ``[B*T, 3, H, W]``
+        in clip-major order; the temporal term compares their frame-to-frame changes."""
         w, eps = self.weights, self.section.eps
         terms: Dict[str, torch.Tensor] = {}
         if w["gt"] > 0:
@@ -141,5 +161,7 @@ class DistillLoss:
             terms["freq"] = w["freq"] * frequency_loss(output, target)
         if w["feature"] > 0 and adapted is not None:
             terms["feature"] = w["feature"] * feature_loss(adapted, teacher_features)
+        if w["temporal"] > 0 and frames > 1:
+            terms["temporal"] = w["temporal"] * temporal_loss(output, clean, frames, self.pixel, eps)
         total = sum(terms.values())
         return total, {name: float(value.detach()) for name, value in terms.items()}

@@ -376,23 +376,41 @@ def to_batch(arrays: List[np.ndarray], device) -> torch.Tensor:
 def fill_targets(teacher: Teacher, cache: Optional[TeacherCache], samples: List[dict], batch: int,
                  device="cpu", on_batch: Optional[Callable[[int], None]] = None) -> int:
     """Compute the teacher output of every sample that has none (grouped by crop size, ``batch``
-    crops per call) and store it in the cache; returns how many were computed."""
-    missing: Dict[Tuple[int, int], List[dict]] = {}
+    crops per call) and store it in the cache; returns how many were computed. A clip
+    (``[T, H, W, 3]``) gets the teacher's output of each of its frames."""
+    missing: Dict[Tuple[int, int], List[Tuple[dict, Optional[int]]]] = {}
+    pending: Dict[int, List[Optional[np.ndarray]]] = {}
     for sample in samples:
         if sample.get("teacher") is None:
-            missing.setdefault(sample["degraded"].shape[:2], []).append(sample)
+            degraded = sample["degraded"]
+            if degraded.ndim == 4:
+                pending[id(sample)] = [None] * len(degraded)
+                for t in range(len(degraded)):
+                    missing.setdefault(degraded.shape[1:3], []).append((sample, t))
+            else:
+                missing.setdefault(degraded.shape[:2], []).append((sample, None))
     computed = 0
     for group in missing.values():
         for start in range(0, len(group), batch):
             chunk = group[start:start + batch]
-            outputs = teacher.outputs(to_batch([s["degraded"] for s in chunk], device))
+            inputs = [s["degraded"] if t is None else s["degraded"][t] for s, t in chunk]
+            outputs = teacher.outputs(to_batch(inputs, device))
             # rounded to 8 bits: the same targets whether computed now or read from the cache
             outputs = (outputs * 255.0).round_().clamp_(0, 255).permute(0, 2, 3, 1).to("cpu", torch.uint8).numpy()
-            for sample, output in zip(chunk, outputs):
-                sample["teacher"] = np.ascontiguousarray(output)
-                if cache is not None:
-                    cache.put(sample["key"], sample["degraded"], sample["teacher"])
-            computed += len(chunk)
+            for (sample, t), output in zip(chunk, outputs):
+                if t is None:
+                    sample["teacher"] = np.ascontiguousarray(output)
+                    if cache is not None:
+                        cache.put(sample["key"], sample["degraded"], sample["teacher"])
+                    computed += 1
+                    continue
+                frames = pending[id(sample)]
+                frames[t] = np.ascontiguousarray(output)
+                if all(f is not None for f in frames):
+                    sample["teacher"] = np.stack(frames)
+                    if cache is not None:
+                        cache.put(sample["key"], sample["degraded"], sample["teacher"])
+                    computed += 1
             if on_batch is not None:
                 on_batch(len(chunk))
     return computed

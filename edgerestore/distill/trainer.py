@@ -253,8 +253,12 @@ class _TrainNet(nn.Module):
     def _capture(self, module, inputs):
         self._features = inputs[0]
 
-    def forward(self, x: torch.Tensor):
-        out = self.student(x)
+    def forward(self, x: torch.Tensor, frames: int = 0):
+        """``x``: a batch of crops, or ``[B*T, 3, H, W]`` clips of ``frames`` frames (clip-major)."""
+        if frames > 1 and self.student.temporal:
+            out = run_clips(self.student, x, frames, quantize_state=True)
+        else:
+            out = self.student(x)
         if self.adapter is None:
             return out, None, None
         features, self._features = self._features, None
@@ -270,11 +274,30 @@ def student_config(section) -> StudentConfig:
         raise ConfigError("student.config: %s; fields: %s" % (exc, ", ".join(StudentConfig().to_dict()))) from exc
 
 
+def run_clips(student: StudentNet, x: torch.Tensor, frames: int, quantize_state: bool = False) -> torch.Tensor:
+    """Run ``student`` over clips ``[B*T, 3, H, W]`` (clip-major) frame after frame, carrying a
+    temporal student's state from each frame to the next (others see the frames alone).
+
+    ``quantize_state`` rounds the fed-back output frame to 8 bits as the exported models do (their
+    state is the uint8 output), with a straight-through gradient.
+    """
+    if not student.temporal:
+        return student(x)
+    clips = x.reshape(-1, frames, *x.shape[1:])
+    outputs, state = [], None
+    for t in range(frames):
+        out, (previous, hidden) = student.step(clips[:, t], state)
+        outputs.append(out)
+        if quantize_state:
+            stored = torch.round(previous.clamp(0.0, 1.0) * 255.0) / 255.0
+            previous = previous + (stored - previous).detach()
+        state = (previous, hidden)
+    return torch.stack(outputs, 1).reshape(x.shape)
+
+
 def build_student(section, seed: int):
     """The student of ``student.*``: ``(model, preset name or None)``."""
     config = student_config(section)
-    if config.temporal:
-        raise ConfigError("temporal students cannot be distilled yet; remove student.config.temporal")
     name = next((p.name for p in PRESETS.values() if p.config == config), None)
     torch.manual_seed(seed)
     if section.init:
@@ -290,6 +313,19 @@ def psnr(output: torch.Tensor, target: torch.Tensor) -> float:
     out = torch.round(output.clamp(0, 1) * 255.0)
     mse = torch.mean((out - torch.round(target * 255.0)) ** 2).item()
     return 99.0 if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def frames_batch(array: np.ndarray, device) -> torch.Tensor:
+    """A crop ``HxWx3`` -> ``[1, 3, H, W]``; a clip ``TxHxWx3`` -> ``[T, 3, H, W]`` (floats in [0, 1])."""
+    return to_batch(list(array) if array.ndim == 4 else [array], device)
+
+
+def temporal_error(output: torch.Tensor, clean: torch.Tensor) -> float:
+    """Mean |change of the 8-bit output - change of the ground truth| between consecutive frames of
+    one clip ``[T, 3, H, W]``, in 0-255 levels (the flicker the output adds; 0 = none)."""
+    out = torch.round(output.clamp(0, 1) * 255.0)
+    gt = torch.round(clean * 255.0)
+    return float(((out[1:] - out[:-1]) - (gt[1:] - gt[:-1])).abs().mean())
 
 
 # --------------------------------------------------------------------------- data setup
@@ -315,12 +351,20 @@ def prepare(config: DistillConfig, device, echo: Callable[[str], None] = print, 
                                  "(edgerestore distill DATA... or data.train in the config)")
     teacher = create_teacher(config.teacher, device)  # first: a bad teacher fails before the data loads
     items, counts = D.load_items(config.data.train, config.data.video_stride, config.data.video_max_frames)
+    clips_mode = config.data.sequence > 1
+    if config.data.clips and not clips_mode:
+        raise ConfigError("data.clips are for sequence training: set data.sequence >= 2 (e.g. 5)")
     if config.data.val:
         train_items = items
-        val_items = D.representatives(D.load_items(config.data.val, config.data.video_stride,
-                                                   config.data.video_max_frames)[0])
+        val_items = D.load_items(config.data.val, config.data.video_stride, config.data.video_max_frames)[0]
+        if not clips_mode:
+            val_items = D.representatives(val_items)
     else:
-        train_items, val_items = D.split_items(items, config.data.val_count, config.train.seed)
+        train_items, val_items = D.split_items(items, config.data.val_count, config.train.seed, whole_groups=clips_mode)
+    if clips_mode and config.data.clips:
+        clip_items, clip_counts = D.load_clips(config.data.clips, config.data.video_max_frames)
+        train_items = train_items + clip_items
+        counts.update(clip_counts)
     D.check_sizes(train_items, config.data.patch)
     loss = config.loss
     uses_outputs = loss.teacher > 0 or (loss.target == "teacher" and (loss.ms_ssim > 0 or loss.freq > 0))
@@ -334,8 +378,13 @@ def prepare(config: DistillConfig, device, echo: Callable[[str], None] = print, 
     teacher.attach(train_items)
     teacher.attach(val_items)
     cache = open_cache(teacher, config.teacher.cache) if (needs_outputs or teacher.kind == "folder") else None
-    return Prepared(D.Renderer(train_items, config.data.degradation), D.Renderer(val_items, config.data.degradation),
-                    counts, teacher, cache, needs_outputs, needs_features)
+    if clips_mode:
+        d = config.data
+        renderers = [D.ClipRenderer(its, d.degradation, length, d.motion, d.vary, d.clip_share)
+                     for its, length in ((train_items, d.sequence), (val_items, d.val_frames))]
+    else:
+        renderers = [D.Renderer(train_items, config.data.degradation), D.Renderer(val_items, config.data.degradation)]
+    return Prepared(renderers[0], renderers[1], counts, teacher, cache, needs_outputs, needs_features)
 
 
 def total_samples(config: DistillConfig) -> int:
@@ -396,6 +445,9 @@ class Trainer:
         torch.set_num_threads(default_threads(c, self.dist.local_world, self.workers))
         self.saved = self._check_out()
         self.student, self.preset = build_student(c.student, c.train.seed)
+        if self.student.temporal and c.data.sequence < 2:
+            raise ConfigError("%s is a temporal student: it learns on clips; set data.sequence >= 2 (e.g. "
+                              "--set data.sequence=5)" % (self.preset or "this student"))
         stride = self.student.stride
         if c.data.patch % stride:
             raise ConfigError("data.patch=%d must be a multiple of the student's stride %d" % (c.data.patch, stride))
@@ -505,13 +557,14 @@ class Trainer:
         scores = [0.0, 0.0, float(len(self.val_samples))]
         with_teacher = p.needs_outputs
         for sample in self.val_samples:
-            clean = to_batch([sample["clean"]], self.dist.device)
-            scores[0] += psnr(to_batch([sample["degraded"]], self.dist.device), clean)
+            clean = frames_batch(sample["clean"], self.dist.device)
+            scores[0] += psnr(frames_batch(sample["degraded"], self.dist.device), clean)
         if with_teacher:
             self.cache_hits += sum(1 for s in self.val_samples if s.get("teacher") is not None)
             fill_targets(p.teacher, p.cache, self.val_samples, c.teacher.batch, self.dist.device)
             for sample in self.val_samples:
-                scores[1] += psnr(to_batch([sample["teacher"]], self.dist.device), to_batch([sample["clean"]], self.dist.device))
+                scores[1] += psnr(frames_batch(sample["teacher"], self.dist.device),
+                                  frames_batch(sample["clean"], self.dist.device))
         total = self.dist.all_sum(scores)
         n = max(1.0, total[2])
         self.input_psnr = total[0] / n if total[2] else float("nan")
@@ -519,16 +572,25 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> float:
+        """Mean PSNR of the deliverable on the validation crops (clips: over all their frames, a
+        temporal student running frame after frame); clips also set ``self.val_temporal``."""
         model = self.deliverable
         was_training = model.training
         model.eval()
-        total, count = 0.0, 0.0
+        total, count, temporal = 0.0, 0.0, 0.0
         for sample in self.val_samples:
-            x = to_batch([sample["degraded"]], self.dist.device)
-            total += psnr(model(x), to_batch([sample["clean"]], self.dist.device))
+            x = frames_batch(sample["degraded"], self.dist.device)
+            clean = frames_batch(sample["clean"], self.dist.device)
+            if sample["clean"].ndim == 4:
+                out = run_clips(model, x, len(x), quantize_state=True)
+                temporal += temporal_error(out, clean)
+            else:
+                out = model(x)
+            total += psnr(out, clean)
             count += 1
         model.train(was_training)
-        total, count = self.dist.all_sum([total, count])
+        total, count, temporal = self.dist.all_sum([total, count, temporal])
+        self.val_temporal = temporal / count if count and self.config.data.sequence > 1 else float("nan")
         return total / count if count else float("nan")
 
     # ----------------------------------------------------------------- checkpoints
@@ -569,18 +631,24 @@ class Trainer:
         rng = np.random.default_rng([c.train.seed, 11, self.dist.rank, self.step])
         arrays = self.pool.draw(rng, c.train.batch, c.data.patch, c.data.augment, with_teacher=p.needs_outputs)
         device = self.dist.device
-        x, clean = to_batch(list(arrays["degraded"]), device), to_batch(list(arrays["clean"]), device)
-        target = to_batch(list(arrays["teacher"]), device) if p.needs_outputs else None
+        frames = arrays["clean"].shape[1] if arrays["clean"].ndim == 5 else 0
+
+        def batch(name):  # clips are flattened clip-major: [B*T, 3, H, W]
+            values = arrays[name]
+            return to_batch(list(values.reshape(-1, *values.shape[-3:])), device)
+
+        x, clean = batch("degraded"), batch("clean")
+        target = batch("teacher") if p.needs_outputs else None
         lr = lr_at(self.step, c.train.steps, c.optim)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         teacher_features = None
         if p.needs_features:
             _, teacher_features = p.teacher.outputs_and_features(x)
-        out, adapted, student_features = self.ddp(x)
+        out, adapted, student_features = self.ddp(x, frames)
         if teacher_features is not None:
             teacher_features = match_features(teacher_features, student_features.shape[-2:])
-        loss, terms = self.loss(out, clean, target, adapted, teacher_features)
+        loss, terms = self.loss(out, clean, target, adapted, teacher_features, frames=frames)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if c.optim.grad_clip > 0:
@@ -624,7 +692,11 @@ class Trainer:
         self.echo("validation: %d crop(s); input %.2f dB%s" % (
             self.val_count, self.input_psnr,
             "; teacher %.2f dB" % self.teacher_psnr if self.teacher_psnr == self.teacher_psnr else ""))
-        columns = ["step", "lr", "loss"] + self.loss.active + ["val_psnr", "sec_per_step", "teacher_calls"]
+        columns = ["step", "lr", "loss"] + self.loss.active + ["val_psnr"]
+        if c.data.sequence > 1:
+            columns.append("val_temporal")
+        columns += ["sec_per_step", "teacher_calls"]
+        self.val_temporal = float("nan")
         log = RunLog(self.out, columns, self.step, self.echo) if self.dist.main else None
         interrupted = None
         val_psnr = float("nan")
@@ -664,6 +736,7 @@ class Trainer:
                     now = time.time()
                     row = {k: v / count for k, v in sums.items()}
                     row.update(step=self.step, lr=terms["lr"], val_psnr=val_psnr if validated else "",
+                               val_temporal=self.val_temporal if validated else "",
                                sec_per_step=(now - tick) / count, teacher_calls=p.teacher.calls)
                     if log is not None:
                         log.write(row)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from edgerestore.errors import CheckpointError, ConfigError, InputNotFoundError, UnknownNameError
-from edgerestore.export.targets import Format, Target, get_target, select_formats
+from edgerestore.export.targets import Format, Target, get_format, get_target, select_formats
 from edgerestore.files import file_sha256
 from edgerestore.runtime.bundle import MANIFEST, SCHEMA
 
@@ -83,8 +83,6 @@ def load_model(spec: str):
                                      "checkpoint: edgerestore export path/to/student.pt --target ..." % (preset, preset))
         path = Path(shipped)
         student, info = load_student(path, expect=get_preset(preset).config)
-    if student.config.temporal:
-        raise CheckpointError("%s is a temporal student; export supports single-frame students" % path.name)
     return student.eval(), {"preset": preset, "source": path.name, "source_sha256": file_sha256(path),
                             "config": student.config.to_dict(), "stride": student.stride}
 
@@ -147,20 +145,36 @@ def run_exporter(job: ExportJob, fmt: Format, log: Callable[[str], None]) -> Tup
     return path, seconds
 
 
-def _io(fmt: Format, path: Path, size: Tuple[int, int]) -> dict:
-    """The artifact's I/O contract as the runtime needs it."""
-    from edgerestore.export.onnx import CONTRACT, FLOAT_CONTRACT, IO
+def _io(fmt: Format, path: Path, size: Tuple[int, int], student=None) -> dict:
+    """The artifact's I/O contract as the runtime needs it (and a temporal model's ``state``)."""
+    from edgerestore.export.onnx import CONTRACT, FLOAT_CONTRACT, IO, state_spec
 
     contract = FLOAT_CONTRACT if fmt.backend == "tensorrt" else CONTRACT
     shape = [1, size[0], size[1], 3] if fmt.fixed_size else [1, "H", "W", 3]
     names = {"tflite": None}.get(fmt.backend, ("frame", "restored"))
+    tflite = None
     if names is None:
         from edgerestore.export.tflite import read_io
 
-        io = read_io(path)
-        names = (io["input"]["name"], io["output"]["name"])
+        tflite = read_io(path)
+        names = (tflite["input"]["name"], tflite["output"]["name"])
     spec = dict(IO[contract], contract=contract, shape=shape)
-    return {"input": dict(spec, name=names[0]), "output": dict(spec, name=names[1])}
+    io = {"input": dict(spec, name=names[0]), "output": dict(spec, name=names[1])}
+    if student is not None and student.config.temporal:
+        state = state_spec(student, "nhwc" if fmt.backend == "tflite" else "nchw")
+        s, channels = student.config.scale, student.config.width
+        for entry in state:
+            if entry["input"] == "previous":
+                entry["shape"] = list(shape)
+                if fmt.backend == "tensorrt":
+                    entry.update(dtype="float32", contract=contract)
+            else:
+                h, w = (size[0] // s, size[1] // s) if fmt.fixed_size else ("H/%d" % s, "W/%d" % s)
+                entry["shape"] = [1, h, w, channels] if entry["layout"] == "nhwc" else [1, channels, h, w]
+            if tflite is not None:  # the converter's own tensor names (inputs in argument order)
+                entry["tensor"] = tflite["inputs"][1 if entry["input"] == "previous" else 2]["name"]
+        io["state"] = state
+    return io
 
 
 @dataclass
@@ -177,13 +191,22 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
                   threads: Optional[int] = None, log: Callable[[str], None] = lambda m: None,
                   on_format: Optional[Callable[[Format], None]] = None) -> ExportResult:
     """Export ``model`` (preset or .pt) for ``target`` into the bundle folder ``out``; see the module docstring."""
-    from edgerestore.export.verify import Row, reference_outputs, verify_artifact
+    from edgerestore.export.verify import Row, clips_of, expand, reference_outputs, verify_artifact
 
     target_row = get_target(target)
     chosen, warnings = select_formats(target_row, formats, precision)
     for warning in warnings:
         log("warning: " + warning)
     student, model_info = load_model(model)
+    if student.config.temporal:
+        skipped = [fmt for fmt in chosen if not fmt.temporal]
+        chosen = [fmt for fmt in chosen if fmt.temporal]
+        for fmt in skipped:
+            warnings.append("%s skipped: it has no graph for temporal students yet (the other formats do)" % fmt.name)
+            log("warning: " + warnings[-1])
+        if not chosen:
+            raise ConfigError("none of the formats asked for (%s) can export a temporal student; %s can" % (
+                ", ".join(f.name for f in skipped), ", ".join(n for n in target_row.formats if get_format(n).temporal)))
     size = size or target_row.device.resolution
     stride = model_info["stride"]
     if size[0] % stride or size[1] % stride:
@@ -220,7 +243,7 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
             row.size_mb = round(path.stat().st_size / 1e6, 3)
             entry = {"format": fmt.name, "backend": fmt.backend, "precision": fmt.precision, "file": path.name,
                      "extra_files": job.extra_files.get(fmt.name, []), "fixed_size": fmt.fixed_size,
-                     "input_size": list(size) if fmt.fixed_size else None, "io": _io(fmt, path, size),
+                     "input_size": list(size) if fmt.fixed_size else None, "io": _io(fmt, path, size, student),
                      "export_seconds": round(seconds, 2), "description": fmt.description}
             if fmt.name == "tensorrt-int8":
                 entry["calibration_cache"] = job.extra_files[fmt.name][0]
@@ -230,8 +253,8 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
                 options = {"work_dir": work}
                 if entry.get("calibration_cache"):
                     options["calibration_cache"] = partial / entry["calibration_cache"]
-                verify_artifact(row, path, fmt.backend, job.calibration.holdout, references, threads=threads,
-                                **options)
+                verify_artifact(row, path, fmt.backend, expand(student, job.calibration.holdout), references,
+                                threads=threads, clips=clips_of(student, job.calibration.holdout), **options)
             else:
                 row.status, row.note = "ok", "not verified (--no-verify)"
             entry["verify"] = row.to_dict() if verify else {"status": "skipped"}

@@ -18,6 +18,17 @@ depth-to-space. So the exported graph never transposes a frame:
 
 The result equals the PyTorch student on the same uint8 frame (the tests demand >= 50 dB PSNR).
 
+**Temporal students** take two more inputs, their state: ``previous`` (uint8 ``[1,H,W,3]``, their
+own previous output) and ``hidden`` (float32 ``[1,C,H/s,W/s]``, the previous frame's head features),
+and return ``hidden_out`` besides ``restored``. ``hidden`` is mixed into the features at low
+resolution; the gate comes out of a 2x2 transposed convolution at half resolution and is
+upsampled (nearest) straight into the interleaved rows (each value covers 2 rows x 6 values:
+2x2 pixels, 3 colours), so the blend ``r + g * (previous - r)`` is four same-shape elementwise
+operations on the rows. (Measured at 1080p: a per-pixel gate by a full-resolution transposed
+convolution costs 8-20 ms, a gate broadcast over NHWC colours 26 ms, a uint8 concat of frame and
+previous on the innermost axis 31 ms; docs/temporal.md.) The file's ``edgerestore.state``
+metadata says how the runtime feeds the state (:func:`state_spec`).
+
 Per export target (:mod:`edgerestore.export.targets`) the graph gets the opset and IR version the
 board's software parses (TensorRT 8.2 on the Jetson Nano: opset 13, IR 7), is simplified with
 onnxslim, and is built for a fixed size or for any size. :class:`FloatFrameModel` is the same graph
@@ -34,6 +45,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edgerestore.models.student import StudentNet
@@ -41,7 +53,24 @@ from edgerestore.models.student import StudentNet
 DEFAULT_OPSET = 13  # TensorRT 8.2 (Jetson Nano, JetPack 4.6) parses up to opset 13
 INPUT_NAME = "frame"
 OUTPUT_NAME = "restored"
+STATE_NAME = "previous"
+HIDDEN_NAME = "hidden"
+HIDDEN_OUTPUT = "hidden_out"
 CONTRACT = "uint8-nhwc-rgb"
+
+
+def state_spec(student: StudentNet, layout: str = "nchw") -> list:
+    """How the runtime feeds a temporal model's state (stored as ``edgerestore.state``, in the
+    bundle manifest, read by the runtime's backends): each input takes the named output of the
+    stream's previous frame; on a reset (first frame, scene cut, reconnect, new frame size) it
+    is a copy of the current frame (``input``) or zeros of the given shape (``zeros``)."""
+    config = student.config
+    return [
+        {"input": STATE_NAME, "output": OUTPUT_NAME, "reset": "input", "like": INPUT_NAME,
+         "layout": "nhwc", "channels": 3, "dtype": "uint8"},
+        {"input": HIDDEN_NAME, "output": HIDDEN_OUTPUT, "reset": "zeros", "layout": layout,
+         "channels": config.width, "stride": config.scale, "dtype": "float32"},
+    ]
 
 
 def _interleave_kernel(weight: torch.Tensor) -> torch.Tensor:
@@ -52,15 +81,15 @@ def _interleave_kernel(weight: torch.Tensor) -> torch.Tensor:
 
 
 class Uint8FrameModel(nn.Module):
-    """The deployable graph: ``uint8 [1,H,W,3] -> uint8 [1,H,W,3]``, same maths as the student."""
+    """The deployable graph: ``uint8 [1,H,W,3] -> uint8 [1,H,W,3]``, same maths as the student
+    (temporal students: ``(frame, previous, hidden) -> (restored, hidden_out)``)."""
 
     def __init__(self, student: StudentNet):
         super().__init__()
-        if student.config.temporal:
-            raise NotImplementedError("temporal students export through edgerestore.export.temporal")
         s = student.config.scale
         width = student.config.width
         self.scale = s
+        self.temporal = student.config.temporal
         self.head = nn.Conv2d(1, width, (s, 3 * s), stride=(s, 3 * s))
         self.tail = nn.ConvTranspose2d(width, 1, (s, 3 * s), stride=(s, 3 * s))
         with torch.no_grad():
@@ -68,30 +97,57 @@ class Uint8FrameModel(nn.Module):
             self.head.bias.copy_(student.head.bias)
             self.tail.weight.copy_(_interleave_kernel(student.tail.weight) * 255.0)
             self.tail.bias.fill_(0.5)  # with the truncating cast below: round to nearest
+        if self.temporal:
+            self.mix = copy.deepcopy(student.mix)
+            self.gate = nn.ConvTranspose2d(width, 1, 2, stride=2)
+            with torch.no_grad():
+                self.gate.weight.copy_(student.gate.weight)
+                self.gate.bias.fill_(float(student.gate_bias))
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
 
-    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+    def restore(self, rows: torch.Tensor, previous_rows: Optional[torch.Tensor] = None,
+                hidden: Optional[torch.Tensor] = None):
+        """Float frame rows ``[n,1,H,3W]`` (0..255) -> restored rows + 0.5 (not clamped);
+        temporal: ``(rows, features)``."""
+        head = self.act(self.head(rows))
+        features = head if hidden is None else head + self.mix(hidden)
+        features = self.context(self.body(features))
+        restored = rows + self.tail(features)  # includes +0.5
+        if previous_rows is None:
+            return restored
+        half = self.scale // 2
+        gate = F.interpolate(torch.sigmoid(self.gate(features)), scale_factor=(half, 3 * half), mode="nearest")
+        return restored + gate * (previous_rows + 0.5 - restored), head
+
+    def forward(self, frame: torch.Tensor, previous: Optional[torch.Tensor] = None,
+                hidden: Optional[torch.Tensor] = None):
         n, h, w, c = frame.shape
         rows = frame.reshape(n, 1, h, w * c).float()
-        features = self.context(self.body(self.act(self.head(rows))))
-        out = torch.clamp(rows + self.tail(features), 0.0, 255.0)
-        return out.to(torch.uint8).reshape(n, h, w, c)
+        if not self.temporal:
+            out = torch.clamp(self.restore(rows), 0.0, 255.0)
+            return out.to(torch.uint8).reshape(n, h, w, c)
+        out, features = self.restore(rows, previous.reshape(n, 1, h, w * c).float(), hidden)
+        return torch.clamp(out, 0.0, 255.0).to(torch.uint8).reshape(n, h, w, c), features
 
 
 class FloatFrameModel(Uint8FrameModel):
     """``float32 [1,H,W,3]`` (0..255) in, ``float32 [1,H,W,3]`` out: the TensorRT graph.
 
     The output is ``clamp(restored + 0.5, 0, 255)``: truncating it to uint8 gives the uint8 graph's
-    frame exactly, so the board-side adapter is one ``astype``.
+    frame exactly, so the board-side adapter is one ``astype``. A temporal student's ``previous``
+    is float32 0..255 as well (the previous output after that truncation).
     """
 
-    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+    def forward(self, frame: torch.Tensor, previous: Optional[torch.Tensor] = None,
+                hidden: Optional[torch.Tensor] = None):
         n, h, w, c = frame.shape
         rows = frame.reshape(n, 1, h, w * c)
-        features = self.context(self.body(self.act(self.head(rows))))
-        return torch.clamp(rows + self.tail(features), 0.0, 255.0).reshape(n, h, w, c)
+        if not self.temporal:
+            return torch.clamp(self.restore(rows), 0.0, 255.0).reshape(n, h, w, c)
+        out, features = self.restore(rows, previous.reshape(n, 1, h, w * c), hidden)
+        return torch.clamp(out, 0.0, 255.0).reshape(n, h, w, c), features
 
 
 FLOAT_CONTRACT = "float32-nhwc-rgb"
@@ -103,10 +159,22 @@ IO = {
 }
 
 
-def reference_uint8(student: StudentNet, frame: torch.Tensor) -> torch.Tensor:
-    """What the exported graph must compute, by the plain student: uint8 NHWC in and out."""
+def reference_uint8(student: StudentNet, frame: torch.Tensor, state=None):
+    """What the exported graph must compute, by the plain student: uint8 NHWC in and out.
+
+    Temporal students: ``state`` is ``None`` (a reset) or ``(previous uint8 NHWC, hidden)``, and
+    the result is ``(restored, (restored, hidden))``, the state after this frame as the runtime
+    keeps it.
+    """
     x = frame.permute(0, 3, 1, 2).float() / 255.0
     with torch.no_grad():
+        if student.config.temporal:
+            given = None
+            if state is not None:
+                given = (state[0].permute(0, 3, 1, 2).float() / 255.0, state[1])
+            y, (_, hidden) = student.step(x, given)
+            out = torch.clamp(y * 255.0 + 0.5, 0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+            return out, (out, hidden)
         y = student(x) * 255.0
     return torch.clamp(y + 0.5, 0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
@@ -153,18 +221,28 @@ def export_onnx(
             raise ValueError("%s %d is not a multiple of the model's stride %d" % (name, size, stride))
     dtype = torch.uint8 if io == CONTRACT else torch.float32
     sample = torch.zeros(1, sample_h, sample_w, 3, dtype=dtype)
+    inputs, names, outputs = (sample,), [INPUT_NAME], [OUTPUT_NAME]
+    if student.config.temporal:
+        s = student.config.scale
+        hidden = torch.zeros(1, student.config.width, sample_h // s, sample_w // s)
+        inputs, names = (sample, sample.clone(), hidden), [INPUT_NAME, STATE_NAME, HIDDEN_NAME]
+        outputs = [OUTPUT_NAME, HIDDEN_OUTPUT]
     dynamic = None
     if height is None or width is None:
-        dynamic = {INPUT_NAME: {1: "height", 2: "width"}, OUTPUT_NAME: {1: "height", 2: "width"}}
+        dynamic = {name: {1: "height", 2: "width"} for name in names[:2] + outputs[:1]}
+        if student.config.temporal:
+            dynamic.update({HIDDEN_NAME: {2: "rows", 3: "columns"}, HIDDEN_OUTPUT: {2: "rows", 3: "columns"}})
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (sample,), str(path), opset_version=opset, input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME], dynamic_axes=dynamic, do_constant_folding=True, dynamo=False,
+            model, inputs, str(path), opset_version=opset, input_names=names,
+            output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True, dynamo=False,
         )
     if simplify or ir_version is not None:
         _finish(path, ir_version, simplify)
     info = {"stride": stride, "contract": io, "config": json.dumps(student.config.to_dict())}
+    if student.config.temporal:
+        info["state"] = json.dumps(state_spec(student))
     info.update(metadata or {})
     write_metadata(path, info)
     return path
@@ -188,24 +266,39 @@ def _finish(path: Path, ir_version: Optional[int], simplify: bool) -> None:
 def to_fp16(src, dst) -> Path:
     """FP16 copy of a uint8-contract graph: float16 weights and arithmetic, uint8 I/O unchanged.
 
-    The graph's only float entry point is the Cast after the uint8 input, so retargeting the Casts
-    and the float initializers is the whole conversion (no Cast pairs around every op).
+    The graph's only float entry points are the Casts after the uint8 inputs, so retargeting the
+    Casts and the float initializers is most of the conversion (no Cast pairs around every op);
+    a temporal graph's float32 state (``hidden``/``hidden_out``) gets one Cast each way, so its
+    I/O contract does not change either.
     """
     import numpy as np
     import onnx
-    from onnx import TensorProto, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgerestore.export.verify import float32_parameters
 
     model = onnx.load(str(src))
     graph = model.graph
+    keep = float32_parameters(graph)
     for i, init in enumerate(graph.initializer):
-        if init.data_type == TensorProto.FLOAT:
+        if init.data_type == TensorProto.FLOAT and init.name not in keep:
             graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
+    float_inputs = [i.name for i in graph.input if i.type.tensor_type.elem_type == TensorProto.FLOAT]
+    float_outputs = [o.name for o in graph.output if o.type.tensor_type.elem_type == TensorProto.FLOAT]
+    renamed = set(float_inputs) | set(float_outputs)
     for node in graph.node:
+        node.input[:] = [name + "_fp16" if name in renamed else name for name in node.input]
+        node.output[:] = [name + "_fp16" if name in float_outputs else name for name in node.output]
         for attr in node.attribute:
             if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
                 attr.i = TensorProto.FLOAT16
-            if node.op_type == "Constant" and attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
+            if node.op_type == "Constant" and attr.name == "value" and attr.t.data_type == TensorProto.FLOAT \
+                    and node.output[0] not in keep:
                 attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16)))
+    for name in reversed(float_inputs):
+        graph.node.insert(0, helper.make_node("Cast", [name], [name + "_fp16"], to=TensorProto.FLOAT16))
+    for name in float_outputs:
+        graph.node.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT))
     del graph.value_info[:]
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))

@@ -37,6 +37,8 @@ class Format:
     fixed_size: bool
     """Built for one input size (TFLite, TensorRT); ONNX Runtime artifacts take any size."""
     description: str
+    temporal: bool = True
+    """Whether the format has a graph for temporal (recurrent) students."""
 
     def load_exporter(self) -> Callable:
         module_name, attr = self.exporter.split(":")
@@ -49,7 +51,7 @@ FORMATS: Dict[str, Format] = {fmt.name: fmt for fmt in (
     Format("onnx-fp16", "onnxruntime", "fp16", "model-fp16.onnx", "edgerestore.export.onnx:export_fp16_artifact", False,
            "ONNX with FP16 weights and arithmetic, uint8 I/O (ONNX Runtime on a GPU or an FP16 CPU)"),
     Format("onnx-int8", "onnxruntime", "int8", "model-int8.onnx", "edgerestore.export.quantize:export_artifact", False,
-           "ONNX static QDQ INT8 calibrated on real frames, uint8 I/O (ONNX Runtime CPU)"),
+           "ONNX static QDQ INT8 calibrated on real frames, uint8 I/O (ONNX Runtime CPU)", temporal=False),
     Format("tflite", "tflite", "fp32", "model.tflite", "edgerestore.export.tflite:export_fp32", True,
            "TFLite FP32, uint8 NHWC I/O (LiteRT + XNNPACK)"),
     Format("tflite-fp16", "tflite", "fp16", "model-fp16.tflite", "edgerestore.export.tflite:export_fp16", True,

@@ -142,25 +142,61 @@ def entropy_threshold(hist, bin_width, quant_bins=QUANT_BINS):
     return (best_i + 0.5) * bin_width
 
 
+def _frame_inputs(graph):
+    """Names of the graph inputs that are frames (NHWC, 3 channels): the frame and a temporal
+    model's previous output; its hidden features are not."""
+    names = []
+    for value in graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[-1].HasField("dim_value") and dims[-1].dim_value == 3:
+            names.append(value.name)
+    return names or [graph.input[0].name]
+
+
 def calibration_tensors(model):
     """Names of the tensors to give INT8 scales: the features between patchify and un-patchify.
 
-    Frame-level tensors (the input, its reshape, the residual add, clamp and output) get none, so
-    TensorRT keeps the layers that touch pixels in FP16: an INT8 scale for 0..255 is 2 levels per
-    step. Measured on a quickly trained ``small`` at 1080p (simulated INT8): parity 45.8 dB and
-    PSNR vs ground truth -0.42 dB with the frame quantized, 47.1 dB and -0.28 dB without.
+    Frame-level tensors (the inputs, their reshapes, the residual add, a temporal model's blend,
+    clamp and output) get none, so TensorRT keeps the layers that touch pixels in FP16: an INT8
+    scale for 0..255 is 2 levels per step. Measured on a quickly trained ``small`` at 1080p
+    (simulated INT8): parity 45.8 dB and PSNR vs ground truth -0.42 dB with the frame quantized,
+    47.1 dB and -0.28 dB without.
     """
     graph = model.graph
-    frame_level = {graph.input[0].name}
-    for node in graph.node:
-        if node.op_type in ("Reshape", "Transpose", "Identity", "Flatten") and node.input[0] in frame_level:
+    frame_level = set(_frame_inputs(graph))
+    for node in graph.node:  # anything computed from pixels without a convolution is pixel-level
+        if node.op_type not in ("Conv", "ConvTranspose") and set(node.input) & frame_level:
             frame_level.update(node.output)
     names = []
     for node in graph.node:
         if node.op_type in ("Conv", "ConvTranspose", "Relu") or (
                 node.op_type == "Add" and not set(node.input) & frame_level):
-            names += [n for n in node.output if n not in names]
+            names += [n for n in node.output if n not in names and n not in frame_level]
     return names
+
+
+def sequence_feeds(session, frames, run):
+    """Inputs to calibrate a model on: each frame alone, or for a temporal model (more inputs) the
+    frames as a clip run twice over, the state from the model's own previous outputs (``run(feeds)``
+    returns the outputs by name)."""
+    import numpy as np
+
+    inputs = session.get_inputs()
+    names = [i.name for i in inputs]
+    if len(inputs) == 1:
+        for frame in frames:
+            yield {names[0]: frame[None].astype(np.float32)}
+        return
+    hidden_shape = [int(d) for d in inputs[2].shape]
+    state = None
+    for frame in list(frames) + list(frames):
+        x = frame[None].astype(np.float32)
+        previous, hidden = (x, np.zeros(hidden_shape, np.float32)) if state is None else state
+        feeds = {names[0]: x, names[1]: previous, names[2]: hidden}
+        outputs = run(feeds)
+        restored = np.floor(outputs["restored"])  # the backend feeds back the truncated frame
+        state = (restored, outputs["hidden_out"])
+        yield feeds
 
 
 def calibrate_onnx(onnx_path, frames, bins=HIST_BINS):
@@ -168,6 +204,7 @@ def calibrate_onnx(onnx_path, frames, bins=HIST_BINS):
 
     Two passes like TensorRT's calibrator: the largest |x| of each tensor, then histograms of |x|
     over [0, max] and :func:`entropy_threshold`. Tensors that are always zero get no entry.
+    A temporal model sees the frames as a clip (its state from its own outputs).
     """
     import numpy as np
     import onnx
@@ -183,19 +220,22 @@ def calibrate_onnx(onnx_path, frames, bins=HIST_BINS):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     outputs = [o.name for o in session.get_outputs()]
-    input_name = session.get_inputs()[0].name
 
-    def run(frame):
-        values = session.run(outputs, {input_name: frame[None].astype(np.float32)})
-        return {n: np.abs(v) for n, v in zip(outputs, values) if n in names}
+    def run(feeds):
+        return dict(zip(outputs, session.run(outputs, feeds)))
+
+    def activations(feeds, values):
+        return dict((n, np.abs(v)) for n, v in values.items() if n in names)
 
     amax = dict((n, 0.0) for n in names)
-    for frame in frames:
-        for name, value in run(frame).items():
+    feeds_list = []
+    for feeds in sequence_feeds(session, frames, run):
+        feeds_list.append(feeds)
+        for name, value in activations(feeds, run(feeds)).items():
             amax[name] = max(amax[name], float(value.max()))
     hists = dict((n, np.zeros(bins)) for n in names if amax[n] > 0)
-    for frame in frames:
-        for name, value in run(frame).items():
+    for feeds in feeds_list:
+        for name, value in activations(feeds, run(feeds)).items():
             if name in hists:
                 hists[name] += np.histogram(value, bins=bins, range=(0.0, amax[name]))[0]
     scales = {}
@@ -228,7 +268,7 @@ class BuildPlan(object):
 
     def __init__(self, onnx_path, model_sha256, shape, precision, requested, trt_version, gpu_name,
                  gpu_int8, workspace_mb, engine_path, timing_cache_path, calibration_cache=None,
-                 warnings=None):
+                 warnings=None, state=None):
         self.onnx_path = onnx_path
         self.model_sha256 = model_sha256
         self.shape = tuple(shape)
@@ -242,6 +282,7 @@ class BuildPlan(object):
         self.timing_cache_path = timing_cache_path
         self.calibration_cache = calibration_cache
         self.warnings = list(warnings or [])
+        self.state = list(state or [])  # a temporal model's state tensors (manifest entries with shapes)
 
     def flags(self):
         """Builder flags, by TensorRT's names."""
@@ -260,11 +301,14 @@ class BuildPlan(object):
         if self.precision == "int8":
             lines.append("calibrate  IInt8EntropyCalibrator2 reading %s (header rewritten to TRT %s)"
                          % (self.calibration_cache, version_number(self.trt_version)))
+        for entry in self.state:
+            lines.append("state      %s <- %s, float32 %s (reset: %s)" % (
+                entry["input"], entry["output"], "x".join(str(d) for d in entry["shape"]), entry.get("reset")))
         return lines
 
 
 def plan_build(onnx_path, shape, precision, trt_version, gpu_name, gpu_int8, workspace_mb=None,
-               calibration_cache=None, cache_dir=None):
+               calibration_cache=None, cache_dir=None, state=None):
     """The :class:`BuildPlan` for an ONNX artifact on this GPU; INT8 on a GPU without it plans FP16."""
     warnings = []
     requested = precision
@@ -281,7 +325,7 @@ def plan_build(onnx_path, shape, precision, trt_version, gpu_name, gpu_int8, wor
         trt_version=trt_version, gpu_name=gpu_name, gpu_int8=gpu_int8, workspace_mb=workspace_mb,
         engine_path=os.path.join(root, engine_key(sha, trt_version, gpu_name, precision, shape)),
         timing_cache_path=os.path.join(root, timing_cache_name(trt_version, gpu_name)),
-        calibration_cache=calibration_cache if precision == "int8" else None, warnings=warnings,
+        calibration_cache=calibration_cache if precision == "int8" else None, warnings=warnings, state=state,
     )
 
 
@@ -311,7 +355,9 @@ def package_calibration_frames(shape, limit=8):
 def make_calibrator(trt, cuda, cache_bytes, frames, write_path=None):
     """An ``IInt8EntropyCalibrator2`` that serves ``cache_bytes`` and, if TensorRT asks, ``frames``.
 
-    ``frames`` are float32 arrays of the network input's shape without the batch axis (batch 1).
+    ``frames`` are float32 arrays of the network input's shape without the batch axis (batch 1),
+    or, for a network with several inputs (a temporal model), ``{input name: array with the batch
+    axis}`` per batch.
     """
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
@@ -329,12 +375,14 @@ def make_calibrator(trt, cuda, cache_bytes, frames, write_path=None):
         def get_batch(self, names):
             if self.index >= len(self.frames):
                 return None
-            batch = self.frames[self.index][None]
+            item = self.frames[self.index]
             self.index += 1
+            batches = item if isinstance(item, dict) else {names[0]: item[None]}
             if self.device is None:
-                self.device = cuda.mem_alloc(batch.nbytes)
-            cuda.memcpy_htod(self.device, batch)
-            return [int(self.device)]
+                self.device = dict((n, cuda.mem_alloc(batches[n].nbytes)) for n in names)
+            for name in names:
+                cuda.memcpy_htod(self.device[name], batches[name])
+            return [int(self.device[n]) for n in names]
 
         def read_calibration_cache(self):
             return self.cache
@@ -386,8 +434,14 @@ def build_engine(plan, trt, cuda=None, log=None):
         config.set_flag(trt.BuilderFlag.INT8)
         with open(plan.calibration_cache, "rb") as handle:
             cache = retarget_cache(handle.read(), plan.trt_version)
-        calibrator = make_calibrator(trt, cuda, cache, package_calibration_frames(plan.shape),
-                                     write_path=plan.engine_path + ".calib")
+        batches = package_calibration_frames(plan.shape)
+        if plan.state:  # a temporal model: each photo as the first frame of a stream
+            import numpy as np
+
+            shapes = dict((e["input"], e["shape"]) for e in plan.state)
+            batches = [{"frame": f[None], "previous": f[None], "hidden": np.zeros(shapes["hidden"], np.float32)}
+                       for f in batches]
+        calibrator = make_calibrator(trt, cuda, cache, batches, write_path=plan.engine_path + ".calib")
         config.int8_calibrator = calibrator
     timing = b""
     if os.path.isfile(plan.timing_cache_path):

@@ -28,7 +28,7 @@ import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -40,34 +40,61 @@ WEIGHT_EPS = 2.0 ** -24
 
 
 class TFLiteFrameModel(nn.Module):
-    """``uint8 [1,H,W,3]`` RGB -> ``uint8 [1,H,W,3]``, laid out for TFLite / XNNPACK."""
+    """``uint8 [1,H,W,3]`` RGB -> ``uint8 [1,H,W,3]``, laid out for TFLite / XNNPACK.
+
+    Temporal students: ``(frame, previous uint8 [1,H,W,3], hidden float32 [1,H/s,W/s,C]) ->
+    (restored, hidden_out)``; the state is NHWC like everything in TFLite. Their gate (one value
+    per 2x2 pixels) is a 1x1 convolution to ``s²`` channels whose weights repeat each 2x2 value
+    (the nearest upsampling folded into the weights), assembled into frame rows like the tail and
+    broadcast over the colours.
+    """
 
     def __init__(self, student: StudentNet):
         super().__init__()
-        if student.config.temporal:
-            raise NotImplementedError("temporal students have no TFLite export yet")
         s, width = student.config.scale, student.config.width
         self.scale = s
+        self.temporal = student.config.temporal
         self.head = copy.deepcopy(student.head)
         self.tail = nn.Conv2d(width, 3 * s * s, 1, bias=False)
         with torch.no_grad():
             self.head.weight.div_(255.0)
             # tail output channel dy*3s + dx*3 + c  <-  ConvTranspose weight [in, c, dy, dx]
             self.tail.weight.copy_(student.tail.weight.permute(2, 3, 1, 0).reshape(3 * s * s, width, 1, 1) * 255.0)
+        if self.temporal:
+            self.mix = copy.deepcopy(student.mix)
+            self.gate = nn.Conv2d(width, s * s, 1)
+            half = s // 2
+            with torch.no_grad():
+                # channel dy*s + dx <- the 2x2 gate value (dy // half, dx // half) of the block
+                blocks = student.gate.weight[:, 0]  # [in, 2, 2]
+                full = blocks.repeat_interleave(half, dim=1).repeat_interleave(half, dim=2)  # [in, s, s]
+                self.gate.weight.copy_(full.permute(1, 2, 0).reshape(s * s, width, 1, 1))
+                self.gate.bias.fill_(float(student.gate_bias))
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
 
-    def forward(self, frame: torch.Tensor) -> torch.Tensor:
-        n, height, width, c = frame.shape
+    def _rows(self, blocks: torch.Tensor, n: int, height: int, width: int, channels: int) -> torch.Tensor:
+        """``[n, h, w, channels*s²]`` blocks -> ``[n, H, W, channels]`` (row phases concatenated)."""
         s = self.scale
+        phases = torch.split(blocks, channels * s, dim=3)  # row dy of every block: [n, h, w, channels*s]
+        rows = torch.cat([p.reshape(n, height // s, 1, width * channels) for p in phases], dim=2)
+        return rows.reshape(n, height, width, channels)
+
+    def forward(self, frame: torch.Tensor, previous: Optional[torch.Tensor] = None,
+                hidden: Optional[torch.Tensor] = None):
+        n, height, width, c = frame.shape
         x = frame.float()
-        features = self.context(self.body(self.act(self.head(x.permute(0, 3, 1, 2)))))
-        blocks = self.tail(features).permute(0, 2, 3, 1)  # [n, h, w, 3s²]
-        phases = torch.split(blocks, 3 * s, dim=3)  # row dy of every block: [n, h, w, 3s]
-        rows = torch.cat([p.reshape(n, height // s, 1, width * c) for p in phases], dim=2)
-        correction = rows.reshape(n, height, width, c)
-        return torch.clamp(x + correction + 0.5, 0.0, 255.0).to(torch.uint8)
+        head = self.act(self.head(x.permute(0, 3, 1, 2)))
+        features = head + self.mix(hidden.permute(0, 3, 1, 2)) if self.temporal else head
+        features = self.context(self.body(features))
+        correction = self._rows(self.tail(features).permute(0, 2, 3, 1), n, height, width, c)
+        if not self.temporal:
+            return torch.clamp(x + correction + 0.5, 0.0, 255.0).to(torch.uint8)
+        restored = x + correction
+        gate = self._rows(torch.sigmoid(self.gate(features)).permute(0, 2, 3, 1), n, height, width, 1)
+        out = restored + gate * (previous.float() - restored)
+        return torch.clamp(out + 0.5, 0.0, 255.0).to(torch.uint8), head.permute(0, 2, 3, 1)
 
 
 def _quiet_converter():
@@ -82,8 +109,12 @@ def _quiet_converter():
     return litert_torch
 
 
-def _sample(height: int, width: int):
-    return (torch.zeros(1, height, width, 3, dtype=torch.uint8),)
+def _sample(height: int, width: int, student: Optional[StudentNet] = None) -> Tuple[torch.Tensor, ...]:
+    frame = torch.zeros(1, height, width, 3, dtype=torch.uint8)
+    if student is None or not student.config.temporal:
+        return (frame,)
+    s = student.config.scale
+    return frame, frame.clone(), torch.zeros(1, height // s, width // s, student.config.width)
 
 
 def convert_fp32(student: StudentNet, path, height: int, width: int) -> Path:
@@ -94,7 +125,7 @@ def convert_fp32(student: StudentNet, path, height: int, width: int) -> Path:
     model = TFLiteFrameModel(student.eval()).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        litert_torch.convert(model, _sample(height, width)).export(str(path))
+        litert_torch.convert(model, _sample(height, width, student)).export(str(path))
     return path
 
 
@@ -124,6 +155,30 @@ def _int8_config():
     return QuantizationConfig(activation, activation, weight, None, None, False, False)
 
 
+def calibration_inputs(student: StudentNet, frames: List[np.ndarray], height: int, width: int):
+    """Model inputs for INT8 calibration. A temporal student sees the frames as a sequence twice
+    over (its state from the float model after the previous frame), so the state inputs are
+    calibrated on what they really carry: its own output and features."""
+    for frame in frames:
+        if frame.shape[:2] != (height, width):
+            raise ValueError("calibration frame %s does not match the model size %dx%d" % (frame.shape, width, height))
+    tensors = [torch.from_numpy(np.ascontiguousarray(f))[None] for f in frames]
+    if not student.config.temporal:
+        for tensor in tensors:
+            yield (tensor,)
+        return
+    from edgerestore.export.onnx import reference_uint8
+
+    state = None
+    for tensor in tensors + tensors:
+        previous, hidden = (tensor, None) if state is None else state
+        if hidden is None:
+            s = student.config.scale
+            hidden = torch.zeros(1, student.config.width, height // s, width // s)
+        yield tensor, previous, hidden.permute(0, 2, 3, 1).contiguous()
+        _, state = reference_uint8(student, tensor, state)
+
+
 def quantize_pt2e_eval(model) -> None:
     """Put an exported (PT2E) module in eval mode: its ``.eval()`` is disabled, and the converter checks the flag."""
     from torchao.quantization.pt2e import move_exported_model_to_eval
@@ -143,18 +198,15 @@ def convert_int8(student: StudentNet, path, frames: List[np.ndarray], height: in
         raise ValueError("INT8 calibration needs at least one frame")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sample = _sample(height, width)
+    sample = _sample(height, width, student)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantizer = pt2e_quantizer.PT2EQuantizer().set_global(_int8_config())
         model = torch.export.export(TFLiteFrameModel(student.eval()).eval(), sample).module()
         model = quantize_pt2e.prepare_pt2e(model, quantizer)
         with torch.no_grad():
-            for frame in frames:
-                if frame.shape[:2] != (height, width):
-                    raise ValueError("calibration frame %s does not match the model size %dx%d"
-                                     % (frame.shape, width, height))
-                model(torch.from_numpy(np.ascontiguousarray(frame))[None])
+            for inputs in calibration_inputs(student, frames, height, width):
+                model(*inputs)
         model = quantize_pt2e.convert_pt2e(model, fold_quantize=False)
         quantize_pt2e_eval(model)
         litert_torch.convert(model, sample, quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(path))
@@ -210,10 +262,18 @@ def export_int8(job, fmt) -> Path:
 
 
 def read_io(path) -> Optional[dict]:
-    """Input/output names, shapes and dtypes of a .tflite (for the manifest)."""
+    """Input/output names, shapes and dtypes of a .tflite (for the manifest); ``inputs`` and
+    ``outputs`` list all of them (a temporal model has three inputs, in argument order)."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from edgerestore.runtime.backends.tflite import _argument_order
+
     interpreter = Interpreter(model_path=str(path))
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    return {"input": {"name": inp["name"], "shape": [int(v) for v in inp["shape"]], "dtype": np.dtype(inp["dtype"]).name},
-            "output": {"name": out["name"], "shape": [int(v) for v in out["shape"]], "dtype": np.dtype(out["dtype"]).name}}
+
+    def describe(detail):
+        return {"name": detail["name"], "shape": [int(v) for v in detail["shape"]], "dtype": np.dtype(detail["dtype"]).name}
+
+    inputs = [describe(d) for d in sorted(interpreter.get_input_details(), key=_argument_order)]
+    outputs = [describe(d) for d in interpreter.get_output_details()]
+    frames = [o for o in outputs if o["dtype"] == "uint8"] or outputs
+    return {"input": inputs[0], "output": frames[0], "inputs": inputs, "outputs": outputs}

@@ -7,6 +7,10 @@ Bars: FP32/FP16 parity >= 45 dB; INT8 parity >= 38 dB *and* PSNR vs ground truth
 the FP32 model's. Status ``ok`` (✅), ``parity`` (❎ exported but failed the bars) or ``failed``
 (❌ export or run failed); a failing row never stops the others.
 
+A temporal (recurrent) model sees each hold-out frame twice in a row from a fresh state (see
+:func:`clips_of`), so the fed-back state is checked too, and is compared frame by frame with the
+PyTorch student run the same way.
+
 TensorRT cannot run here, so a ``tensorrt-*`` artifact is checked on the graph TensorRT will
 build from, run by ONNX Runtime with the engine's arithmetic simulated: FP16 weights and
 activations, or INT8 fake quantization at exactly the calibration cache's scales (per-channel
@@ -57,13 +61,36 @@ def _db(value: float) -> float:
     return IDENTICAL if math.isinf(value) else round(float(value), 2)
 
 
+def clips_of(student, holdout) -> List[List[np.ndarray]]:
+    """The inputs to verify on: each degraded hold-out frame alone, or for a temporal student the
+    frame twice in a row (the second run starts from the state the first left behind)."""
+    repeat = 2 if student.config.temporal else 1
+    return [[x] * repeat for x, _ in holdout]
+
+
+def expand(student, holdout):
+    """``holdout`` with each pair once per verified output (see :func:`clips_of`)."""
+    repeat = 2 if student.config.temporal else 1
+    return [pair for pair in holdout for _ in range(repeat)]
+
+
 def reference_outputs(student, holdout: List[Tuple[np.ndarray, np.ndarray]]) -> List[np.ndarray]:
-    """The PyTorch FP32 student's uint8 output for each degraded hold-out frame."""
+    """The PyTorch FP32 student's uint8 output for each verified input (:func:`clips_of`)."""
     import torch
 
     from edgerestore.export.onnx import reference_uint8
 
-    return [reference_uint8(student, torch.from_numpy(np.ascontiguousarray(x))[None]).numpy()[0] for x, _ in holdout]
+    outputs = []
+    for clip in clips_of(student, holdout):
+        state = None
+        for x in clip:
+            frame = torch.from_numpy(np.ascontiguousarray(x))[None]
+            if student.config.temporal:
+                out, state = reference_uint8(student, frame, state)
+            else:
+                out = reference_uint8(student, frame)
+            outputs.append(out.numpy()[0])
+    return outputs
 
 
 def _time(run: Callable[[], object], runs: int = FPS_RUNS) -> float:
@@ -76,21 +103,30 @@ def _time(run: Callable[[], object], runs: int = FPS_RUNS) -> float:
     return 1.0 / float(np.median(times))
 
 
-def run_with_backend(path: Path, backend: str, frames: List[np.ndarray], threads: Optional[int] = None,
+def run_with_backend(path: Path, backend: str, clips: List[List[np.ndarray]], threads: Optional[int] = None,
                      **_) -> Tuple[List[np.ndarray], Optional[float]]:
-    """Outputs and FPS of ``path`` run by the runtime backend ``backend`` (what the board runs)."""
+    """Outputs and FPS of ``path`` run by the runtime backend ``backend`` (what the board runs);
+    each clip starts from a fresh state."""
     from edgerestore.runtime.backends import create_backend
 
     engine = create_backend(backend, threads=threads).load(str(path))
     try:
-        outputs = [engine.infer(frame) for frame in frames]
-        fps = _time(lambda: engine.infer(frames[0]))
+        outputs = []
+        for clip in clips:
+            engine.reset()
+            outputs.extend(engine.infer(frame) for frame in clip)
+        fps = _time(lambda: engine.infer(clips[0][0]))
     finally:
         engine.close()
     return outputs, fps
 
 
 # --- TensorRT, simulated with ONNX Runtime --------------------------------------------------------
+
+
+def float32_parameters(graph) -> set:
+    """Tensors that must stay float32 in an FP16 graph: Resize's roi and scales."""
+    return set(name for node in graph.node if node.op_type == "Resize" for name in node.input[1:3] if name)
 
 
 def simulate_fp16(onnx_path, dst) -> Path:
@@ -100,18 +136,23 @@ def simulate_fp16(onnx_path, dst) -> Path:
 
     model = onnx.load(str(onnx_path))
     graph = model.graph
+    keep = float32_parameters(graph)
     for i, init in enumerate(graph.initializer):
-        if init.data_type == TensorProto.FLOAT:
+        if init.data_type == TensorProto.FLOAT and init.name not in keep:
             graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
-    inp, out = graph.input[0].name, graph.output[0].name
+    inputs, outputs = [i.name for i in graph.input], [o.name for o in graph.output]
+    renamed = set(inputs) | set(outputs)  # a temporal graph's hidden_out is an output and an input of later nodes
     for node in graph.node:
-        node.input[:] = [inp + "_fp16" if name == inp else name for name in node.input]
-        node.output[:] = [out + "_fp16" if name == out else name for name in node.output]
+        node.input[:] = [name + "_fp16" if name in renamed else name for name in node.input]
+        node.output[:] = [name + "_fp16" if name in outputs else name for name in node.output]
         for attr in node.attribute:
-            if node.op_type == "Constant" and attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
+            if node.op_type == "Constant" and attr.name == "value" and attr.t.data_type == TensorProto.FLOAT \
+                    and node.output[0] not in keep:
                 attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16)))
-    graph.node.insert(0, helper.make_node("Cast", [inp], [inp + "_fp16"], to=TensorProto.FLOAT16))
-    graph.node.append(helper.make_node("Cast", [out + "_fp16"], [out], to=TensorProto.FLOAT))
+    for name in reversed(inputs):
+        graph.node.insert(0, helper.make_node("Cast", [name], [name + "_fp16"], to=TensorProto.FLOAT16))
+    for name in outputs:
+        graph.node.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT))
     del graph.value_info[:]
     onnx.save(model, str(dst))
     return Path(dst)
@@ -168,10 +209,11 @@ def simulate_int8(onnx_path, scales: Dict[str, float], dst) -> Path:
     return Path(dst)
 
 
-def run_tensorrt_simulated(path: Path, backend: str, frames: List[np.ndarray], threads: Optional[int] = None,
+def run_tensorrt_simulated(path: Path, backend: str, clips: List[List[np.ndarray]], threads: Optional[int] = None,
                            precision: str = "fp16", calibration_cache: Optional[Path] = None,
                            work_dir: Optional[Path] = None) -> Tuple[List[np.ndarray], Optional[float]]:
-    """Outputs of the TensorRT graph with the engine's precision simulated by ONNX Runtime (no FPS)."""
+    """Outputs of the TensorRT graph with the engine's precision simulated by ONNX Runtime (no FPS);
+    a temporal graph's state is fed back as the board's backend does (the truncated frame, the features)."""
     import tempfile
 
     import onnxruntime as ort
@@ -192,15 +234,25 @@ def run_tensorrt_simulated(path: Path, backend: str, frames: List[np.ndarray], t
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads or 0)
         session = ort.InferenceSession(str(sim), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    shape = [int(d) for d in session.get_inputs()[0].shape]
+    inputs = session.get_inputs()
+    shape = [int(d) for d in inputs[0].shape]
     outputs = []
-    buffer = np.zeros(shape, np.float32)
-    for frame in frames:
-        if tuple(frame.shape[:2]) != tuple(shape[1:3]):
-            raise ValueError("frame %s does not match the TensorRT input %s" % (frame.shape, shape))
-        out = session.run(None, {name: to_network_input(frame, buffer)})[0]
-        outputs.append(from_network_output(out))
+    for clip in clips:
+        state = None
+        for frame in clip:
+            if tuple(frame.shape[:2]) != tuple(shape[1:3]):
+                raise ValueError("frame %s does not match the TensorRT input %s" % (frame.shape, shape))
+            x = to_network_input(frame, np.zeros(shape, np.float32))
+            feeds = {inputs[0].name: x}
+            if len(inputs) > 1:  # temporal: (frame, previous, hidden)
+                previous, hidden = state if state is not None else (x, np.zeros([int(d) for d in inputs[2].shape],
+                                                                                  np.float32))
+                feeds.update({inputs[1].name: previous, inputs[2].name: hidden})
+            values = session.run(None, feeds)
+            restored = from_network_output(values[0])
+            if len(inputs) > 1:
+                state = (to_network_input(restored, np.zeros(shape, np.float32)), values[1])
+            outputs.append(restored)
     return outputs, None
 
 
@@ -222,11 +274,15 @@ def judge(precision: str, parity: float, gt: float, reference_gt: float) -> Tupl
     return "ok", ""
 
 
-def verify_artifact(row: Row, path: Path, backend: str, holdout, references, threads=None, **options) -> Row:
-    """Fill ``row`` by running ``path`` on the hold-out frames; any exception makes it ``failed``."""
+def verify_artifact(row: Row, path: Path, backend: str, holdout, references, threads=None, clips=None,
+                    **options) -> Row:
+    """Fill ``row`` by running ``path`` on the hold-out frames (``clips``: the inputs of
+    :func:`clips_of`, and ``holdout`` then one pair per input, :func:`expand`); any exception
+    makes it ``failed``."""
     try:
-        inputs = [x for x, _ in holdout]
-        outputs, fps = RUNNERS[backend](path, backend, inputs, threads=threads, precision=row.precision, **options)
+        if clips is None:
+            clips = [[x] for x, _ in holdout]
+        outputs, fps = RUNNERS[backend](path, backend, clips, threads=threads, precision=row.precision, **options)
         parity = float(np.mean([min(psnr(o, r), IDENTICAL) for o, r in zip(outputs, references)]))
         gt = float(np.mean([psnr(o, t) for o, (_, t) in zip(outputs, holdout)]))
         reference_gt = float(np.mean([psnr(r, t) for r, (_, t) in zip(references, holdout)]))

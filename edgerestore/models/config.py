@@ -20,7 +20,8 @@ class StudentConfig:
     context_blocks: int = 0
     """Residual blocks in the context branch."""
     temporal: bool = False
-    """Whether the network also takes the previous restored frame as input (temporal students)."""
+    """A recurrent (temporal) student: it also takes its own previous output frame, and blends it
+    into the new output through a per-pixel gate (``StudentNet`` docstring; docs/temporal.md)."""
 
     @property
     def stride(self) -> int:

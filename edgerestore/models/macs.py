@@ -35,11 +35,17 @@ def count_macs(model: nn.Module, height: int = 256, width: int = 256, **forward_
         elif isinstance(module, nn.Linear):
             total += output.numel() * module.in_features
 
+    device = next(model.parameters()).device
+    x = torch.zeros(1, 3, height, width, device=device)
+    if getattr(model, "temporal", False) and "state" not in forward_kwargs:
+        # a recurrent student's steady state: the frame after a first one (the first skips the
+        # mixing of the previous features)
+        with torch.no_grad():
+            forward_kwargs = dict(forward_kwargs, state=model.step(x)[1])
     handles = [m.register_forward_hook(on_forward) for m in model.modules()]
     try:
-        device = next(model.parameters()).device
         with torch.no_grad():
-            model(torch.zeros(1, 3, height, width, device=device), **forward_kwargs)
+            model(x, **forward_kwargs)
     finally:
         for handle in handles:
             handle.remove()

@@ -14,6 +14,17 @@ Design (the measurements behind each choice are in README, "Student design"):
 * **Un-patchify and a global residual**: a transposed convolution with kernel = stride ``s`` (the
   same as a 1x1 convolution followed by depth-to-space) predicts the correction to the input frame,
   so an untrained student is the identity and a weak one degrades gracefully towards it.
+* **Temporal students** (``config.temporal``) are recurrent. Their state is the previous output
+  frame and the previous frame's low-resolution head features. Those are mixed into the new
+  frame's through a 1x1 convolution (cheap: at ``1/s`` resolution), and a transposed convolution
+  predicts a gate ``g`` in ``(0, 1)`` per 2x2 pixels that blends the previous output into the new
+  one, ``out = r + g * (previous - r)`` with ``r`` the frame-by-frame result. Noise and codec
+  artefacts change every frame; where the picture holds still the gate opens and the output stops
+  flickering, where it moves the gate closes. The blend is at full resolution on purpose: a
+  correction through the tail has at most ``width`` degrees of freedom per ``s x s`` patch (of
+  ``3 s²`` values), so it can only cancel the part of fresh per-pixel noise that falls in that
+  subspace; the gate can pass the previous output's pixels through. What each piece costs at
+  1080p: docs/temporal.md.
 
 The layers are plain convolutions only (no reshapes or transposes of full-resolution tensors),
 because ONNX Runtime spends 10-25 ms per 1080p frame on each such rearrangement on this machine.
@@ -23,7 +34,10 @@ added at export time (:mod:`edgerestore.export.onnx`).
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edgerestore.models.config import StudentConfig
@@ -56,6 +70,10 @@ class ContextBranch(nn.Module):
         return x + self.up(self.body(self.act(self.down(x))))
 
 
+State = Tuple[torch.Tensor, torch.Tensor]
+"""A temporal student's state between frames: (previous output, hidden features)."""
+
+
 class StudentNet(nn.Module):
     """Patchify residual CNN; input and output are float RGB NCHW in ``[0, 1]``."""
 
@@ -63,8 +81,7 @@ class StudentNet(nn.Module):
         super().__init__()
         self.config = config
         s, c = config.scale, config.width
-        in_channels = 6 if config.temporal else 3
-        self.head = nn.Conv2d(in_channels, c, s, stride=s)
+        self.head = nn.Conv2d(3, c, s, stride=s)
         self.act = nn.ReLU(inplace=True)
         self.body = nn.Sequential(*[ResBlock(c) for _ in range(config.blocks)])
         self.context = (
@@ -75,16 +92,57 @@ class StudentNet(nn.Module):
         # No bias: a per-channel constant correction is not worth a full-resolution add at export.
         self.tail = nn.ConvTranspose2d(c, 3, s, stride=s, bias=False)
         nn.init.zeros_(self.tail.weight)  # start as the identity
+        if config.temporal:
+            if s % 2:
+                raise ValueError("temporal students need an even scale (their gate is per 2x2 pixels)")
+            # The previous frame's features, mixed into this frame's (zero at the start: a fresh
+            # temporal student's features are the frame-by-frame ones).
+            self.mix = nn.Conv2d(c, c, 1, bias=False)
+            nn.init.zeros_(self.mix.weight)
+            # One gate per 2x2 pixels, shared by the colours; starts nearly closed (sigmoid(-2) =
+            # 0.12). Finer gates cost full-resolution transposed convolutions (docs/temporal.md).
+            self.gate = nn.ConvTranspose2d(c, 1, 2, stride=2, bias=False)
+            self.gate_bias = nn.Parameter(torch.tensor(-2.0))
+            nn.init.zeros_(self.gate.weight)
 
     @property
     def stride(self) -> int:
         return self.config.stride
 
-    def features(self, x: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
-        """Low-resolution features before the tail (what feature distillation matches)."""
-        if self.config.temporal:
-            x = torch.cat([x, x if previous is None else previous], dim=1)
-        return self.context(self.body(self.act(self.head(x))))
+    @property
+    def temporal(self) -> bool:
+        return self.config.temporal
 
-    def forward(self, x: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
-        return x + self.tail(self.features(x, previous))
+    def features(self, x: torch.Tensor, hidden: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Low-resolution features before the tail (what feature distillation matches)."""
+        return self._features(self.act(self.head(x)), hidden)
+
+    def _features(self, head: torch.Tensor, hidden: Optional[torch.Tensor]) -> torch.Tensor:
+        if hidden is not None:
+            head = head + self.mix(hidden)
+        return self.context(self.body(head))
+
+    def step(self, x: torch.Tensor, state: Optional[State] = None) -> Tuple[torch.Tensor, Optional[State]]:
+        """One frame: ``(restored, new state)``. ``state`` is ``None`` for the first frame of a
+        stream (or after a cut); frame-by-frame students have no state.
+
+        The hidden state is the frame's head features *before* the previous frame's were mixed in:
+        one frame of memory, no feedback loop. (Feeding back the mixed features drifted: a
+        ``nano-t`` trained on 5-frame clips lost 1-6 dB from frame 10 on of a 31-frame real clip;
+        the output blend, a convex combination, is the only recurrence and cannot run away.)
+        """
+        head = self.act(self.head(x))
+        if not self.config.temporal:
+            return x + self.tail(self._features(head, None)), None
+        previous, hidden = state if state is not None else (x, None)
+        features = self._features(head, hidden)
+        restored = x + self.tail(features)
+        gate = torch.sigmoid(self.gate(features) + self.gate_bias)
+        gate = F.interpolate(gate, scale_factor=self.config.scale // 2, mode="nearest")
+        out = restored + gate * (previous - restored)
+        return out, (out, head)
+
+    def forward(self, x: torch.Tensor, state: Optional[State] = None) -> torch.Tensor:
+        """Restore ``x`` (a temporal student: given its state after the previous frame, ``None``
+        = first frame); :meth:`step` also returns the new state."""
+        return self.step(x, state)[0]

@@ -15,21 +15,24 @@ class Frame(object):
     ``index`` counts frames from the source, ``pts`` is the source's presentation time in seconds
     (or None), ``captured`` the ``time.monotonic()`` when the runtime received it (latency is
     measured from there). After inference ``raw`` keeps the input picture (side-by-side views and
-    quality meters use it).
+    quality meters use it). ``discontinuity`` marks the first frame after the source lost
+    continuity (a stream that reconnected, a file that looped): models that carry state from
+    frame to frame start afresh there.
     """
 
-    __slots__ = ("image", "index", "pts", "captured", "raw")
+    __slots__ = ("image", "index", "pts", "captured", "raw", "discontinuity")
 
-    def __init__(self, image, index, pts=None, captured=None, raw=None):
+    def __init__(self, image, index, pts=None, captured=None, raw=None, discontinuity=False):
         self.image = image
         self.index = index
         self.pts = pts
         self.captured = time.monotonic() if captured is None else captured
         self.raw = raw
+        self.discontinuity = discontinuity
 
     def with_image(self, image):
         """The restored frame: same index and times, ``raw`` set to this frame's picture."""
-        return Frame(image, self.index, self.pts, self.captured, raw=self.image)
+        return Frame(image, self.index, self.pts, self.captured, raw=self.image, discontinuity=self.discontinuity)
 
 
 def pad_to_multiple(image, multiple):

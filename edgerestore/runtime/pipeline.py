@@ -313,6 +313,8 @@ class Pipeline(object):
     def _infer(self):
         infer_timer = self.stats.stages["infer"]
         compose_timer = self.stats.stages["compose"]
+        reset = getattr(self.backend, "reset", None)  # models with state start afresh after a gap
+        bypassed = False
         try:
             while True:
                 frame = self._q_in.get()
@@ -323,7 +325,11 @@ class Pipeline(object):
                 start = time.monotonic()
                 if self.backend is None or self.stats.bypass:
                     restored = frame.image
+                    bypassed = True
                 else:
+                    if reset is not None and (frame.discontinuity or bypassed):
+                        reset()  # a reconnect, a loop, or the frames skipped while bypassed
+                    bypassed = False
                     restored = self.backend.infer(frame.image)
                 done = time.monotonic()
                 infer_timer.add(done - start, done)

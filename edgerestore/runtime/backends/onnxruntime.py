@@ -76,6 +76,22 @@ def choose_providers(requested, available):
     return chosen, True
 
 
+def parse_state(text, model_path, inputs, outputs):
+    """The ``edgerestore.state`` metadata of a temporal model, checked against its inputs/outputs."""
+    import json
+
+    try:
+        spec = json.loads(text)
+    except ValueError:
+        raise BackendUnavailableError("%s has unreadable state metadata — re-export it" % model_path)
+    for entry in spec:
+        if entry.get("input") not in inputs or entry.get("output") not in outputs:
+            raise BackendUnavailableError(
+                "%s: state %s -> %s does not match the model's inputs %s / outputs %s — re-export it"
+                % (model_path, entry.get("output"), entry.get("input"), inputs, outputs))
+    return spec
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -139,6 +155,12 @@ class OnnxRuntimeBackend(Backend):
             )
         self.stride = int(meta.get("edgerestore.stride", "1"))
         self.input_name = self.session.get_inputs()[0].name
+        self.state_spec = None
+        if meta.get("edgerestore.state"):
+            self.state_spec = parse_state(meta["edgerestore.state"], model_path,
+                                          [i.name for i in self.session.get_inputs()],
+                                          [o.name for o in self.session.get_outputs()])
+        self.output_names = [o.name for o in self.session.get_outputs()]
         self.threads = threads
         self.model_path = str(model_path)
         self.metadata = dict(meta)
@@ -153,6 +175,14 @@ class OnnxRuntimeBackend(Backend):
 
     def _run(self, image):
         return self.session.run(None, {self.input_name: image[None]})[0][0]
+
+    def _run_state(self, image, state):
+        feeds = {self.input_name: image[None]}
+        for name, value in state.items():
+            feeds[name] = value if value.ndim == 4 else value[None]
+        outputs = dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
+        following = dict((entry["input"], outputs[entry["output"]]) for entry in self.state_spec)
+        return outputs[self.output_names[0]][0], following
 
     def info(self):
         info = super(OnnxRuntimeBackend, self).info()

@@ -48,9 +48,11 @@ def _import_cuda():
 
 
 class _Engine(object):
-    """The deserialised engine, its context, stream and the host/device buffers of its one input/output."""
+    """The deserialised engine, its context, stream and the host/device buffers of its inputs and
+    outputs (one each for a frame model; a temporal model also has its state tensors)."""
 
-    def __init__(self, trt, cuda, engine_bytes, shape):
+    def __init__(self, trt, cuda, engine_bytes, shapes):
+        """``shapes``: ``{tensor name: shape}``, or one shape for a model's one input and output."""
         import numpy as np
 
         self.trt, self.cuda = trt, cuda
@@ -62,17 +64,26 @@ class _Engine(object):
                                           " — delete it from the engine cache to rebuild")
         self.context = self.engine.create_execution_context()
         self.stream = cuda.Stream()
-        self.host_in = cuda.pagelocked_empty(shape, dtype=np.float32)
-        self.host_out = cuda.pagelocked_empty(shape, dtype=np.float32)
-        self.dev_in = cuda.mem_alloc(self.host_in.nbytes)
-        self.dev_out = cuda.mem_alloc(self.host_out.nbytes)
-        self.names = self._io_names()
+        self.order, self.inputs, self.outputs = self._io_names()
+        if not isinstance(shapes, dict):
+            if len(self.inputs) != 1 or len(self.outputs) != 1:
+                raise BackendUnavailableError("expected an engine with one input and one output, got %s" % self.order)
+            shapes = {self.inputs[0]: shapes, self.outputs[0]: shapes}
+        missing = [n for n in self.order if n not in shapes]
+        if missing:
+            raise BackendUnavailableError("the engine's tensors %s are not in the bundle's manifest — re-export "
+                                          "the bundle" % ", ".join(missing))
+        self.host = dict((n, cuda.pagelocked_empty(tuple(int(d) for d in shapes[n]), dtype=np.float32))
+                         for n in self.order)
+        self.device = dict((n, cuda.mem_alloc(self.host[n].nbytes)) for n in self.order)
+        self.host_in, self.host_out = self.host[self.inputs[0]], self.host[self.outputs[0]]
         self.v3 = hasattr(self.context, "execute_async_v3")
         if self.v3:  # TensorRT >= 8.5: named tensors
-            self.context.set_tensor_address(self.names[0], int(self.dev_in))
-            self.context.set_tensor_address(self.names[1], int(self.dev_out))
+            for name in self.order:
+                self.context.set_tensor_address(name, int(self.device[name]))
 
     def _io_names(self):
+        """(all tensor names in binding order, input names, output names)."""
         engine = self.engine
         if hasattr(engine, "num_io_tensors"):
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -81,18 +92,21 @@ class _Engine(object):
             names = [engine.get_binding_name(i) for i in range(engine.num_bindings)]
             inputs = [n for i, n in enumerate(names) if engine.binding_is_input(i)]
         outputs = [n for n in names if n not in inputs]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise BackendUnavailableError("expected an engine with one input and one output, got %s" % names)
-        return inputs[0], outputs[0]
+        if not inputs or not outputs:
+            raise BackendUnavailableError("expected an engine with inputs and outputs, got %s" % names)
+        return names, inputs, outputs
 
     def run(self):
+        """Copy every input in, execute, copy every output out; returns the first output."""
         cuda = self.cuda
-        cuda.memcpy_htod_async(self.dev_in, self.host_in, self.stream)
+        for name in self.inputs:
+            cuda.memcpy_htod_async(self.device[name], self.host[name], self.stream)
         if self.v3:
             self.context.execute_async_v3(self.stream.handle)
         else:
-            self.context.execute_async_v2([int(self.dev_in), int(self.dev_out)], self.stream.handle)
-        cuda.memcpy_dtoh_async(self.host_out, self.dev_out, self.stream)
+            self.context.execute_async_v2([int(self.device[n]) for n in self.order], self.stream.handle)
+        for name in self.outputs:
+            cuda.memcpy_dtoh_async(self.host[name], self.device[name], self.stream)
         self.stream.synchronize()
         return self.host_out
 
@@ -151,11 +165,12 @@ class TensorRTBackend(Backend):
         if artifact is None:
             raise BundleError("%s is not in a bundle: TensorRT needs the manifest beside it (input size, "
                               "calibration) — use `edgerestore export --target jetson-...`" % model_path)
-        io = artifact.get("io", {}).get("input", {})
-        if io.get("contract") != FLOAT_CONTRACT:
+        io = artifact.get("io", {})
+        contract = io.get("input", {}).get("contract")
+        if contract != FLOAT_CONTRACT:
             raise BackendUnavailableError("%s has contract %r; TensorRT runs %r artifacts (tensorrt-fp16/int8)"
-                                          % (model_path, io.get("contract"), FLOAT_CONTRACT))
-        shape = tuple(io["shape"])
+                                          % (model_path, contract, FLOAT_CONTRACT))
+        shape = tuple(io["input"]["shape"])
         precision = self.precision or artifact["precision"]
         calibration = None
         if artifact.get("calibration_cache"):
@@ -164,7 +179,8 @@ class TensorRTBackend(Backend):
         profile = PROFILES.get(bundle.target)
         plan = plan_build(model_path, shape, precision, trt.__version__, gpu_name, fast_int8,
                           workspace_mb=profile.workspace_mb if profile else None,
-                          calibration_cache=calibration, cache_dir=self.cache_dir)
+                          calibration_cache=calibration, cache_dir=self.cache_dir, state=io.get("state"))
+        self.io = artifact.get("io", {})
         return plan
 
     def load(self, model_path, **options):
@@ -188,14 +204,22 @@ class TensorRTBackend(Backend):
                          % (self.plan.precision.upper(), os.path.dirname(self.plan.engine_path)))
                 build_engine(self.plan, trt, cuda, log=self.log)
             engine_path, shape = self.plan.engine_path, self.plan.shape
+        shapes = tuple(shape)
+        self.state_spec = None
+        state = (getattr(self, "io", None) or {}).get("state")
+        if state:  # a temporal model: its state tensors' shapes come from the manifest
+            self.state_spec = state
+            shapes = {"frame": tuple(shape), "restored": tuple(shape)}
+            for entry in state:
+                shapes[entry["input"]] = shapes[entry["output"]] = tuple(int(d) for d in entry["shape"])
         with open(engine_path, "rb") as handle:
-            self.engine = _Engine(trt, cuda, handle.read(), tuple(shape))
+            self.engine = _Engine(trt, cuda, handle.read(), shapes)
         self.size = (int(shape[1]), int(shape[2]))
         self.stride = 1
         self.model_path = model_path
         return self
 
-    def _run(self, image):
+    def _fit(self, image):
         import numpy as np
 
         height, width = image.shape[:2]
@@ -207,8 +231,40 @@ class TensorRTBackend(Backend):
             pad_h, pad_w = model_h - height, model_w - width
             mode = "reflect" if pad_h < height and pad_w < width else "edge"
             image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
-        to_network_input(image, self.engine.host_in)
+        return image
+
+    def _run(self, image):
+        height, width = image.shape[:2]
+        to_network_input(self._fit(image), self.engine.host_in)
         return from_network_output(self.engine.run())[:height, :width]
+
+    def zeros_state(self, entry, image):
+        import numpy as np
+
+        return np.zeros(self.engine.host[entry["input"]].shape, np.float32)
+
+    def _run_state(self, image, state):
+        """The state stays in the engine's own float buffers: the previous frame as the uint8
+        frame it was (truncated), the features as they came out."""
+        import numpy as np
+
+        height, width = image.shape[:2]
+        engine = self.engine
+        to_network_input(self._fit(image), engine.host_in)
+        for entry in self.state_spec:
+            value = state[entry["input"]]
+            if value.ndim == 3:  # a frame: the reset value of ``previous``, or the last output
+                to_network_input(self._fit(value), engine.host[entry["input"]])
+            else:
+                np.copyto(engine.host[entry["input"]], value)
+        out = from_network_output(engine.run())
+        following = {}
+        for entry in self.state_spec:
+            if entry["input"] == "previous":
+                following[entry["input"]] = out[:height, :width]
+            else:
+                following[entry["input"]] = engine.host[entry["output"]].copy()
+        return out[:height, :width], following
 
     def info(self):
         info = super(TensorRTBackend, self).info()

@@ -3,6 +3,9 @@
 Runs the ``.tflite`` files ``edgerestore export`` writes: uint8 ``[1,H,W,3]`` RGB in and out,
 built for one frame size. Frames up to that size are padded (reflect) and the result cropped;
 a larger frame is an error that names the fix (export for that size), never a silent resize.
+Temporal models have three inputs, in the converter's argument order (``args_0`` the frame,
+``args_1`` the previous output, ``args_2`` the hidden features, NHWC float32) and two outputs
+(the uint8 frame and the float32 features): the state is fed back here, see ``base``.
 The interpreter comes from ``ai-edge-litert`` (Python >= 3.9) or ``tflite-runtime`` (older
 Pythons); both apply the XNNPACK delegate by default. ``xnnpack=False`` runs TFLite's own kernels.
 """
@@ -26,6 +29,33 @@ def _interpreter_module():
         except ImportError as exc:
             errors.append("%s (%s)" % (name, exc))
     raise ImportError("; ".join(errors))
+
+
+def _argument_order(detail):
+    """``serving_default_args_2`` -> 2: the converter names inputs after the model's arguments."""
+    import re
+
+    found = re.findall(r"args_(\d+)", detail["name"])
+    return (int(found[-1]) if found else 1000, detail["index"])
+
+
+def _state_of(model_path, inputs, outputs):
+    """The state of a temporal .tflite: (spec like the ONNX metadata's, {input: (input index, output
+    index)}). Inputs 1 and 2 are the previous frame and the hidden features; outputs are told apart
+    by their dtype (uint8 frame, float32 features)."""
+    frames = [o for o in outputs if o["dtype"].__name__ == "uint8"]
+    features = [o for o in outputs if o["dtype"].__name__ != "uint8"]
+    if len(inputs) != 3 or len(frames) != 1 or len(features) != 1:
+        raise BackendUnavailableError("%s has %d inputs and %d outputs; an edgerestore temporal model has 3 and 2 — "
+                                      "export it with `edgerestore export`" % (model_path, len(inputs), len(outputs)))
+    previous, hidden = inputs[1], inputs[2]
+    shape = [int(v) for v in hidden["shape"]]
+    spec = [{"input": "previous", "output": "restored", "reset": "input", "like": "frame", "layout": "nhwc",
+             "channels": 3, "dtype": "uint8"},
+            {"input": "hidden", "output": "hidden_out", "reset": "zeros", "layout": "nhwc", "channels": shape[3],
+             "dtype": "float32"}]
+    indices = {"previous": (previous["index"], frames[0]["index"]), "hidden": (hidden["index"], features[0]["index"])}
+    return spec, indices
 
 
 class TFLiteBackend(Backend):
@@ -60,8 +90,10 @@ class TFLiteBackend(Backend):
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise BackendUnavailableError("TFLite cannot load %s: %s" % (model_path, str(exc).splitlines()[0]))
-        inp = interpreter.get_input_details()[0]
-        out = interpreter.get_output_details()[0]
+        inputs = sorted(interpreter.get_input_details(), key=_argument_order)
+        outputs = interpreter.get_output_details()
+        inp = inputs[0]
+        out = [o for o in outputs if o["dtype"].__name__ == "uint8"][0] if len(outputs) > 1 else outputs[0]
         shape = [int(v) for v in inp["shape"]]
         if inp["dtype"].__name__ != "uint8" or len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
             raise BackendUnavailableError(
@@ -70,6 +102,9 @@ class TFLiteBackend(Backend):
         self.interpreter = interpreter
         self.input_index = inp["index"]
         self.output_index = out["index"]
+        self.state_spec = None
+        if len(inputs) > 1:
+            self.state_spec, self.state_indices = _state_of(model_path, inputs, outputs)
         self.size = (shape[1], shape[2])
         self.stride = 1  # fixed-size model: frames are padded to its size in _run
         self.threads = threads
@@ -77,7 +112,8 @@ class TFLiteBackend(Backend):
         self.library = module.__name__.split(".")[0]
         return self
 
-    def _run(self, image):
+    def _fit(self, image):
+        """``image`` padded to the model's fixed size (a larger one is an error naming the fix)."""
         import numpy as np
 
         height, width = image.shape[:2]
@@ -86,15 +122,50 @@ class TFLiteBackend(Backend):
             raise ConfigError(
                 "frame %dx%d is larger than the model's %dx%d — export for this size: edgerestore export "
                 "--size %dx%d" % (width, height, model_w, model_h, height, width))
-        padded = image
-        if (height, width) != (model_h, model_w):
-            pad_h, pad_w = model_h - height, model_w - width
-            mode = "reflect" if pad_h < height and pad_w < width else "edge"
-            padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
-        self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(padded)[None])
+        if (height, width) == (model_h, model_w):
+            return image
+        pad_h, pad_w = model_h - height, model_w - width
+        mode = "reflect" if pad_h < height and pad_w < width else "edge"
+        return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+
+    def _run(self, image):
+        import numpy as np
+
+        height, width = image.shape[:2]
+        self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(self._fit(image))[None])
         self.interpreter.invoke()
         out = self.interpreter.get_tensor(self.output_index)[0]
         return out[:height, :width]
+
+    def zeros_state(self, entry, image):
+        # the model's own (fixed) state shape, whatever the frame's size
+        import numpy as np
+
+        index = self.state_indices[entry["input"]][0]
+        detail = [d for d in self.interpreter.get_input_details() if d["index"] == index][0]
+        return np.zeros([int(v) for v in detail["shape"]], detail["dtype"])
+
+    def _run_state(self, image, state):
+        import numpy as np
+
+        height, width = image.shape[:2]
+        interpreter = self.interpreter
+        interpreter.set_tensor(self.input_index, np.ascontiguousarray(self._fit(image))[None])
+        for entry in self.state_spec:
+            value = state[entry["input"]]
+            if value.ndim == 3:  # a frame (the reset value of ``previous``)
+                value = self._fit(value)[None]
+            interpreter.set_tensor(self.state_indices[entry["input"]][0], np.ascontiguousarray(value))
+        interpreter.invoke()
+        following = {}
+        for entry in self.state_spec:
+            # copies: the interpreter reuses its buffers on the next invoke
+            value = interpreter.get_tensor(self.state_indices[entry["input"]][1])
+            if entry.get("like") == "frame":
+                value = value[0, :height, :width]  # kept at the frame's size, padded again next time
+            following[entry["input"]] = value
+        out = interpreter.get_tensor(self.output_index)[0]
+        return out[:height, :width], following
 
     def info(self):
         info = super(TFLiteBackend, self).info()

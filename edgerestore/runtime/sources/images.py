@@ -60,7 +60,7 @@ class ImageSource(Source):
             for i, path in enumerate(self.paths):
                 image = self._first if (index == 0 and i == 0) else read_image(path)
                 pts = index / self.fps if self.fps else None
-                yield Frame(image, index, pts)
+                yield Frame(image, index, pts, discontinuity=index > 0 and i == 0)  # looped
                 index += 1
             if not self.loop:
                 return

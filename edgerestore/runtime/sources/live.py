@@ -24,6 +24,7 @@ class LiveSource(Source):
         self.lost_hint = lost_hint  # what to check when it stops delivering frames
         self.failures = 0  # failed reads in a row
         self.timeouts = 0  # failed reads in all
+        self.discontinuity = False  # set by a subclass that reconnected: the next frame says so
         self._closed = False
         self._t0 = time.monotonic()
 
@@ -51,7 +52,8 @@ class LiveSource(Source):
             image, pts = got
             if pts is None:
                 pts = time.monotonic() - self._t0
-            yield Frame(image, index, pts)
+            yield Frame(image, index, pts, discontinuity=self.discontinuity)
+            self.discontinuity = False
             index += 1
 
     def close(self):

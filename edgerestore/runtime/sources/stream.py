@@ -79,6 +79,8 @@ class StreamSource(LiveSource):
         self.size = (context.width, context.height) if context.width else None
         self._packets = self._container.demux(stream)
         self._decoded = []
+        if not first:
+            self.discontinuity = True  # reconnected: what comes next does not continue what came before
         return True
 
     def _read(self):

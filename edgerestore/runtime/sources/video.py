@@ -66,11 +66,13 @@ class VideoFileSource(Source):
         import av
 
         index = 0
+        looped = False
         while True:
             try:
                 for frame in self._container.decode(video=0):
                     pts = float(frame.pts * frame.time_base) if frame.pts is not None else None
-                    yield Frame(frame.to_ndarray(format="rgb24"), index, pts)
+                    yield Frame(frame.to_ndarray(format="rgb24"), index, pts, discontinuity=looped)
+                    looped = False
                     index += 1
             except av.error.FFmpegError as exc:
                 if index == 0:
@@ -79,20 +81,24 @@ class VideoFileSource(Source):
             if not self.loop or index == 0:
                 return
             self._container.seek(0)
+            looped = True  # the clip starts over: a cut for models with state
 
     def _frames_cv(self):
         import cv2
 
         index = 0
+        looped = False
         while True:
             ok, bgr = self._cap.read()
             if not ok:
                 if self.loop and index:
                     self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    looped = True
                     continue
                 return
             pts = index / self.fps if self.fps else None
-            yield Frame(as_rgb(bgr, "bgr"), index, pts)
+            yield Frame(as_rgb(bgr, "bgr"), index, pts, discontinuity=looped)
+            looped = False
             index += 1
 
     def __iter__(self):
