@@ -66,6 +66,14 @@ def score(backend, pairs):
     return rows.mean(axis=0), (rows[:, 1] - rows[:, 0]).min()
 
 
+def label(model):
+    """A preset's name, or a file with its run folder (runs/nano-kd/student.pt -> nano-kd/student.pt)."""
+    if not os.path.exists(model):
+        return model
+    parts = os.path.abspath(model).split(os.sep)
+    return "/".join(parts[-2:])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="presets, .pt or .onnx (default: the shipped presets)")
@@ -81,7 +89,7 @@ def main():
         for subset, items in pairs.items():
             (p_in, p_out, s_in, s_out), worst = score(backend, items)
             print("| %s | %s | %d | %.2f | %.2f | %+.2f (%+.2f) | %.4f | %.4f |" % (
-                os.path.basename(model), subset, len(items), p_in, p_out, p_out - p_in, worst, s_in, s_out))
+                label(model), subset, len(items), p_in, p_out, p_out - p_in, worst, s_in, s_out))
             sys.stdout.flush()
 
 

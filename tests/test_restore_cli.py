@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgerestore.benchmarks.metrics import psnr
+from edgerestore.benchmarks.metrics import psnr, ssim
 from edgerestore.distill.degrade import PRESETS, degrade, degrade_sequence
 from edgerestore.export.onnx import export_onnx
 from edgerestore.models.checkpoint import save_student
@@ -118,20 +118,28 @@ def test_shipped_students_never_hurt_real_gopro_blur(cli, gopro_pair, tmp_path, 
     assert psnr(read_rgb(out), read_rgb(sharp)) >= psnr(read_rgb(blurry), read_rgb(sharp))
 
 
-def test_shipped_default_improves_the_conferencing_degradation_on_average(tmp_path):
-    """The default model over several draws of the `mild` degradation of a photo it never saw."""
+@pytest.mark.parametrize("preset", ["pico", "nano", "small"])
+def test_shipped_students_improve_the_conferencing_degradation_on_average(preset):
+    """Photos they never saw (scikit-image's), three draws of `mild` each: the figure README quotes
+    from benchmarks/student_quality.py. A single photo is not enough: on a draw with no blur and
+    little noise (input ~40 dB) every student, the teacher too, loses about a dB by sharpening."""
     from skimage import data as skdata
 
+    from edgerestore.benchmarks.evalset import SKIMAGE_PHOTOS
     from edgerestore.models.resolve import resolve_model
     from edgerestore.runtime.restore import load_backend
 
-    backend = load_backend(str(resolve_model("nano")))
-    clean = np.ascontiguousarray(skdata.coffee())
-    gains = []
-    for seed in range(6):
-        degraded, _ = degrade(clean, 500 + seed, PRESETS["mild"])
-        gains.append(psnr(backend.infer(degraded), clean) - psnr(degraded, clean))
-    assert np.mean(gains) > 0, gains
+    backend = load_backend(str(resolve_model(preset)))
+    psnr_gains, ssim_gains = [], []
+    for index, name in enumerate(SKIMAGE_PHOTOS):
+        clean = np.ascontiguousarray(getattr(skdata, name)()[:, :, :3])
+        for draw in range(3):
+            degraded, _ = degrade(clean, 9100 + 100 * index + draw, PRESETS["mild"])
+            restored = backend.infer(degraded)
+            psnr_gains.append(psnr(restored, clean) - psnr(degraded, clean))
+            ssim_gains.append(ssim(restored, clean) - ssim(degraded, clean))
+    assert np.mean(psnr_gains) > 0, psnr_gains
+    assert np.mean(ssim_gains) > 0, ssim_gains
 
 
 @pytest.mark.parametrize(
