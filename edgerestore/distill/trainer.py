@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import gc
 import math
 import os
 import signal
@@ -665,10 +666,24 @@ class Trainer:
         started = time.time()
         self._setup()
         try:
-            return self._run(started)
-        finally:
+            summary = self._run(started)
+        except BaseException:
             if self.dist.owned and dist.is_initialized():
                 dist.destroy_process_group()
+            raise
+        self._leave_process_group()
+        return summary
+
+    def _leave_process_group(self) -> None:
+        """After a finished run: every rank drops its DDP wrapper (and the gloo work it holds) and
+        leaves together. A rank that tore the group down while another still held gloo work
+        aborted now and then at exit ("terminate called without an active exception")."""
+        if not (self.dist.owned and dist.is_initialized()):
+            return
+        self.dist.barrier()
+        self.ddp = None
+        gc.collect()
+        dist.destroy_process_group()
 
     def _run(self, started: float) -> dict:
         c, p = self.config, self.prepared
