@@ -36,10 +36,12 @@ def demo(out_dir, model, backend, threads, quiet):
     width, height = figures["size"]
     click.echo("clip: %s (%d frames, %dx%d, public domain; see edgerestore/data/sample/ATTRIBUTION.md)" % (
         SAMPLE_CLIP.name, figures["frames"], width, height))
-    click.echo("                      PSNR dB   SSIM    MS-SSIM")
-    click.echo("  degraded (input)    %7.2f  %6.4f  %6.4f" % (before["psnr"], before["ssim"], before["ms_ssim"]))
-    click.echo("  restored (%-7s)   %7.2f  %6.4f  %6.4f" % (model, after["psnr"], after["ssim"], after["ms_ssim"]))
-    click.echo("  gain                %+7.2f  %+6.4f  %+6.4f" % (
+    restored = "restored (%s)" % model
+    label = max(len(restored), len("degraded (input)"))
+    click.echo("  %-*s  PSNR dB   SSIM    MS-SSIM" % (label, ""))
+    click.echo("  %-*s  %7.2f  %6.4f  %6.4f" % (label, "degraded (input)", before["psnr"], before["ssim"], before["ms_ssim"]))
+    click.echo("  %-*s  %7.2f  %6.4f  %6.4f" % (label, restored, after["psnr"], after["ssim"], after["ms_ssim"]))
+    click.echo("  %-*s  %+7.2f  %+6.4f  %+6.4f" % (label, "gain",
         after["psnr"] - before["psnr"], after["ssim"] - before["ssim"], after["ms_ssim"] - before["ms_ssim"]))
     info = figures["backend"]
     click.echo("speed: %.1f FPS inference (%s, %s threads, %dx%d), %.1f FPS end to end" % (
