@@ -263,6 +263,51 @@ def _finish(path: Path, ir_version: Optional[int], simplify: bool) -> None:
     onnx.save(model, str(path))
 
 
+def float32_parameters(graph) -> set:
+    """Tensors that must stay float32 in an FP16 graph: Resize's roi and scales."""
+    return set(name for node in graph.node if node.op_type == "Resize" for name in node.input[1:3] if name)
+
+
+def cast_graph_to_fp16(src, dst, float_io_only: bool = True) -> Path:
+    """Copy of the graph at ``src`` computing in float16: float16 weights and constants, Casts to
+    float retargeted to float16, and one Cast at each float input and output so the I/O contract
+    stays what it was. ``float_io_only=False`` wraps every input and output (a graph whose I/O is
+    all float, like the TensorRT graph the FP16 engine is simulated with)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    keep = float32_parameters(graph)
+    for i, init in enumerate(graph.initializer):
+        if init.data_type == TensorProto.FLOAT and init.name not in keep:
+            graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
+
+    def wrapped(values):
+        return [v.name for v in values if not float_io_only or v.type.tensor_type.elem_type == TensorProto.FLOAT]
+
+    inputs, outputs = wrapped(graph.input), wrapped(graph.output)
+    renamed = set(inputs) | set(outputs)  # a temporal graph's hidden_out is an output and an input of later nodes
+    for node in graph.node:
+        node.input[:] = [name + "_fp16" if name in renamed else name for name in node.input]
+        node.output[:] = [name + "_fp16" if name in outputs else name for name in node.output]
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16
+            if node.op_type == "Constant" and attr.name == "value" and attr.t.data_type == TensorProto.FLOAT \
+                    and node.output[0] not in keep:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16)))
+    for name in reversed(inputs):
+        graph.node.insert(0, helper.make_node("Cast", [name], [name + "_fp16"], to=TensorProto.FLOAT16))
+    for name in outputs:
+        graph.node.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT))
+    del graph.value_info[:]
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+    return Path(dst)
+
+
 def to_fp16(src, dst) -> Path:
     """FP16 copy of a uint8-contract graph: float16 weights and arithmetic, uint8 I/O unchanged.
 
@@ -271,38 +316,7 @@ def to_fp16(src, dst) -> Path:
     a temporal graph's float32 state (``hidden``/``hidden_out``) gets one Cast each way, so its
     I/O contract does not change either.
     """
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    from edgerestore.export.verify import float32_parameters
-
-    model = onnx.load(str(src))
-    graph = model.graph
-    keep = float32_parameters(graph)
-    for i, init in enumerate(graph.initializer):
-        if init.data_type == TensorProto.FLOAT and init.name not in keep:
-            graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
-    float_inputs = [i.name for i in graph.input if i.type.tensor_type.elem_type == TensorProto.FLOAT]
-    float_outputs = [o.name for o in graph.output if o.type.tensor_type.elem_type == TensorProto.FLOAT]
-    renamed = set(float_inputs) | set(float_outputs)
-    for node in graph.node:
-        node.input[:] = [name + "_fp16" if name in renamed else name for name in node.input]
-        node.output[:] = [name + "_fp16" if name in float_outputs else name for name in node.output]
-        for attr in node.attribute:
-            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
-                attr.i = TensorProto.FLOAT16
-            if node.op_type == "Constant" and attr.name == "value" and attr.t.data_type == TensorProto.FLOAT \
-                    and node.output[0] not in keep:
-                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16)))
-    for name in reversed(float_inputs):
-        graph.node.insert(0, helper.make_node("Cast", [name], [name + "_fp16"], to=TensorProto.FLOAT16))
-    for name in float_outputs:
-        graph.node.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT))
-    del graph.value_info[:]
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
-    return Path(dst)
+    return cast_graph_to_fp16(src, dst, float_io_only=True)
 
 
 def export_artifact(job, fmt) -> Path:

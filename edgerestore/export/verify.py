@@ -124,38 +124,11 @@ def run_with_backend(path: Path, backend: str, clips: List[List[np.ndarray]], th
 # --- TensorRT, simulated with ONNX Runtime --------------------------------------------------------
 
 
-def float32_parameters(graph) -> set:
-    """Tensors that must stay float32 in an FP16 graph: Resize's roi and scales."""
-    return set(name for node in graph.node if node.op_type == "Resize" for name in node.input[1:3] if name)
-
-
 def simulate_fp16(onnx_path, dst) -> Path:
     """Float-I/O graph with FP16 weights and activations (Casts at the input and output only)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from edgerestore.export.onnx import cast_graph_to_fp16
 
-    model = onnx.load(str(onnx_path))
-    graph = model.graph
-    keep = float32_parameters(graph)
-    for i, init in enumerate(graph.initializer):
-        if init.data_type == TensorProto.FLOAT and init.name not in keep:
-            graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
-    inputs, outputs = [i.name for i in graph.input], [o.name for o in graph.output]
-    renamed = set(inputs) | set(outputs)  # a temporal graph's hidden_out is an output and an input of later nodes
-    for node in graph.node:
-        node.input[:] = [name + "_fp16" if name in renamed else name for name in node.input]
-        node.output[:] = [name + "_fp16" if name in outputs else name for name in node.output]
-        for attr in node.attribute:
-            if node.op_type == "Constant" and attr.name == "value" and attr.t.data_type == TensorProto.FLOAT \
-                    and node.output[0] not in keep:
-                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16)))
-    for name in reversed(inputs):
-        graph.node.insert(0, helper.make_node("Cast", [name], [name + "_fp16"], to=TensorProto.FLOAT16))
-    for name in outputs:
-        graph.node.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT))
-    del graph.value_info[:]
-    onnx.save(model, str(dst))
-    return Path(dst)
+    return cast_graph_to_fp16(onnx_path, dst, float_io_only=False)
 
 
 def simulate_int8(onnx_path, scales: Dict[str, float], dst) -> Path:
