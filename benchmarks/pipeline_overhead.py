@@ -75,7 +75,10 @@ def inference_only(model, backend, threads, images):
     start = time.perf_counter()
     for image in images:
         engine.infer(image)
-    return len(images) / (time.perf_counter() - start), engine.info()
+    fps = len(images) / (time.perf_counter() - start)
+    info = engine.info()
+    engine.close()
+    return fps, info
 
 
 def end_to_end(model, backend, threads, clip):

@@ -24,15 +24,13 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from pipeline_overhead import make_clip  # noqa: E402
+from pipeline_overhead import end_to_end, inference_only, make_clip  # noqa: E402
 
-from edgerestore.runtime.runner import open_backend, run  # noqa: E402
 from edgerestore.runtime.sources import open_source  # noqa: E402
 
 
@@ -49,23 +47,6 @@ def export_preset(name, path):
         for parameter in student.parameters():
             parameter.normal_(0, 0.02)
     export_onnx(student, path, simplify=True, metadata={"preset": name})
-
-
-def inference_only(model, threads, images):
-    engine = open_backend(model, None, threads)
-    engine.warmup(images[0].shape[0], images[0].shape[1])
-    start = time.perf_counter()
-    for image in images:
-        engine.infer(image)
-    fps = len(images) / (time.perf_counter() - start)
-    info = engine.info()
-    engine.close()
-    return fps, info
-
-
-def end_to_end(model, threads, clip):
-    summary = run(clip, ["null://"], model=model, threads=threads, stats_interval=3600)
-    return summary["frames"] / summary["elapsed_s"], summary
 
 
 def main(argv=None):
@@ -97,8 +78,8 @@ def main(argv=None):
         runs = dict((name, []) for name in models)
         for _ in range(args.repeats):
             for name, path in models.items():
-                infer_fps, info = inference_only(path, args.threads, images)
-                e2e_fps, summary = end_to_end(path, args.threads, clip)
+                infer_fps, info = inference_only(path, None, args.threads, images)
+                e2e_fps, summary = end_to_end(path, None, args.threads, clip)
                 runs[name].append({"inference_fps": round(infer_fps, 3), "end_to_end_fps": round(e2e_fps, 3),
                                    "inference_ms": round(info["mean_ms"], 2), "stage_ms": summary["stage_ms"],
                                    "resets": (summary["backend_info"].get("temporal") or {}).get("resets"),
