@@ -72,7 +72,8 @@ def _read(path: Path) -> dict:
     return data
 
 
-def _describe_mismatch(model: StudentNet, state: dict) -> str:
+def describe_state_mismatch(model: torch.nn.Module, state: dict) -> str:
+    """Why ``state`` cannot load strictly into ``model`` (missing and unexpected keys, shapes), or ''."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
     missing = sorted(set(expected) - set(got))
@@ -85,7 +86,8 @@ def _describe_mismatch(model: StudentNet, state: dict) -> str:
         parts.append("unexpected %d key(s) e.g. %s" % (len(unexpected), unexpected[0]))
     if wrong:
         k = wrong[0]
-        parts.append("%d shape mismatch(es) e.g. %s: checkpoint %s vs model %s" % (len(wrong), k, got[k], expected[k]))
+        parts.append("%d shape mismatch(es) e.g. %s has shape %s in the checkpoint, %s in the model"
+                     % (len(wrong), k, got[k], expected[k]))
     return "; ".join(parts)
 
 
@@ -112,7 +114,7 @@ def load_student(path, expect: Optional[StudentConfig] = None) -> Tuple[StudentN
         raise CheckpointError("%s is a different architecture: %s" % (path, ", ".join(diffs)))
     model = StudentNet(config)
     state = data.get("state_dict", {})
-    mismatch = _describe_mismatch(model, state)
+    mismatch = describe_state_mismatch(model, state)
     if mismatch:
         raise CheckpointError("%s does not match its own architecture: %s" % (path, mismatch))
     model.load_state_dict(state)

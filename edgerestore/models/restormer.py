@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgerestore.errors import CheckpointError, InputNotFoundError
+from edgerestore.models.checkpoint import describe_state_mismatch
 
 MULTIPLE = 8  # three 2x down-samplings
 
@@ -335,31 +336,15 @@ def load_restormer(path, config: Optional[RestormerConfig] = None, device="cpu")
     except CheckpointError as exc:
         raise CheckpointError("%s: %s" % (path, exc)) from exc
     model = Restormer(config)
-    missing, unexpected = _key_mismatch(model, state)
-    if missing or unexpected:
-        raise CheckpointError(
-            "%s does not match Restormer(%s): %s" % (path, _short(config), "; ".join(missing + unexpected))
-        )
+    mismatch = describe_state_mismatch(model, state)
+    if mismatch:
+        raise CheckpointError("%s does not match Restormer(%s): %s" % (path, _short(config), mismatch))
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()
 
 
 def _short(config: RestormerConfig) -> str:
     return "dim=%d, blocks=%s" % (config.dim, list(config.num_blocks))
-
-
-def _key_mismatch(model: nn.Module, state: dict) -> Tuple[List[str], List[str]]:
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
-    problems = []
-    if missing:
-        problems.append("missing %d key(s) e.g. %s" % (len(missing), missing[0]))
-    if wrong:
-        problems.append("%s has shape %s, expected %s" % (wrong[0], got[wrong[0]], expected[wrong[0]]))
-    return problems, (["unexpected %d key(s) e.g. %s" % (len(unexpected), unexpected[0])] if unexpected else [])
 
 
 # --------------------------------------------------------------------------- inference
