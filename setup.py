@@ -39,6 +39,10 @@ REPORT = ["matplotlib>=3.3"]
 TFLITE = [
     "litert-torch>=0.5; python_version>='3.10'",
     "ai-edge-litert>=1.2; python_version>='3.10'",
+    # export/tflite.py imports these itself (INT8 calibration and FP16 casting); litert-torch
+    # pulls them in today, but a dependency we import is one we declare.
+    "ai-edge-quantizer>=0.4; python_version>='3.10'",
+    "torchao>=0.10; python_version>='3.10'",
 ]
 
 setup(
