@@ -93,6 +93,44 @@ def test_onnx_export_matches_pytorch(name, tmp_path):
             assert not np.array_equal(got, frame)  # the random student does change the picture
 
 
+@pytest.mark.parametrize("name", ["pico", "nano"])
+def test_fp32_onnx_graph_is_what_onnx_runtime_fuses(name, tmp_path):
+    """The FP32 graph writes the frame with uint8 copies and one fused add: after ONNX Runtime's
+    optimizer no transposed convolution writes the frame (only nano's context branch keeps its
+    low-resolution one), no Clip, and the residual is one QLinearAdd."""
+    import onnx
+
+    net = _randomised(PRESETS[name].config)
+    path = export_onnx(net, tmp_path / "m.onnx", simplify=True)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert ops.count("QLinearAdd") == 1 and ops.count("Cast") == 1, ops
+    assert ops.count("ConvTranspose") == (1 if net.config.context_width else 0), ops
+    for absent in ("Clip", "Add", "DequantizeLinear"):
+        assert absent not in ops or (absent == "Add" and net.config.context_width), (absent, ops)
+
+
+def test_fp32_graph_clips_corrections_beyond_127_only(tmp_path):
+    """The FP32 graph rounds the correction to uint8 around 128: a student that brightens by 100
+    pixel values is exact, one that brightens by 200 is cut at +127."""
+    for shift, expected in ((100.0, 100), (200.0, 127)):
+        net = StudentNet(PRESETS["pico"].config).eval()
+        with torch.no_grad():
+            # every feature 1 (head bias through the ReLU, the residual body adds 0); the tail
+            # turns them into +shift on every pixel and colour
+            for parameter in net.parameters():
+                parameter.zero_()
+            net.head.bias.fill_(1.0)
+            net.tail.weight.fill_(shift / 255.0 / net.config.width)
+        path = export_onnx(net, tmp_path / "shift.onnx")
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        frame = np.zeros((1, 8, 16, 3), np.uint8)
+        got = session.run(None, {"frame": frame})[0]
+        assert np.all(got == expected), (shift, np.unique(got))
+
+
 def test_checkpoint_round_trip(tmp_path):
     net = _randomised(PRESETS["pico"].config)
     path = save_student(tmp_path / "pico.pt", net, preset="pico", meta={"note": "test"})

@@ -62,7 +62,9 @@ PRECISION_TOKENS = (
     ("fp16", "fp16"), ("float16", "fp16"), ("half", "fp16"),
     ("fp32", "fp32"), ("float32", "fp32"), ("float", "fp32"),
 )
-INT8_ONNX_OPS = ("QuantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul")
+# Integer kernels, or "quantized weights": a DequantizeLinear of an initializer (QDQ format). A
+# QuantizeLinear alone is no sign of INT8: the FP32 graphs round their uint8 output with one.
+INT8_ONNX_OPS = ("QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul", "quantized weights")
 
 # Modules whose versions go into the result (imported ones only: never import torch for this).
 SOFTWARE = (
@@ -122,12 +124,17 @@ def model_name_from_file(path):
 
 
 def read_onnx_metadata(path):
-    """``(metadata dict, op types)`` of an ONNX file: with the onnx package if present, else ORT's metadata."""
+    """``(metadata dict, op types)`` of an ONNX file: with the onnx package if present, else ORT's
+    metadata. The op types include ``"quantized weights"`` when a DequantizeLinear reads an initializer."""
     try:
         import onnx
 
         model = onnx.load(str(path), load_external_data=False)
-        return dict((p.key, p.value) for p in model.metadata_props), set(n.op_type for n in model.graph.node)
+        ops = set(n.op_type for n in model.graph.node)
+        weights = set(init.name for init in model.graph.initializer)
+        if any(n.op_type == "DequantizeLinear" and n.input[0] in weights for n in model.graph.node):
+            ops.add("quantized weights")
+        return dict((p.key, p.value) for p in model.metadata_props), ops
     except ImportError:
         pass
     except Exception:

@@ -4,17 +4,24 @@ Contract (DESIGN.md): input ``uint8 [1,H,W,3]`` RGB, output the same; H and W mu
 student's stride (the runtime pads and crops).
 
 The obvious graph (transpose to NCHW, cast, divide by 255, the network, multiply, round, clip,
-cast, transpose back) spends most of its time on full-resolution rearrangements: on this
-machine ONNX Runtime needs 10-25 ms per 1080p frame for each transpose, pixel (un)shuffle or
-depth-to-space. So the exported graph never transposes a frame:
+cast, transpose back) spends most of its time on full-resolution rearrangements: ONNX Runtime
+needs 10-25 ms per 1080p frame for each float transpose, pixel (un)shuffle or depth-to-space. So
+the exported graph never rearranges a float frame:
 
 * the NHWC frame is *reshaped* (free) to a one-channel ``[1,1,H,3W]`` image whose rows interleave
   R, G and B; the student's ``s x s`` stride-``s`` patchify convolution becomes an ``s x 3s``
   stride-``(s, 3s)`` convolution on it, with the weights rearranged and divided by 255;
-* the student's transposed-convolution tail becomes an ``s x 3s`` transposed convolution that
-  writes the interleaved layout directly, weights multiplied by 255, its bias +0.5;
-* the global residual adds the frame, ``Clip(0, 255)`` and a truncating ``Cast`` to uint8 round
-  to nearest (thanks to the +0.5), and a reshape gives back ``[1,H,W,3]``.
+* frame-by-frame students (:class:`RowsCore`): the transposed-convolution tail becomes a 1x1
+  convolution to the ``3s²`` values of each ``s x s`` block, weights multiplied by 255; that
+  correction is rounded to uint8 (zero point 128: corrections of -128..+127 pixel values, what a
+  uint8 frame can take from a student that changes pixels by less than half the range), moved
+  back into frame rows by uint8 copies and added to the frame by one node ONNX Runtime fuses into
+  ``QLinearAdd`` (rounding and saturation included; :mod:`edgerestore.export.blocks`). Measured
+  at 1080p, this tail costs 2-3x less than a transposed convolution that writes the interleaved
+  rows, followed by the float add, clip and cast (docs/export.md, "FP32 graph");
+* temporal students (:class:`Uint8FrameModel`) keep that ``s x 3s`` transposed-convolution tail
+  (bias +0.5), the float residual, ``Clip(0, 255)`` and a truncating ``Cast``: their gate blends
+  float rows.
 
 The result equals the PyTorch student on the same uint8 frame (the tests demand >= 50 dB PSNR).
 
@@ -50,6 +57,8 @@ from torch import nn
 
 from edgerestore.models.student import StudentNet
 
+GRAPH_VERSION = 2
+"""Bumped whenever the exported graph changes (2: frame-by-frame students' uint8 block tail)."""
 DEFAULT_OPSET = 13  # TensorRT 8.2 (Jetson Nano, JetPack 4.6) parses up to opset 13
 INPUT_NAME = "frame"
 OUTPUT_NAME = "restored"
@@ -81,8 +90,9 @@ def _interleave_kernel(weight: torch.Tensor) -> torch.Tensor:
 
 
 class Uint8FrameModel(nn.Module):
-    """The deployable graph: ``uint8 [1,H,W,3] -> uint8 [1,H,W,3]``, same maths as the student
-    (temporal students: ``(frame, previous, hidden) -> (restored, hidden_out)``)."""
+    """A temporal student's deployable graph, ``(frame, previous, hidden) -> (restored, hidden_out)``
+    with uint8 ``[1,H,W,3]`` frames (frame-by-frame students export through :class:`RowsCore`);
+    with float I/O it is also every student's TensorRT graph (:class:`FloatFrameModel`)."""
 
     def __init__(self, student: StudentNet):
         super().__init__()
@@ -219,6 +229,9 @@ def export_onnx(
     for name, size in (("height", sample_h), ("width", sample_w)):
         if size % stride:
             raise ValueError("%s %d is not a multiple of the model's stride %d" % (name, size, stride))
+    if io == CONTRACT and not student.config.temporal:
+        _export_block_graph(student, path, opset, height, width)
+        return _finish_export(student, path, io, ir_version, simplify, metadata)
     dtype = torch.uint8 if io == CONTRACT else torch.float32
     sample = torch.zeros(1, sample_h, sample_w, 3, dtype=dtype)
     inputs, names, outputs = (sample,), [INPUT_NAME], [OUTPUT_NAME]
@@ -238,14 +251,94 @@ def export_onnx(
             model, inputs, str(path), opset_version=opset, input_names=names,
             output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True, dynamo=False,
         )
+    return _finish_export(student, path, io, ir_version, simplify, metadata)
+
+
+def _finish_export(student: StudentNet, path: Path, io: str, ir_version: Optional[int], simplify: bool,
+                   metadata: Optional[dict]) -> Path:
     if simplify or ir_version is not None:
         _finish(path, ir_version, simplify)
-    info = {"stride": stride, "contract": io, "config": json.dumps(student.config.to_dict())}
+    info = {"stride": student.stride, "contract": io, "config": json.dumps(student.config.to_dict())}
     if student.config.temporal:
         info["state"] = json.dumps(state_spec(student))
     info.update(metadata or {})
     write_metadata(path, info)
     return path
+
+
+TIE_BREAK = 2.0 ** -12
+
+
+class RowsCore(nn.Module):
+    """A frame-by-frame student from float frame rows ``[1,1,H,3W]`` (0..255) to its correction in
+    the block layout ``[1,3s²,H/s,W/s]`` (:mod:`edgerestore.export.blocks`): the head is the
+    interleaved-rows convolution of :class:`Uint8FrameModel`, the tail a 1x1 convolution."""
+
+    def __init__(self, student: StudentNet):
+        super().__init__()
+        from edgerestore.export.blocks import block_tail_weight
+
+        s, width = student.config.scale, student.config.width
+        self.head = nn.Conv2d(1, width, (s, 3 * s), stride=(s, 3 * s))
+        self.tail = nn.Conv2d(width, 3 * s * s, 1)
+        with torch.no_grad():
+            self.head.weight.copy_(_interleave_kernel(student.head.weight) / 255.0)
+            self.head.bias.copy_(student.head.bias)
+            self.tail.weight.copy_(block_tail_weight(student))
+            # QuantizeLinear rounds half to even, the student's uint8 output rounds half up: a
+            # 1/4096 nudge makes exact halves (common in smoothing filters) round the same way
+            self.tail.bias.fill_(TIE_BREAK)
+        self.act = nn.ReLU()
+        self.body = copy.deepcopy(student.body)
+        self.context = copy.deepcopy(student.context)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.context(self.body(self.act(self.head(rows)))))
+
+
+ROWS_INPUT = "frame_rows"
+CORE_OUTPUT = "correction"
+
+
+def _export_block_graph(student: StudentNet, path: Path, opset: int, height: Optional[int],
+                        width: Optional[int]) -> None:
+    """The FP32 graph of a frame-by-frame student: uint8 frame -> rows (a reshape and one Cast)
+    -> :class:`RowsCore` -> correction rounded to uint8 -> frame + correction (uint8 plumbing of
+    :mod:`edgerestore.export.blocks`). Measured against the graph that writes the frame with a
+    transposed convolution in docs/export.md ("FP32 graph")."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgerestore.export import blocks
+
+    s = student.config.scale
+    sample = torch.zeros(1, 1, student.stride * 4, student.stride * 12)
+    axes = {ROWS_INPUT: {2: "H", 3: "W3"}, CORE_OUTPUT: {2: "h", 3: "w"}}
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
+        warnings.simplefilter("ignore")
+        torch.onnx.export(RowsCore(student.eval()).eval(), (sample,), str(path), opset_version=opset,
+                          input_names=[ROWS_INPUT], output_names=[CORE_OUTPUT], dynamic_axes=axes,
+                          do_constant_folding=True, dynamo=False)
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits, pre = blocks.shape_nodes(s)
+    graph.initializer.extend(inits + blocks.unit_quantization() + [
+        numpy_helper.from_array(np.array(blocks.CORRECTION_ZERO, np.uint8), "correction_zero")])
+    pre += [helper.make_node("Concat", ["one", "one", "H", "W3"], ["image_shape"], axis=0),
+            helper.make_node("Reshape", [blocks.FRAME, "image_shape"], ["frame_rows_u8"]),
+            helper.make_node("Cast", ["frame_rows_u8"], [ROWS_INPUT], to=TensorProto.FLOAT)]
+    quantize = helper.make_node("QuantizeLinear", [CORE_OUTPUT, "unit_scale", "correction_zero"], ["correction_u8"])
+    post, value_info = blocks.frame_plus_correction(s, "correction_u8", "unit_scale", "correction_zero")
+    blocks.replace_nodes(graph, pre + list(graph.node) + [quantize] + post)
+    blocks.set_frame_io(graph)
+    if height and width:
+        dims = graph.input[0].type.tensor_type.shape.dim
+        dims[1].dim_value, dims[2].dim_value = height, width
+    graph.value_info.extend(value_info + [
+        helper.make_tensor_value_info("frame_rows_u8", TensorProto.UINT8, [1, 1, "H", "W3"])])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def _finish(path: Path, ir_version: Optional[int], simplify: bool) -> None:
@@ -264,8 +357,31 @@ def _finish(path: Path, ir_version: Optional[int], simplify: bool) -> None:
 
 
 def float32_parameters(graph) -> set:
-    """Tensors that must stay float32 in an FP16 graph: Resize's roi and scales."""
-    return set(name for node in graph.node if node.op_type == "Resize" for name in node.input[1:3] if name)
+    """Tensors that must stay float32 in an FP16 graph: Resize's roi and scales, and the scales of
+    (De)QuantizeLinear (opset 13 has no float16 ones)."""
+    keep = set(name for node in graph.node if node.op_type == "Resize" for name in node.input[1:3] if name)
+    return keep | set(node.input[1] for node in graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear"))
+
+
+def _float32_quantize_inputs(graph, half: set) -> None:
+    """Cast float16 tensors back to float32 in front of QuantizeLinear (opset 13 quantizes float32
+    only). ``half``: the tensors the conversion made float16; what is computed from them is float16
+    too, except through (De)QuantizeLinear, Shape and Casts to other types."""
+    from onnx import TensorProto, helper
+
+    keeps_type = {"DequantizeLinear", "QuantizeLinear", "Shape"}
+    for node in graph.node:
+        to = [attr.i for attr in node.attribute if attr.name == "to"]
+        if node.op_type in keeps_type or (node.op_type == "Cast" and to != [TensorProto.FLOAT16]):
+            continue
+        if any(name in half for name in node.input):
+            half.update(node.output)
+    for index in reversed(range(len(graph.node))):
+        node = graph.node[index]
+        if node.op_type == "QuantizeLinear" and node.input[0] in half:
+            cast = helper.make_node("Cast", [node.input[0]], [node.input[0] + "_fp32"], to=TensorProto.FLOAT)
+            node.input[0] = node.input[0] + "_fp32"
+            graph.node.insert(index, cast)
 
 
 def cast_graph_to_fp16(src, dst, float_io_only: bool = True) -> Path:
@@ -280,9 +396,11 @@ def cast_graph_to_fp16(src, dst, float_io_only: bool = True) -> Path:
     model = onnx.load(str(src))
     graph = model.graph
     keep = float32_parameters(graph)
+    half = set()
     for i, init in enumerate(graph.initializer):
         if init.data_type == TensorProto.FLOAT and init.name not in keep:
             graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
+            half.add(init.name)
 
     def wrapped(values):
         return [v.name for v in values if not float_io_only or v.type.tensor_type.elem_type == TensorProto.FLOAT]
@@ -295,11 +413,15 @@ def cast_graph_to_fp16(src, dst, float_io_only: bool = True) -> Path:
         for attr in node.attribute:
             if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
                 attr.i = TensorProto.FLOAT16
+                half.update(node.output)
             if node.op_type == "Constant" and attr.name == "value" and attr.t.data_type == TensorProto.FLOAT \
                     and node.output[0] not in keep:
                 attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16)))
+                half.update(node.output)
     for name in reversed(inputs):
         graph.node.insert(0, helper.make_node("Cast", [name], [name + "_fp16"], to=TensorProto.FLOAT16))
+        half.add(name + "_fp16")
+    _float32_quantize_inputs(graph, half)
     for name in outputs:
         graph.node.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT))
     del graph.value_info[:]

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgerestore.export.blocks import block_tail_weight
 from edgerestore.export.onnx import CONTRACT, write_metadata
 from edgerestore.models.student import StudentNet
 
@@ -68,7 +69,7 @@ class BlockCore(nn.Module):
         with torch.no_grad():
             self.head.weight.copy_(student.head.weight.permute(0, 2, 3, 1).reshape(width, k, 1, 1) / 255.0)
             self.head.bias.copy_(student.head.bias)
-            self.tail.weight.copy_(student.tail.weight.permute(2, 3, 1, 0).reshape(k, width, 1, 1) * 255.0)
+            self.tail.weight.copy_(block_tail_weight(student))
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
@@ -148,7 +149,9 @@ def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], scale: int,
 def _wrap(qcore: Path, scale: int):
     """The deployable graph: uint8 frame -> blocks -> quantized core -> frame + correction -> uint8."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import numpy_helper
+
+    from edgerestore.export import blocks
 
     model = onnx.load(str(qcore))
     graph = model.graph
@@ -166,58 +169,13 @@ def _wrap(qcore: Path, scale: int):
     corr_q, corr_scale, corr_zero = dq_out.input  # uint8 correction, its scale and zero point
     core_nodes = [n for n in nodes if n is not q_in and n is not dq_out]
 
-    s, k = scale, 3 * scale * scale
-    ints = lambda name, values: numpy_helper.from_array(np.array(values, np.int64), name)  # noqa: E731
-    graph.initializer.extend([
-        ints("dim1", [1]), ints("dim2", [2]), ints("s", [s]), ints("three", [3]), ints("one", [1]), ints("rs", [3 * s]),
-        numpy_helper.from_array(np.array(1.0, np.float32), "unit_scale"),
-        numpy_helper.from_array(np.array(0, np.uint8), "unit_zero"),
-    ])
-    phases = ["phase%d" % i for i in range(s)]
-    node = helper.make_node
-    pre = [
-        node("Shape", ["frame"], ["frame_shape"]),
-        node("Gather", ["frame_shape", "dim1"], ["H"]), node("Gather", ["frame_shape", "dim2"], ["W"]),
-        node("Div", ["H", "s"], ["h"]), node("Div", ["W", "s"], ["w"]), node("Mul", ["W", "three"], ["W3"]),
-        node("Concat", ["one", "h", "s", "W3"], ["rows_shape"], axis=0),
-        node("Concat", ["one", "h", "w", "rs"], ["phase_shape"], axis=0),
-        node("Concat", ["one", "h", "one", "W3"], ["row_shape"], axis=0),
-        node("Reshape", ["frame", "rows_shape"], ["rows"]),
-        node("Split", ["rows"], [p + "_rows" for p in phases], axis=2),
-    ] + [node("Reshape", [p + "_rows", "phase_shape"], [p]) for p in phases] + [
-        node("Concat", phases, ["blocks_nhwc"], axis=3),
-        node("Transpose", ["blocks_nhwc"], [q_in.output[0]], perm=[0, 3, 1, 2]),
-    ]
-    post = [
-        node("Transpose", [corr_q], ["corr_nhwc"], perm=[0, 2, 3, 1]),
-        node("Split", ["corr_nhwc"], ["corr%d" % i for i in range(s)], axis=3),
-    ] + [node("Reshape", ["corr%d" % i, "row_shape"], ["corr%d_row" % i]) for i in range(s)] + [
-        node("Concat", ["corr%d_row" % i for i in range(s)], ["corr_rows"], axis=2),
-        node("Reshape", ["corr_rows", "frame_shape"], ["corr_frame"]),
-        node("DequantizeLinear", ["corr_frame", corr_scale, corr_zero], ["corr_float"]),
-        node("DequantizeLinear", ["frame", "unit_scale", "unit_zero"], ["frame_float"]),
-        node("Add", ["frame_float", "corr_float"], ["restored_float"]),
-        node("QuantizeLinear", ["restored_float", "unit_scale", "unit_zero"], ["restored"]),
-    ]
-    del graph.node[:]
-    graph.node.extend(pre + core_nodes + post)
-    u8 = TensorProto.UINT8
-    info = helper.make_tensor_value_info
-    del graph.input[:]
-    graph.input.extend([info("frame", u8, [1, "H", "W", 3])])
-    del graph.output[:]
-    graph.output.extend([info("restored", u8, [1, "H", "W", 3])])
-    # Ranks on the uint8 tensors: ORT's NHWC transformer skips convolutions whose input rank is unknown.
-    graph.value_info.extend(
-        [info("rows", u8, [1, "h", s, "W3"])]
-        + [info(p + "_rows", u8, [1, "h", 1, "W3"]) for p in phases]
-        + [info(p, u8, [1, "h", "w", 3 * s]) for p in phases]
-        + [info("blocks_nhwc", u8, [1, "h", "w", k]), info(q_in.output[0], u8, [1, k, "h", "w"]),
-           info("corr_nhwc", u8, [1, "h", "w", k])]
-        + [info("corr%d" % i, u8, [1, "h", "w", 3 * s]) for i in range(s)]
-        + [info("corr%d_row" % i, u8, [1, "h", 1, "W3"]) for i in range(s)]
-        + [info("corr_rows", u8, [1, "h", s, "W3"]), info("corr_frame", u8, [1, "H", "W", 3])]
-    )
+    inits, pre = blocks.shape_nodes(scale)
+    graph.initializer.extend(inits + blocks.unit_quantization())
+    to_blocks_nodes, pre_info = blocks.frame_to_blocks(scale, q_in.output[0])
+    post, post_info = blocks.frame_plus_correction(scale, corr_q, corr_scale, corr_zero)
+    blocks.replace_nodes(graph, pre + to_blocks_nodes + core_nodes + post)
+    blocks.set_frame_io(graph)
+    graph.value_info.extend(pre_info + post_info)
     return model
 
 

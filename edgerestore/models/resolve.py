@@ -3,7 +3,8 @@
 * a preset name (``nano``) -> the shipped ``edgerestore/weights/nano.onnx`` (no torch needed);
 * a ``.onnx`` file -> itself;
 * a ``.pt`` student checkpoint -> exported once to ONNX in the cache folder
-  (``$EDGERESTORE_CACHE`` or ``~/.cache/edgerestore``), keyed by the checkpoint's sha256;
+  (``$EDGERESTORE_CACHE`` or ``~/.cache/edgerestore``), keyed by the checkpoint's sha256 and
+  the exporter's graph version;
   this needs torch (``pip install edgerestore[host]``);
 * a bundle folder (``edgerestore export``) -> its files are checked against the manifest's
   sha256 and the artifact of the first backend that runs here (or of ``backend``) is returned.
@@ -29,14 +30,15 @@ def cache_dir() -> Path:
 
 def _onnx_from_checkpoint(path: Path) -> Path:
     try:
-        from edgerestore.export.onnx import export_onnx
+        from edgerestore.export.onnx import GRAPH_VERSION, export_onnx
         from edgerestore.models.checkpoint import load_student
     except ImportError as exc:
         raise CheckpointError(
             "running a .pt checkpoint needs torch (%s) — pip install 'edgerestore[host]', or export "
             "it to ONNX on a machine that has torch" % exc
         ) from exc
-    target = cache_dir() / "onnx" / (file_sha256(path)[:16] + ".onnx")
+    # keyed by the graph's version too: a newer edgerestore re-exports instead of running an old graph
+    target = cache_dir() / "onnx" / ("%s-graph%d.onnx" % (file_sha256(path)[:16], GRAPH_VERSION))
     if not target.exists():
         student, info = load_student(path)
         tmp = target.with_suffix(".onnx.part")

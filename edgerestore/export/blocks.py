@@ -1,0 +1,133 @@
+"""The uint8 plumbing around a student's core, shared by the FP32 and the INT8 ONNX graphs.
+
+A frame-by-frame student predicts a *correction* to its input frame. Both deployable ONNX graphs
+compute it in the **block layout** of the tail, ``[1, 3s², h, w]`` (block channel ``dy*3s + dx*3
++ c`` holds pixel ``(s*i+dy, s*j+dx)``, colour ``c``), and finish in uint8:
+
+* the correction is quantized to uint8 (FP32 graph: scale 1 / zero point 128, i.e. rounded to
+  whole pixel values, which is all a uint8 output keeps anyway; INT8 graph: its calibrated
+  scale / zero point);
+* transposed to channels-last and split / reshaped / concatenated back into frame rows: cheap
+  uint8 copies where the float equivalents (a transposed convolution that writes the frame, a
+  pixel shuffle) were the most expensive nodes of the graph;
+* added to the frame by ``DequantizeLinear`` x2 + ``Add`` + ``QuantizeLinear`` (scale 1 / zero
+  point 0: rounding and saturation in one node), which ONNX Runtime fuses into one ``QLinearAdd``.
+
+Everything here is plain opset-13 ONNX (TensorRT's graph is a separate float one,
+:class:`edgerestore.export.onnx.FloatFrameModel`). The shapes are read from the uint8 frame, so
+the graphs take any frame size that is a multiple of the stride.
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import numpy as np
+import torch
+
+FRAME = "frame"
+RESTORED = "restored"
+CORRECTION_ZERO = 128
+"""Zero point of the FP32 graph's uint8 correction: corrections of -128..127 pixel values."""
+
+
+def block_tail_weight(student) -> torch.Tensor:
+    """The student's ``s x s`` stride-``s`` transposed-convolution tail as the weight of a 1x1
+    convolution to ``3s²`` block channels (values 0..255: multiplied by 255)."""
+    weight = student.tail.weight  # (C, 3, s, s)
+    width, s = weight.shape[0], student.config.scale
+    return weight.permute(2, 3, 1, 0).reshape(3 * s * s, width, 1, 1) * 255.0
+
+
+def shape_nodes(scale: int) -> Tuple[list, list]:
+    """``(initializers, nodes)`` that read ``H, W`` off the frame and build the shapes the other
+    helpers use: ``frame_shape``, ``rows_shape [1,h,s,3W]``, ``phase_shape [1,h,w,3s]`` and
+    ``row_shape [1,h,1,3W]``."""
+    from onnx import helper, numpy_helper
+
+    ints = lambda name, values: numpy_helper.from_array(np.array(values, np.int64), name)  # noqa: E731
+    inits = [ints("dim1", [1]), ints("dim2", [2]), ints("s", [scale]), ints("three", [3]), ints("one", [1]),
+             ints("rs", [3 * scale])]
+    node = helper.make_node
+    nodes = [
+        node("Shape", [FRAME], ["frame_shape"]),
+        node("Gather", ["frame_shape", "dim1"], ["H"]), node("Gather", ["frame_shape", "dim2"], ["W"]),
+        node("Div", ["H", "s"], ["h"]), node("Div", ["W", "s"], ["w"]), node("Mul", ["W", "three"], ["W3"]),
+        node("Concat", ["one", "h", "s", "W3"], ["rows_shape"], axis=0),
+        node("Concat", ["one", "h", "w", "rs"], ["phase_shape"], axis=0),
+        node("Concat", ["one", "h", "one", "W3"], ["row_shape"], axis=0),
+    ]
+    return inits, nodes
+
+
+def unit_quantization() -> list:
+    """Scale 1 / zero point 0: the frame's own quantization."""
+    from onnx import numpy_helper
+
+    return [numpy_helper.from_array(np.array(1.0, np.float32), "unit_scale"),
+            numpy_helper.from_array(np.array(0, np.uint8), "unit_zero")]
+
+
+def frame_to_blocks(scale: int, blocks_nchw: str) -> Tuple[list, list]:
+    """``(nodes, value_info)``: the uint8 frame -> uint8 blocks ``[1,3s²,h,w]`` named ``blocks_nchw``."""
+    from onnx import TensorProto, helper
+
+    s, k = scale, 3 * scale * scale
+    phases = ["phase%d" % i for i in range(s)]
+    node = helper.make_node
+    nodes = [
+        node("Reshape", [FRAME, "rows_shape"], ["rows"]),
+        node("Split", ["rows"], [p + "_rows" for p in phases], axis=2),
+    ] + [node("Reshape", [p + "_rows", "phase_shape"], [p]) for p in phases] + [
+        node("Concat", phases, ["blocks_nhwc"], axis=3),
+        node("Transpose", ["blocks_nhwc"], [blocks_nchw], perm=[0, 3, 1, 2]),
+    ]
+    u8, info = TensorProto.UINT8, helper.make_tensor_value_info
+    # Ranks on the uint8 tensors: ORT's NHWC transformer skips convolutions whose input rank is unknown.
+    value_info = ([info("rows", u8, [1, "h", s, "W3"])]
+                  + [info(p + "_rows", u8, [1, "h", 1, "W3"]) for p in phases]
+                  + [info(p, u8, [1, "h", "w", 3 * s]) for p in phases]
+                  + [info("blocks_nhwc", u8, [1, "h", "w", k]), info(blocks_nchw, u8, [1, k, "h", "w"])])
+    return nodes, value_info
+
+
+def frame_plus_correction(scale: int, correction: str, correction_scale: str, correction_zero: str) -> Tuple[list, list]:
+    """``(nodes, value_info)``: uint8 correction blocks ``[1,3s²,h,w]`` (with their quantization
+    parameters) -> the restored uint8 frame ``restored = frame + correction``."""
+    from onnx import TensorProto, helper
+
+    s, k = scale, 3 * scale * scale
+    node = helper.make_node
+    nodes = [
+        node("Transpose", [correction], ["corr_nhwc"], perm=[0, 2, 3, 1]),
+        node("Split", ["corr_nhwc"], ["corr%d" % i for i in range(s)], axis=3),
+    ] + [node("Reshape", ["corr%d" % i, "row_shape"], ["corr%d_row" % i]) for i in range(s)] + [
+        node("Concat", ["corr%d_row" % i for i in range(s)], ["corr_rows"], axis=2),
+        node("Reshape", ["corr_rows", "frame_shape"], ["corr_frame"]),
+        node("DequantizeLinear", ["corr_frame", correction_scale, correction_zero], ["corr_float"]),
+        node("DequantizeLinear", [FRAME, "unit_scale", "unit_zero"], ["frame_float"]),
+        node("Add", ["frame_float", "corr_float"], ["restored_float"]),
+        node("QuantizeLinear", ["restored_float", "unit_scale", "unit_zero"], [RESTORED]),
+    ]
+    u8, info = TensorProto.UINT8, helper.make_tensor_value_info
+    value_info = ([info(correction, u8, [1, k, "h", "w"]), info("corr_nhwc", u8, [1, "h", "w", k])]
+                  + [info("corr%d" % i, u8, [1, "h", "w", 3 * s]) for i in range(s)]
+                  + [info("corr%d_row" % i, u8, [1, "h", 1, "W3"]) for i in range(s)]
+                  + [info("corr_rows", u8, [1, "h", s, "W3"]), info("corr_frame", u8, [1, "H", "W", 3])])
+    return nodes, value_info
+
+
+def set_frame_io(graph) -> None:
+    """The graph's only input is the uint8 frame and its only output the restored uint8 frame."""
+    from onnx import TensorProto, helper
+
+    u8, info = TensorProto.UINT8, helper.make_tensor_value_info
+    del graph.input[:]
+    graph.input.extend([info(FRAME, u8, [1, "H", "W", 3])])
+    del graph.output[:]
+    graph.output.extend([info(RESTORED, u8, [1, "H", "W", 3])])
+
+
+def replace_nodes(graph, nodes: List) -> None:
+    del graph.node[:]
+    graph.node.extend(nodes)
