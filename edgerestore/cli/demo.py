@@ -6,7 +6,7 @@ import click
 @click.command()
 @click.option("--out", "out_dir", default="edgerestore-demo", show_default=True, help="Where to write the results.")
 @click.option("--model", "-m", default="nano", show_default=True,
-              help="A shipped preset (pico, nano, small), a .pt checkpoint or an .onnx file.")
+              help="A shipped preset (pico, nano, nano-fast, small), a .pt checkpoint or an .onnx file.")
 @click.option("--backend", "-b", default=None, help="Force a backend (default: the first available).")
 @click.option("--threads", type=int, default=None, help="Inference threads (default: all cores).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

@@ -19,7 +19,7 @@ from edgerestore.errors import ConfigError, InputNotFoundError
 @dataclass
 class StudentSection:
     preset: str = "nano"
-    """A student preset (pico, nano, small, large) whose architecture to train."""
+    """A student preset (pico, nano, nano-fast, small, large) whose architecture to train."""
     config: Dict[str, Any] = field(default_factory=dict)
     """StudentConfig fields that override the preset's (e.g. ``{width: 16}``): a custom architecture."""
     init: Optional[str] = None

@@ -242,7 +242,7 @@ FIELDS = [
     Field("source", "reconnect_min_s", 0.5, _number(above=0), "first wait before reopening a lost source (seconds)"),
     Field("source", "reconnect_max_s", 30.0, _number(above=0), "the wait doubles up to this"),
     Field("model", "path", "nano", _model_paths,
-          "a preset with shipped weights (pico, nano, small), a model file, a bundle folder (its sha256 "
+          "a preset with shipped weights (pico, nano, nano-fast, small), a model file, a bundle folder (its sha256 "
           "hashes are checked before loading), or \"none\"; a list is tried in order"),
     Field("model", "backends", [], _string_list(_backend_name),
           "backends in order of preference; when one fails to load or crashes the next takes over "
