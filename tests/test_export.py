@@ -79,12 +79,23 @@ def test_int8_onnx_graph_is_what_onnx_runtime_fuses(tmp_path):
     assert meta["edgerestore.contract"] == "uint8-nhwc-rgb" and "percentile" in meta["edgerestore.quantization"]
 
 
-def test_int8_quality_on_real_frames_with_a_context_branch():
-    """A student with the context branch (stride 8) also quantizes within the bars (ONNX Runtime + TFLite)."""
+def test_int8_quality_on_real_frames_with_a_context_branch(tmp_path):
+    """A student with the context branch (stride 8) also quantizes within the bars (ONNX Runtime +
+    TFLite), and its ONNX Runtime graph keeps no float transposed convolution: the branch is a
+    second, coarse correction (four QLinearConv + the coarse tail, three QLinearAdd)."""
+    import onnxruntime as ort
+
     checkpoint = tiny_checkpoint("tiny-context", context=True, seed=3)
     result = exported("rpi5", formats=["tflite-int8", "onnx-int8"], checkpoint=checkpoint)
     for row in result.rows:
         assert row.status == "ok", (row.format, row.note)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(result.out_dir / "model-int8.onnx"), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    for absent in ("Conv", "ConvTranspose", "DequantizeLinear", "QuantizeLinear"):
+        assert absent not in ops, (absent, ops)
+    assert ops.count("QLinearAdd") >= 3, ops
 
 
 def test_judge_applies_the_bars():

@@ -91,29 +91,60 @@ def frame_to_blocks(scale: int, blocks_nchw: str) -> Tuple[list, list]:
     return nodes, value_info
 
 
-def frame_plus_correction(scale: int, correction: str, correction_scale: str, correction_zero: str) -> Tuple[list, list]:
-    """``(nodes, value_info)``: uint8 correction blocks ``[1,3s²,h,w]`` (with their quantization
-    parameters) -> the restored uint8 frame ``restored = frame + correction``."""
+def row_shape_nodes(scale: int, tag: str) -> Tuple[list, list]:
+    """``(initializers, nodes)`` for ``row_shape<tag> = [1, H/scale, 1, 3W]`` (after :func:`shape_nodes`):
+    for a correction at another stride than the frame's blocks (the context branch's)."""
+    from onnx import helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.array([scale], np.int64), "s" + tag)]
+    nodes = [helper.make_node("Div", ["H", "s" + tag], ["h" + tag]),
+             helper.make_node("Concat", ["one", "h" + tag, "one", "W3"], ["row_shape" + tag], axis=0)]
+    return inits, nodes
+
+
+def correction_to_frame(scale: int, correction: str, tag: str = "") -> Tuple[list, list]:
+    """``(nodes, value_info)``: uint8 correction blocks ``[1,3s²,H/s,W/s]`` -> the same values in the
+    frame's layout ``[1,H,W,3]``, named ``corr_frame<tag>`` (uint8 copies only)."""
     from onnx import TensorProto, helper
 
     s, k = scale, 3 * scale * scale
+    h = "h" + tag
     node = helper.make_node
+    name = lambda base: base + tag  # noqa: E731
     nodes = [
-        node("Transpose", [correction], ["corr_nhwc"], perm=[0, 2, 3, 1]),
-        node("Split", ["corr_nhwc"], ["corr%d" % i for i in range(s)], axis=3),
-    ] + [node("Reshape", ["corr%d" % i, "row_shape"], ["corr%d_row" % i]) for i in range(s)] + [
-        node("Concat", ["corr%d_row" % i for i in range(s)], ["corr_rows"], axis=2),
-        node("Reshape", ["corr_rows", "frame_shape"], ["corr_frame"]),
-        node("DequantizeLinear", ["corr_frame", correction_scale, correction_zero], ["corr_float"]),
-        node("DequantizeLinear", [FRAME, "unit_scale", "unit_zero"], ["frame_float"]),
-        node("Add", ["frame_float", "corr_float"], ["restored_float"]),
-        node("QuantizeLinear", ["restored_float", "unit_scale", "unit_zero"], [RESTORED]),
+        node("Transpose", [correction], [name("corr_nhwc")], perm=[0, 2, 3, 1]),
+        node("Split", [name("corr_nhwc")], [name("corr%d" % i) for i in range(s)], axis=3),
+    ] + [node("Reshape", [name("corr%d" % i), name("row_shape")], [name("corr%d_row" % i)]) for i in range(s)] + [
+        node("Concat", [name("corr%d_row" % i) for i in range(s)], [name("corr_rows")], axis=2),
+        node("Reshape", [name("corr_rows"), "frame_shape"], [name("corr_frame")]),
     ]
     u8, info = TensorProto.UINT8, helper.make_tensor_value_info
-    value_info = ([info(correction, u8, [1, k, "h", "w"]), info("corr_nhwc", u8, [1, "h", "w", k])]
-                  + [info("corr%d" % i, u8, [1, "h", "w", 3 * s]) for i in range(s)]
-                  + [info("corr%d_row" % i, u8, [1, "h", 1, "W3"]) for i in range(s)]
-                  + [info("corr_rows", u8, [1, "h", s, "W3"]), info("corr_frame", u8, [1, "H", "W", 3])])
+    value_info = ([info(correction, u8, [1, k, h, "w" + tag]), info(name("corr_nhwc"), u8, [1, h, "w" + tag, k])]
+                  + [info(name("corr%d" % i), u8, [1, h, "w" + tag, 3 * s]) for i in range(s)]
+                  + [info(name("corr%d_row" % i), u8, [1, h, 1, "W3"]) for i in range(s)]
+                  + [info(name("corr_rows"), u8, [1, h, s, "W3"]), info(name("corr_frame"), u8, [1, "H", "W", 3])])
+    return nodes, value_info
+
+
+def quantized_add(a: Tuple[str, str, str], b: Tuple[str, str, str], out: Tuple[str, str, str]) -> list:
+    """Nodes for ``out = a + b`` on uint8 tensors given as ``(name, scale, zero point)``:
+    ``DequantizeLinear`` x2 + ``Add`` + ``QuantizeLinear``, which ONNX Runtime runs as one
+    ``QLinearAdd`` (rounding and saturation included)."""
+    from onnx import helper
+
+    node = helper.make_node
+    return [node("DequantizeLinear", list(a), [a[0] + "_dq"]),
+            node("DequantizeLinear", list(b), [b[0] + "_dq"]),
+            node("Add", [a[0] + "_dq", b[0] + "_dq"], [out[0] + "_float"]),
+            node("QuantizeLinear", [out[0] + "_float", out[1], out[2]], [out[0]])]
+
+
+def frame_plus_correction(scale: int, correction: str, correction_scale: str, correction_zero: str) -> Tuple[list, list]:
+    """``(nodes, value_info)``: uint8 correction blocks ``[1,3s²,h,w]`` (with their quantization
+    parameters) -> the restored uint8 frame ``restored = frame + correction``."""
+    nodes, value_info = correction_to_frame(scale, correction)
+    nodes += quantized_add((FRAME, "unit_scale", "unit_zero"), ("corr_frame", correction_scale, correction_zero),
+                           (RESTORED, "unit_scale", "unit_zero"))
     return nodes, value_info
 
 

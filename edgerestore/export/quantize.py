@@ -17,6 +17,10 @@ docs/export.md, "INT8 graph"):
   (QLinearConv; ORT has no CPU kernel for a quantized ConvTranspose, which stays float and was the
   most expensive node), whose uint8 output is split / reshaped / concatenated back to the frame
   layout, then QLinearAdd adds the input frame and requantizes to scale 1 / zero point 0.
+* **A context branch as a second, coarse correction.** The branch's transposed convolution
+  (float in ORT, between Q/DQ pairs and transposes) is folded into the tail: the fine and the
+  coarse (``2s x 2s`` blocks) corrections reach the frame layout by the same uint8 copies, and two
+  QLinearAdds add them up and to the frame (:class:`BlockCore`).
 * **Rank information** on every hand-made uint8 tensor: without it ORT's NHWC transformer skips
   the first convolution and leaves transposes in the graph.
 
@@ -38,7 +42,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -51,6 +55,7 @@ from edgerestore.models.student import StudentNet
 METHODS = ("percentile", "minmax", "entropy")
 CORE_INPUT = "blocks"
 CORE_OUTPUT = "correction"
+COARSE_OUTPUT = "coarse_correction"
 CROP = (256, 384)  # calibration crops: real pixel statistics at a fraction of a full frame's memory
 
 
@@ -59,6 +64,13 @@ class BlockCore(nn.Module):
 
     Block channel ``dy*3s + dx*3 + c`` holds pixel ``(s*i+dy, s*j+dx)``, colour ``c`` (values 0..255);
     the output holds the correction to add to the frame in the same layout.
+
+    A student with a context branch gets two outputs: the tail is linear and follows the branch's
+    residual directly, so ``tail(x + up(y)) = tail(x) + (tail o up)(y)``, and ``tail o up`` is one
+    1x1 convolution from the branch's features to the ``3(2s)²`` values of each ``2s x 2s`` block
+    (:func:`coarse_tail`). The branch's transposed convolution, which ONNX Runtime cannot run in
+    INT8 (a float ConvTranspose between Q/DQ pairs and transposes, the costliest node), is gone;
+    the coarse correction goes to the frame through the same uint8 plumbing as the fine one.
     """
 
     def __init__(self, student: StudentNet):
@@ -75,10 +87,33 @@ class BlockCore(nn.Module):
             self.tail.weight.copy_(block_tail_weight(student))
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
-        self.context = copy.deepcopy(student.context)
+        self.coarse = student.config.context_width > 0
+        if self.coarse:
+            self.down = copy.deepcopy(student.context.down)
+            self.context_body = copy.deepcopy(student.context.body)
+            self.coarse_tail = coarse_tail(student)
 
-    def forward(self, blocks: torch.Tensor) -> torch.Tensor:
-        return self.tail(self.context(self.body(self.act(self.head(blocks)))))
+    def forward(self, blocks: torch.Tensor):
+        x = self.body(self.act(self.head(blocks)))
+        if not self.coarse:
+            return self.tail(x)
+        return self.tail(x), self.coarse_tail(self.context_body(self.act(self.down(x))))
+
+
+def coarse_tail(student: StudentNet) -> nn.Conv2d:
+    """``tail o context.up`` as a 1x1 convolution from the context features to ``2s x 2s`` blocks
+    (channel ``Y*6s + X*3 + c`` holds pixel ``(2s*i+Y, 2s*j+X)``, colour ``c``; values 0..255)."""
+    s, width = student.config.scale, student.config.width
+    up = student.context.up  # ConvTranspose2d(context_width -> width, 2, stride 2): weight (ci, co, a, b)
+    tail = block_tail_weight(student).reshape(s, s, 3, width)  # (ky, kx, c, co)
+    # pixel (2s*i + a*s + ky, 2s*j + b*s + kx): the up-sampled position (a, b), then the tail's (ky, kx)
+    weight = torch.einsum("yxcw,iwab->aybxci", tail, up.weight).reshape(3 * (2 * s) ** 2, -1, 1, 1)
+    bias = torch.einsum("yxcw,w->yxc", tail, up.bias)[None, :, None].expand(2, s, 2, s, 3).reshape(-1)
+    conv = nn.Conv2d(up.in_channels, 3 * (2 * s) ** 2, 1)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+    return conv
 
 
 def to_blocks(frame: np.ndarray, scale: int) -> np.ndarray:
@@ -87,6 +122,27 @@ def to_blocks(frame: np.ndarray, scale: int) -> np.ndarray:
     h, w = height // scale, width // scale
     blocks = frame.reshape(h, scale, w, 3 * scale).transpose(0, 2, 1, 3).reshape(h, w, 3 * scale * scale)
     return np.ascontiguousarray(blocks.transpose(2, 0, 1)[None].astype(np.float32))
+
+
+def from_blocks(blocks: np.ndarray, scale: int) -> np.ndarray:
+    """``[1, 3s², h, w]`` blocks -> the ``hs x ws x 3`` frame they tile (the inverse of :func:`to_blocks`)."""
+    _, _, h, w = blocks.shape
+    return blocks[0].transpose(1, 2, 0).reshape(h, w, scale, scale, 3).transpose(0, 2, 1, 3, 4).reshape(
+        h * scale, w * scale, 3)
+
+
+def correction_sum_range(student: StudentNet, crops: List[np.ndarray]) -> Tuple[float, int]:
+    """``(scale, zero point)`` for the sum of a context student's fine and coarse corrections, from
+    their float values on the calibration crops (min / max, 0 included)."""
+    core, s = BlockCore(student).eval(), student.config.scale
+    low = high = 0.0
+    for crop in crops:
+        with torch.no_grad():
+            fine, coarse = core(torch.from_numpy(to_blocks(crop, s)))
+        total = from_blocks(fine.numpy(), s) + from_blocks(coarse.numpy(), 2 * s)
+        low, high = min(low, float(total.min())), max(high, float(total.max()))
+    scale = max(high - low, 1e-6) / 255.0
+    return scale, int(round(-low / scale))
 
 
 def calibration_crops(frames: List[np.ndarray], stride: int, crop=CROP) -> List[np.ndarray]:
@@ -106,12 +162,14 @@ def calibration_crops(frames: List[np.ndarray], stride: int, crop=CROP) -> List[
 def _export_core(student: StudentNet, path: Path, opset: int) -> None:
     k = 3 * student.config.scale ** 2
     sample = torch.zeros(1, k, 8, 12)
-    axes = {2: "h", 3: "w"}
+    axes = {CORE_INPUT: {2: "h", 3: "w"}, CORE_OUTPUT: {2: "h", 3: "w"}, COARSE_OUTPUT: {2: "h2", 3: "w2"}}
+    outputs = [CORE_OUTPUT, COARSE_OUTPUT] if student.config.context_width else [CORE_OUTPUT]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(BlockCore(student).eval(), (sample,), str(path), opset_version=opset,
-                          input_names=[CORE_INPUT], output_names=[CORE_OUTPUT],
-                          dynamic_axes={CORE_INPUT: axes, CORE_OUTPUT: axes}, do_constant_folding=True, dynamo=False)
+                          input_names=[CORE_INPUT], output_names=outputs,
+                          dynamic_axes={name: axes[name] for name in [CORE_INPUT] + outputs},
+                          do_constant_folding=True, dynamo=False)
 
 
 def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], scale: int, method: str) -> None:
@@ -150,8 +208,11 @@ def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], scale: int,
         root.setLevel(level)
 
 
-def _wrap(qcore: Path, scale: int):
-    """The deployable graph: uint8 frame -> blocks -> quantized core -> frame + correction -> uint8."""
+def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None):
+    """The deployable graph: uint8 frame -> blocks -> quantized core -> frame + correction -> uint8.
+
+    A core with a coarse correction (context branch) adds it to the fine one first, into a uint8
+    tensor quantized by ``sum_range`` (:func:`correction_sum_range`), then to the frame."""
     import onnx
     from onnx import numpy_helper
 
@@ -162,24 +223,41 @@ def _wrap(qcore: Path, scale: int):
     inits = {init.name: init for init in graph.initializer}
     nodes = list(graph.node)
     q_in = [n for n in nodes if n.op_type == "QuantizeLinear" and n.input[0] == CORE_INPUT]
-    dq_out = [n for n in nodes if n.op_type == "DequantizeLinear" and n.output[0] == CORE_OUTPUT]
-    if len(q_in) != 1 or len(dq_out) != 1:
+    outputs = [o.name for o in graph.output]  # the correction, and the coarse one of a context branch
+    dq_out = {n.output[0]: n for n in nodes if n.op_type == "DequantizeLinear" and n.output[0] in outputs}
+    if len(q_in) != 1 or len(dq_out) != len(outputs):
         raise RuntimeError("unexpected quantized core: input/output quantization not found")
-    q_in, dq_out = q_in[0], dq_out[0]
+    q_in = q_in[0]
     in_scale = float(numpy_helper.to_array(inits[q_in.input[1]]))
     in_zero = numpy_helper.to_array(inits[q_in.input[2]])
     if in_scale != 1.0 or int(in_zero) != 0 or in_zero.dtype != np.uint8:
         raise RuntimeError("the core's input must be quantized with scale 1 / zero point 0 (uint8)")
-    corr_q, corr_scale, corr_zero = dq_out.input  # uint8 correction, its scale and zero point
-    core_nodes = [n for n in nodes if n is not q_in and n is not dq_out]
+    core_nodes = [n for n in nodes if n is not q_in and n not in dq_out.values()]
 
-    inits, pre = blocks.shape_nodes(scale)
-    graph.initializer.extend(inits + blocks.unit_quantization())
-    to_blocks_nodes, pre_info = blocks.frame_to_blocks(scale, q_in.output[0])
-    post, post_info = blocks.frame_plus_correction(scale, corr_q, corr_scale, corr_zero)
+    new_inits, pre = blocks.shape_nodes(scale)
+    graph.initializer.extend(new_inits + blocks.unit_quantization())
+    to_blocks_nodes, value_info = blocks.frame_to_blocks(scale, q_in.output[0])
+    corr_q, corr_scale, corr_zero = dq_out[CORE_OUTPUT].input  # uint8 correction, its scale and zero point
+    post, post_info = blocks.correction_to_frame(scale, corr_q)
+    correction = ("corr_frame", corr_scale, corr_zero)
+    if COARSE_OUTPUT in dq_out:
+        coarse_q, coarse_scale, coarse_zero = dq_out[COARSE_OUTPUT].input
+        row_inits, row_nodes = blocks.row_shape_nodes(2 * scale, "_coarse")
+        coarse_nodes, coarse_info = blocks.correction_to_frame(2 * scale, coarse_q, "_coarse")
+        if sum_range is None:
+            raise RuntimeError("a core with a coarse correction needs the range of the corrections' sum")
+        graph.initializer.extend(row_inits + [
+            numpy_helper.from_array(np.array(sum_range[0], np.float32), "sum_scale"),
+            numpy_helper.from_array(np.array(sum_range[1], np.uint8), "sum_zero")])
+        post += row_nodes + coarse_nodes + blocks.quantized_add(
+            correction, ("corr_frame_coarse", coarse_scale, coarse_zero), ("corr_sum", "sum_scale", "sum_zero"))
+        post_info += coarse_info
+        correction = ("corr_sum", "sum_scale", "sum_zero")
+    post += blocks.quantized_add((blocks.FRAME, "unit_scale", "unit_zero"), correction,
+                                 (blocks.RESTORED, "unit_scale", "unit_zero"))
     blocks.replace_nodes(graph, pre + to_blocks_nodes + core_nodes + post)
     blocks.set_frame_io(graph)
-    graph.value_info.extend(pre_info + post_info)
+    graph.value_info.extend(value_info + post_info)
     return model
 
 
@@ -204,7 +282,8 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _quantize_core(core, qcore, crops, student.config.scale, method)
-        model = _wrap(qcore, student.config.scale)
+        total = correction_sum_range(student, crops) if student.config.context_width else None
+        model = _wrap(qcore, student.config.scale, total)
     if ir_version is not None:
         model.ir_version = ir_version
     onnx.checker.check_model(model)
