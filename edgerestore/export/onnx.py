@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgerestore.export import blocks
 from edgerestore.models.student import StudentNet
 
 GRAPH_VERSION = 2
@@ -276,15 +277,13 @@ class RowsCore(nn.Module):
 
     def __init__(self, student: StudentNet):
         super().__init__()
-        from edgerestore.export.blocks import block_tail_weight
-
         s, width = student.config.scale, student.config.width
         self.head = nn.Conv2d(1, width, (s, 3 * s), stride=(s, 3 * s))
         self.tail = nn.Conv2d(width, 3 * s * s, 1)
         with torch.no_grad():
             self.head.weight.copy_(_interleave_kernel(student.head.weight) / 255.0)
             self.head.bias.copy_(student.head.bias)
-            self.tail.weight.copy_(block_tail_weight(student))
+            self.tail.weight.copy_(blocks.block_tail_weight(student))
             # QuantizeLinear rounds half to even, the student's uint8 output rounds half up: a
             # 1/4096 nudge makes exact halves (common in smoothing filters) round the same way
             self.tail.bias.fill_(TIE_BREAK)
@@ -309,8 +308,6 @@ def _export_block_graph(student: StudentNet, path: Path, opset: int, height: Opt
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-
-    from edgerestore.export import blocks
 
     s = student.config.scale
     sample = torch.zeros(1, 1, student.stride * 4, student.stride * 12)
