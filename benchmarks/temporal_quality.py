@@ -9,7 +9,8 @@ clip (flicker and temporal error, :mod:`edgerestore.benchmarks.metrics`). The in
 degraded clip itself.
 
 Models: student checkpoints (``.pt``, run with PyTorch exactly as the exported graphs compute:
-uint8 frames in and out, the fed-back frame rounded to 8 bits) or runnable model files / bundles
+uint8 frames in and out, the fed-back frame rounded to 8 bits, the state kept and motion-compensated
+by the runtime's code) or runnable model files / bundles
 (``.onnx``, ``.tflite``: run by the runtime's backends, which keep the state themselves).
 
     nice -n 10 python benchmarks/temporal_quality.py runs/nano/student.pt runs/nano-t/student.pt \\
@@ -30,35 +31,56 @@ from edgerestore.benchmarks import metrics  # noqa: E402
 
 
 class TorchRunner(object):
-    """A student checkpoint with the runtime's interface (``infer`` uint8 frames, ``reset``)."""
+    """A student checkpoint with the runtime's interface (``infer`` uint8 frames, ``reset``), its
+    state kept (and motion-compensated) by the runtime's own :class:`Backend` machinery."""
 
     def __init__(self, path, threads=None):
         import torch
 
+        from edgerestore.export.onnx import state_spec
         from edgerestore.models.checkpoint import load_student
+        from edgerestore.runtime.backends.base import Backend
 
         if threads:
             torch.set_num_threads(threads)
-        self.torch = torch
-        self.model, _ = load_student(path)
-        self.model.eval()
-        self.state = None
+        model, _ = load_student(path)
+        model.eval()
+
+        class TorchBackend(Backend):
+            name = "torch"
+
+            def _tensor(self, image):
+                return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+
+            def _frame(self, out):
+                out = torch.round(out.clamp(0, 1) * 255.0)
+                return out[0].permute(1, 2, 0).to(torch.uint8).numpy()
+
+            def _run(self, image):
+                with torch.no_grad():
+                    return self._frame(model(self._tensor(image)))
+
+            def _run_state(self, image, state):
+                previous = state["previous"]
+                previous = previous if previous.ndim == 3 else previous[0]
+                with torch.no_grad():
+                    x = self._tensor(image)
+                    hidden = torch.from_numpy(np.ascontiguousarray(state["hidden"]))
+                    out, (_, head) = model.step(x, (self._tensor(previous), hidden))
+                frame = self._frame(out)
+                return frame, {"previous": frame[None], "hidden": head.numpy()}
+
+        self.backend = TorchBackend()
+        self.backend.stride = model.stride
+        self.backend.scene_cuts = False  # the clips have no cuts; score the model, not the detector
+        if model.temporal:
+            self.backend.state_spec = state_spec(model)
 
     def reset(self, stream=None):
-        self.state = None
+        self.backend.reset()
 
     def infer(self, frame):
-        torch = self.torch
-        from edgerestore.models.restormer import pad_to_multiple
-
-        x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 255.0
-        padded, (h, w) = pad_to_multiple(x, self.model.stride)
-        with torch.no_grad():
-            out, state = self.model.step(padded, self.state)
-            out = torch.round(out.clamp(0, 1) * 255.0)
-            if state is not None:
-                self.state = (out / 255.0, state[1])  # the exported graphs feed back the uint8 frame
-        return out[0, :, :h, :w].permute(1, 2, 0).to(torch.uint8).numpy()
+        return self.backend.infer(frame)
 
 
 class BackendRunner(object):

@@ -58,6 +58,7 @@ from edgerestore.distill.teacher import (
 from edgerestore.errors import CheckpointError, ConfigError, InputNotFoundError
 from edgerestore.models.checkpoint import load_student, save_student
 from edgerestore.models.config import StudentConfig
+from edgerestore.models.motion import flow_at_stride, warp
 from edgerestore.models.presets import PRESETS, get_preset
 from edgerestore.models.student import StudentNet
 
@@ -254,10 +255,11 @@ class _TrainNet(nn.Module):
     def _capture(self, module, inputs):
         self._features = inputs[0]
 
-    def forward(self, x: torch.Tensor, frames: int = 0):
-        """``x``: a batch of crops, or ``[B*T, 3, H, W]`` clips of ``frames`` frames (clip-major)."""
+    def forward(self, x: torch.Tensor, frames: int = 0, flows: Optional[torch.Tensor] = None):
+        """``x``: a batch of crops, or ``[B*T, 3, H, W]`` clips of ``frames`` frames (clip-major),
+        with their ``flows`` for a motion-compensated student (:func:`clip_flows`)."""
         if frames > 1 and self.student.temporal:
-            out = run_clips(self.student, x, frames, quantize_state=True)
+            out = run_clips(self.student, x, frames, quantize_state=True, flows=flows)
         else:
             out = self.student(x)
         if self.adapter is None:
@@ -275,25 +277,54 @@ def student_config(section) -> StudentConfig:
         raise ConfigError("student.config: %s; fields: %s" % (exc, ", ".join(StudentConfig().to_dict()))) from exc
 
 
-def run_clips(student: StudentNet, x: torch.Tensor, frames: int, quantize_state: bool = False) -> torch.Tensor:
+def _to_8_bits(frame: torch.Tensor) -> torch.Tensor:
+    """``frame`` rounded to 8 bits, with a straight-through gradient."""
+    stored = torch.round(frame.clamp(0.0, 1.0) * 255.0) / 255.0
+    return frame + (stored - frame).detach()
+
+
+def run_clips(student: StudentNet, x: torch.Tensor, frames: int, quantize_state: bool = False,
+              flows: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Run ``student`` over clips ``[B*T, 3, H, W]`` (clip-major) frame after frame, carrying a
     temporal student's state from each frame to the next (others see the frames alone).
 
     ``quantize_state`` rounds the fed-back output frame to 8 bits as the exported models do (their
-    state is the uint8 output), with a straight-through gradient.
+    state is the uint8 output), with a straight-through gradient. A motion-compensated student
+    (``config.motion``) needs the clips' ``flows`` ``[B*T, 2, H, W]`` (:func:`clip_flows`): its state
+    is warped by them before each frame, as the runtime does (the warped frame rounded again: the
+    runtime warps the uint8 frame).
     """
     if not student.temporal:
         return student(x)
+    motion = student.config.motion
+    if motion and flows is None:
+        raise ValueError("a motion-compensated student needs the clips' flows (trainer.clip_flows)")
     clips = x.reshape(-1, frames, *x.shape[1:])
+    steps = flows.reshape(-1, frames, *flows.shape[1:]) if motion else None
     outputs, state = [], None
     for t in range(frames):
+        if state is not None and motion:
+            previous, hidden = state
+            previous = warp(previous, steps[:, t])
+            hidden = warp(hidden, flow_at_stride(steps[:, t], student.config.scale))
+            state = (_to_8_bits(previous) if quantize_state else previous, hidden)
         out, (previous, hidden) = student.step(clips[:, t], state)
         outputs.append(out)
-        if quantize_state:
-            stored = torch.round(previous.clamp(0.0, 1.0) * 255.0) / 255.0
-            previous = previous + (stored - previous).detach()
-        state = (previous, hidden)
+        state = (_to_8_bits(previous) if quantize_state else previous, hidden)
     return torch.stack(outputs, 1).reshape(x.shape)
+
+
+def clip_flows(degraded: np.ndarray, device) -> torch.Tensor:
+    """The flows a motion-compensated student's state moves by, computed like the runtime does on
+    the degraded frames: clips ``[B, T, H, W, 3]`` (or one ``[T, H, W, 3]``) uint8 ->
+    ``[B*T, 2, H, W]`` float (frame ``t`` to ``t - 1``; zeros for frame 0)."""
+    from edgerestore.runtime.motion import FlowEstimator, clip_flows as numpy_flows
+
+    estimator = FlowEstimator()
+    clips = degraded if degraded.ndim == 5 else degraded[None]
+    fields = np.stack([numpy_flows(np.ascontiguousarray(clip), estimator) for clip in clips])
+    fields = fields.reshape(-1, *fields.shape[2:])
+    return torch.from_numpy(np.ascontiguousarray(fields.transpose(0, 3, 1, 2))).to(device)
 
 
 def build_student(section, seed: int):
@@ -583,7 +614,8 @@ class Trainer:
             x = frames_batch(sample["degraded"], self.dist.device)
             clean = frames_batch(sample["clean"], self.dist.device)
             if sample["clean"].ndim == 4:
-                out = run_clips(model, x, len(x), quantize_state=True)
+                flows = clip_flows(sample["degraded"], self.dist.device) if model.config.motion else None
+                out = run_clips(model, x, len(x), quantize_state=True, flows=flows)
                 temporal += temporal_error(out, clean)
             else:
                 out = model(x)
@@ -646,7 +678,8 @@ class Trainer:
         teacher_features = None
         if p.needs_features:
             _, teacher_features = p.teacher.outputs_and_features(x)
-        out, adapted, student_features = self.ddp(x, frames)
+        flows = clip_flows(arrays["degraded"], device) if frames > 1 and self.student.config.motion else None
+        out, adapted, student_features = self.ddp(x, frames, flows)
         if teacher_features is not None:
             teacher_features = match_features(teacher_features, student_features.shape[-2:])
         loss, terms = self.loss(out, clean, target, adapted, teacher_features, frames=frames)

@@ -73,14 +73,19 @@ def state_spec(student: StudentNet, layout: str = "nchw") -> list:
     """How the runtime feeds a temporal model's state (stored as ``edgerestore.state``, in the
     bundle manifest, read by the runtime's backends): each input takes the named output of the
     stream's previous frame; on a reset (first frame, scene cut, reconnect, new frame size) it
-    is a copy of the current frame (``input``) or zeros of the given shape (``zeros``)."""
+    is a copy of the current frame (``input``) or zeros of the given shape (``zeros``); entries
+    with ``"motion": "flow"`` are motion-compensated first."""
     config = student.config
-    return [
+    spec = [
         {"input": STATE_NAME, "output": OUTPUT_NAME, "reset": "input", "like": INPUT_NAME,
          "layout": "nhwc", "channels": 3, "dtype": "uint8"},
         {"input": HIDDEN_NAME, "output": HIDDEN_OUTPUT, "reset": "zeros", "layout": layout,
          "channels": config.width, "stride": config.scale, "dtype": "float32"},
     ]
+    if config.motion:  # moved by the optical flow between frames before it is fed back (runtime.motion)
+        for entry in spec:
+            entry["motion"] = "flow"
+    return spec
 
 
 def _interleave_kernel(weight: torch.Tensor) -> torch.Tensor:

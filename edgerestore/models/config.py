@@ -22,6 +22,11 @@ class StudentConfig:
     temporal: bool = False
     """A recurrent (temporal) student: it also takes its own previous output frame, and blends it
     into the new output through a per-pixel gate (``StudentNet`` docstring; docs/temporal.md)."""
+    motion: bool = False
+    """Temporal students: the state (previous output and features) is moved by the optical flow
+    between consecutive input frames before it is fed back (:mod:`edgerestore.runtime.motion`), so
+    the blend can pass the previous output through where the picture moves, not only where it holds
+    still. The network is the same; the trainer and the runtime do the warping."""
 
     @property
     def stride(self) -> int:
