@@ -11,7 +11,8 @@ import torch
 
 from edgerestore.benchmarks import metrics
 from edgerestore.models.config import StudentConfig
-from edgerestore.models.motion import flow_at_stride, warp as torch_warp
+from edgerestore.models.motion import flow_at_stride
+from edgerestore.models.motion import warp as torch_warp
 from edgerestore.models.student import StudentNet
 from edgerestore.runtime import motion
 from edgerestore.runtime.backends.base import Backend

@@ -226,6 +226,36 @@ def test_onnx_state_shapes_and_the_runtime_match_the_student(tmp_path):
     assert backend.info()["temporal"]["resets"]["requested"] == 1
 
 
+def test_onnx_temporal_graph_blends_in_uint8_and_its_gate_passes_or_blocks_the_previous_frame(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from edgerestore.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    student = tiny_temporal()
+    path = export_onnx(student, tmp_path / "t.onnx")
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    # the blend is two QLinearMul and a QLinearAdd; no float tail or blend over the frame is left
+    assert ops.count("QLinearMul") == 2 and ops.count("QLinearAdd") == 2
+    assert not {"ConvTranspose", "Resize", "Sub", "Clip"} & set(ops)
+    frames = clip_frames(2)
+    with torch.no_grad():
+        student.gate.weight.zero_()
+        student.gate_bias.fill_(40.0)  # open: the previous output comes through unchanged
+    backend = OnnxRuntimeBackend(threads=1).load(export_onnx(student, tmp_path / "open.onnx"))
+    first = backend.infer(frames[0])
+    assert np.array_equal(backend.infer(frames[1]), first)
+    with torch.no_grad():
+        student.gate_bias.fill_(-40.0)  # closed: the network's own result (the features still mixed)
+    backend = OnnxRuntimeBackend(threads=1).load(export_onnx(student, tmp_path / "closed.onnx"))
+    for frame, want in zip(frames, reference_clip(student, frames)):
+        diff = np.abs(backend.infer(frame).astype(int) - want)
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.001  # float sums a hair off .5 may round apart
+
+
 def test_onnx_fp16_keeps_the_state_contract(tmp_path):
     from edgerestore.export.onnx import to_fp16
     from edgerestore.runtime.backends.onnxruntime import OnnxRuntimeBackend

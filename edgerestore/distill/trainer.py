@@ -318,7 +318,8 @@ def clip_flows(degraded: np.ndarray, device) -> torch.Tensor:
     """The flows a motion-compensated student's state moves by, computed like the runtime does on
     the degraded frames: clips ``[B, T, H, W, 3]`` (or one ``[T, H, W, 3]``) uint8 ->
     ``[B*T, 2, H, W]`` float (frame ``t`` to ``t - 1``; zeros for frame 0)."""
-    from edgerestore.runtime.motion import FlowEstimator, clip_flows as numpy_flows
+    from edgerestore.runtime.motion import FlowEstimator
+    from edgerestore.runtime.motion import clip_flows as numpy_flows
 
     estimator = FlowEstimator()
     clips = degraded if degraded.ndim == 5 else degraded[None]

@@ -107,23 +107,58 @@ def correction_to_frame(scale: int, correction: str, tag: str = "") -> Tuple[lis
     frame's layout ``[1,H,W,3]``, named ``corr_frame<tag>`` (uint8 copies only)."""
     from onnx import TensorProto, helper
 
+    k, h, name = 3 * scale * scale, "h" + tag, "corr_nhwc" + tag
+    nodes = [helper.make_node("Transpose", [correction], [name], perm=[0, 2, 3, 1])]
+    more, value_info = channels_last_blocks_to_frame(scale, name, tag)
+    info = helper.make_tensor_value_info
+    return nodes + more, [info(correction, TensorProto.UINT8, [1, k, h, "w" + tag])] + value_info
+
+
+def channels_last_blocks_to_frame(scale: int, blocks_nhwc: str, tag: str = "") -> Tuple[list, list]:
+    """``(nodes, value_info)``: uint8 blocks ``[1,H/s,W/s,3s²]`` (channels last) -> the frame's
+    layout ``[1,H,W,3]``, named ``corr_frame<tag>``."""
+    from onnx import TensorProto, helper
+
     s, k = scale, 3 * scale * scale
     h = "h" + tag
     node = helper.make_node
     name = lambda base: base + tag  # noqa: E731
     nodes = [
-        node("Transpose", [correction], [name("corr_nhwc")], perm=[0, 2, 3, 1]),
-        node("Split", [name("corr_nhwc")], [name("corr%d" % i) for i in range(s)], axis=3),
+        node("Split", [blocks_nhwc], [name("corr%d" % i) for i in range(s)], axis=3),
     ] + [node("Reshape", [name("corr%d" % i), name("row_shape")], [name("corr%d_row" % i)]) for i in range(s)] + [
         node("Concat", [name("corr%d_row" % i) for i in range(s)], [name("corr_rows")], axis=2),
         node("Reshape", [name("corr_rows"), "frame_shape"], [name("corr_frame")]),
     ]
     u8, info = TensorProto.UINT8, helper.make_tensor_value_info
-    value_info = ([info(correction, u8, [1, k, h, "w" + tag]), info(name("corr_nhwc"), u8, [1, h, "w" + tag, k])]
+    value_info = ([info(blocks_nhwc, u8, [1, h, "w" + tag, k])]
                   + [info(name("corr%d" % i), u8, [1, h, "w" + tag, 3 * s]) for i in range(s)]
                   + [info(name("corr%d_row" % i), u8, [1, h, 1, "W3"]) for i in range(s)]
                   + [info(name("corr_rows"), u8, [1, h, s, "W3"]), info(name("corr_frame"), u8, [1, "H", "W", 3])])
     return nodes, value_info
+
+
+GATE_QUADRANTS = 4
+"""A temporal student's gate has one value per 2x2 pixels: 4 per ``s x s`` block (s = 4)."""
+
+
+def gate_quadrant_weight(student) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The student's gate (a 2x2 stride-2 transposed convolution at ``1/s`` resolution, upsampled by
+    ``s/2``) as a 1x1 convolution to its 4 values per block: ``(weight [4,C,1,1], bias [4])``,
+    quadrant ``q = 2*a + b`` for the block's top/bottom (``a``) and left/right (``b``) half."""
+    weight = student.gate.weight[:, 0]  # (C, 2, 2)
+    width = weight.shape[0]
+    return (weight.permute(1, 2, 0).reshape(GATE_QUADRANTS, width, 1, 1),
+            torch.full((GATE_QUADRANTS,), float(student.gate_bias)))
+
+
+def gate_expansion(scale: int) -> np.ndarray:
+    """``[4, 3s²]`` float 0/1: row ``q`` marks the block values (channel ``dy*3s + dx*3 + c``) whose
+    pixel lies in gate quadrant ``q`` (a matrix product copies each gate value to its pixels)."""
+    half = scale // 2
+    quadrant = [2 * (dy // half) + (dx // half) for dy in range(scale) for dx in range(scale) for _ in range(3)]
+    expansion = np.zeros((GATE_QUADRANTS, 3 * scale * scale), np.float32)
+    expansion[quadrant, np.arange(len(quadrant))] = 1.0
+    return expansion
 
 
 def quantized_add(a: Tuple[str, str, str], b: Tuple[str, str, str], out: Tuple[str, str, str]) -> list:

@@ -19,22 +19,20 @@ the exported graph never rearranges a float frame:
   ``QLinearAdd`` (rounding and saturation included; :mod:`edgerestore.export.blocks`). Measured
   at 1080p, this tail costs 2-3x less than a transposed convolution that writes the interleaved
   rows, followed by the float add, clip and cast (docs/export.md, "FP32 graph");
-* temporal students (:class:`Uint8FrameModel`) keep that ``s x 3s`` transposed-convolution tail
-  (bias +0.5), the float residual, ``Clip(0, 255)`` and a truncating ``Cast``: their gate blends
-  float rows.
+* temporal students (:class:`TemporalRowsCore`) get the same uint8 tail, and their blend with
+  the previous output is uint8 too (below).
 
 The result equals the PyTorch student on the same uint8 frame (the tests demand >= 50 dB PSNR).
 
 **Temporal students** take two more inputs, their state: ``previous`` (uint8 ``[1,H,W,3]``, their
 own previous output) and ``hidden`` (float32 ``[1,C,H/s,W/s]``, the previous frame's head features),
 and return ``hidden_out`` besides ``restored``. ``hidden`` is mixed into the features at low
-resolution; the gate comes out of a 2x2 transposed convolution at half resolution and is
-upsampled (nearest) straight into the interleaved rows (each value covers 2 rows x 6 values:
-2x2 pixels, 3 colours), so the blend ``r + g * (previous - r)`` is four same-shape elementwise
-operations on the rows. (Measured at 1080p: a per-pixel gate by a full-resolution transposed
-convolution costs 8-20 ms, a gate broadcast over NHWC colours 26 ms, a uint8 concat of frame and
-previous on the innermost axis 31 ms; docs/temporal.md.) The file's ``edgerestore.state``
-metadata says how the runtime feeds the state (:func:`state_spec`).
+resolution; the gate's 4 values per ``s x s`` block (one per 2x2 pixels) are rounded to 1/255,
+copied to the block's 3s² values by a 0/1 matrix product and moved into the frame's layout by the
+same uint8 copies as the correction, and the blend ``g * previous + (1 - g) * r`` runs as two
+``QLinearMul`` and a ``QLinearAdd`` (docs/temporal.md has the costs, and the float graph this
+replaced). The file's ``edgerestore.state`` metadata says how the runtime feeds the state
+(:func:`state_spec`).
 
 Per export target (:mod:`edgerestore.export.targets`) the graph gets the opset and IR version the
 board's software parses (TensorRT 8.2 on the Jetson Nano: opset 13, IR 7), is simplified with
@@ -58,8 +56,9 @@ from torch import nn
 from edgerestore.export import blocks
 from edgerestore.models.student import StudentNet
 
-GRAPH_VERSION = 2
-"""Bumped whenever the exported graph changes (2: frame-by-frame students' uint8 block tail)."""
+GRAPH_VERSION = 3
+"""Bumped whenever the exported graph changes (2: frame-by-frame students' uint8 block tail; 3: the
+temporal students' uint8 tail and blend)."""
 DEFAULT_OPSET = 13  # TensorRT 8.2 (Jetson Nano, JetPack 4.6) parses up to opset 13
 INPUT_NAME = "frame"
 OUTPUT_NAME = "restored"
@@ -95,10 +94,16 @@ def _interleave_kernel(weight: torch.Tensor) -> torch.Tensor:
     return weight.permute(0, 2, 3, 1).reshape(c, 1, s, 3 * s)
 
 
-class Uint8FrameModel(nn.Module):
-    """A temporal student's deployable graph, ``(frame, previous, hidden) -> (restored, hidden_out)``
-    with uint8 ``[1,H,W,3]`` frames (frame-by-frame students export through :class:`RowsCore`);
-    with float I/O it is also every student's TensorRT graph (:class:`FloatFrameModel`)."""
+class FloatFrameModel(nn.Module):
+    """``float32 [1,H,W,3]`` (0..255) in, ``float32 [1,H,W,3]`` out: the TensorRT graph of every
+    student (TensorRT 8.2 has no uint8 inputs), temporal ones ``(frame, previous, hidden) ->
+    (restored, hidden_out)``: the interleaved-rows head of :class:`RowsCore`, a transposed
+    convolution tail that writes the rows, and a temporal student's float blend of the rows.
+
+    The output is ``clamp(restored + 0.5, 0, 255)``: truncating it to uint8 gives the uint8 graph's
+    frame, so the board-side adapter is one ``astype``. A temporal student's ``previous`` is float32
+    0..255 as well (the previous output after that truncation).
+    """
 
     def __init__(self, student: StudentNet):
         super().__init__()
@@ -136,25 +141,6 @@ class Uint8FrameModel(nn.Module):
         half = self.scale // 2
         gate = F.interpolate(torch.sigmoid(self.gate(features)), scale_factor=(half, 3 * half), mode="nearest")
         return restored + gate * (previous_rows + 0.5 - restored), head
-
-    def forward(self, frame: torch.Tensor, previous: Optional[torch.Tensor] = None,
-                hidden: Optional[torch.Tensor] = None):
-        n, h, w, c = frame.shape
-        rows = frame.reshape(n, 1, h, w * c).float()
-        if not self.temporal:
-            out = torch.clamp(self.restore(rows), 0.0, 255.0)
-            return out.to(torch.uint8).reshape(n, h, w, c)
-        out, features = self.restore(rows, previous.reshape(n, 1, h, w * c).float(), hidden)
-        return torch.clamp(out, 0.0, 255.0).to(torch.uint8).reshape(n, h, w, c), features
-
-
-class FloatFrameModel(Uint8FrameModel):
-    """``float32 [1,H,W,3]`` (0..255) in, ``float32 [1,H,W,3]`` out: the TensorRT graph.
-
-    The output is ``clamp(restored + 0.5, 0, 255)``: truncating it to uint8 gives the uint8 graph's
-    frame exactly, so the board-side adapter is one ``astype``. A temporal student's ``previous``
-    is float32 0..255 as well (the previous output after that truncation).
-    """
 
     def forward(self, frame: torch.Tensor, previous: Optional[torch.Tensor] = None,
                 hidden: Optional[torch.Tensor] = None):
@@ -228,18 +214,19 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stride = student.stride
-    model_cls = {CONTRACT: Uint8FrameModel, FLOAT_CONTRACT: FloatFrameModel}[io]
-    model = model_cls(student.eval()).eval()
+    if io not in (CONTRACT, FLOAT_CONTRACT):
+        raise ValueError("unknown I/O contract %r (%s or %s)" % (io, CONTRACT, FLOAT_CONTRACT))
     sample_h = height or stride * 8
     sample_w = width or stride * 8
     for name, size in (("height", sample_h), ("width", sample_w)):
         if size % stride:
             raise ValueError("%s %d is not a multiple of the model's stride %d" % (name, size, stride))
-    if io == CONTRACT and not student.config.temporal:
-        _export_block_graph(student, path, opset, height, width)
+    if io == CONTRACT:
+        build = _export_temporal_block_graph if student.config.temporal else _export_block_graph
+        build(student, path, opset, height, width)
         return _finish_export(student, path, io, ir_version, simplify, metadata)
-    dtype = torch.uint8 if io == CONTRACT else torch.float32
-    sample = torch.zeros(1, sample_h, sample_w, 3, dtype=dtype)
+    model = FloatFrameModel(student.eval()).eval()
+    sample = torch.zeros(1, sample_h, sample_w, 3, dtype=torch.float32)
     inputs, names, outputs = (sample,), [INPUT_NAME], [OUTPUT_NAME]
     if student.config.temporal:
         s = student.config.scale
@@ -278,7 +265,8 @@ TIE_BREAK = 2.0 ** -12
 class RowsCore(nn.Module):
     """A frame-by-frame student from float frame rows ``[1,1,H,3W]`` (0..255) to its correction in
     the block layout ``[1,3s²,H/s,W/s]`` (:mod:`edgerestore.export.blocks`): the head is the
-    interleaved-rows convolution of :class:`Uint8FrameModel`, the tail a 1x1 convolution."""
+    interleaved-rows convolution (``s x 3s``, stride ``(s, 3s)``, on ``[1,1,H,3W]``), the tail a 1x1
+    convolution."""
 
     def __init__(self, student: StudentNet):
         super().__init__()
@@ -339,6 +327,118 @@ def _export_block_graph(student: StudentNet, path: Path, opset: int, height: Opt
         dims[1].dim_value, dims[2].dim_value = height, width
     graph.value_info.extend(value_info + [
         helper.make_tensor_value_info("frame_rows_u8", TensorProto.UINT8, [1, 1, "H", "W3"])])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+class TemporalRowsCore(RowsCore):
+    """A temporal student from frame rows and its ``hidden`` state to ``(correction, gate logits,
+    head features)``: the correction in the block layout as in :class:`RowsCore`, the gate as its 4
+    logits per block (:func:`blocks.gate_quadrant_weight`), the head features the next ``hidden``."""
+
+    def __init__(self, student: StudentNet):
+        super().__init__(student)
+        width = student.config.width
+        self.mix = copy.deepcopy(student.mix)
+        self.gate = nn.Conv2d(width, blocks.GATE_QUADRANTS, 1)
+        weight, bias = blocks.gate_quadrant_weight(student)
+        with torch.no_grad():
+            self.gate.weight.copy_(weight)
+            self.gate.bias.copy_(bias)
+
+    def forward(self, rows: torch.Tensor, hidden: torch.Tensor):
+        head = self.act(self.head(rows))
+        features = self.context(self.body(head + self.mix(hidden)))
+        return self.tail(features), self.gate(features), head
+
+
+GATE_LOGITS = "gate_logits"
+
+
+def _export_temporal_block_graph(student: StudentNet, path: Path, opset: int, height: Optional[int],
+                                 width: Optional[int]) -> None:
+    """The graph of a temporal student: :class:`TemporalRowsCore`, the frame-by-frame result
+    ``r = frame + correction`` as in :func:`_export_block_graph`, the gate (sigmoid of 4 values per
+    block, rounded to 1/255) copied into the frame's layout like the correction, and the blend
+    ``restored = g * previous + (1 - g) * r`` by nodes ONNX Runtime fuses into two QLinearMul and a
+    QLinearAdd (each rounds: within one level of the float blend). Every full-resolution tensor is
+    uint8 besides the float rows the head reads.
+    Measured at 1080p against the graph it replaced (float rows, a transposed-convolution tail and a
+    float blend): docs/temporal.md."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    s, c = student.config.scale, student.config.width
+    sample = torch.zeros(1, 1, student.stride * 4, student.stride * 12)
+    hidden = torch.zeros(1, c, 4, 4)
+    axes = {ROWS_INPUT: {2: "H", 3: "W3"}, HIDDEN_NAME: {2: "h", 3: "w"}, CORE_OUTPUT: {2: "h", 3: "w"},
+            GATE_LOGITS: {2: "h", 3: "w"}, HIDDEN_OUTPUT: {2: "h", 3: "w"}}
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
+        warnings.simplefilter("ignore")
+        torch.onnx.export(TemporalRowsCore(student.eval()).eval(), (sample, hidden), str(path), opset_version=opset,
+                          input_names=[ROWS_INPUT, HIDDEN_NAME], output_names=[CORE_OUTPUT, GATE_LOGITS, HIDDEN_OUTPUT],
+                          dynamic_axes=axes, do_constant_folding=True, dynamo=False)
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits, pre = blocks.shape_nodes(s)
+    scalar = numpy_helper.from_array
+    graph.initializer.extend(inits + blocks.unit_quantization() + [
+        scalar(np.array(blocks.CORRECTION_ZERO, np.uint8), "correction_zero"),
+        scalar(np.array(1.0 / 255.0, np.float32), "gate_scale"),
+        scalar(np.array(-1.0 / 255.0, np.float32), "complement_scale"),
+        scalar(np.array(255, np.uint8), "full_zero"),
+        scalar(blocks.gate_expansion(s), "gate_expansion")])
+    pre += [helper.make_node("Concat", ["one", "one", "H", "W3"], ["image_shape"], axis=0),
+            helper.make_node("Reshape", [blocks.FRAME, "image_shape"], ["frame_rows_u8"]),
+            helper.make_node("Cast", ["frame_rows_u8"], [ROWS_INPUT], to=TensorProto.FLOAT)]
+    node = helper.make_node
+    post = [node("QuantizeLinear", [CORE_OUTPUT, "unit_scale", "correction_zero"], ["correction_u8"])]
+    corr_nodes, value_info = blocks.correction_to_frame(s, "correction_u8")
+    post += corr_nodes + blocks.quantized_add((blocks.FRAME, "unit_scale", "unit_zero"),
+                                              ("corr_frame", "unit_scale", "correction_zero"),
+                                              ("framewise", "unit_scale", "unit_zero"))
+    # the gate: 4 values per block -> uint8 -> channels last -> one per block value -> frame layout
+    # (the 4 -> 3s² expansion is a float MatMul with a 0/1 matrix: ONNX Runtime's uint8 Gather,
+    # Expand and broadcasting QLinearMul copy byte by byte and cost 30-100 ms at 1080p)
+    post += [node("Sigmoid", [GATE_LOGITS], ["gate"]),
+             node("Transpose", ["gate"], ["gate_quadrants"], perm=[0, 2, 3, 1]),
+             node("MatMul", ["gate_quadrants", "gate_expansion"], ["gate_blocks"]),
+             node("QuantizeLinear", ["gate_blocks", "gate_scale", "unit_zero"], ["corr_nhwc_gate"])]
+    gate_nodes, gate_info = blocks.channels_last_blocks_to_frame(s, "corr_nhwc_gate", "_gate")
+    post += gate_nodes
+    # restored = g * previous + (1 - g) * r, in uint8; 1 - g is the gate read with scale -1/255 and
+    # zero point 255 (no second gate tensor)
+    post += [node("DequantizeLinear", ["corr_frame_gate", "gate_scale", "unit_zero"], ["gate_frame"]),
+             node("DequantizeLinear", ["corr_frame_gate", "complement_scale", "full_zero"], ["complement_frame"]),
+             node("DequantizeLinear", [STATE_NAME, "unit_scale", "unit_zero"], ["previous_dq"]),
+             node("DequantizeLinear", ["framewise", "unit_scale", "unit_zero"], ["framewise_dq"]),
+             node("Mul", ["previous_dq", "gate_frame"], ["kept_float"]),
+             node("QuantizeLinear", ["kept_float", "unit_scale", "unit_zero"], ["kept"]),
+             node("Mul", ["framewise_dq", "complement_frame"], ["fresh_float"]),
+             node("QuantizeLinear", ["fresh_float", "unit_scale", "unit_zero"], ["fresh"])]
+    post += blocks.quantized_add(("kept", "unit_scale", "unit_zero"), ("fresh", "unit_scale", "unit_zero"),
+                                 (blocks.RESTORED, "unit_scale", "unit_zero"))
+    gate_row_inits, gate_row_nodes = blocks.row_shape_nodes(s, "_gate")
+    graph.initializer.extend(gate_row_inits)
+    blocks.replace_nodes(graph, pre + gate_row_nodes + list(graph.node) + post)
+    u8, info = TensorProto.UINT8, helper.make_tensor_value_info
+    hidden_shape = [1, c, "h", "w"]
+    del graph.input[:]
+    graph.input.extend([info(blocks.FRAME, u8, [1, "H", "W", 3]), info(STATE_NAME, u8, [1, "H", "W", 3]),
+                        info(HIDDEN_NAME, TensorProto.FLOAT, hidden_shape)])
+    del graph.output[:]
+    graph.output.extend([info(blocks.RESTORED, u8, [1, "H", "W", 3]),
+                         info(HIDDEN_OUTPUT, TensorProto.FLOAT, hidden_shape)])
+    if height and width:
+        for value in list(graph.input[:2]) + [graph.output[0]]:
+            dims = value.type.tensor_type.shape.dim
+            dims[1].dim_value, dims[2].dim_value = height, width
+        for value in (graph.input[2], graph.output[1]):
+            dims = value.type.tensor_type.shape.dim
+            dims[2].dim_value, dims[3].dim_value = height // s, width // s
+    graph.value_info.extend(value_info + gate_info + [
+        info("frame_rows_u8", u8, [1, 1, "H", "W3"])])
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
 
