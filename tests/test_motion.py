@@ -87,7 +87,7 @@ def test_runtime_and_trainer_warps_agree_on_frames_and_features():
     assert nchw.shape == features.shape and np.allclose(nchw, expected, atol=0.02)
     nhwc = motion.warp_state(np.ascontiguousarray(features.transpose(0, 2, 3, 1)), {"layout": "nhwc", "stride": 4},
                              flow)
-    assert np.allclose(nhwc.transpose(0, 3, 1, 2), nchw, atol=1e-5)
+    assert np.allclose(nhwc.transpose(0, 3, 1, 2), nchw, atol=0.03)  # OpenCV samples at 1/32 pixel
     # a fixed-size model's state is larger than the frame: only the part over the frame moves
     grown = np.zeros((1, 6, 30, 40), np.float32)
     grown[:, :, :24, :32] = features

@@ -11,8 +11,7 @@ The flow is OpenCV's DIS (the ``ultrafast`` preset) on grey frames scaled down t
 current frame to the previous one: ``current(x) ~ previous(x + flow(x))``. Measured on the held-out
 real clip ``tram`` (``mild``, 3 draws): a hand-set gate over the previous output warped this way
 gives 31 % less flicker than the input at +0.4 dB, the same gate without the warp 9 % less
-(docs/temporal.md, "Motion compensation"). At 1080p: ~0.8 ms to scale to 640x360 grey, ~1.1 ms for
-the flow, ~1.2 ms for the sampling map and ~4.5 ms to warp the RGB frame (bilinear).
+(docs/temporal.md, "Motion compensation"). What it costs per 1080p frame: docs/temporal.md.
 
 The trainer computes the same flows on its training clips (:func:`dense_flow`) and warps in
 PyTorch with the same bilinear sampling and replicated borders (:mod:`edgerestore.models.motion`).
@@ -82,21 +81,26 @@ class Flow(object):
         return mapping
 
 
-def warp(image, flow):
-    """``image`` (``HxW`` or ``HxWxC``, any channel count, uint8 or float32) moved by ``flow``:
-    ``out(x) = image(x + flow(x))``, bilinear, replicated borders, same dtype."""
+def warp(image, flow, mapping=None):
+    """``image`` (``HxW`` or ``HxWxC``, uint8 or float32) moved by ``flow``: ``out(x) = image(x +
+    flow(x))``, bilinear, replicated borders, same dtype. ``mapping``: the flow's
+    :meth:`Flow.sampling_map` for this size, when the caller already has it."""
     cv2 = _cv2()
-    height, width = image.shape[:2]
-    mapping = flow.sampling_map(height, width)
-    channels = image.shape[2] if image.ndim == 3 else 1
-    if channels <= 4:
-        out = cv2.remap(image, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return out.reshape(image.shape)
-    # OpenCV's remap takes up to 4 channels per call on some builds: warp in groups of 4
-    parts = [cv2.remap(np.ascontiguousarray(image[:, :, i:i + 4]), mapping, None, cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE).reshape(height, width, -1)
-             for i in range(0, channels, 4)]
-    return np.concatenate(parts, axis=2)
+    if mapping is None:
+        mapping = flow.sampling_map(image.shape[0], image.shape[1])
+    out = cv2.remap(np.ascontiguousarray(image), mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(image.shape)
+
+
+def _warp_planes(planes, flow):
+    """``[C, H, W]`` moved plane by plane (one sampling map; no transposes of the features)."""
+    cv2 = _cv2()
+    mapping = flow.sampling_map(planes.shape[1], planes.shape[2])
+    out = np.empty(planes.shape, planes.dtype)
+    for index in range(planes.shape[0]):
+        cv2.remap(np.ascontiguousarray(planes[index]), mapping, None, cv2.INTER_LINEAR, dst=out[index],
+                  borderMode=cv2.BORDER_REPLICATE)
+    return out
 
 
 def warp_state(value, entry, flow):
@@ -105,19 +109,18 @@ def warp_state(value, entry, flow):
     entry's ``stride``. A state larger than the frame (a fixed-size model's padding) is moved where
     it covers the frame and kept as it is beyond."""
     nhwc = entry.get("layout", "nchw") == "nhwc"
-    planes = value if value.ndim == 3 else value[0]
-    if not nhwc:
-        planes = np.transpose(planes, (1, 2, 0))
     stride = int(entry.get("stride", 1))
     height, width = flow.frame_shape[0] // stride, flow.frame_shape[1] // stride
-    covered = np.ascontiguousarray(planes[:height, :width])
-    moved = warp(covered, flow)
+    planes = value if value.ndim == 3 else value[0]
+    covered = planes[:height, :width] if nhwc else planes[:, :height, :width]
+    moved = warp(covered, flow) if nhwc else _warp_planes(covered, flow)
     if covered.shape != planes.shape:
         grown = np.array(planes)
-        grown[:height, :width] = moved
+        if nhwc:
+            grown[:height, :width] = moved
+        else:
+            grown[:, :height, :width] = moved
         moved = grown
-    if not nhwc:
-        moved = np.ascontiguousarray(np.transpose(moved, (2, 0, 1)))
     return moved if value.ndim == 3 else moved[None]
 
 
