@@ -183,3 +183,13 @@ def test_motion_compensated_students_mark_their_state_and_the_onnx_runtime_match
         assert metrics.psnr(a, b) >= 45.0
     with pytest.raises(ValueError, match="needs the clips' flows"):
         run_clips(student, x, len(frames))
+
+
+def test_an_opencv_without_dis_flow_is_a_one_line_error_naming_the_fix(monkeypatch):
+    from edgerestore.errors import BackendUnavailableError
+
+    monkeypatch.delattr(cv2, "DISOpticalFlow_create")
+    previous, current = shifted_pair()
+    estimator = motion.FlowEstimator()
+    with pytest.raises(BackendUnavailableError, match="install OpenCV >= 4.0"):
+        estimator.flow(estimator.prepare(current), estimator.prepare(previous), current.shape)

@@ -463,11 +463,12 @@ def time_frames(runner, frames, count, warmup=DEFAULT_WARMUP, max_seconds=None, 
 
     Returns a dict: ``latencies`` and ``infer`` (seconds per frame), ``wall`` and ``cpu`` seconds,
     ``capped`` (stopped by ``max_seconds`` after at least ``min_frames``). A temporal model is timed
-    on one frame over and over: cycling different pictures would be a scene cut every frame, and a
-    restart of its state is not what a stream costs.
+    on one picture moving back and forth by 2 pixels: cycling different pictures would be a scene
+    cut every frame (a restart of its state is not what a stream costs), and a picture that holds
+    perfectly still would skip the motion compensation (no flow between identical frames).
     """
     if getattr(runner, "temporal", False):
-        frames = frames[:1]
+        frames = [frames[0], np.ascontiguousarray(np.roll(frames[0], 2, axis=1))]
     for index in range(warmup):
         runner.infer(frames[index % len(frames)])
     latencies, infer = [], []

@@ -124,6 +124,18 @@ def warp_state(value, entry, flow):
     return moved if value.ndim == 3 else moved[None]
 
 
+def _dis_flow():
+    cv2 = _cv2()
+    create = getattr(cv2, "DISOpticalFlow_create", None)
+    if create is None:
+        from edgerestore.errors import BackendUnavailableError
+
+        raise BackendUnavailableError(
+            "OpenCV %s has no DIS optical flow, which motion-compensated temporal models need: install OpenCV "
+            ">= 4.0 (pip install opencv-python-headless, or apt install python3-opencv)" % cv2.__version__)
+    return create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+
+
 class FlowEstimator(object):
     """Flow between consecutive frames of one stream: :meth:`prepare` each frame once, then
     :meth:`flow` between two prepared frames. Not thread-safe (one per stream or per worker)."""
@@ -153,8 +165,7 @@ class FlowEstimator(object):
         if np.array_equal(current, previous):
             return None
         if self._dis is None:
-            cv2 = _cv2()
-            self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+            self._dis = _dis_flow()
         return Flow(self._dis.calc(current, previous, None), frame_shape)
 
 
