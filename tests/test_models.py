@@ -97,7 +97,9 @@ def test_onnx_export_matches_pytorch(name, tmp_path):
 def test_fp32_onnx_graph_is_what_onnx_runtime_fuses(name, tmp_path):
     """The FP32 graph writes the frame with uint8 copies and one fused add: after ONNX Runtime's
     optimizer no transposed convolution writes the frame (only nano's context branch keeps its
-    low-resolution one), no Clip, and the residual is one QLinearAdd."""
+    low-resolution one), no Clip, and the residual is one QLinearAdd. Feature-resolution residual
+    Adds may stay (ONNX Runtime 1.32 fuses them into the convolution only when the width is a
+    multiple of 8), one per residual block at most."""
     import onnx
 
     net = _randomised(PRESETS[name].config)
@@ -105,11 +107,15 @@ def test_fp32_onnx_graph_is_what_onnx_runtime_fuses(name, tmp_path):
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    graph = onnx.load(str(tmp_path / "optimized.onnx")).graph
+    ops = [n.op_type for n in graph.node]
     assert ops.count("QLinearAdd") == 1 and ops.count("Cast") == 1, ops
     assert ops.count("ConvTranspose") == (1 if net.config.context_width else 0), ops
-    for absent in ("Clip", "Add", "DequantizeLinear"):
-        assert absent not in ops or (absent == "Add" and net.config.context_width), (absent, ops)
+    assert [n.op_type for n in graph.node if "restored" in n.output] == ["QLinearAdd"]
+    for absent in ("Clip", "DequantizeLinear"):
+        assert absent not in ops, (absent, ops)
+    residual_adds = net.config.blocks + net.config.context_blocks + bool(net.config.context_width)
+    assert ops.count("Add") <= residual_adds, ops
 
 
 def test_fp32_graph_clips_corrections_beyond_127_only(tmp_path):

@@ -64,16 +64,36 @@ def test_fresh_temporal_student_is_the_identity_and_carries_its_state():
 
 
 def test_an_open_gate_repeats_the_previous_output_and_a_closed_one_ignores_it():
+    """A closed gate gives the frame-by-frame picture, clamped to [0, 1] as the exported graphs
+    blend it."""
     student = tiny_temporal()
     x, previous = torch.rand(1, 3, 16, 24), torch.rand(1, 3, 16, 24)
     hidden = torch.zeros(1, 8, 4, 6)
     with torch.no_grad():
-        frame_only = x + student.tail(student.features(x, hidden))
+        frame_only = (x + student.tail(student.features(x, hidden))).clamp(0, 1)
         student.gate_bias.fill_(40.0)
         student.gate.weight.zero_()
         assert torch.allclose(student(x, (previous, hidden)), previous, atol=1e-6)
         student.gate_bias.fill_(-40.0)
         assert torch.allclose(student(x, (previous, hidden)), frame_only, atol=1e-6)
+
+
+def test_an_overshooting_correction_is_clamped_in_the_blend_but_still_learns():
+    """Where ``frame + correction`` leaves [0, 1] the blend sees the clamped picture, and the
+    gradient still reaches the correction (a straight-through clamp), so training can pull it back."""
+    student = tiny_temporal()
+    student.gate_bias.data.fill_(-40.0)  # closed: the output is the clamped frame-by-frame picture
+    x = torch.full((1, 3, 16, 24), 0.9)
+    hidden = torch.zeros(1, 8, 4, 6)
+    with torch.no_grad():
+        student.tail.weight.zero_()
+        student.tail.weight[:, 0, :, :] = 1.0  # red: +sum of the features' first channel
+        features = student.features(x, hidden)
+    out = student(x, (torch.zeros_like(x), hidden))
+    overshoot = (x + student.tail(features).detach())[:, 0] > 1.0
+    assert overshoot.any() and torch.all(out[:, 0][overshoot] == 1.0)
+    out[:, 0][overshoot].sum().backward()  # only the clamped pixels
+    assert student.tail.weight.grad[:, 0].abs().sum() > 0
 
 
 def test_temporal_presets_cost_what_their_frame_presets_may():

@@ -137,6 +137,9 @@ class StudentNet(nn.Module):
         previous, hidden = state if state is not None else (x, None)
         features = self._features(head, hidden)
         restored = x + self.tail(features)
+        # The blend mixes pictures, as the exported graphs do (they blend the uint8 frame): clamped to
+        # [0, 1], with the gradient of the unclamped values so the loss still sees an overshoot.
+        restored = restored + (restored.clamp(0.0, 1.0) - restored).detach()
         gate = torch.sigmoid(self.gate(features) + self.gate_bias)
         gate = F.interpolate(gate, scale_factor=self.config.scale // 2, mode="nearest")
         out = restored + gate * (previous - restored)
