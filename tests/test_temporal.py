@@ -19,14 +19,17 @@ from edgerestore.models.student import StudentNet
 H, W = 48, 64  # frame size of the export tests (multiples of the stride)
 
 
-def tiny_temporal(seed=0, width=8):
-    """A random temporal student whose tail, mixing and gate are all non-zero (every path matters)."""
+def tiny_temporal(seed=0, width=8, agreement=True):
+    """A random temporal student whose tail, mixing and gate (its agreement term too) are all
+    non-zero (every path matters)."""
     torch.manual_seed(seed)
-    student = StudentNet(StudentConfig(scale=4, width=width, blocks=1, temporal=True))
+    student = StudentNet(StudentConfig(scale=4, width=width, blocks=1, temporal=True, agreement=agreement))
     with torch.no_grad():
         for parameter in student.parameters():
             parameter.normal_(0.0, 0.05)
         student.gate_bias.fill_(0.3)  # a gate near 0.6: the previous frame shows in the output
+        if agreement:
+            student.agreement.copy_(torch.tensor([0.2, -0.3]))  # closes as the frames disagree
     return student.eval()
 
 
@@ -76,6 +79,18 @@ def test_an_open_gate_repeats_the_previous_output_and_a_closed_one_ignores_it():
         assert torch.allclose(student(x, (previous, hidden)), previous, atol=1e-6)
         student.gate_bias.fill_(-40.0)
         assert torch.allclose(student(x, (previous, hidden)), frame_only, atol=1e-6)
+
+
+def test_the_gate_closes_where_the_previous_output_disagrees_with_the_frame():
+    student = StudentNet(StudentConfig(scale=4, width=8, blocks=1, temporal=True, agreement=True)).eval()
+    x = torch.full((1, 3, 16, 24), 0.5)
+    previous = x + 2.0 / 255  # agrees everywhere (2 levels)...
+    previous[:, :, 4:8, 8:12] = 0.9  # ...but one 4x4 block, 102 levels off
+    with torch.no_grad():
+        student.gate_bias.fill_(4.0)  # open where they agree: sigmoid(4 - (2/16)²) = 0.98
+        out = student(x, (previous, torch.zeros(1, 8, 4, 6)))
+    assert torch.allclose(out[:, :, :4], previous[:, :, :4], atol=0.001)
+    assert torch.allclose(out[:, :, 4:8, 8:12], x[:, :, 4:8, 8:12], atol=0.001)  # sigmoid(4 - 6.4²) ~ 0
 
 
 def test_an_overshooting_correction_is_clamped_in_the_blend_but_still_learns():
@@ -252,15 +267,19 @@ def test_onnx_temporal_graph_blends_in_uint8_and_its_gate_passes_or_blocks_the_p
 
     from edgerestore.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
+    for agreement in (False, True):
+        path = export_onnx(tiny_temporal(agreement=agreement), tmp_path / "t.onnx")
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        ops = [node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+        # the blend is two QLinearMul and a QLinearAdd; no float tail or blend over the frame is
+        # left; the agreement term reads the previous frame's float rows once (|frame - previous|,
+        # pooled per block)
+        assert ops.count("QLinearMul") == 2 and ops.count("QLinearAdd") == 2
+        assert not {"ConvTranspose", "Resize", "Clip"} & set(ops)
+        assert [ops.count(op) for op in ("Sub", "Abs", "AveragePool")] == [agreement] * 3
     student = tiny_temporal()
-    path = export_onnx(student, tmp_path / "t.onnx")
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    ops = [node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
-    # the blend is two QLinearMul and a QLinearAdd; no float tail or blend over the frame is left
-    assert ops.count("QLinearMul") == 2 and ops.count("QLinearAdd") == 2
-    assert not {"ConvTranspose", "Resize", "Sub", "Clip"} & set(ops)
     frames = clip_frames(2)
     with torch.no_grad():
         student.gate.weight.zero_()

@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgerestore.export import blocks
-from edgerestore.models.student import StudentNet
+from edgerestore.models.student import AGREEMENT_UNIT, StudentNet
 
 GRAPH_VERSION = 3
 """Bumped whenever the exported graph changes (2: frame-by-frame students' uint8 block tail; 3: the
@@ -94,6 +94,20 @@ def _interleave_kernel(weight: torch.Tensor) -> torch.Tensor:
     return weight.permute(0, 2, 3, 1).reshape(c, 1, s, 3 * s)
 
 
+def _agreement_of(student: StudentNet) -> Optional[nn.Parameter]:
+    """A copy of the student's agreement weights ``(a, b)``, or ``None`` when its gate has none."""
+    return copy.deepcopy(student.agreement) if student.config.agreement else None
+
+
+def agreement_logit(rows: torch.Tensor, previous_rows: torch.Tensor, weights: torch.Tensor,
+                    block) -> torch.Tensor:
+    """The gate's agreement term ``a*d + b*d²`` on 0..255 pictures in any layout whose ``block``
+    (a pooling kernel) covers one ``s x s`` block of pixels and colours (``(s, 3s)`` on frame rows):
+    ``d`` as :func:`edgerestore.models.student.disagreement`, one value per block."""
+    d = F.avg_pool2d((rows - previous_rows).abs(), block) * (1.0 / AGREEMENT_UNIT)
+    return weights[0] * d + weights[1] * d * d
+
+
 class FloatFrameModel(nn.Module):
     """``float32 [1,H,W,3]`` (0..255) in, ``float32 [1,H,W,3]`` out: the TensorRT graph of every
     student (TensorRT 8.2 has no uint8 inputs), temporal ones ``(frame, previous, hidden) ->
@@ -124,6 +138,7 @@ class FloatFrameModel(nn.Module):
             with torch.no_grad():
                 self.gate.weight.copy_(student.gate.weight)
                 self.gate.bias.fill_(float(student.gate_bias))
+            self.agreement = _agreement_of(student)
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
@@ -139,7 +154,11 @@ class FloatFrameModel(nn.Module):
         if previous_rows is None:
             return restored
         half = self.scale // 2
-        gate = F.interpolate(torch.sigmoid(self.gate(features)), scale_factor=(half, 3 * half), mode="nearest")
+        logits = self.gate(features)
+        if self.agreement is not None:
+            logits = logits + F.interpolate(agreement_logit(rows, previous_rows, self.agreement,
+                                                            (self.scale, 3 * self.scale)), scale_factor=2)
+        gate = F.interpolate(torch.sigmoid(logits), scale_factor=(half, 3 * half), mode="nearest")
         return restored + gate * (previous_rows + 0.5 - restored), head
 
     def forward(self, frame: torch.Tensor, previous: Optional[torch.Tensor] = None,
@@ -345,14 +364,20 @@ class TemporalRowsCore(RowsCore):
         with torch.no_grad():
             self.gate.weight.copy_(weight)
             self.gate.bias.copy_(bias)
+        self.agreement = _agreement_of(student)
 
-    def forward(self, rows: torch.Tensor, hidden: torch.Tensor):
+    def forward(self, rows: torch.Tensor, hidden: torch.Tensor, previous_rows: Optional[torch.Tensor] = None):
         head = self.act(self.head(rows))
         features = self.context(self.body(head + self.mix(hidden)))
-        return self.tail(features), self.gate(features), head
+        logits = self.gate(features)
+        if self.agreement is not None:  # one value per block, the same for its 4 quadrants
+            s = self.head.stride[0]
+            logits = logits + agreement_logit(rows, previous_rows, self.agreement, (s, 3 * s))
+        return self.tail(features), logits, head
 
 
 GATE_LOGITS = "gate_logits"
+PREVIOUS_ROWS = "previous_rows"
 
 
 def _export_temporal_block_graph(student: StudentNet, path: Path, opset: int, height: Optional[int],
@@ -374,10 +399,16 @@ def _export_temporal_block_graph(student: StudentNet, path: Path, opset: int, he
     hidden = torch.zeros(1, c, 4, 4)
     axes = {ROWS_INPUT: {2: "H", 3: "W3"}, HIDDEN_NAME: {2: "h", 3: "w"}, CORE_OUTPUT: {2: "h", 3: "w"},
             GATE_LOGITS: {2: "h", 3: "w"}, HIDDEN_OUTPUT: {2: "h", 3: "w"}}
+    core_inputs, core_names = (sample, hidden), [ROWS_INPUT, HIDDEN_NAME]
+    row_tensors = ["frame_rows_u8"]
+    if student.config.agreement:  # the gate reads the previous frame too, as float rows like the frame
+        core_inputs, core_names = core_inputs + (sample.clone(),), core_names + [PREVIOUS_ROWS]
+        axes[PREVIOUS_ROWS] = axes[ROWS_INPUT]
+        row_tensors.append("previous_rows_u8")
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
         warnings.simplefilter("ignore")
-        torch.onnx.export(TemporalRowsCore(student.eval()).eval(), (sample, hidden), str(path), opset_version=opset,
-                          input_names=[ROWS_INPUT, HIDDEN_NAME], output_names=[CORE_OUTPUT, GATE_LOGITS, HIDDEN_OUTPUT],
+        torch.onnx.export(TemporalRowsCore(student.eval()).eval(), core_inputs, str(path), opset_version=opset,
+                          input_names=core_names, output_names=[CORE_OUTPUT, GATE_LOGITS, HIDDEN_OUTPUT],
                           dynamic_axes=axes, do_constant_folding=True, dynamo=False)
     model = onnx.load(str(path))
     graph = model.graph
@@ -392,6 +423,9 @@ def _export_temporal_block_graph(student: StudentNet, path: Path, opset: int, he
     pre += [helper.make_node("Concat", ["one", "one", "H", "W3"], ["image_shape"], axis=0),
             helper.make_node("Reshape", [blocks.FRAME, "image_shape"], ["frame_rows_u8"]),
             helper.make_node("Cast", ["frame_rows_u8"], [ROWS_INPUT], to=TensorProto.FLOAT)]
+    if student.config.agreement:
+        pre += [helper.make_node("Reshape", [STATE_NAME, "image_shape"], ["previous_rows_u8"]),
+                helper.make_node("Cast", ["previous_rows_u8"], [PREVIOUS_ROWS], to=TensorProto.FLOAT)]
     node = helper.make_node
     post = [node("QuantizeLinear", [CORE_OUTPUT, "unit_scale", "correction_zero"], ["correction_u8"])]
     corr_nodes, value_info = blocks.correction_to_frame(s, "correction_u8")
@@ -438,7 +472,7 @@ def _export_temporal_block_graph(student: StudentNet, path: Path, opset: int, he
             dims = value.type.tensor_type.shape.dim
             dims[2].dim_value, dims[3].dim_value = height // s, width // s
     graph.value_info.extend(value_info + gate_info + [
-        info("frame_rows_u8", u8, [1, 1, "H", "W3"])])
+        info(name, u8, [1, 1, "H", "W3"]) for name in row_tensors])
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
 

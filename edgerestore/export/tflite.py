@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgerestore.export.onnx import agreement_logit
 from edgerestore.models.student import StudentNet
 
 WEIGHT_EPS = 2.0 ** -24
@@ -70,6 +71,7 @@ class TFLiteFrameModel(nn.Module):
                 full = blocks.repeat_interleave(half, dim=1).repeat_interleave(half, dim=2)  # [in, s, s]
                 self.gate.weight.copy_(full.permute(1, 2, 0).reshape(s * s, width, 1, 1))
                 self.gate.bias.fill_(float(student.gate_bias))
+            self.agreement = copy.deepcopy(student.agreement) if student.config.agreement else None
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
@@ -92,8 +94,14 @@ class TFLiteFrameModel(nn.Module):
         if not self.temporal:
             return torch.clamp(x + correction + 0.5, 0.0, 255.0).to(torch.uint8)
         restored = x + correction
-        gate = self._rows(torch.sigmoid(self.gate(features)).permute(0, 2, 3, 1), n, height, width, 1)
-        out = restored + gate * (previous.float() - restored)
+        previous = previous.float()
+        logits = self.gate(features)
+        if self.agreement is not None:  # per block, the same for its s² gate values
+            s = self.scale
+            rows = (x.reshape(n, 1, height, width * c), previous.reshape(n, 1, height, width * c))
+            logits = logits + agreement_logit(*rows, self.agreement, (s, 3 * s))
+        gate = self._rows(torch.sigmoid(logits).permute(0, 2, 3, 1), n, height, width, 1)
+        out = restored + gate * (previous - restored)
         return torch.clamp(out + 0.5, 0.0, 255.0).to(torch.uint8), head.permute(0, 2, 3, 1)
 
 

@@ -27,6 +27,10 @@ class StudentConfig:
     between consecutive input frames before it is fed back (:mod:`edgerestore.runtime.motion`), so
     the blend can pass the previous output through where the picture moves, not only where it holds
     still. The network is the same; the trainer and the runtime do the warping."""
+    agreement: bool = False
+    """Temporal students: the gate also sees how far the frame is from the (moved) previous output,
+    the mean absolute difference per ``s x s`` block, so it can close where the two disagree (a
+    moving object the flow missed, an uncovered background) and open where they agree."""
 
     @property
     def stride(self) -> int:

@@ -47,11 +47,11 @@ PRESETS = {
         # (optical flow between the input frames): on real video, which moves almost everywhere, an
         # uncompensated blend barely reduces flicker (docs/temporal.md, "Motion compensation").
         Preset("pico-t", 250, "Raspberry Pi 4 (0.5 GMAC per 1080p frame)",
-               StudentConfig(scale=4, width=11, blocks=1, temporal=True, motion=True), shipped=False),
+               StudentConfig(scale=4, width=11, blocks=1, temporal=True, motion=True, agreement=True), shipped=False),
         Preset("nano-t", 1_000, "Jetson Nano / Raspberry Pi 5",
-               StudentConfig(scale=4, width=16, blocks=2, temporal=True, motion=True), shipped=False),
+               StudentConfig(scale=4, width=16, blocks=2, temporal=True, motion=True, agreement=True), shipped=False),
         Preset("small-t", 4_000, "Jetson Orin / laptop",
-               StudentConfig(scale=4, width=38, blocks=2, temporal=True, motion=True), shipped=False),
+               StudentConfig(scale=4, width=38, blocks=2, temporal=True, motion=True, agreement=True), shipped=False),
         # Not for boards: the teacher we distil the presets from when Restormer's weights are absent.
         Preset("large", 15_000, "teacher (workstation / GPU)",
                StudentConfig(scale=2, width=24, blocks=1, context_width=64, context_blocks=2),

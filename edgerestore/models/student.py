@@ -23,8 +23,11 @@ Design (the measurements behind each choice are in README, "Student design"):
   flickering, where it moves the gate closes. The blend is at full resolution on purpose: a
   correction through the tail has at most ``width`` degrees of freedom per ``s x s`` patch (of
   ``3 s²`` values), so it can only cancel the part of fresh per-pixel noise that falls in that
-  subspace; the gate can pass the previous output's pixels through. What each piece costs at
-  1080p: docs/temporal.md.
+  subspace; the gate can pass the previous output's pixels through. With ``config.agreement``
+  the gate's logit also gets ``a*d + b*d²`` (two learned numbers), ``d`` the mean absolute
+  difference of the frame and the previous output per ``s x s`` block: features alone cannot tell
+  whether the previous output still fits the picture. What each piece costs at 1080p:
+  docs/temporal.md.
 
 The layers are plain convolutions only (no reshapes or transposes of full-resolution tensors),
 because ONNX Runtime spends 10-25 ms per 1080p frame on each such rearrangement on this machine.
@@ -74,6 +77,16 @@ State = Tuple[torch.Tensor, torch.Tensor]
 """A temporal student's state between frames: (previous output, hidden features)."""
 
 
+AGREEMENT_UNIT = 16.0
+"""Levels (of 255) per unit of a temporal student's disagreement ``d``."""
+
+
+def disagreement(x: torch.Tensor, previous: torch.Tensor, scale: int) -> torch.Tensor:
+    """Mean ``|x - previous|`` over each ``scale x scale`` block and the colours, in units of
+    :data:`AGREEMENT_UNIT` levels: ``[B,3,H,W]`` (0..1) x2 -> ``[B,1,H/scale,W/scale]``."""
+    return F.avg_pool2d((x - previous).abs().mean(1, keepdim=True), scale) * (255.0 / AGREEMENT_UNIT)
+
+
 class StudentNet(nn.Module):
     """Patchify residual CNN; input and output are float RGB NCHW in ``[0, 1]``."""
 
@@ -104,6 +117,9 @@ class StudentNet(nn.Module):
             self.gate = nn.ConvTranspose2d(c, 1, 2, stride=2, bias=False)
             self.gate_bias = nn.Parameter(torch.tensor(-2.0))
             nn.init.zeros_(self.gate.weight)
+            if config.agreement:
+                # logit += a*d + b*d², d in units of AGREEMENT_UNIT levels; starts as -(d/16)²
+                self.agreement = nn.Parameter(torch.tensor([0.0, -1.0]))
 
     @property
     def stride(self) -> int:
@@ -140,7 +156,11 @@ class StudentNet(nn.Module):
         # The blend mixes pictures, as the exported graphs do (they blend the uint8 frame): clamped to
         # [0, 1], with the gradient of the unclamped values so the loss still sees an overshoot.
         restored = restored + (restored.clamp(0.0, 1.0) - restored).detach()
-        gate = torch.sigmoid(self.gate(features) + self.gate_bias)
+        logits = self.gate(features) + self.gate_bias
+        if self.config.agreement:
+            d = disagreement(x, previous, self.config.scale)
+            logits = logits + F.interpolate(self.agreement[0] * d + self.agreement[1] * d * d, scale_factor=2)
+        gate = torch.sigmoid(logits)
         gate = F.interpolate(gate, scale_factor=self.config.scale // 2, mode="nearest")
         out = restored + gate * (previous - restored)
         return out, (out, head)
