@@ -56,9 +56,10 @@ from torch import nn
 from edgerestore.export import blocks
 from edgerestore.models.student import AGREEMENT_UNIT, StudentNet
 
-GRAPH_VERSION = 3
+GRAPH_VERSION = 4
 """Bumped whenever the exported graph changes (2: frame-by-frame students' uint8 block tail; 3: the
-temporal students' uint8 tail and blend)."""
+temporal students' uint8 tail and blend; 4: temporal students blend the clamped picture, and their
+gate's agreement term)."""
 DEFAULT_OPSET = 13  # TensorRT 8.2 (Jetson Nano, JetPack 4.6) parses up to opset 13
 INPUT_NAME = "frame"
 OUTPUT_NAME = "restored"
@@ -94,7 +95,7 @@ def _interleave_kernel(weight: torch.Tensor) -> torch.Tensor:
     return weight.permute(0, 2, 3, 1).reshape(c, 1, s, 3 * s)
 
 
-def _agreement_of(student: StudentNet) -> Optional[nn.Parameter]:
+def agreement_weights(student: StudentNet) -> Optional[nn.Parameter]:
     """A copy of the student's agreement weights ``(a, b)``, or ``None`` when its gate has none."""
     return copy.deepcopy(student.agreement) if student.config.agreement else None
 
@@ -138,7 +139,7 @@ class FloatFrameModel(nn.Module):
             with torch.no_grad():
                 self.gate.weight.copy_(student.gate.weight)
                 self.gate.bias.fill_(float(student.gate_bias))
-            self.agreement = _agreement_of(student)
+            self.agreement = agreement_weights(student)
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
@@ -153,6 +154,7 @@ class FloatFrameModel(nn.Module):
         restored = rows + self.tail(features)  # includes +0.5
         if previous_rows is None:
             return restored
+        restored = torch.clamp(restored, 0.5, 255.5)  # the blend mixes pictures, as the student's does
         half = self.scale // 2
         logits = self.gate(features)
         if self.agreement is not None:
@@ -364,7 +366,7 @@ class TemporalRowsCore(RowsCore):
         with torch.no_grad():
             self.gate.weight.copy_(weight)
             self.gate.bias.copy_(bias)
-        self.agreement = _agreement_of(student)
+        self.agreement = agreement_weights(student)
 
     def forward(self, rows: torch.Tensor, hidden: torch.Tensor, previous_rows: Optional[torch.Tensor] = None):
         head = self.act(self.head(rows))

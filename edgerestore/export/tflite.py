@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgerestore.export.onnx import agreement_logit
+from edgerestore.export.onnx import agreement_logit, agreement_weights
 from edgerestore.models.student import StudentNet
 
 WEIGHT_EPS = 2.0 ** -24
@@ -71,7 +71,7 @@ class TFLiteFrameModel(nn.Module):
                 full = blocks.repeat_interleave(half, dim=1).repeat_interleave(half, dim=2)  # [in, s, s]
                 self.gate.weight.copy_(full.permute(1, 2, 0).reshape(s * s, width, 1, 1))
                 self.gate.bias.fill_(float(student.gate_bias))
-            self.agreement = copy.deepcopy(student.agreement) if student.config.agreement else None
+            self.agreement = agreement_weights(student)
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
@@ -93,7 +93,7 @@ class TFLiteFrameModel(nn.Module):
         correction = self._rows(self.tail(features).permute(0, 2, 3, 1), n, height, width, c)
         if not self.temporal:
             return torch.clamp(x + correction + 0.5, 0.0, 255.0).to(torch.uint8)
-        restored = x + correction
+        restored = torch.clamp(x + correction, 0.0, 255.0)  # the blend mixes pictures, as the student's does
         previous = previous.float()
         logits = self.gate(features)
         if self.agreement is not None:  # per block, the same for its s² gate values
