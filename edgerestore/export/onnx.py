@@ -100,15 +100,12 @@ def agreement_weights(student: StudentNet) -> Optional[nn.Parameter]:
     return copy.deepcopy(student.agreement) if student.config.agreement else None
 
 
-AGREEMENT_ROWS_BLOCK = (2, 6)
-"""The pooling kernel that covers one gate value's 2x2 pixels and their colours on frame rows."""
-
-
-def agreement_logit(rows: torch.Tensor, previous_rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The gate's agreement term ``a*d + b*d²`` from frame rows ``[n,1,H,3W]`` (0..255) and the
-    previous frame's: ``d`` as :func:`edgerestore.models.student.disagreement`, ``[n,1,H/2,W/2]``
-    (one value per 2x2 pixels, like the gate)."""
-    d = F.avg_pool2d(rows - previous_rows, AGREEMENT_ROWS_BLOCK).abs() * (1.0 / AGREEMENT_UNIT)
+def agreement_logit(rows: torch.Tensor, previous_rows: torch.Tensor, weights: torch.Tensor,
+                    block) -> torch.Tensor:
+    """The gate's agreement term ``a*d + b*d²`` on 0..255 pictures in any layout whose ``block``
+    (a pooling kernel) covers one ``s x s`` block of pixels and colours (``(s, 3s)`` on frame rows):
+    ``d`` as :func:`edgerestore.models.student.disagreement`, one value per block."""
+    d = F.avg_pool2d((rows - previous_rows).abs(), block) * (1.0 / AGREEMENT_UNIT)
     return weights[0] * d + weights[1] * d * d
 
 
@@ -161,7 +158,8 @@ class FloatFrameModel(nn.Module):
         half = self.scale // 2
         logits = self.gate(features)
         if self.agreement is not None:
-            logits = logits + agreement_logit(rows, previous_rows, self.agreement)
+            logits = logits + F.interpolate(agreement_logit(rows, previous_rows, self.agreement,
+                                                            (self.scale, 3 * self.scale)), scale_factor=2)
         gate = F.interpolate(torch.sigmoid(logits), scale_factor=(half, 3 * half), mode="nearest")
         return restored + gate * (previous_rows + 0.5 - restored), head
 
@@ -374,9 +372,9 @@ class TemporalRowsCore(RowsCore):
         head = self.act(self.head(rows))
         features = self.context(self.body(head + self.mix(hidden)))
         logits = self.gate(features)
-        if self.agreement is not None:  # per 2x2 pixels, to the block's 4 quadrants (q = 2*a + b)
+        if self.agreement is not None:  # one value per block, the same for its 4 quadrants
             s = self.head.stride[0]
-            logits = logits + F.pixel_unshuffle(agreement_logit(rows, previous_rows, self.agreement), s // 2)
+            logits = logits + agreement_logit(rows, previous_rows, self.agreement, (s, 3 * s))
         return self.tail(features), logits, head
 
 

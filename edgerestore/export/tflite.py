@@ -32,7 +32,6 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from edgerestore.export.onnx import agreement_logit, agreement_weights
@@ -73,8 +72,6 @@ class TFLiteFrameModel(nn.Module):
                 self.gate.weight.copy_(full.permute(1, 2, 0).reshape(s * s, width, 1, 1))
                 self.gate.bias.fill_(float(student.gate_bias))
             self.agreement = agreement_weights(student)
-            # gate value dy*s + dx of a block lies in its 2x2-gate quadrant 2*(dy//half) + dx//half
-            self.pixel_quadrant = [2 * (dy // half) + dx // half for dy in range(s) for dx in range(s)]
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
@@ -99,10 +96,10 @@ class TFLiteFrameModel(nn.Module):
         restored = torch.clamp(x + correction, 0.0, 255.0)  # the blend mixes pictures, as the student's does
         previous = previous.float()
         logits = self.gate(features)
-        if self.agreement is not None:  # per 2x2 pixels, to the block's s² gate values
+        if self.agreement is not None:  # per block, the same for its s² gate values
+            s = self.scale
             rows = (x.reshape(n, 1, height, width * c), previous.reshape(n, 1, height, width * c))
-            quadrants = F.pixel_unshuffle(agreement_logit(*rows, self.agreement), self.scale // 2)
-            logits = logits + quadrants[:, self.pixel_quadrant]
+            logits = logits + agreement_logit(*rows, self.agreement, (s, 3 * s))
         gate = self._rows(torch.sigmoid(logits).permute(0, 2, 3, 1), n, height, width, 1)
         out = restored + gate * (previous - restored)
         return torch.clamp(out + 0.5, 0.0, 255.0).to(torch.uint8), head.permute(0, 2, 3, 1)

@@ -24,8 +24,8 @@ Design (the measurements behind each choice are in README, "Student design"):
   correction through the tail has at most ``width`` degrees of freedom per ``s x s`` patch (of
   ``3 s²`` values), so it can only cancel the part of fresh per-pixel noise that falls in that
   subspace; the gate can pass the previous output's pixels through. With ``config.agreement``
-  the gate's logit also gets ``a*d + b*d²`` (two learned numbers), ``d`` the absolute mean
-  difference of the frame and the previous output per 2x2 pixels: features alone cannot tell
+  the gate's logit also gets ``a*d + b*d²`` (two learned numbers), ``d`` the mean absolute
+  difference of the frame and the previous output per ``s x s`` block: features alone cannot tell
   whether the previous output still fits the picture. What each piece costs at 1080p:
   docs/temporal.md.
 
@@ -81,12 +81,10 @@ AGREEMENT_UNIT = 16.0
 """Levels (of 255) per unit of a temporal student's disagreement ``d``."""
 
 
-def disagreement(x: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-    """``|mean(x - previous)|`` over each 2x2 pixels (a gate value's) and the colours, in units of
-    :data:`AGREEMENT_UNIT` levels: ``[B,3,H,W]`` (0..1) x2 -> ``[B,1,H/2,W/2]``. The mean before
-    the absolute value averages fresh noise away (by sqrt(12)) and keeps what moved: an edge the
-    flow missed shifts a 2x2 mean by much of the edge's contrast."""
-    return F.avg_pool2d((x - previous).mean(1, keepdim=True), 2).abs() * (255.0 / AGREEMENT_UNIT)
+def disagreement(x: torch.Tensor, previous: torch.Tensor, scale: int) -> torch.Tensor:
+    """Mean ``|x - previous|`` over each ``scale x scale`` block and the colours, in units of
+    :data:`AGREEMENT_UNIT` levels: ``[B,3,H,W]`` (0..1) x2 -> ``[B,1,H/scale,W/scale]``."""
+    return F.avg_pool2d((x - previous).abs().mean(1, keepdim=True), scale) * (255.0 / AGREEMENT_UNIT)
 
 
 class StudentNet(nn.Module):
@@ -160,8 +158,8 @@ class StudentNet(nn.Module):
         restored = restored + (restored.clamp(0.0, 1.0) - restored).detach()
         logits = self.gate(features) + self.gate_bias
         if self.config.agreement:
-            d = disagreement(x, previous)
-            logits = logits + self.agreement[0] * d + self.agreement[1] * d * d
+            d = disagreement(x, previous, self.config.scale)
+            logits = logits + F.interpolate(self.agreement[0] * d + self.agreement[1] * d * d, scale_factor=2)
         gate = torch.sigmoid(logits)
         gate = F.interpolate(gate, scale_factor=self.config.scale // 2, mode="nearest")
         out = restored + gate * (previous - restored)
