@@ -19,12 +19,11 @@ from edgerestore.models.student import StudentNet
 H, W = 48, 64  # frame size of the export tests (multiples of the stride)
 
 
-def tiny_temporal(seed=0, width=8, agreement=True, source="frame"):
+def tiny_temporal(seed=0, width=8, agreement=True):
     """A random temporal student whose tail, mixing and gate (its agreement term too) are all
     non-zero (every path matters)."""
     torch.manual_seed(seed)
-    student = StudentNet(StudentConfig(scale=4, width=width, blocks=1, temporal=True, agreement=agreement,
-                                       agreement_source=source))
+    student = StudentNet(StudentConfig(scale=4, width=width, blocks=1, temporal=True, agreement=agreement))
     with torch.no_grad():
         for parameter in student.parameters():
             parameter.normal_(0.0, 0.05)
@@ -92,31 +91,6 @@ def test_the_gate_closes_where_the_previous_output_disagrees_with_the_frame():
         out = student(x, (previous, torch.zeros(1, 8, 4, 6)))
     assert torch.allclose(out[:, :, :4], previous[:, :, :4], atol=0.001)
     assert torch.allclose(out[:, :, 4:8, 8:12], x[:, :, 4:8, 8:12], atol=0.001)  # sigmoid(4 - 6.4²) ~ 0
-
-
-def test_an_agreement_on_the_restored_frame_compares_it_not_the_frame_with_the_previous_output():
-    from edgerestore.models.student import disagreement
-
-    torch.manual_seed(3)
-    x = torch.rand(1, 3, 16, 24)
-    state = (torch.rand(1, 3, 16, 24), torch.rand(1, 8, 4, 6))
-    outputs = {}
-    for source in ("frame", "restored"):
-        student = tiny_temporal(source=source)
-        with torch.no_grad():
-            student.gate.weight.zero_()
-            bias = float(student.gate_bias)
-            student.gate_bias.fill_(-1e4)  # closed: the frame-by-frame restoration
-            restored = student(x, state)
-            student.gate_bias.fill_(bias)
-            outputs[source] = student(x, state)
-        d = disagreement(restored if source == "restored" else x, state[0], 4)
-        a, b = student.agreement.detach()
-        gate = torch.sigmoid(bias + a * d + b * d * d).repeat_interleave(4, 2).repeat_interleave(4, 3)
-        assert torch.allclose(outputs[source], restored + gate * (state[0] - restored), atol=1e-5)
-    assert (outputs["frame"] - outputs["restored"]).abs().max() > 1e-3  # far above the tolerance above
-    with pytest.raises(ValueError, match="agreement_source"):
-        StudentConfig(temporal=True, agreement=True, agreement_source="input")
 
 
 def test_an_overshooting_correction_is_clamped_in_the_blend_but_still_learns():
@@ -319,42 +293,6 @@ def test_onnx_temporal_graph_blends_in_uint8_and_its_gate_passes_or_blocks_the_p
     for frame, want in zip(frames, reference_clip(student, frames)):
         diff = np.abs(backend.infer(frame).astype(int) - want)
         assert diff.max() <= 1 and (diff > 0).mean() < 0.001  # float sums a hair off .5 may round apart
-
-
-def test_an_agreement_on_the_restored_frame_survives_every_export(tmp_path):
-    """The uint8 ONNX graph (the term added after the core, on the uint8 frame-by-frame result),
-    the float graph TensorRT builds from and the TFLite graph compute the student's pictures."""
-    import onnx
-
-    from edgerestore.export.bundle import export_bundle
-    from edgerestore.models.checkpoint import save_student
-    from edgerestore.runtime.backends.onnxruntime import OnnxRuntimeBackend
-    from edgerestore.runtime.backends.tensorrt import TensorRTBackend
-    from tests.trt_standin import make_pycuda, make_tensorrt
-
-    student = tiny_temporal(source="restored")
-    frames = clip_frames(4)
-    want = reference_clip(student, frames)
-    path = export_onnx(student, tmp_path / "t.onnx")
-    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
-    assert [ops.count(op) for op in ("Sub", "Abs", "AveragePool")] == [1, 1, 1]
-    backends = {"onnx": OnnxRuntimeBackend(threads=1).load(path)}
-    checkpoint = save_student(tmp_path / "t.pt", student)
-    result = export_bundle(str(checkpoint), "jetson-nano", tmp_path / "bundle", formats=["tensorrt-fp16"],
-                           size=(H, W), verify=False)
-    trt = make_tensorrt("10.3.0", fast_int8=True)
-    backends["tensorrt"] = TensorRTBackend(trt=trt, cuda=make_pycuda(trt=trt), cache_dir=str(tmp_path / "trt"))
-    backends["tensorrt"].load(str(result.out_dir / result.manifest["artifacts"][0]["file"]))
-    try:
-        from edgerestore.export.tflite import convert_fp32
-        from edgerestore.runtime.backends.tflite import TFLiteBackend
-
-        backends["tflite"] = TFLiteBackend(threads=1).load(convert_fp32(student, tmp_path / "t.tflite", H, W))
-    except ImportError:  # litert-torch is an extra
-        pass
-    for name, backend in backends.items():
-        for got, expected in zip(_run(backend, frames), want):
-            assert metrics.psnr(got, expected) >= 45.0, name
 
 
 def test_onnx_fp16_keeps_the_state_contract(tmp_path):

@@ -47,7 +47,7 @@ import copy
 import json
 import warnings
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -140,7 +140,6 @@ class FloatFrameModel(nn.Module):
                 self.gate.weight.copy_(student.gate.weight)
                 self.gate.bias.fill_(float(student.gate_bias))
             self.agreement = agreement_weights(student)
-            self.agreement_source = student.config.agreement_source
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
@@ -159,8 +158,7 @@ class FloatFrameModel(nn.Module):
         half = self.scale // 2
         logits = self.gate(features)
         if self.agreement is not None:
-            seen = restored - 0.5 if self.agreement_source == "restored" else rows
-            logits = logits + F.interpolate(agreement_logit(seen, previous_rows, self.agreement,
+            logits = logits + F.interpolate(agreement_logit(rows, previous_rows, self.agreement,
                                                             (self.scale, 3 * self.scale)), scale_factor=2)
         gate = F.interpolate(torch.sigmoid(logits), scale_factor=(half, 3 * half), mode="nearest")
         return restored + gate * (previous_rows + 0.5 - restored), head
@@ -368,8 +366,7 @@ class TemporalRowsCore(RowsCore):
         with torch.no_grad():
             self.gate.weight.copy_(weight)
             self.gate.bias.copy_(bias)
-        # an agreement term on the restored frame is added after the core, to the uint8 result
-        self.agreement = agreement_weights(student) if reads_frame(student) else None
+        self.agreement = agreement_weights(student)
 
     def forward(self, rows: torch.Tensor, hidden: torch.Tensor, previous_rows: Optional[torch.Tensor] = None):
         head = self.act(self.head(rows))
@@ -383,39 +380,6 @@ class TemporalRowsCore(RowsCore):
 
 GATE_LOGITS = "gate_logits"
 PREVIOUS_ROWS = "previous_rows"
-
-
-def reads_frame(student: StudentNet) -> bool:
-    """Whether a temporal student's agreement term compares the frame (not its restoration) with
-    the previous output."""
-    return student.config.agreement and student.config.agreement_source == "frame"
-
-
-def restored_agreement_nodes(student: StudentNet, restored: str, logits: str, out: str) -> Tuple[list, list]:
-    """``(initializers, nodes)`` adding the agreement term of a student whose ``d`` compares its
-    restoration with the previous output to the 4 gate logits per block: the uint8 frame-by-frame
-    result ``restored`` as float rows (``Reshape``, ``Cast``), ``Sub`` the previous rows, ``Abs``,
-    an ``AveragePool`` over each block's ``s x 3s`` row values, then ``a*d + b*d²``."""
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
-    s = student.config.scale
-    a, b = (float(v) for v in student.agreement.detach())
-    inits = [numpy_helper.from_array(np.array(v, np.float32), name) for v, name in
-             ((1.0 / AGREEMENT_UNIT, "agreement_unit"), (a, "agreement_a"), (b, "agreement_b"))]
-    node = helper.make_node
-    nodes = [node("Reshape", [restored, "image_shape"], ["restored_rows_u8"]),
-             node("Cast", ["restored_rows_u8"], ["restored_rows"], to=TensorProto.FLOAT),
-             node("Sub", ["restored_rows", PREVIOUS_ROWS], ["disagreement_rows"]),
-             node("Abs", ["disagreement_rows"], ["disagreement_abs"]),
-             node("AveragePool", ["disagreement_abs"], ["disagreement_levels"], kernel_shape=[s, 3 * s],
-                  strides=[s, 3 * s]),
-             node("Mul", ["disagreement_levels", "agreement_unit"], ["disagreement"]),
-             node("Mul", ["disagreement", "agreement_b"], ["agreement_bd"]),
-             node("Add", ["agreement_bd", "agreement_a"], ["agreement_slope"]),
-             node("Mul", ["agreement_slope", "disagreement"], ["agreement_logit"]),
-             node("Add", [logits, "agreement_logit"], [out])]
-    return inits, nodes
 
 
 def _export_temporal_block_graph(student: StudentNet, path: Path, opset: int, height: Optional[int],
@@ -439,7 +403,7 @@ def _export_temporal_block_graph(student: StudentNet, path: Path, opset: int, he
             GATE_LOGITS: {2: "h", 3: "w"}, HIDDEN_OUTPUT: {2: "h", 3: "w"}}
     core_inputs, core_names = (sample, hidden), [ROWS_INPUT, HIDDEN_NAME]
     row_tensors = ["frame_rows_u8"]
-    if reads_frame(student):  # the gate reads the previous frame too, as float rows like the frame
+    if student.config.agreement:  # the gate reads the previous frame too, as float rows like the frame
         core_inputs, core_names = core_inputs + (sample.clone(),), core_names + [PREVIOUS_ROWS]
         axes[PREVIOUS_ROWS] = axes[ROWS_INPUT]
         row_tensors.append("previous_rows_u8")
@@ -473,14 +437,7 @@ def _export_temporal_block_graph(student: StudentNet, path: Path, opset: int, he
     # the gate: 4 values per block -> uint8 -> channels last -> one per block value -> frame layout
     # (the 4 -> 3s² expansion is a float MatMul with a 0/1 matrix: ONNX Runtime's uint8 Gather,
     # Expand and broadcasting QLinearMul copy byte by byte and cost 30-100 ms at 1080p)
-    logits = GATE_LOGITS
-    if student.config.agreement and not reads_frame(student):
-        agreement_inits, agreement_nodes = restored_agreement_nodes(student, "framewise", GATE_LOGITS, "agreed_logits")
-        graph.initializer.extend(agreement_inits)
-        post += agreement_nodes
-        logits = "agreed_logits"
-        row_tensors += ["previous_rows_u8", "restored_rows_u8"]
-    post += [node("Sigmoid", [logits], ["gate"]),
+    post += [node("Sigmoid", [GATE_LOGITS], ["gate"]),
              node("Transpose", ["gate"], ["gate_quadrants"], perm=[0, 2, 3, 1]),
              node("MatMul", ["gate_quadrants", "gate_expansion"], ["gate_blocks"]),
              node("QuantizeLinear", ["gate_blocks", "gate_scale", "unit_zero"], ["corr_nhwc_gate"])]

@@ -72,7 +72,6 @@ class TFLiteFrameModel(nn.Module):
                 self.gate.weight.copy_(full.permute(1, 2, 0).reshape(s * s, width, 1, 1))
                 self.gate.bias.fill_(float(student.gate_bias))
             self.agreement = agreement_weights(student)
-            self.agreement_source = student.config.agreement_source
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
@@ -99,8 +98,7 @@ class TFLiteFrameModel(nn.Module):
         logits = self.gate(features)
         if self.agreement is not None:  # per block, the same for its s² gate values
             s = self.scale
-            seen = restored if self.agreement_source == "restored" else x
-            rows = (seen.reshape(n, 1, height, width * c), previous.reshape(n, 1, height, width * c))
+            rows = (x.reshape(n, 1, height, width * c), previous.reshape(n, 1, height, width * c))
             logits = logits + agreement_logit(*rows, self.agreement, (s, 3 * s))
         gate = self._rows(torch.sigmoid(logits).permute(0, 2, 3, 1), n, height, width, 1)
         out = restored + gate * (previous - restored)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-AGREEMENT_SOURCES = ("frame", "restored")
-
 
 @dataclass(frozen=True)
 class StudentConfig:
@@ -33,15 +31,6 @@ class StudentConfig:
     """Temporal students: the gate also sees how far the frame is from the (moved) previous output,
     the mean absolute difference per ``s x s`` block, so it can close where the two disagree (a
     moving object the flow missed, an uncovered background) and open where they agree."""
-    agreement_source: str = "frame"
-    """What the agreement term compares with the previous output: ``frame`` (the degraded input)
-    or ``restored`` (this frame's restoration before the blend: like with like, so edges the
-    restoration sharpened do not count as disagreement)."""
-
-    def __post_init__(self):
-        if self.agreement_source not in AGREEMENT_SOURCES:
-            raise ValueError("agreement_source must be one of %s, got %r" % (", ".join(AGREEMENT_SOURCES),
-                                                                            self.agreement_source))
 
     @property
     def stride(self) -> int:

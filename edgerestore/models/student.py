@@ -158,8 +158,7 @@ class StudentNet(nn.Module):
         restored = restored + (restored.clamp(0.0, 1.0) - restored).detach()
         logits = self.gate(features) + self.gate_bias
         if self.config.agreement:
-            seen = restored.detach() if self.config.agreement_source == "restored" else x
-            d = disagreement(seen, previous, self.config.scale)
+            d = disagreement(x, previous, self.config.scale)
             logits = logits + F.interpolate(self.agreement[0] * d + self.agreement[1] * d * d, scale_factor=2)
         gate = torch.sigmoid(logits)
         gate = F.interpolate(gate, scale_factor=self.config.scale // 2, mode="nearest")
