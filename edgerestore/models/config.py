@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,14 @@ class StudentConfig:
     """Temporal students: the gate also sees how far the frame is from the (moved) previous output,
     the mean absolute difference per ``s x s`` block, so it can close where the two disagree (a
     moving object the flow missed, an uncovered background) and open where they agree."""
+    gate_open: float = field(default=0.0, compare=False)
+    """Temporal students with ``agreement``, training only: the gate starts as the hand-set blend
+    ``gate_open * exp(-(d / gate_tau)^2)`` of ``benchmarks/motion_ceiling.py`` (``d`` in levels),
+    which on real clips already removes much of the flicker; 0 = it starts nearly closed
+    (``sigmoid(-2 - (d/16)^2)``). Not part of the architecture: configs that differ only here are
+    equal, so a checkpoint trained from either start is still its preset."""
+    gate_tau: float = field(default=12.0, compare=False)
+    """The disagreement (levels) at which the initial gate has fallen to ``gate_open / e``."""
 
     @property
     def stride(self) -> int:

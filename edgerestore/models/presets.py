@@ -46,12 +46,17 @@ PRESETS = {
         # (docs/temporal.md has the measured speeds). Their state is motion-compensated by the runtime
         # (optical flow between the input frames): on real video, which moves almost everywhere, an
         # uncompensated blend barely reduces flicker (docs/temporal.md, "Motion compensation").
+        # Their gate starts as the hand-set blend that loses no PSNR on the training clips (k 0.9,
+        # tau 12 levels: docs/temporal.md, "Where the gate starts").
         Preset("pico-t", 250, "Raspberry Pi 4 (0.5 GMAC per 1080p frame)",
-               StudentConfig(scale=4, width=11, blocks=1, temporal=True, motion=True, agreement=True), shipped=False),
+               StudentConfig(scale=4, width=11, blocks=1, temporal=True, motion=True, agreement=True,
+                             gate_open=0.9, gate_tau=12.0), shipped=False),
         Preset("nano-t", 1_000, "Jetson Nano / Raspberry Pi 5",
-               StudentConfig(scale=4, width=16, blocks=2, temporal=True, motion=True, agreement=True), shipped=False),
+               StudentConfig(scale=4, width=16, blocks=2, temporal=True, motion=True, agreement=True,
+                             gate_open=0.9, gate_tau=12.0), shipped=False),
         Preset("small-t", 4_000, "Jetson Orin / laptop",
-               StudentConfig(scale=4, width=38, blocks=2, temporal=True, motion=True, agreement=True), shipped=False),
+               StudentConfig(scale=4, width=38, blocks=2, temporal=True, motion=True, agreement=True,
+                             gate_open=0.9, gate_tau=12.0), shipped=False),
         # Not for boards: the teacher we distil the presets from when Restormer's weights are absent.
         Preset("large", 15_000, "teacher (workstation / GPU)",
                StudentConfig(scale=2, width=24, blocks=1, context_width=64, context_blocks=2),

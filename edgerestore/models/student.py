@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -87,6 +88,18 @@ def disagreement(x: torch.Tensor, previous: torch.Tensor, scale: int) -> torch.T
     return F.avg_pool2d((x - previous).abs().mean(1, keepdim=True), scale) * (255.0 / AGREEMENT_UNIT)
 
 
+def hand_set_gate(open_: float, tau: float) -> Tuple[float, float, float]:
+    """``(bias, a, b)`` such that ``sigmoid(bias + a*d + b*d²)`` is close to the hand-set gate
+    ``open_ * exp(-(d*AGREEMENT_UNIT / tau)^2)`` (within 0.02 for ``open_`` 0.9): a quadratic fitted to
+    its logit over ``d`` in ``[0, 2 tau]``, weighted by the sigmoid's slope (where the fit matters)."""
+    if not 0.0 < open_ < 1.0 or tau <= 0.0:
+        raise ValueError("the initial gate needs 0 < gate_open < 1 and gate_tau > 0 (got %g, %g)" % (open_, tau))
+    d = np.linspace(0.0, 2.0 * tau / AGREEMENT_UNIT, 64)
+    gate = open_ * np.exp(-((d * AGREEMENT_UNIT / tau) ** 2))
+    b, a, bias = np.polyfit(d, np.log(gate / (1.0 - gate)), 2, w=gate * (1.0 - gate))
+    return float(bias), float(a), float(b)
+
+
 class StudentNet(nn.Module):
     """Patchify residual CNN; input and output are float RGB NCHW in ``[0, 1]``."""
 
@@ -105,6 +118,8 @@ class StudentNet(nn.Module):
         # No bias: a per-channel constant correction is not worth a full-resolution add at export.
         self.tail = nn.ConvTranspose2d(c, 3, s, stride=s, bias=False)
         nn.init.zeros_(self.tail.weight)  # start as the identity
+        if config.gate_open > 0.0 and not (config.temporal and config.agreement):
+            raise ValueError("gate_open sets where the agreement gate starts: it needs temporal and agreement")
         if config.temporal:
             if s % 2:
                 raise ValueError("temporal students need an even scale (their gate is per 2x2 pixels)")
@@ -120,6 +135,11 @@ class StudentNet(nn.Module):
             if config.agreement:
                 # logit += a*d + b*d², d in units of AGREEMENT_UNIT levels; starts as -(d/16)²
                 self.agreement = nn.Parameter(torch.tensor([0.0, -1.0]))
+                if config.gate_open > 0.0:  # or as the hand-set gate
+                    bias, a, b = hand_set_gate(config.gate_open, config.gate_tau)
+                    with torch.no_grad():
+                        self.gate_bias.fill_(bias)
+                        self.agreement.copy_(torch.tensor([a, b]))
 
     @property
     def stride(self) -> int:
