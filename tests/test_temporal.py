@@ -93,6 +93,41 @@ def test_the_gate_closes_where_the_previous_output_disagrees_with_the_frame():
     assert torch.allclose(out[:, :, 4:8, 8:12], x[:, :, 4:8, 8:12], atol=0.001)  # sigmoid(4 - 6.4²) ~ 0
 
 
+@pytest.mark.parametrize("preset", ["pico-t", "nano-t", "small-t"])
+def test_temporal_presets_start_with_the_hand_set_gate(preset):
+    from edgerestore.models.presets import get_preset
+
+    config = get_preset(preset).config
+    student = StudentNet(config).eval()
+    x = torch.full((1, 3, 16, 24), 0.5)
+    offsets = torch.tensor([0.0, 4.0, 8.0, 12.0, 20.0, 40.0])  # levels off, one 4x4 column block each
+    previous = x.clone()
+    for i, offset in enumerate(offsets):
+        previous[:, :, :, 4 * i:4 * i + 4] += offset / 255
+    with torch.no_grad():
+        out = student(x, (previous, torch.zeros(1, config.width, 4, 6)))
+    # A fresh student restores nothing (out = x + g * (previous - x)), so the gate is readable.
+    moved = ((out - x)[0, 0, 0, 1::4] * 255)[1:] / offsets[1:]
+    expected = config.gate_open * torch.exp(-((offsets[1:] / config.gate_tau) ** 2))
+    assert torch.allclose(moved, expected, atol=0.02)
+    assert moved[0] > 0.75 and moved[-1] < 0.02  # open where the two agree, shut 40 levels off
+
+
+def test_where_the_gate_starts_is_not_part_of_the_architecture():
+    from edgerestore.models.student import hand_set_gate
+
+    plain = StudentConfig(scale=4, width=8, temporal=True, agreement=True)
+    hand = StudentConfig(scale=4, width=8, temporal=True, agreement=True, gate_open=0.7, gate_tau=8.0)
+    assert plain == hand and StudentConfig.from_dict(hand.to_dict()).gate_tau == 8.0
+    assert StudentNet(plain).gate_bias.item() == -2.0  # the original, nearly closed start
+    bias, _, _ = hand_set_gate(0.7, 8.0)
+    assert StudentNet(hand).gate_bias.item() == pytest.approx(bias) and bias > 0.0
+    with pytest.raises(ValueError, match="needs temporal and agreement"):
+        StudentNet(StudentConfig(scale=4, width=8, temporal=True, gate_open=0.9))
+    with pytest.raises(ValueError, match="0 < gate_open < 1"):
+        StudentNet(StudentConfig(scale=4, width=8, temporal=True, agreement=True, gate_open=1.5))
+
+
 def test_an_overshooting_correction_is_clamped_in_the_blend_but_still_learns():
     """Where ``frame + correction`` leaves [0, 1] the blend sees the clamped picture, and the
     gradient still reaches the correction (a straight-through clamp), so training can pull it back."""
