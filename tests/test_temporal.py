@@ -128,6 +128,15 @@ def test_where_the_gate_starts_is_not_part_of_the_architecture():
         StudentNet(StudentConfig(scale=4, width=8, temporal=True, agreement=True, gate_open=1.5))
 
 
+def test_training_keeps_the_agreement_term_from_rising_with_the_disagreement():
+    student = StudentNet(StudentConfig(scale=4, width=8, temporal=True, agreement=True, gate_open=0.9))
+    assert (student.agreement <= 0).all()  # the hand-set fit's tiny positive b is clipped at the start
+    with torch.no_grad():
+        student.agreement.copy_(torch.tensor([-3.0, 0.7]))  # shut at 2 units, open again past 4
+    student.constrain()
+    assert student.agreement.tolist() == [-3.0, 0.0]
+
+
 def test_an_overshooting_correction_is_clamped_in_the_blend_but_still_learns():
     """Where ``frame + correction`` leaves [0, 1] the blend sees the clamped picture, and the
     gradient still reaches the correction (a straight-through clamp), so training can pull it back."""

@@ -689,6 +689,7 @@ class Trainer:
         if c.optim.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.net.parameters(), c.optim.grad_clip)
         self.optimizer.step()
+        self.net.student.constrain()
         if self.ema is not None:
             self.ema.update(self.net.student, self.step)
         self.step += 1
