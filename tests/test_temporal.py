@@ -137,6 +137,20 @@ def test_training_keeps_the_agreement_term_from_rising_with_the_disagreement():
     assert student.agreement.tolist() == [-3.0, 0.0]
 
 
+def test_a_gate_held_where_it_starts_does_not_train_but_the_restoration_does():
+    config = StudentConfig(scale=4, width=8, temporal=True, agreement=True, gate_open=0.9, gate_learned=False)
+    student = StudentNet(config)
+    start = [p.detach().clone() for p in student.gate_parameters()]
+    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=0.01)
+    x, target = torch.rand(1, 3, 16, 24), torch.rand(1, 3, 16, 24)
+    for _ in range(3):
+        optimizer.zero_grad()
+        (student(x, (x.roll(1, -1), torch.rand(1, 8, 4, 6))) - target).abs().mean().backward()
+        optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(start, student.gate_parameters()))
+    assert student.tail.weight.abs().sum() > 0  # started at zero
+
+
 def test_an_overshooting_correction_is_clamped_in_the_blend_but_still_learns():
     """Where ``frame + correction`` leaves [0, 1] the blend sees the clamped picture, and the
     gradient still reaches the correction (a straight-through clamp), so training can pull it back."""

@@ -498,7 +498,8 @@ class Trainer:
                 self.net, device_ids=[self.dist.device.index] if self.dist.device.type == "cuda" else None)
         decay, no_decay = [], []
         for parameter in self.net.parameters():
-            (decay if parameter.ndim > 1 else no_decay).append(parameter)
+            if parameter.requires_grad:  # not a gate held where it starts (student.gate_learned)
+                (decay if parameter.ndim > 1 else no_decay).append(parameter)
         o = c.optim
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],

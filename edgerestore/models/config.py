@@ -39,6 +39,10 @@ class StudentConfig:
     equal, so a checkpoint trained from either start is still its preset."""
     gate_tau: float = field(default=12.0, compare=False)
     """The disagreement (levels) at which the initial gate has fallen to ``gate_open / e``."""
+    gate_learned: bool = field(default=True, compare=False)
+    """Temporal students, training only: ``False`` keeps the gate where it starts (the features'
+    part of it zero, the hand-set part fixed), so training learns the restoration under a fixed
+    blend. Not part of the architecture either."""
 
     @property
     def stride(self) -> int:

@@ -141,6 +141,15 @@ class StudentNet(nn.Module):
                         self.gate_bias.fill_(bias)
                         self.agreement.copy_(torch.tensor([a, b]))
                 self.constrain()
+            if not config.gate_learned:
+                for parameter in self.gate_parameters():
+                    parameter.requires_grad_(False)
+
+    def gate_parameters(self):
+        """The weights that decide the gate (none for a frame-by-frame student)."""
+        if not self.config.temporal:
+            return []
+        return [self.gate.weight, self.gate_bias] + ([self.agreement] if self.config.agreement else [])
 
     def constrain(self) -> None:
         """Keep the weights where they mean what they say (the trainer calls this after every step):
