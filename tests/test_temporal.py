@@ -216,6 +216,22 @@ def test_clips_from_stills_move_like_a_camera_and_a_still_camera_holds_still():
     assert 0.02 < changed < 0.9
 
 
+def test_training_clips_never_span_a_scene_cut(tmp_path):
+    import cv2
+
+    folder = tmp_path / "two_shots"
+    folder.mkdir()
+    frames = clip_frames(5, size=(56, 72)) + [f // 4 for f in clip_frames(4, seed=2, size=(56, 72))]
+    for t, frame in enumerate(frames):
+        cv2.imwrite(str(folder / ("%03d.png" % t)), frame[:, :, ::-1])
+    assert D.scene_cuts(frames) == [5]
+    clips, counts = D.load_clips([str(folder)])
+    assert counts == {"clips": 1, "clip_frames": 9, "scene_cuts": 1}
+    assert len({c.group for c in clips[:5]}) == len({c.group for c in clips[5:]}) == 1 != len({c.group for c in clips})
+    assert D.clip_starts(clips, 3) == [0, 1, 2, 5, 6]  # none of 3, 4 (they would cross frame 5)
+    assert "split at 1 scene cut(s)" in D.describe_counts(counts)
+
+
 def test_clip_renderer_gives_clips_of_real_frames_and_of_stills(tmp_path):
     import cv2
 

@@ -219,7 +219,8 @@ def load_clips(paths: Iterable[str], max_frames: int = 300,
                on_file: Optional[Callable[[str], None]] = None) -> Tuple[List[Item], Dict[str, int]]:
     """Real clips for sequence training: every frame of each video, and every image of each
     folder of frames (name order), at most ``max_frames`` per clip. Each clip is one group
-    (held out whole); its items carry their position in ``frame``."""
+    (held out whole), each shot of a clip with scene cuts (:func:`scene_cuts`) its own; its items
+    carry their position in ``frame``."""
     items: List[Item] = []
     counts = {"clips": 0, "clip_frames": 0}
     for spec in paths:
@@ -255,11 +256,33 @@ def load_clips(paths: Iterable[str], max_frames: int = 300,
         if not sources:
             raise InputNotFoundError("clip %s holds no video and no folder of frames" % root)
         for name, frames, key in sources:
+            first_of_shot = set(scene_cuts(frames))
+            shot = 0
             for index, frame in enumerate(frames):
-                items.append(Item("%s#%d" % (name, index), "%s#%d" % (key, index), "clip:" + name, frame, frame=index))
+                shot += index in first_of_shot
+                group = "clip:%s" % name if not first_of_shot else "clip:%s@shot%d" % (name, shot)
+                items.append(Item("%s#%d" % (name, index), "%s#%d" % (key, index), group, frame, frame=index))
             counts["clips"] += 1
             counts["clip_frames"] += len(frames)
+            if first_of_shot:
+                counts["scene_cuts"] = counts.get("scene_cuts", 0) + len(first_of_shot)
     return items, counts
+
+
+def scene_cuts(frames: Sequence[np.ndarray]) -> List[int]:
+    """Indices of the frames that start a new shot: the runtime's scene-cut test
+    (:func:`edgerestore.runtime.backends.base.thumbnail` differing by more than ``CUT_THRESHOLD``),
+    so that no training clip spans a cut, as no stream state does on the board."""
+    from edgerestore.runtime.backends.base import CUT_THRESHOLD, thumbnail
+
+    cuts = []
+    previous = None
+    for index, frame in enumerate(frames):
+        current = thumbnail(frame)
+        if previous is not None and float(np.abs(current - previous).mean()) > CUT_THRESHOLD:
+            cuts.append(index)
+        previous = current
+    return cuts
 
 
 def describe_counts(counts: Dict[str, int]) -> str:
@@ -271,6 +294,8 @@ def describe_counts(counts: Dict[str, int]) -> str:
         parts[-1] += " from %d video(s)" % counts["videos"]
     if counts.get("clips"):
         parts.append("%d clip(s) of %d frames" % (counts["clips"], counts["clip_frames"]))
+        if counts.get("scene_cuts"):
+            parts[-1] += " (split at %d scene cut(s))" % counts["scene_cuts"]
     if counts.get("unpaired_ignored"):
         parts.append("%d unpaired image(s) in paired folders ignored" % counts["unpaired_ignored"])
     return ", ".join(parts)
