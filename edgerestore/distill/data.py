@@ -270,19 +270,13 @@ def load_clips(paths: Iterable[str], max_frames: int = 300,
 
 
 def scene_cuts(frames: Sequence[np.ndarray]) -> List[int]:
-    """Indices of the frames that start a new shot: the runtime's scene-cut test
-    (:func:`edgerestore.runtime.backends.base.thumbnail` differing by more than ``CUT_THRESHOLD``),
-    so that no training clip spans a cut, as no stream state does on the board."""
-    from edgerestore.runtime.backends.base import CUT_THRESHOLD, thumbnail
+    """Indices of the frames that start a new shot, by the runtime's scene-cut test
+    (:func:`edgerestore.runtime.backends.base.is_cut`), so that no training clip spans a cut, as no
+    stream state does on the board."""
+    from edgerestore.runtime.backends.base import is_cut, thumbnail
 
-    cuts = []
-    previous = None
-    for index, frame in enumerate(frames):
-        current = thumbnail(frame)
-        if previous is not None and float(np.abs(current - previous).mean()) > CUT_THRESHOLD:
-            cuts.append(index)
-        previous = current
-    return cuts
+    shots = [thumbnail(frame) for frame in frames]
+    return [t for t in range(1, len(shots)) if is_cut(shots[t], shots[t - 1])]
 
 
 def describe_counts(counts: Dict[str, int]) -> str:

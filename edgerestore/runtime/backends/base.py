@@ -45,6 +45,11 @@ def thumbnail(image):
     return small.mean(axis=2) if small.ndim == 3 else small
 
 
+def is_cut(shot, previous, threshold=CUT_THRESHOLD):
+    """Whether two :func:`thumbnail` pictures of consecutive frames lie across a scene cut."""
+    return float(np.abs(shot - previous).mean()) > threshold
+
+
 class StreamState(object):
     """What a temporal model remembers about one stream between frames."""
 
@@ -156,7 +161,7 @@ class Backend(object):
             fresh = True
             self.resets["size"] += 1
         elif not fresh and shot is not None and state.thumbnail is not None and \
-                float(np.abs(shot - state.thumbnail).mean()) > self.cut_threshold:
+                is_cut(shot, state.thumbnail, self.cut_threshold):
             fresh = True
             self.resets["cut"] += 1
         elif fresh and state.frames == 0:
