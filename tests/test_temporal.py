@@ -281,6 +281,21 @@ def test_temporal_loss_punishes_flicker_not_a_steady_error():
     assert temporal_loss(steady, gt, 4) < temporal_loss(flicker, gt, 4)
 
 
+def test_steadiness_loss_follows_the_motion_and_punishes_what_changes_along_it():
+    from edgerestore.distill.losses import steadiness_loss
+
+    texture = torch.rand(1, 3, 16, 24)
+    # the picture moves one pixel right per frame: frame t at p is frame t-1 at p - (1, 0)
+    clip = torch.cat([torch.roll(texture, t, dims=3) for t in range(4)])
+    flows = torch.zeros(4, 2, 16, 24)
+    flows[:, 0] = -1.0
+    moved = steadiness_loss(clip, 4, flows, eps=0.0)  # exact but for the column rolled round
+    assert moved < 0.02
+    assert steadiness_loss(clip, 4, torch.zeros_like(flows), eps=0.0) > 10 * moved  # not moved
+    flicker = clip + 0.05 * torch.randn_like(clip)
+    assert steadiness_loss(flicker, 4, flows, eps=0.0) > 2 * moved + 0.03
+
+
 # --------------------------------------------------------------------------- the flicker metric
 
 
@@ -591,10 +606,10 @@ def test_tiny_temporal_run_trains_on_clips_and_its_checkpoint_exports(data_dir, 
     out = tmp_path / "run"
     result = run_cli("distill", images, "--student", "nano-t", "--sequence", 3, "--clips", clip, "--out", out,
                      "--steps", 12, "-q", "--set", "student.config={width: 8}", "--set", "loss.temporal=0.5",
-                     "--set", "data.val_frames=3", *tiny_args(train__val_every=6), env=env)
+                     "--set", "loss.steady=0.5", "--set", "data.val_frames=3", *tiny_args(train__val_every=6), env=env)
     assert "done: 12 steps" in result.stdout
     rows = read_log(out / "log.csv")
-    assert {"temporal", "val_temporal"} <= set(rows[0]) and rows[-1]["val_temporal"] not in ("", "nan")
+    assert {"temporal", "steady", "val_temporal"} <= set(rows[0]) and rows[-1]["val_temporal"] not in ("", "nan")
     student, info = load_student(out / "student.pt")
     assert student.temporal and student.config.width == 8
     assert "1 clip(s) of 8 frames" in info["meta"]["data"]

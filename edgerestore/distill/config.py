@@ -118,6 +118,10 @@ class LossSection:
     temporal: float = 0.0
     """Weight of the temporal term (clips only): the change of the output from frame to frame must
     match the ground truth's, ``d((out_t - out_t-1), (gt_t - gt_t-1))`` with the ``pixel`` distance."""
+    steady: float = 0.0
+    """Weight of the steadiness term (clips only): each output frame's distance to the previous
+    output moved onto it by the clips' optical flow, ``d(out_t, moved(out_t-1))``, towards zero.
+    What the flicker metric measures; it trades PSNR (detail that moves) for a steadier picture."""
 
 
 @dataclass
@@ -277,7 +281,7 @@ def validate(config: DistillConfig) -> None:
     if config.data.workers < -1:
         raise ConfigError("data.workers must be >= 0 (or -1 = auto), got %r" % config.data.workers)
     non_negative = ["data.refresh", "data.val_count", "data.val_crop", "loss.gt", "loss.teacher",
-                    "loss.ms_ssim", "loss.freq", "loss.feature", "loss.temporal", "data.sequence",
+                    "loss.ms_ssim", "loss.freq", "loss.feature", "loss.temporal", "loss.steady", "data.sequence",
                     "data.clip_share", "data.vary", "optim.warmup", "optim.grad_clip",
                     "optim.weight_decay", "optim.min_lr", "teacher.tile", "teacher.overlap", "train.threads"]
     for key in non_negative:
@@ -295,6 +299,8 @@ def validate(config: DistillConfig) -> None:
         raise ConfigError("data.sequence=1 is a clip of one frame; use 0 (single crops) or >= 2")
     if config.loss.temporal > 0 and config.data.sequence < 2:
         raise ConfigError("loss.temporal needs clips: set data.sequence >= 2 (e.g. 5)")
+    if config.loss.steady > 0 and config.data.sequence < 2:
+        raise ConfigError("loss.steady needs clips: set data.sequence >= 2 (e.g. 5)")
     if config.data.sequence and config.loss.feature > 0:
         raise ConfigError("feature distillation (loss.feature) is not supported with clips (data.sequence); set it to 0")
     if config.data.clip_share > 1:

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgerestore.models.motion import warp
+
 # Weights of the five scales of MS-SSIM (Wang, Simoncelli & Bovik, 2003).
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -108,6 +110,24 @@ def temporal_loss(output: torch.Tensor, clean: torch.Tensor, frames: int, pixel=
     return pixel(out[:, 1:] - out[:, :-1], gt[:, 1:] - gt[:, :-1], eps)
 
 
+def steadiness_loss(output: torch.Tensor, frames: int, flows: torch.Tensor, pixel=charbonnier,
+                    eps: float = 1e-3) -> torch.Tensor:
+    """How far each output frame is from the previous one moved onto it, ``d(out_t,
+    moved(out_t-1))``: the motion-compensated change that the flicker metric measures, pushed
+    towards zero (not towards the ground truth's change, as :func:`temporal_loss` does).
+
+    ``flows`` ``[B*T, 2, H, W]`` are the clips' flows from frame ``t`` to ``t - 1`` (what a
+    motion-compensated student's state moves by, :func:`edgerestore.distill.trainer.clip_flows`).
+    A steady output costs some detail the ground truth has: this term trades PSNR for steadiness.
+    """
+    size = output.shape[1:]
+    out = output.reshape(-1, frames, *size)
+    steps = flows.reshape(-1, frames, *flows.shape[1:])
+    moved = warp(out[:, :-1].reshape(-1, *size), steps[:, 1:].reshape(-1, *flows.shape[1:]))
+    current = out[:, 1:].reshape(-1, *size)
+    return pixel(current, moved, eps)
+
+
 class FeatureAdapter(nn.Module):
     """A 1x1 convolution from the student's feature channels to the teacher's; zero at the start,
     so the (relative) feature loss starts at exactly 1 instead of a random value."""
@@ -136,6 +156,7 @@ class DistillLoss:
             "freq": section.freq,
             "feature": section.feature if with_teacher else 0.0,
             "temporal": getattr(section, "temporal", 0.0),
+            "steady": getattr(section, "steady", 0.0),
         }
 
     @property
@@ -145,9 +166,10 @@ class DistillLoss:
 
     def __call__(self, output: torch.Tensor, clean: torch.Tensor, teacher: Optional[torch.Tensor] = None,
                  adapted: Optional[torch.Tensor] = None, teacher_features: Optional[torch.Tensor] = None,
-                 frames: int = 0) -> Tuple[torch.Tensor, Dict[str, float]]:
+                 frames: int = 0, flows: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Dict[str, float]]:
         """``frames`` > 1: the batch holds clips of that many consecutive frames, ``[B*T, 3, H, W]``
-        in clip-major order; the temporal term compares their frame-to-frame changes."""
+        in clip-major order; the temporal term compares their frame-to-frame changes, the steady
+        term their changes once moved by the clips' ``flows``."""
         w, eps = self.weights, self.section.eps
         terms: Dict[str, torch.Tensor] = {}
         if w["gt"] > 0:
@@ -163,5 +185,9 @@ class DistillLoss:
             terms["feature"] = w["feature"] * feature_loss(adapted, teacher_features)
         if w["temporal"] > 0 and frames > 1:
             terms["temporal"] = w["temporal"] * temporal_loss(output, clean, frames, self.pixel, eps)
+        if w["steady"] > 0 and frames > 1:
+            if flows is None:
+                raise ValueError("the steady term needs the clips' flows (trainer.clip_flows)")
+            terms["steady"] = w["steady"] * steadiness_loss(output, frames, flows, self.pixel, eps)
         total = sum(terms.values())
         return total, {name: float(value.detach()) for name, value in terms.items()}

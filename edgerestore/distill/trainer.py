@@ -680,11 +680,12 @@ class Trainer:
         teacher_features = None
         if p.needs_features:
             _, teacher_features = p.teacher.outputs_and_features(x)
-        flows = clip_flows(arrays["degraded"], device) if frames > 1 and self.student.config.motion else None
+        needs_flows = frames > 1 and (self.student.config.motion or c.loss.steady > 0)
+        flows = clip_flows(arrays["degraded"], device) if needs_flows else None
         out, adapted, student_features = self.ddp(x, frames, flows)
         if teacher_features is not None:
             teacher_features = match_features(teacher_features, student_features.shape[-2:])
-        loss, terms = self.loss(out, clean, target, adapted, teacher_features, frames=frames)
+        loss, terms = self.loss(out, clean, target, adapted, teacher_features, frames=frames, flows=flows)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if c.optim.grad_clip > 0:
