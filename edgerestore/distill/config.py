@@ -297,10 +297,9 @@ def validate(config: DistillConfig) -> None:
         raise ConfigError("data.refresh (%d) must be <= data.pool (%d)" % (config.data.refresh, config.data.pool))
     if config.data.sequence == 1:
         raise ConfigError("data.sequence=1 is a clip of one frame; use 0 (single crops) or >= 2")
-    if config.loss.temporal > 0 and config.data.sequence < 2:
-        raise ConfigError("loss.temporal needs clips: set data.sequence >= 2 (e.g. 5)")
-    if config.loss.steady > 0 and config.data.sequence < 2:
-        raise ConfigError("loss.steady needs clips: set data.sequence >= 2 (e.g. 5)")
+    for term in ("temporal", "steady"):
+        if getattr(config.loss, term) > 0 and config.data.sequence < 2:
+            raise ConfigError("loss.%s needs clips: set data.sequence >= 2 (e.g. 5)" % term)
     if config.data.sequence and config.loss.feature > 0:
         raise ConfigError("feature distillation (loss.feature) is not supported with clips (data.sequence); set it to 0")
     if config.data.clip_share > 1:
