@@ -11,7 +11,10 @@ degraded input, on
   blur <= 11 px, noise sigma <= 6, JPEG q >= 50), and, to see where the gain comes from, ``blur``
   (camera shake + defocus only), ``noise`` (sensor noise only, sigma 3-10) and ``compression``
   (JPEG or H.264 only);
-* the real GoPro blur/sharp pairs (CC BY 4.0), when ../shared/data is present.
+* ``clean``: the same photos undegraded (a good webcam): the output's PSNR against its input, which
+  must stay >= 45 dB (the student leaves a good picture alone);
+* the real GoPro blur/sharp pairs (CC BY 4.0) and the held-out PolyU real-noise scenes
+  (``evalset.POLYU_HELDOUT_SCENES``, never trained on), when ../shared/data is present.
 
 Models run through the runtime's ONNX Runtime backend (the same path as ``edgerestore restore``).
 The gain is the mean over images of (output PSNR - input PSNR).
@@ -25,8 +28,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from edgerestore.benchmarks.evalset import SKIMAGE_PHOTOS, default_gopro_dir, load_pairs_dir  # noqa: E402
-from edgerestore.benchmarks.metrics import psnr, ssim  # noqa: E402
+from edgerestore.benchmarks.evalset import (  # noqa: E402
+    SKIMAGE_PHOTOS,
+    default_gopro_dir,
+    default_polyu_dir,
+    load_pairs_dir,
+    load_polyu_heldout,
+)
+from edgerestore.benchmarks.metrics import ms_ssim, psnr, ssim  # noqa: E402
 from edgerestore.distill.degrade import degrade, get_preset  # noqa: E402
 from edgerestore.models.resolve import resolve_model  # noqa: E402
 from edgerestore.runtime.restore import load_backend  # noqa: E402
@@ -51,19 +60,51 @@ def eval_pairs(draws):
             (degrade(clean, SEED + 100 * i + d, config)[0], clean)
             for i, clean in enumerate(photos.values()) for d in range(draws)
         ]
+    pairs["clean"] = [(clean, clean) for clean in photos.values()]
     gopro = default_gopro_dir()
     if gopro:
         pairs["gopro (real)"] = [(p.degraded, p.clean) for p in load_pairs_dir(gopro, subset="gopro")]
+    polyu = default_polyu_dir()
+    if polyu:
+        pairs["polyu (real noise)"] = [(p.degraded, p.clean) for p in load_polyu_heldout(polyu)]
     return pairs
 
 
 def score(backend, pairs):
+    """Mean (PSNR, SSIM, MS-SSIM) of the input and of the output against the clean image, and the
+    worst gain; for identical input and clean (the ``clean`` subset) the worst output PSNR."""
     rows = []
     for degraded, clean in pairs:
         out = backend.infer(degraded)
-        rows.append((psnr(degraded, clean), psnr(out, clean), ssim(degraded, clean), ssim(out, clean)))
+        same = degraded is clean
+        rows.append((np.inf if same else psnr(degraded, clean), psnr(out, clean),
+                     1.0 if same else ssim(degraded, clean), ssim(out, clean),
+                     1.0 if same else ms_ssim(degraded, clean), ms_ssim(out, clean)))
     rows = np.array(rows)
-    return rows.mean(axis=0), (rows[:, 1] - rows[:, 0]).min()
+    worst = rows[:, 1].min() if np.isinf(rows[0, 0]) else (rows[:, 1] - rows[:, 0]).min()
+    return rows.mean(axis=0), worst
+
+
+BARS = {"pico": 0.8, "nano": 1.5, "small": 2.5}
+"""Issue 19's bars: mild gain per preset (dB); every preset: clean >= 45 dB, compression >= 0 dB;
+nano: GoPro >= +0.5 dB, PolyU >= +1.0 dB."""
+
+
+def bars(name, results):
+    """``[(bar, measured, met)]`` for a preset's results ``{subset: (means, worst)}``."""
+    gain = {k: v[0][1] - v[0][0] for k, v in results.items() if k != "clean"}
+    out = []
+    if name in BARS and "mild" in gain:
+        out.append(("mild >= %+.1f dB" % BARS[name], gain["mild"], gain["mild"] >= BARS[name]))
+    if "clean" in results:
+        out.append(("clean >= 45 dB", results["clean"][0][1], results["clean"][0][1] >= 45.0))
+    if "compression" in gain:
+        out.append(("compression >= 0 dB", gain["compression"], gain["compression"] >= 0.0))
+    if name.startswith("nano") and "gopro (real)" in gain:
+        out.append(("GoPro >= +0.5 dB", gain["gopro (real)"], gain["gopro (real)"] >= 0.5))
+    if name.startswith("nano") and "polyu (real noise)" in gain:
+        out.append(("PolyU >= +1.0 dB", gain["polyu (real noise)"], gain["polyu (real noise)"] >= 1.0))
+    return out
 
 
 def label(model):
@@ -79,18 +120,33 @@ def main():
     parser.add_argument("models", nargs="*", help="presets, .pt or .onnx (default: the shipped presets)")
     parser.add_argument("--draws", type=int, default=3, help="degradation draws per photo and subset")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--preset", default=None,
+                        help="check the models against this preset's bars (default: a preset's own name)")
     args = parser.parse_args()
     models = args.models or shipped_presets()
     pairs = eval_pairs(args.draws)
-    print("| model | subset | images | input PSNR | output PSNR | gain dB (worst) | input SSIM | output SSIM |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | subset | images | input PSNR | output PSNR | gain dB (worst) | input SSIM | output SSIM "
+          "| input MS-SSIM | output MS-SSIM |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    checks = []
     for model in models:
         backend = load_backend(str(resolve_model(model)), threads=args.threads)
+        results = {}
         for subset, items in pairs.items():
-            (p_in, p_out, s_in, s_out), worst = score(backend, items)
-            print("| %s | %s | %d | %.2f | %.2f | %+.2f (%+.2f) | %.4f | %.4f |" % (
-                label(model), subset, len(items), p_in, p_out, p_out - p_in, worst, s_in, s_out))
+            (p_in, p_out, s_in, s_out, m_in, m_out), worst = score(backend, items)
+            results[subset] = ((p_in, p_out, s_in, s_out, m_in, m_out), worst)
+            if np.isinf(p_in):  # clean input: the output's PSNR against it, and the worst image
+                cells = ("-", "%.2f" % p_out, "(worst %.2f)" % worst)
+            else:
+                cells = ("%.2f" % p_in, "%.2f" % p_out, "%+.2f (%+.2f)" % (p_out - p_in, worst))
+            print("| %s | %s | %d | %s | %s | %s | %.4f | %.4f | %.4f | %.4f |" % (
+                (label(model), subset, len(items)) + cells + (s_in, s_out, m_in, m_out)))
             sys.stdout.flush()
+        checks.append((label(model), bars(args.preset or label(model).split("/")[0], results)))
+    print()
+    for name, rows in checks:
+        for bar, value, met in rows:
+            print("%s: %s: %.2f %s" % (name, bar, value, "met" if met else "MISSED"))
 
 
 if __name__ == "__main__":

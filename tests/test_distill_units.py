@@ -75,7 +75,7 @@ def test_folders_of_images_pairs_and_videos(data_dir, real_clip, tmp_path):
     images = small_images(data_dir, tmp_path / "images", count=3)
     pairs = gopro_layout(data_dir, tmp_path / "gopro")
     items, counts = D.load_items([images, pairs, real_clip], video_stride=6, video_max_frames=4)
-    assert counts == {"images": 3, "pairs": 2, "videos": 1, "frames": 4, "unpaired_ignored": 0}
+    assert counts == {"images": 3, "pairs": 2, "videos": 1, "frames": 4, "unpaired_ignored": 0, "excluded": 0}
     paired = [i for i in items if i.paired]
     assert [i.name for i in paired] == ["Flower/blur/000001.png", "Istanbul/blur/000001.png"]
     assert paired[0].clean.shape == paired[0].degraded.shape and paired[0].clean.dtype == np.uint8

@@ -121,6 +121,43 @@ def default_gopro_dir():
     return None
 
 
+POLYU_HELDOUT_SCENES = (
+    "Canon5D2_5_160_3200_chair", "Canon600D_4-5_125_1600_toy", "Canon80D_8_8_3200_ball",
+    "NikonD800_5_100_4000_flower", "NikonD800_8_100_6400_bulletin", "Sony_4-5_125_3200_plant",
+)
+"""The PolyU real-noise scenes the students never train on (28 of the 78 crops, five cameras):
+training excludes them with :data:`POLYU_EXCLUDE`, the benchmarks score them."""
+
+POLYU_EXCLUDE = tuple("*%s_*" % scene for scene in POLYU_HELDOUT_SCENES)
+"""``data.exclude`` patterns that leave the held-out PolyU scenes out of training."""
+
+
+def default_polyu_dir():
+    """The shared PolyU pairs (``data/real_noise/polyu``: ``noisy/`` + ``clean/``) or None."""
+    gopro = default_gopro_dir()
+    candidates = []
+    if os.environ.get("EDGERESTORE_SHARED"):
+        candidates.append(os.path.join(os.environ["EDGERESTORE_SHARED"], "data", "real_noise", "polyu"))
+    if gopro:
+        candidates.append(os.path.join(os.path.dirname(os.path.dirname(gopro)), "real_noise", "polyu"))
+    for path in candidates:
+        if os.path.isdir(os.path.join(path, "noisy")):
+            return os.path.normpath(path)
+    return None
+
+
+def load_polyu_heldout(folder):
+    """The held-out PolyU scenes' ``noisy/`` + ``clean/`` pairs as :class:`Pair` (subset ``polyu``)."""
+    pairs = []
+    for name in sorted(os.listdir(os.path.join(folder, "noisy"))):
+        stem = os.path.splitext(name)[0]
+        if stem.rpartition("_")[0] in POLYU_HELDOUT_SCENES:
+            clean = os.path.join(folder, "clean", name)
+            if os.path.isfile(clean):
+                pairs.append(EvalPair("polyu", stem, read_rgb(os.path.join(folder, "noisy", name)), read_rgb(clean)))
+    return pairs
+
+
 def default_video_dir():
     """The shared real clip ``tram_640x360`` (a folder of frames), or None."""
     gopro = default_gopro_dir()

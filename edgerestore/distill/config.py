@@ -50,6 +50,16 @@ class TeacherSection:
 class DataSection:
     train: List[str] = field(default_factory=list)
     """Folders of clean images, paired folders (``…/blur/x.png`` <-> ``…/sharp/x.png``), video files."""
+    weights: List[float] = field(default_factory=list)
+    """Sampling weight of each ``train`` entry, in order (empty = every image equally likely, so the
+    biggest folder dominates): ``[1, 1, 0.5]`` draws a third of the crops from each of the first two
+    entries and a sixth from the third, whatever their sizes."""
+    exclude: List[str] = field(default_factory=list)
+    """Glob patterns of relative file names left out of ``train`` (e.g. held-out scenes:
+    ``["*_chair_*"]``)."""
+    memory_mb: int = 4096
+    """Decoded training images kept in memory (MB); past it, images are read from disk when a crop
+    is cut (0 = no limit). Video frames always stay in memory."""
     val: List[str] = field(default_factory=list)
     """Held-out data for validation; empty = hold out ``val_count`` images of ``train`` (seeded)."""
     val_count: int = 8
@@ -59,6 +69,9 @@ class DataSection:
     degradation: Any = "mild"
     """A preset of distill/degrade.py (mild, noise, blur, strong, none) or a dict of its fields
     (``{base: mild, gaussian_sigma: [2, 8]}``); paired data is used as it is."""
+    val_degradation: Any = None
+    """The degradation of the validation crops (same forms as ``degradation``); None = ``degradation``,
+    or for a mix its heaviest component (a mix's clean crops would swamp the mean PSNR)."""
     patch: int = 128
     """Training patch size (pixels)."""
     crop: int = 192
@@ -169,7 +182,7 @@ SECTIONS = {
 # Keys --resume lets one change: they do not change what is learnt or the schedule.
 RESUMABLE_CHANGES = {
     "data.workers", "train.device", "train.threads", "train.val_every", "train.checkpoint_every",
-    "train.log_every", "teacher.cache", "teacher.batch", "teacher.tile", "teacher.overlap", "out",
+    "train.log_every", "data.memory_mb", "teacher.cache", "teacher.batch", "teacher.tile", "teacher.overlap", "out",
 }
 
 
@@ -247,7 +260,10 @@ def _coerce(key: str, value, default):
         if isinstance(default, tuple):
             return tuple(float(v) for v in value)
         if isinstance(default, list):
-            return [str(v) for v in ([value] if isinstance(value, str) else value)]
+            values = [value] if isinstance(value, (str, int, float)) else value
+            if key in _FLOAT_LISTS:
+                return [float(v) for v in values]
+            return [str(v) for v in values]
         if isinstance(default, dict):
             if not isinstance(value, dict):
                 raise ValueError(value)
@@ -258,6 +274,8 @@ def _coerce(key: str, value, default):
         raise ConfigError("%s=%r is not a valid %s" % (key, value, type(default).__name__))
     return value
 
+
+_FLOAT_LISTS = {"data.weights"}
 
 _CHOICES = {
     "loss.pixel": ("charbonnier", "l1"),
@@ -272,6 +290,8 @@ def validate(config: DistillConfig) -> None:
     for key, choices in _CHOICES.items():
         if flat[key] not in choices:
             raise ConfigError("%s=%r; choose one of: %s" % (key, flat[key], ", ".join(choices)))
+    if config.data.memory_mb < 0:
+        raise ConfigError("data.memory_mb must be >= 0 (0 = no limit), got %r" % config.data.memory_mb)
     positive = ["data.patch", "data.crop", "data.pool", "train.steps", "train.batch", "train.val_every",
                 "train.checkpoint_every", "train.log_every", "teacher.batch", "data.video_stride",
                 "data.video_max_frames"]
@@ -287,6 +307,12 @@ def validate(config: DistillConfig) -> None:
     for key in non_negative:
         if flat[key] < 0:
             raise ConfigError("%s must be >= 0, got %r" % (key, flat[key]))
+    if config.data.weights:
+        if len(config.data.weights) != len(config.data.train):
+            raise ConfigError("data.weights has %d value(s) for %d data.train entries; give one weight per entry, "
+                              "in order" % (len(config.data.weights), len(config.data.train)))
+        if min(config.data.weights) < 0 or max(config.data.weights) <= 0:
+            raise ConfigError("data.weights must be >= 0 with at least one > 0, got %r" % (config.data.weights,))
     if not 0.0 <= config.optim.ema < 1.0:
         raise ConfigError("optim.ema must be in [0, 1), got %r" % config.optim.ema)
     if config.optim.lr <= 0:

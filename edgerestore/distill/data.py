@@ -35,9 +35,11 @@ is scored on its centre crop, degraded with a seed derived from the image's cont
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import signal
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -61,6 +63,65 @@ KEY_VERSION = "edgerestore-sample-v1"
 CLIP_KEY_VERSION = "edgerestore-clip-v1"
 
 
+class LazyImage:
+    """An image file that is decoded when a crop is cut from it (``data.memory_mb`` keeps the
+    images in memory only up to a budget): ``shape``, slicing and ``numpy.asarray`` work as on the
+    array. The last decoded images of each process stay in a small cache (:data:`CACHE_BYTES`)."""
+
+    __slots__ = ("path", "shape")
+
+    def __init__(self, path: str, shape: Tuple[int, ...]):
+        self.path = str(path)
+        self.shape = tuple(shape)
+
+    def load(self) -> np.ndarray:
+        image = _CACHE.get(self.path)
+        if image is None:
+            image = read_image(self.path)
+            if image.shape != self.shape:
+                raise UnsupportedInputError("%s changed on disk during training (%s, was %s)" % (
+                    self.path, image.shape, self.shape))
+            _CACHE[self.path] = image
+            total = sum(a.nbytes for a in _CACHE.values())
+            while total > CACHE_BYTES and len(_CACHE) > 1:
+                total -= _CACHE.popitem(last=False)[1].nbytes
+        else:
+            _CACHE.move_to_end(self.path)
+        return image
+
+    def __getitem__(self, index):
+        return self.load()[index]
+
+    def __array__(self, dtype=None, copy=None):
+        image = self.load()
+        return image if dtype is None else image.astype(dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return 0
+
+
+CACHE_BYTES = 64 << 20
+"""Decoded lazy images each process keeps (least recently used first out)."""
+_CACHE: OrderedDict[str, np.ndarray] = OrderedDict()
+
+
+class MemoryBudget:
+    """Keeps decoded images in memory until ``limit_mb`` is used, then hands out :class:`LazyImage`."""
+
+    def __init__(self, limit_mb: Optional[float]):
+        self.left = float("inf") if limit_mb is None or limit_mb <= 0 else float(limit_mb) * (1 << 20)
+        self.lazy = 0
+
+    def keep(self, path, image: np.ndarray):
+        if image.nbytes <= self.left:
+            self.left -= image.nbytes
+            return image
+        self.left = 0.0  # once over, stay lazy: memory is bounded, not first-fit
+        self.lazy += 1
+        return LazyImage(str(path), image.shape)
+
+
 @dataclass
 class Item:
     """One training image in memory (a video frame, a clean image or a real pair)."""
@@ -72,12 +133,15 @@ class Item:
     group: str
     """Items of one group (the frames of a video) are held out together."""
     clean: np.ndarray
+    """The clean image (a :class:`LazyImage` beyond ``data.memory_mb``)."""
     degraded: Optional[np.ndarray] = None
     """The real degraded twin of a pair (``None``: degrade ``clean`` on the fly)."""
     teacher: Optional[np.ndarray] = None
     """A precomputed teacher output of ``degraded`` (``folder:`` teachers of paired data)."""
     frame: Optional[int] = None
     """Position in its video or frame folder (``None``: a still image or a pair)."""
+    source: int = 0
+    """Which entry of ``data.train`` it came from (for ``data.weights``)."""
 
     @property
     def paired(self) -> bool:
@@ -103,12 +167,27 @@ def _files(root: Path, suffixes: Sequence[str]) -> List[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
 
 
+PAIR_WORDS = (("blur", "sharp"), ("noisy", "clean"))
+"""How a degraded image names its clean twin: the GoPro layout ``SEQ/blur/x.png`` <-> ``SEQ/sharp/x.png``
+and the PolyU layout ``noisy/x.jpg`` <-> ``clean/x.jpg`` (the last occurrence of the word is replaced)."""
+
+
 def _twin(relative: str) -> Optional[str]:
-    """``SEQ/blur/x.png`` -> ``SEQ/sharp/x.png`` (the last ``blur`` becomes ``sharp``)."""
-    at = relative.rfind("blur")
-    if at < 0:
-        return None
-    return relative[:at] + "sharp" + relative[at + len("blur"):]
+    """``SEQ/blur/x.png`` -> ``SEQ/sharp/x.png``, ``noisy/x.jpg`` -> ``clean/x.jpg``; ``None`` when the
+    path names no degradation."""
+    for degraded, clean in PAIR_WORDS:
+        at = relative.rfind(degraded)
+        if at >= 0:
+            return relative[:at] + clean + relative[at + len(degraded):]
+    return None
+
+
+def scene_of(relative: str) -> str:
+    """The scene a pair belongs to, for splitting: the name without a trailing ``_INDEX``
+    (PolyU's ``CAMERA_..._SCENE_11.jpg`` -> ``CAMERA_..._SCENE``), whose crops are not independent."""
+    stem, _, _ = relative.rpartition(".")
+    head, sep, tail = (stem or relative).rpartition("_")
+    return head if sep and tail.isdigit() else (stem or relative)
 
 
 def find_pairs(root: Path, images: List[Path]) -> Tuple[List[Tuple[Path, Path]], List[Path]]:
@@ -143,16 +222,26 @@ def read_video(path: Path, stride: int, max_frames: int) -> List[np.ndarray]:
     return frames
 
 
+def excluded(name: str, patterns: Sequence[str]) -> bool:
+    """Whether a relative name matches one of the ``data.exclude`` glob patterns."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
 def load_items(paths: Iterable[str], video_stride: int = 1, video_max_frames: int = 300,
-               on_file: Optional[Callable[[str], None]] = None) -> Tuple[List[Item], Dict[str, int]]:
-    """Load every image, pair and video frame under ``paths`` into memory.
+               on_file: Optional[Callable[[str], None]] = None,
+               exclude: Sequence[str] = (), memory_mb: Optional[float] = None) -> Tuple[List[Item], Dict[str, int]]:
+    """Load every image, pair and video frame under ``paths``, leaving out the files whose
+    relative name matches an ``exclude`` glob (held-out scenes). Images stay decoded in memory up
+    to ``memory_mb`` (None or 0: no limit); past it they are read from disk when used
+    (:class:`LazyImage`; video frames always stay in memory).
 
     Returns ``(items, counts)``; ``counts`` says how many images, pairs, videos, frames and
     ignored unpaired images there were. A path with nothing usable raises an error saying so.
     """
     items: List[Item] = []
-    counts = {"images": 0, "pairs": 0, "videos": 0, "frames": 0, "unpaired_ignored": 0}
-    for spec in paths:
+    counts = {"images": 0, "pairs": 0, "videos": 0, "frames": 0, "unpaired_ignored": 0, "excluded": 0}
+    budget = MemoryBudget(memory_mb)
+    for source, spec in enumerate(paths):
         root = Path(spec)
         if not root.exists():
             raise InputNotFoundError("training data %s does not exist" % root)
@@ -172,6 +261,12 @@ def load_items(paths: Iterable[str], video_stride: int = 1, video_max_frames: in
         if pairs:
             counts["unpaired_ignored"] += len(singles)
             singles = []
+        if exclude:
+            kept = [(b, s) for b, s in pairs if not excluded(b.relative_to(base).as_posix(), exclude)]
+            kept_singles = [p for p in singles if not excluded(p.relative_to(base).as_posix(), exclude)]
+            kept_videos = [v for v in videos if not excluded(v.relative_to(base).as_posix(), exclude)]
+            counts["excluded"] += len(pairs) - len(kept) + len(singles) - len(kept_singles) + len(videos) - len(kept_videos)
+            pairs, singles, videos = kept, kept_singles, kept_videos
         for blurred, sharp in pairs:
             if on_file:
                 on_file(str(blurred))
@@ -181,13 +276,14 @@ def load_items(paths: Iterable[str], video_stride: int = 1, video_max_frames: in
                     blurred, sharp, clean.shape[:2], degraded.shape[:2]))
             name = blurred.relative_to(base).as_posix()
             key = file_key(blurred) + file_key(sharp)[:8]
-            items.append(Item(name, key, name, clean, degraded))
+            items.append(Item(name, key, scene_of(name), budget.keep(sharp, clean), budget.keep(blurred, degraded),
+                              source=source))
             counts["pairs"] += 1
         for path in singles:
             if on_file:
                 on_file(str(path))
             name = path.relative_to(base).as_posix()
-            items.append(Item(name, file_key(path), name, read_image(path)))
+            items.append(Item(name, file_key(path), name, budget.keep(path, read_image(path)), source=source))
             counts["images"] += 1
         for path in videos:
             if on_file:
@@ -198,7 +294,7 @@ def load_items(paths: Iterable[str], video_stride: int = 1, video_max_frames: in
             for index, frame in enumerate(frames):
                 frame_index = index * video_stride
                 items.append(Item("%s#%d" % (name, frame_index), "%s#%d" % (video_key, frame_index), name, frame,
-                                  frame=frame_index))
+                                  frame=frame_index, source=source))
             counts["videos"] += 1
             counts["frames"] += len(frames)
         if len(items) == before:
@@ -206,7 +302,27 @@ def load_items(paths: Iterable[str], video_stride: int = 1, video_max_frames: in
                 root, " ".join(IMAGE_SUFFIXES), " ".join(VIDEO_SUFFIXES)))
     if not items:
         raise InputNotFoundError("no training data given: pass image folders, paired folders or videos")
+    if budget.lazy:
+        counts["lazy"] = budget.lazy
     return items, counts
+
+
+def source_table(items: Sequence[Item], weights: Sequence[float]) -> Optional[List[Tuple[float, List[int]]]]:
+    """``data.weights`` as ``[(probability, item indices)]`` per ``data.train`` entry (``None``: no
+    weights, every item equally likely, so big folders dominate)."""
+    if not weights:
+        return None
+    by_source: Dict[int, List[int]] = {}
+    for index, item in enumerate(items):
+        by_source.setdefault(item.source, []).append(index)
+    if max(by_source) >= len(weights):
+        raise ConfigError("data.weights has %d value(s) but data.train has more entries; give one weight per "
+                          "entry" % len(weights))
+    table = [(float(weights[s]), members) for s, members in sorted(by_source.items()) if weights[s] > 0]
+    if not table:
+        raise ConfigError("data.weights gives every training source weight 0; at least one must be > 0")
+    total = sum(w for w, _ in table)
+    return [(w / total, members) for w, members in table]
 
 
 def _clip_folders(root: Path) -> List[Path]:
@@ -292,6 +408,10 @@ def describe_counts(counts: Dict[str, int]) -> str:
             parts[-1] += " (split at %d scene cut(s))" % counts["scene_cuts"]
     if counts.get("unpaired_ignored"):
         parts.append("%d unpaired image(s) in paired folders ignored" % counts["unpaired_ignored"])
+    if counts.get("lazy"):
+        parts.append("%d image(s) read from disk when used (past data.memory_mb)" % counts["lazy"])
+    if counts.get("excluded"):
+        parts.append("%d left out by data.exclude" % counts["excluded"])
     return ", ".join(parts)
 
 
@@ -340,22 +460,54 @@ def split_items(items: List[Item], val_count: int, seed: int,
 # --------------------------------------------------------------------------- samples
 
 
-def resolve_degradation(value) -> Tuple[deg.DegradationConfig, dict]:
-    """``data.degradation`` (a preset name, or a dict of fields with an optional ``base`` preset)
-    -> ``(config, plain dict for cache keys)``."""
+def _one_degradation(value, where: str) -> deg.DegradationConfig:
     if isinstance(value, str):
-        config = deg.get_preset(value)
-    elif isinstance(value, dict):
+        return deg.get_preset(value)
+    if isinstance(value, dict):
         fields = dict(value)
         base = deg.get_preset(str(fields.pop("base", "mild")))
         try:
-            config = deg.with_ranges(base, **fields)
+            return deg.with_ranges(base, **fields)
         except TypeError as exc:
-            raise ConfigError("data.degradation: %s; valid fields: %s" % (
-                exc, ", ".join(deg.DegradationConfig().to_dict()))) from exc
-    else:
-        raise ConfigError("data.degradation must be a preset name or a mapping, not %r" % (value,))
+            raise ConfigError("%s: %s; valid fields: %s" % (
+                where, exc, ", ".join(deg.DegradationConfig().to_dict()))) from exc
+    raise ConfigError("%s must be a preset name or a mapping, not %r" % (where, value))
+
+
+def resolve_degradation(value):
+    """``data.degradation`` -> ``(config, plain dict for cache keys)``. It is a preset name, a dict
+    of fields with an optional ``base`` preset, or ``{mix: {PRESET: WEIGHT, ...}}`` (each sample
+    takes one preset, in proportion to the weights: a :class:`~edgerestore.distill.degrade.DegradationMix`)."""
+    if isinstance(value, dict) and "mix" in value:
+        mix = value["mix"]
+        if set(value) != {"mix"} or not isinstance(mix, dict) or not mix:
+            raise ConfigError("data.degradation: a mix is {mix: {PRESET: WEIGHT, ...}} "
+                              "(e.g. {mix: {mild: 0.7, none: 0.15, compression: 0.15}}), not %r" % (value,))
+        components = []
+        for name, weight in mix.items():
+            try:
+                weight = float(weight)
+            except (TypeError, ValueError):
+                raise ConfigError("data.degradation mix: the weight of %s must be a number, not %r" % (name, weight))
+            if weight < 0:
+                raise ConfigError("data.degradation mix: the weight of %s must be >= 0, not %g" % (name, weight))
+            components.append((str(name), weight, _one_degradation(str(name), "data.degradation mix")))
+        if sum(w for _, w, _ in components) <= 0:
+            raise ConfigError("data.degradation mix: at least one weight must be > 0")
+        config = deg.DegradationMix(tuple(components))
+        return config, config.to_dict()
+    config = _one_degradation(value, "data.degradation")
     return config, {k: list(v) if isinstance(v, tuple) else v for k, v in config.to_dict().items()}
+
+
+def validation_degradation(data) -> object:
+    """``data.val_degradation``, or ``data.degradation`` (a mix: its heaviest component)."""
+    if data.val_degradation is not None:
+        return data.val_degradation
+    value = data.degradation
+    if isinstance(value, dict) and isinstance(value.get("mix"), dict) and value["mix"]:
+        return max(value["mix"].items(), key=lambda kv: float(kv[1]))[0]
+    return value
 
 
 @dataclass(frozen=True)
@@ -370,10 +522,16 @@ class Spec:
     seed: int
 
 
-def train_spec(items: Sequence[Item], k: int, crop: int, seed: int) -> Spec:
-    """The crop of global training sample ``k``."""
+def train_spec(items: Sequence[Item], k: int, crop: int, seed: int,
+               sources: Optional[List[Tuple[float, List[int]]]] = None) -> Spec:
+    """The crop of global training sample ``k`` (its source drawn by :func:`source_table`'s weights
+    when there are any, then an item of it)."""
     rng = np.random.default_rng([seed, 7, k])
-    index = int(rng.integers(len(items)))
+    if sources is None:
+        index = int(rng.integers(len(items)))
+    else:
+        members = sources[int(rng.choice(len(sources), p=[w for w, _ in sources]))][1]
+        index = members[int(rng.integers(len(members)))]
     h, w = items[index].clean.shape[:2]
     ch, cw = min(crop, h), min(crop, w)
     top, left = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
@@ -395,9 +553,10 @@ class Renderer:
     """Turns a :class:`Spec` into arrays: the clean crop, its degraded twin, a teacher output if the
     item carries one. Picklable: DataLoader workers get a copy (the images are shared by fork)."""
 
-    def __init__(self, items: Sequence[Item], degradation):
+    def __init__(self, items: Sequence[Item], degradation, weights: Sequence[float] = ()):
         self.items = list(items)
         self.degradation, self.degradation_dict = resolve_degradation(degradation)
+        self.sources = source_table(self.items, weights)
 
     def key(self, spec: Spec) -> str:
         """Cache key of a sample: the item's content, the box, the degradation and its seed."""
@@ -482,7 +641,7 @@ class SampleStream(Dataset):
         if isinstance(self.renderer, ClipRenderer):
             spec = clip_spec(self.renderer, k, self.crop, self.seed)
         else:
-            spec = train_spec(self.renderer.items, k, self.crop, self.seed)
+            spec = train_spec(self.renderer.items, k, self.crop, self.seed, self.renderer.sources)
         sample = self.renderer.sample(spec, self.lookup)
         sample["k"], sample["n"] = k, (k - self.rank) // self.world
         return sample
@@ -583,7 +742,8 @@ class ClipRenderer(Renderer):
         top, left = spec.top - margin, spec.left - margin
         height, width = spec.height + 2 * margin, spec.width + 2 * margin
         if item.frame is None:
-            return seq.render_clip(item.clean, top, left, height, width, self.length, spec.seed, self.motion)
+            return seq.render_clip(np.asarray(item.clean), top, left, height, width, self.length, spec.seed,
+                                   self.motion)
         h, w = item.clean.shape[:2]
         t0, l0 = max(0, top), max(0, left)
         b0, r0 = min(h, top + height), min(w, left + width)

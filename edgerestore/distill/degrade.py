@@ -125,8 +125,33 @@ def _uniform(rng: np.random.Generator, bounds: Range) -> float:
     return float(low) if high <= low else float(rng.uniform(low, high))
 
 
-def sample_params(config: DegradationConfig, seed: int) -> DegradationParams:
-    """Draw one set of degradation parameters, deterministically from ``seed``."""
+@dataclass(frozen=True)
+class DegradationMix:
+    """Several degradations in proportion: each sample takes one of ``components`` (``(name, weight,
+    config)``), chosen by its seed. Training on clean and compression-only frames in proportion is
+    what teaches a student to leave a good picture alone."""
+
+    components: Tuple[Tuple[str, float, DegradationConfig], ...]
+
+    def __post_init__(self):
+        if not self.components or any(w < 0 for _, w, _ in self.components) or \
+                sum(w for _, w, _ in self.components) <= 0:
+            raise ValueError("a degradation mix needs at least one component and positive weights")
+
+    def pick(self, seed: int) -> DegradationConfig:
+        weights = np.array([w for _, w, _ in self.components], np.float64)
+        index = int(np.random.default_rng([int(seed), 11]).choice(len(weights), p=weights / weights.sum()))
+        return self.components[index][2]
+
+    def to_dict(self) -> dict:
+        return {"mix": [[name, float(w), config.to_dict()] for name, w, config in self.components]}
+
+
+def sample_params(config, seed: int) -> DegradationParams:
+    """Draw one set of degradation parameters, deterministically from ``seed`` (a
+    :class:`DegradationMix` first picks its component with the seed)."""
+    if isinstance(config, DegradationMix):
+        config = config.pick(seed)
     rng = np.random.default_rng(seed)
     motion, length, angle = "none", 0.0, 0.0
     if rng.random() < config.motion_prob:

@@ -383,7 +383,8 @@ def prepare(config: DistillConfig, device, echo: Callable[[str], None] = print, 
         raise InputNotFoundError("no training data: pass image folders, paired folders or videos "
                                  "(edgerestore distill DATA... or data.train in the config)")
     teacher = create_teacher(config.teacher, device)  # first: a bad teacher fails before the data loads
-    items, counts = D.load_items(config.data.train, config.data.video_stride, config.data.video_max_frames)
+    items, counts = D.load_items(config.data.train, config.data.video_stride, config.data.video_max_frames,
+                                 exclude=config.data.exclude, memory_mb=config.data.memory_mb)
     clips_mode = config.data.sequence > 1
     if config.data.clips and not clips_mode:
         raise ConfigError("data.clips are for sequence training: set data.sequence >= 2 (e.g. 5)")
@@ -413,10 +414,12 @@ def prepare(config: DistillConfig, device, echo: Callable[[str], None] = print, 
     cache = open_cache(teacher, config.teacher.cache) if (needs_outputs or teacher.kind == "folder") else None
     if clips_mode:
         d = config.data
-        renderers = [D.ClipRenderer(its, d.degradation, length, d.motion, d.vary, d.clip_share)
-                     for its, length in ((train_items, d.sequence), (val_items, d.val_frames))]
+        renderers = [D.ClipRenderer(its, degradation, length, d.motion, d.vary, d.clip_share)
+                     for its, length, degradation in ((train_items, d.sequence, d.degradation),
+                                                      (val_items, d.val_frames, D.validation_degradation(d)))]
     else:
-        renderers = [D.Renderer(train_items, config.data.degradation), D.Renderer(val_items, config.data.degradation)]
+        renderers = [D.Renderer(train_items, config.data.degradation, config.data.weights),
+                     D.Renderer(val_items, D.validation_degradation(config.data))]
     return Prepared(renderers[0], renderers[1], counts, teacher, cache, needs_outputs, needs_features)
 
 
