@@ -211,6 +211,36 @@ def test_a_stream_server_that_dies_and_comes_back_is_reconnected(spawn, tmp_path
     assert service.wait(20) == 0
 
 
+# --- secrets --------------------------------------------------------------------------------
+
+def test_credentials_in_a_source_url_never_leave_the_process(spawn, tmp_path, cli):
+    """The issue's repro: PyAV's error text quotes the raw URL; nothing that leaves the process
+    (the log, /healthz, /stats.json, /metrics, `config check`, a one-line error) may show it."""
+    from edgerestore.runtime.uri import redact
+
+    secrets = ("SuperSecret99", "QueryTok777")
+    dead, control = free_port(), free_port()
+    config = tmp_path / "svc.toml"
+    config.write_text("[source]\nuri = \"rtsp://admin:SuperSecret99@127.0.0.1:%d/live?token=QueryTok777&ch=1\"\n"
+                      "reconnect_min_s = 0.2\nreconnect_max_s = 1.0\n[model]\npath = \"none\"\n"
+                      "[output]\nsinks = [\"null://\"]\n[http]\nlisten = \"127.0.0.1:%d\"\n"
+                      "[logging]\nstats_every = 0.5\n" % (dead, control))
+    service = spawn("run", "--config", config)
+    service.wait_for(lambda: len(service.events("source_open_failed")) >= 2, 30, "failed connection attempts")
+    service.wait_for(lambda: service.events("stats"), 30, "a stats line")
+    pages = [http_get("http://127.0.0.1:%d%s" % (control, path))[1].decode("utf-8")
+             for path in ("/healthz", "/stats.json", "/metrics")]
+    assert "Connection refused" in pages[0] or "cannot open" in pages[0], pages[0]  # the error is there...
+    assert "admin:***@" in pages[0]  # ...with the user, not the password
+    service.send(signal.SIGTERM)
+    service.wait(20)
+    check = cli("config", "check", str(config))
+    outputs = pages + [service.out_path.read_text(), service.err_path.read_text(), check.stdout, check.stderr]
+    leaks = [(secret, text[:300]) for secret in secrets for text in outputs if secret in text]
+    assert not leaks, leaks
+    assert redact("x 'rtsp://a:b@h/p?Token=t&k=1' y") == "x 'rtsp://a:***@h/p?Token=***&k=1' y"
+
+
 # --- metrics --------------------------------------------------------------------------------
 
 def test_metrics_scraped_for_real_show_fps_and_drops(spawn, tmp_path, slow_onnx):

@@ -14,6 +14,7 @@ import traceback
 import click
 
 from edgerestore.errors import EdgeRestoreError
+from edgerestore.runtime.uri import redact
 
 # command name -> "module:function", in the order `edgerestore --help` lists them.
 COMMANDS = {
@@ -103,7 +104,7 @@ def main(argv=None):
     except EdgeRestoreError as exc:
         if debug:
             traceback.print_exc()
-        click.echo("error: %s" % exc, err=True)
+        click.echo(redact("error: %s" % exc), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

@@ -55,9 +55,10 @@ def check(path, quiet):
       edgerestore config check /etc/edgerestore/config.toml
     """
     from edgerestore.runtime.config import load_config
+    from edgerestore.runtime.uri import redact
 
     loaded = load_config(path)
     if not quiet:
         for line in loaded.describe():
-            click.echo(line)
+            click.echo(redact(line))
     click.echo("ok: %s" % path, err=True)

@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 
+from edgerestore.runtime.uri import redact
+
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
@@ -60,7 +62,7 @@ class JsonLog(object):
         if msg:
             record["msg"] = msg
         record.update(fields)
-        line = json.dumps(record, sort_keys=False, default=str)
+        line = redact(json.dumps(record, sort_keys=False, default=str))  # no secret leaves the process
         with self._lock:
             self.counts[level] += 1
             out = self._out()

@@ -4,11 +4,8 @@ A plain path is a file: ``clip.mp4``, ``photo.png`` or a folder of images. Pytho
 """
 
 import os
-
-try:
-    from urllib.parse import parse_qsl, urlsplit
-except ImportError:  # pragma: no cover - Python 2 is not supported, this keeps linters calm
-    raise
+import re
+from urllib.parse import parse_qsl, urlsplit
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".h264", ".mpg", ".mpeg")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -54,21 +51,24 @@ class Uri(object):
         raise ConfigError("bad value %r for %s in %s — use 1 or 0" % (value, key, self.raw))
 
 
-def redact(text):
-    """``text`` without a password (``rtsp://user:***@host/...``) nor a ``token=`` parameter:
-    what may appear in logs, messages and metrics."""
-    text = str(text)
-    if "://" in text:
-        scheme, rest = text.split("://", 1)
-        authority = rest.split("/", 1)[0]
-        if "@" in authority:
-            credentials, host_part = rest.split("@", 1)
-            user = credentials.split(":", 1)[0]
-            text = "%s://%s:***@%s" % (scheme, user, host_part)
-    if "token=" in text:
-        import re
+SECRET_KEYS = ("token", "access_token", "auth", "key", "apikey", "api_key", "password", "passwd", "pass",
+               "pwd", "secret", "sig", "signature", "session", "sessionid")
+"""Query parameters whose values :func:`redact` hides (compared without case)."""
 
-        text = re.sub(r"([?&]token=)[^&]*", r"\1***", text)
+_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/\s:@'\"]*):([^/\s@'\"]*)@")
+_SECRET_QUERY = re.compile(r"([?&;](?:%s)=)[^&#\s'\"]*" % "|".join(SECRET_KEYS), re.IGNORECASE)
+
+
+def redact(text):
+    """``text`` with every URL's password (``rtsp://user:***@host/...``) and every secret-looking
+    query value (``?token=***``, :data:`SECRET_KEYS`) hidden, wherever in the text they are (an
+    error message quoting the raw URL too). Everything that leaves the process goes through it:
+    the log, ``/healthz``, ``/stats.json``, ``/metrics`` and the CLI's output."""
+    text = str(text)
+    if "@" in text:
+        text = _CREDENTIALS.sub(r"\1\2:***@", text)
+    if "=" in text:
+        text = _SECRET_QUERY.sub(r"\1***", text)
     return text
 
 

@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover
 
 from edgerestore.errors import ConfigError, DeviceError
 from edgerestore.runtime.sinks.base import Sink
+from edgerestore.runtime.uri import redact
 
 BOUNDARY = "edgerestoreframe"
 TOKEN_ENV = "EDGERESTORE_HTTP_TOKEN"
@@ -138,6 +139,8 @@ def _handler(latest, sink):
             pass
 
         def _send(self, code, content_type, body, headers=()):
+            if content_type.startswith(("application/json", "text/plain")):
+                body = redact(body.decode("utf-8")).encode("utf-8")  # no secret leaves the process
             self.send_response(code)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
