@@ -161,3 +161,18 @@ def test_bad_input_gives_one_line_error(cli, real_clip, tmp_path, args, message)
     assert result.returncode != 0
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def test_restoring_a_file_onto_itself_is_refused_and_the_file_kept(cli, gopro_pair, tmp_path):
+    import shutil
+
+    blurry, _ = gopro_pair
+    image = tmp_path / "a.png"
+    shutil.copy(str(blurry), str(image))
+    before = image.read_bytes()
+    for args in (["a.png", "a.png"], ["a.png", str(image)], [".", "."]):
+        result = cli("restore", *args, "-q", check=False, cwd=tmp_path)
+        assert result.returncode != 0
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        assert len(lines) == 1 and "is the input itself" in lines[0], result.stderr
+    assert image.read_bytes() == before

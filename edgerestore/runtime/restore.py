@@ -39,8 +39,22 @@ def _check_pairing(source, output):
         )
 
 
+def _same_path(input_path, output):
+    """Whether ``output`` names ``input_path`` itself (a file, or the folder of images)."""
+    target = parse_uri(output).location
+    if not os.path.exists(target):
+        return False
+    try:
+        return os.path.samefile(parse_uri(input_path).location, target)
+    except OSError:
+        return False
+
+
 def check_paths(input_path, output):
     """Fail early (before loading a model) on a missing/unreadable input or an impossible output."""
+    if _same_path(input_path, output):
+        raise UnsupportedInputError("%s is the input itself: restoring would overwrite it; write to another "
+                                    "path (e.g. restored_%s)" % (output, os.path.basename(str(output).rstrip("/"))))
     source = open_source(input_path)
     try:
         _check_pairing(source, output)
@@ -56,6 +70,7 @@ def restore(input_path, output, model_path, backend=None, threads=None, referenc
     ``backend``, and with ``reference`` a ``quality`` block (input and restored vs reference).
     ``on_start(source)`` is called once the input is open (to size a progress bar).
     """
+    check_paths(input_path, output)
     source = open_source(input_path)
     try:
         engine = load_backend(model_path, backend, threads)

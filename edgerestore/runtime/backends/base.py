@@ -32,6 +32,14 @@ from edgerestore.runtime.frames import crop, pad_to_multiple
 
 CUT_THRESHOLD = 30.0
 THUMBNAIL = (64, 36)
+TILE_ABOVE = 3840 * 2160
+"""Frames of more pixels than a 4K frame run through a frame-by-frame model in overlapping tiles,
+so a 64-megapixel photo does not need gigabytes of feature maps (a 4 GB board has no more)."""
+TILE = 1024
+"""Side of a tile (pixels, before the overlap)."""
+TILE_OVERLAP = 64
+"""Pixels each tile sees beyond its edges and throws away: more than the receptive field of every
+preset (the deepest, ``small``, sees 52 px around a pixel), so tiled output equals whole-frame output."""
 
 
 def thumbnail(image):
@@ -198,6 +206,8 @@ class Backend(object):
 
         A temporal model continues ``stream`` (any hashable; ``None`` = the default stream).
         """
+        if not self.state_spec and image.shape[0] * image.shape[1] > TILE_ABOVE:
+            return self._infer_tiled(image)
         padded, size = pad_to_multiple(image, self.stride)
         if self.state_spec:
             start = time.perf_counter()
@@ -209,6 +219,24 @@ class Backend(object):
         self.total_seconds += time.perf_counter() - start
         self.calls += 1
         return crop(out, size)
+
+    def _infer_tiled(self, image, tile=TILE, overlap=TILE_OVERLAP):
+        """:meth:`infer` of a big frame as overlapping tiles whose edges are thrown away. Tiles
+        start on multiples of the model's stride, so each sees the same patch grid as the whole
+        frame would."""
+        stride = max(1, int(self.stride))
+        tile = max(stride, tile - tile % stride)
+        overlap = -(-overlap // stride) * stride
+        height, width = image.shape[:2]
+        out = np.empty_like(image)
+        for top in range(0, height, tile):
+            for left in range(0, width, tile):
+                y0, x0 = max(0, top - overlap), max(0, left - overlap)
+                y1, x1 = min(height, top + tile + overlap), min(width, left + tile + overlap)
+                piece = self.infer(np.ascontiguousarray(image[y0:y1, x0:x1]))
+                bottom, right = min(height, top + tile), min(width, left + tile)
+                out[top:bottom, left:right] = piece[top - y0:bottom - y0, left - x0:right - x0]
+        return out
 
     def warmup(self, height, width, runs=3):
         """Run a few frames of this size so that allocations and kernel choices happen now."""
