@@ -175,6 +175,33 @@ def test_a_signal_during_recording_leaves_an_mp4_that_decodes_to_the_last_frame(
     assert exited_s < 10  # including the interpreter's exit, on a busy machine
 
 
+def test_a_sigkill_loses_at_most_two_seconds_of_a_fragmented_recording(spawn, tmp_path):
+    """320x240 at 15 FPS is ~25 KB/s: a 256 KiB write buffer would hold 10 s back (a 28-byte file)."""
+    out = tmp_path / "rec.mp4"
+    service = spawn("run", "--service", "-i", "test://pattern?size=320x240&fps=15", "-o",
+                    "file://%s?fragment=1" % out, "-m", "none", "--http", "off", "--stats-every", "0.25")
+    service.wait_frames(90, timeout=60)  # six seconds of video
+    written = service.events("stats")[-1]["frames"]
+    service.proc.kill()
+    service.proc.wait(10)
+    assert decoded_frames(out) >= written - 2 * 15, (decoded_frames(out), written)
+
+
+def test_a_restart_never_overwrites_the_last_recording(spawn, tmp_path, cli, real_clip, tiny_onnx):
+    out = tmp_path / "rec.mp4"
+    for run in range(2):
+        service = spawn("run", "--service", "-i", "test://pattern?size=96x64&fps=30", "-o", "file://%s" % out,
+                        "-m", "none", "--http", "off", "--stats-every", "0.5")
+        service.wait_frames(10 + 10 * run)
+        service.send(signal.SIGTERM)
+        assert service.wait(20) == 0
+    first, second = decoded_frames(out), decoded_frames(tmp_path / "rec-1.mp4")
+    assert first >= 10 and second >= 20 and first != second  # both kept, each whole
+    result = cli("restore", real_clip, out, "-m", tiny_onnx, "-q")  # restore writes through the same sink
+    assert "exists and is kept; wrote %s" % (tmp_path / "rec-2.mp4") in result.stderr
+    assert decoded_frames(out) == first and decoded_frames(tmp_path / "rec-2.mp4") > 0
+
+
 # --- reconnection ---------------------------------------------------------------------------
 
 def test_a_stream_server_that_dies_and_comes_back_is_reconnected(spawn, tmp_path, tiny_onnx):

@@ -79,7 +79,9 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
         close()
     info = result["backend"]
     inference_fps = 1000.0 / info["mean_ms"] if info["mean_ms"] else float("nan")
-    click.echo("restored %d frame(s) -> %s" % (result["frames"], output))
+    if result["output"] != output:
+        click.echo("%s exists and is kept; wrote %s" % (output, result["output"]), err=True)
+    click.echo("restored %d frame(s) -> %s" % (result["frames"], result["output"]))
     click.echo("model %s on %s (%s threads): %.1f FPS end to end, %.1f FPS inference (%.1f ms/frame)" % (
         model_path.name, info["backend"], info["threads"], result["fps"] or float("nan"),
         inference_fps, info["mean_ms"] or float("nan")))

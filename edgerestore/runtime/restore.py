@@ -96,7 +96,7 @@ def restore(input_path, output, model_path, backend=None, threads=None, referenc
         "fps": summary["fps"],
         "inference_ms": engine.info()["mean_ms"],
         "backend": engine.info(),
-        "output": output,
+        "output": getattr(sinks[0], "path", None) or output,  # a video never overwrites: maybe NAME-1.mp4
     }
     if meter is not None:
         result["quality"] = meter.result()

@@ -4,10 +4,16 @@
 SIGTERM or an exception still leaves a playable file. Odd frame sizes are padded by one
 replicated row/column (4:2:0 needs even sizes). Python 3.6-safe.
 
-``?fragment=1`` writes a fragmented MP4 (a fragment about every two seconds): a file cut short by
-a power loss or a full disk still plays up to its last fragment, where a classic MP4 — whose
-index is written at the end — does not play at all. ``?format=mp4`` names the container when
-the path has no telling suffix (``/dev/full`` in tests, a named pipe).
+``?fragment=1`` writes a fragmented MP4, a fragment every second, each flushed to the file as it
+is made: a file cut short by a power loss, a SIGKILL or a full disk still plays up to its last
+fragment (at most about 2 s are lost), where a classic MP4 — whose index is written at the end —
+does not play at all. ``?format=mp4`` names the container when the path has no telling suffix
+(``/dev/full`` in tests, a named pipe).
+
+**A recording is never overwritten.** When the file exists (a restart after a crash, a reboot,
+the watchdog), the new recording takes the first free name ``NAME-1.mp4``, ``NAME-2.mp4``...
+beside it (the name is reserved atomically); :attr:`VideoFileSink.path` is the one written.
+Device files (``/dev/...``) and pipes are written as they are.
 """
 
 import os
@@ -20,7 +26,24 @@ from edgerestore.runtime.sinks.base import Sink
 
 CODECS = ("libx264", "h264", "mpeg4")  # first one this PyAV build can encode
 FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
-FRAGMENT_SECONDS = 2.0  # keyframe interval, hence fragment length, of fragmented files
+FRAGMENT_SECONDS = 1.0  # keyframe interval, hence fragment length, of fragmented files
+
+
+def free_name(path):
+    """``path`` if no file is there, else the first free ``stem-N.suffix`` beside it; the name is
+    created (empty) at once, so two writers never pick the same one. Device files and pipes are
+    returned as they are."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        return path
+    stem, suffix = os.path.splitext(path)
+    candidate, number = path, 0
+    while True:
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = "%s-%d%s" % (stem, number, suffix)
 
 
 class VideoFileSink(Sink):
@@ -32,14 +55,16 @@ class VideoFileSink(Sink):
         except ImportError:
             raise BackendUnavailableError("writing video needs PyAV — pip install av")
         self._av = av
-        self.path = uri.location
-        parent = os.path.dirname(os.path.abspath(self.path))
+        self.requested = uri.location
+        parent = os.path.dirname(os.path.abspath(self.requested))
         if not os.path.isdir(parent):
             os.makedirs(parent)
+        self.path = free_name(self.requested)
         self.fps = Fraction(fps or uri.param("fps", 30.0, float)).limit_denominator(1001)
         self.crf = crf if crf is not None else uri.param("crf", 18, int)
         self.fragmented = uri.flag("fragment", False)
-        options = {"movflags": FRAGMENTED_MOVFLAGS} if self.fragmented else {}
+        # fragmented: every packet's bytes go to the file at once (not when a 256 KiB buffer fills)
+        options = {"movflags": FRAGMENTED_MOVFLAGS, "flush_packets": "1"} if self.fragmented else {}
         try:
             self._container = av.open(self.path, mode="w", format=uri.params.get("format"), options=options)
         except Exception as exc:
@@ -62,6 +87,8 @@ class VideoFileSink(Sink):
                 stream.codec_context.gop_size = max(1, int(round(float(self.fps) * FRAGMENT_SECONDS)))
             if codec == "libx264":
                 stream.options = {"crf": str(self.crf), "preset": "veryfast"}
+                if self.fragmented:  # no look-ahead: a frame reaches its fragment when it is made
+                    stream.options["tune"] = "zerolatency"
             else:
                 stream.bit_rate = 8000000
             self._stream = stream
