@@ -176,3 +176,60 @@ def test_restoring_a_file_onto_itself_is_refused_and_the_file_kept(cli, gopro_pa
         lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
         assert len(lines) == 1 and "is the input itself" in lines[0], result.stderr
     assert image.read_bytes() == before
+
+
+def _damaged_clip(data_dir, folder):
+    """A real clip (Set8's GoPro frames, halved) with one byte in every few thousand flipped from
+    offset 50,000, the stride chosen so that PyAV's plain decode loop stops with an error before
+    the end (the fault); returns (path, frames PyAV decodes packet by packet) or skips."""
+    import av
+
+    frames = []
+    for clip in sorted((data_dir / "video_clean" / "set8_gopro").glob("*.mp4")):
+        with av.open(str(clip)) as container:
+            frames += [f.to_ndarray(format="rgb24")[::2, ::2] for f in container.decode(video=0)]
+    clean = folder / "clean.mp4"
+    with av.open(str(clean), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"threads": "1"}  # the same bytes on every machine with this x264
+        for image in (frames * 2)[:280]:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    for step in (7919, 3001, 1009):
+        data = bytearray(clean.read_bytes())
+        for i in range(50000, len(data), step):
+            data[i] ^= 0xFF
+        damaged = folder / ("damaged-%d.mp4" % step)
+        damaged.write_bytes(bytes(data))
+        plain, per_packet = 0, 0
+        try:
+            with av.open(str(damaged)) as container:
+                for _ in container.decode(video=0):
+                    plain += 1
+            continue  # this stride did not make the decoder fail: try a denser one
+        except av.error.FFmpegError:
+            pass
+        with av.open(str(damaged)) as container:
+            for packet in container.demux(container.streams.video[0]):
+                try:
+                    per_packet += len(packet.decode())
+                except av.error.FFmpegError:
+                    pass
+        return damaged, per_packet
+    pytest.skip("this FFmpeg conceals every damaged packet: no fault to reproduce")
+
+
+def test_a_damaged_video_is_restored_to_its_end_with_one_warning(cli, data_dir, tmp_path, tiny_onnx):
+    import av
+
+    damaged, decodable = _damaged_clip(data_dir, tmp_path)
+    out = tmp_path / "out.mp4"
+    result = cli("restore", damaged, out, "--model", tiny_onnx, "-q")
+    with av.open(str(out)) as container:
+        written = sum(1 for _ in container.decode(video=0))
+    assert written >= decodable, (written, decodable)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "damaged packet(s)" in warnings[0], result.stderr

@@ -91,12 +91,14 @@ def restore(input_path, output, model_path, backend=None, threads=None, referenc
                 reference_source.close()
     finally:
         source.close()
+    corrupt = getattr(source, "corrupt", 0) or 0
     result = {
         "frames": summary["frames"],
         "fps": summary["fps"],
         "inference_ms": engine.info()["mean_ms"],
         "backend": engine.info(),
         "output": getattr(sinks[0], "path", None) or output,  # a video never overwrites: maybe NAME-1.mp4
+        "corrupt": corrupt,  # damaged packets of the input that were skipped
     }
     if meter is not None:
         result["quality"] = meter.result()

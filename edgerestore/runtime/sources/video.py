@@ -1,5 +1,8 @@
 """Video files through PyAV (RGB straight from the decoder), OpenCV when PyAV is absent.
 
+A damaged file is read to its end: a packet that does not decode is skipped and counted in
+``corrupt`` (the restore summary, the service's stats and ``/metrics`` show the count), and a
+demuxer that stumbles is asked for the next packet, up to :data:`MAX_DEMUX_ERRORS` times in a row.
 Python 3.6-safe.
 """
 
@@ -8,6 +11,9 @@ import os
 from edgerestore.errors import InputNotFoundError, UnsupportedInputError
 from edgerestore.runtime.frames import Frame, as_rgb
 from edgerestore.runtime.sources.base import Source
+
+MAX_DEMUX_ERRORS = 50
+"""Consecutive demuxer errors after which the rest of a file counts as unreadable."""
 
 
 def _open_error(path, exc):
@@ -27,6 +33,7 @@ class VideoFileSource(Source):
             raise InputNotFoundError("input %s does not exist" % self.path)
         self._container = None
         self._cap = None
+        self.corrupt = 0  # packets that did not decode (skipped)
         try:
             import av  # noqa: F401
 
@@ -62,22 +69,49 @@ class VideoFileSource(Source):
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
 
-    def _frames_av(self):
+    def _decoded_av(self):
+        """Every frame that decodes, packet by packet: a damaged packet is skipped and counted, a
+        demuxer error retried, so one bad byte never ends the file early."""
         import av
 
-        index = 0
-        looped = False
+        stream = self._container.streams.video[0]
+        demux_errors = 0
+        packets = self._container.demux(stream)
         while True:
             try:
-                for frame in self._container.decode(video=0):
-                    pts = float(frame.pts * frame.time_base) if frame.pts is not None else None
-                    yield Frame(frame.to_ndarray(format="rgb24"), index, pts, discontinuity=looped)
-                    looped = False
-                    index += 1
+                packet = next(packets)
+                demux_errors = 0
+            except StopIteration:
+                return
             except av.error.FFmpegError as exc:
-                if index == 0:
-                    raise _open_error(self.path, exc)
-                return  # a truncated tail: keep what decoded
+                demux_errors += 1
+                self.corrupt += 1
+                if demux_errors > MAX_DEMUX_ERRORS:
+                    self.last_error = exc
+                    return
+                packets = self._container.demux(stream)  # carry on after the bad spot
+                continue
+            try:
+                frames = packet.decode()  # an empty packet at the end flushes the decoder
+            except av.error.FFmpegError as exc:
+                self.corrupt += 1
+                self.last_error = exc
+                continue
+            for frame in frames:
+                yield frame
+
+    def _frames_av(self):
+        index = 0
+        looped = False
+        self.last_error = None
+        while True:
+            for frame in self._decoded_av():
+                pts = float(frame.pts * frame.time_base) if frame.pts is not None else None
+                yield Frame(frame.to_ndarray(format="rgb24"), index, pts, discontinuity=looped)
+                looped = False
+                index += 1
+            if index == 0 and self.last_error is not None:
+                raise _open_error(self.path, self.last_error)
             if not self.loop or index == 0:
                 return
             self._container.seek(0)
