@@ -195,11 +195,11 @@ def test_a_restart_never_overwrites_the_last_recording(spawn, tmp_path, cli, rea
         service.wait_frames(10 + 10 * run)
         service.send(signal.SIGTERM)
         assert service.wait(20) == 0
-    first, second = decoded_frames(out), decoded_frames(tmp_path / "rec-1.mp4")
+    first, second = decoded_frames(out), decoded_frames(tmp_path / "rec.1.mp4")
     assert first >= 10 and second >= 20 and first != second  # both kept, each whole
     result = cli("restore", real_clip, out, "-m", tiny_onnx, "-q")  # restore writes through the same sink
-    assert "exists and is kept; wrote %s" % (tmp_path / "rec-2.mp4") in result.stderr
-    assert decoded_frames(out) == first and decoded_frames(tmp_path / "rec-2.mp4") > 0
+    assert "exists and is kept; wrote %s" % (tmp_path / "rec.2.mp4") in result.stderr
+    assert decoded_frames(out) == first and decoded_frames(tmp_path / "rec.2.mp4") > 0
 
 
 # --- reconnection ---------------------------------------------------------------------------

@@ -23,11 +23,11 @@ from edgerestore.runtime.resilience import (
     FallbackBackend,
     GuardedSink,
     ReconnectingSource,
-    next_free_path,
     valid_image,
 )
 from edgerestore.runtime.sinks import open_sink
 from edgerestore.runtime.sinks.base import Sink
+from edgerestore.runtime.sinks.video import free_name
 from edgerestore.runtime.sources import open_source
 from edgerestore.runtime.sources.base import Source
 
@@ -227,11 +227,81 @@ def test_a_retried_recording_never_overwrites_what_was_recorded(tmp_path):
         guard.write(_frame(i))
         time.sleep(0.001)
     guard.close()
-    assert opened == ["file://%s?fragment=1" % out, "file://%s?fragment=1" % (tmp_path / "cam.1.mp4")]
+    assert opened == ["file://%s?fragment=1" % out] * 2  # the sink itself picks a free name
+    assert guard.current_uri == "file://%s" % (tmp_path / "cam.1.mp4")
     with open_source(str(out)) as first, open_source(str(tmp_path / "cam.1.mp4")) as second:
         assert len(list(first)) == 20  # finalised as far as it got
         assert len(list(second)) == guard.written - 20
-    assert next_free_path(str(out)) == str(tmp_path / "cam.2.mp4")
+    assert free_name(str(out)) == str(tmp_path / "cam.2.mp4")
+
+
+class _FullDisk(Sink):
+    """A disk that is full: the file opens and its first frame is buffered, the next write fails."""
+
+    name = "file"
+
+    def __init__(self):
+        self.count = 0
+
+    def write(self, frame):
+        self.count += 1
+        if self.count > 1:
+            raise OSError(28, "No space left on device")
+
+    def close(self):
+        pass
+
+
+def test_a_sink_that_keeps_failing_backs_off_to_the_cap_and_stays_degraded():
+    rec = Recorder()
+    guard = GuardedSink("file:///mnt/full/rec.mp4", lambda uri: _FullDisk(), backoff=Backoff(0.01, 0.08),
+                        log=rec.log)
+    states = []
+    deadline = time.monotonic() + 1.0
+    i = 0
+    while time.monotonic() < deadline:
+        guard.write(_frame(i))
+        states.append(guard.status()["state"])
+        i += 1
+        time.sleep(0.002)
+    delays = [event["retry_in_s"] for event in rec.events("sink_failed")]
+    assert delays[:4] == [0.01, 0.02, 0.04, 0.08] and set(delays[4:]) == {0.08}, delays
+    first_failure = states.index("retrying")
+    assert "ok" not in states[first_failure:]  # one degraded state, no flapping
+    assert not rec.events("sink_recovered")
+
+
+def test_a_sink_counts_as_recovered_only_after_working_for_a_while(monkeypatch):
+    from edgerestore.runtime import resilience
+
+    monkeypatch.setattr(resilience, "RECOVERED_AFTER_S", 0.05)
+    rec = Recorder()
+    opened = []
+
+    def opener(uri):
+        opened.append(uri)
+        return _FullDisk() if len(opened) == 1 else _NullSink()
+
+    guard = GuardedSink("file:///mnt/x/rec.mp4", opener, backoff=Backoff(0.01, 0.01), log=rec.log)
+    guard.write(_frame(0))
+    guard.write(_frame(1))  # fails
+    assert guard.state == "retrying"
+    time.sleep(0.02)
+    guard.write(_frame(2))  # reopened
+    assert guard.state == "recovering" and guard.backoff.attempts == 1
+    time.sleep(0.06)
+    guard.write(_frame(3))
+    assert guard.state == "ok" and guard.backoff.attempts == 0 and len(rec.events("sink_recovered")) == 1
+
+
+class _NullSink(Sink):
+    name = "file"
+
+    def write(self, frame):
+        pass
+
+    def close(self):
+        pass
 
 
 # --- backends -------------------------------------------------------------------------------

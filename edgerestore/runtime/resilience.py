@@ -263,21 +263,21 @@ class ReconnectingSource(Source):
             pass  # "generator already executing": the reading thread closes it
 
 
-def next_free_path(path):
-    """``out.mp4`` -> ``out.1.mp4`` (or .2, ...): the first name that does not exist."""
-    stem, suffix = os.path.splitext(path)
-    number = 1
-    while os.path.exists("%s.%d%s" % (stem, number, suffix)):
-        number += 1
-    return "%s.%d%s" % (stem, number, suffix)
+RECOVERED_AFTER_S = 5.0
+"""A sink that failed counts as recovered once it has taken frames for this long without failing:
+a full disk accepts the reopened file's first bytes, so one good write proves nothing."""
 
 
 class GuardedSink(object):
     """A sink that fails alone: errors are logged, frames skipped for it, the sink reopened later.
 
-    ``opener(uri)`` opens the real sink. ``state`` is ``ok``, ``retrying`` or ``closed``;
-    ``failures`` counts failures (opening, writing), ``skipped`` the frames it missed, ``written``
-    the frames it took.
+    ``opener(uri)`` opens the real sink. ``state`` is ``ok``, ``retrying`` (waiting for the next
+    attempt), ``recovering`` (reopened after a failure, not yet :data:`RECOVERED_AFTER_S` without
+    one) or ``closed``; all but ``ok`` make the service *degraded*, so health does not flap while a
+    disk stays full. The delays between attempts double up to the backoff's cap and start again
+    only after a recovery. ``failures`` counts failures (opening, writing), ``skipped`` the frames
+    it missed, ``written`` the frames it took. A file sink never overwrites: a reopened recording
+    takes a new name (:func:`edgerestore.runtime.sinks.video.free_name`).
     """
 
     def __init__(self, uri, opener, backoff=None, log=None):
@@ -296,38 +296,40 @@ class GuardedSink(object):
         self.last_error = None
         self.current_uri = uri
         self._retry_at = 0.0
+        self._reopened_at = None  # when a failed sink was opened again (None: never failed)
         self._stats = None
         self._open(first=True)
 
-    def _target(self, first):
-        """The URI to open: a retry of a file sink never overwrites what was recorded."""
-        if first or self.scheme != "file":
-            return self.current_uri
-        location = parse_uri(self.current_uri).location
-        if os.path.isfile(location) and os.path.getsize(location) > 0:
-            return self.current_uri.replace(location, next_free_path(location), 1)
-        return self.current_uri
-
     def _open(self, first=False):
-        target = self._target(first)
         try:
-            self.sink = self._opener(target)
+            self.sink = self._opener(self.uri)
         except Exception as exc:  # noqa: BLE001 - retried later, the others keep running
             self._failed(exc, "open")
             return False
-        self.current_uri = target
-        self.state = "ok"
+        written_to = getattr(self.sink, "path", None)
+        if written_to and self.scheme == "file":
+            self.current_uri = "file://" + written_to
+        if first:
+            self.state = "ok"
+        else:
+            self.state, self._reopened_at = "recovering", time.monotonic()
         if self._stats is not None and hasattr(self.sink, "set_stats"):
             self.sink.set_stats(self._stats)
-        if not first:
-            self.log.info("sink_recovered", "the sink works again", sink=self.label, target=redact(target),
-                          failures=self.failures, skipped=self.skipped)
         return True
+
+    def _check_recovered(self):
+        if self._reopened_at is not None and time.monotonic() - self._reopened_at >= RECOVERED_AFTER_S:
+            self._reopened_at = None
+            self.state = "ok"
+            self.backoff.reset()
+            self.log.info("sink_recovered", "the sink works again", sink=self.label,
+                          target=redact(self.current_uri), failures=self.failures, skipped=self.skipped)
 
     def _failed(self, exc, during):
         self.failures += 1
         self.last_error = _one_line(exc)
         self.state = "retrying"
+        self._reopened_at = None
         delay = self.backoff.next()
         self._retry_at = time.monotonic() + delay
         self.log.warning("sink_failed", "a sink failed (%s); the others go on, retrying in %.1f s" % (during, delay),
@@ -347,8 +349,7 @@ class GuardedSink(object):
             self.skipped += 1
             return
         self.written += 1
-        if self.backoff.attempts:
-            self.backoff.reset()
+        self._check_recovered()
 
     def _discard(self):
         sink, self.sink = self.sink, None

@@ -97,7 +97,7 @@ def restore(input_path, output, model_path, backend=None, threads=None, referenc
         "fps": summary["fps"],
         "inference_ms": engine.info()["mean_ms"],
         "backend": engine.info(),
-        "output": getattr(sinks[0], "path", None) or output,  # a video never overwrites: maybe NAME-1.mp4
+        "output": getattr(sinks[0], "path", None) or output,  # a video never overwrites: maybe NAME.1.mp4
         "corrupt": corrupt,  # damaged packets of the input that were skipped
     }
     if meter is not None:

@@ -11,7 +11,7 @@ does not play at all. ``?format=mp4`` names the container when the path has no t
 (``/dev/full`` in tests, a named pipe).
 
 **A recording is never overwritten.** When the file exists (a restart after a crash, a reboot,
-the watchdog), the new recording takes the first free name ``NAME-1.mp4``, ``NAME-2.mp4``...
+the watchdog), the new recording takes the first free name ``NAME.1.mp4``, ``NAME.2.mp4``...
 beside it (the name is reserved atomically); :attr:`VideoFileSink.path` is the one written.
 Device files (``/dev/...``) and pipes are written as they are.
 """
@@ -30,7 +30,7 @@ FRAGMENT_SECONDS = 1.0  # keyframe interval, hence fragment length, of fragmente
 
 
 def free_name(path):
-    """``path`` if no file is there, else the first free ``stem-N.suffix`` beside it; the name is
+    """``path`` if no file is there, else the first free ``stem.N.suffix`` beside it; the name is
     created (empty) at once, so two writers never pick the same one. Device files and pipes are
     returned as they are."""
     if os.path.exists(path) and not os.path.isfile(path):
@@ -43,7 +43,7 @@ def free_name(path):
             return candidate
         except FileExistsError:
             number += 1
-            candidate = "%s-%d%s" % (stem, number, suffix)
+            candidate = "%s.%d%s" % (stem, number, suffix)
 
 
 class VideoFileSink(Sink):
