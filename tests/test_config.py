@@ -99,7 +99,7 @@ BAD_FIELDS = [
     ("source", 'uri = "webcam://0"', "source.uri", "unknown source scheme webcam:// (got 'webcam://0') — accepted: csi://"),
     ("source", "uri = 5", "source.uri", "not a string"),
     ("source", 'resolution = "1280*720"', "source.resolution", "not WIDTHxHEIGHT"),
-    ("source", "fps = -1", "source.fps", "out of range (got -1) — accepted: a number >= 0"),
+    ("source", "fps = -1", "source.fps", "out of range (got -1) — accepted: a number from 0 to 240"),
     ("source", 'fps = "30"', "source.fps", "not a number"),
     ("source", "reconnect_min_s = 0", "source.reconnect_min_s", "accepted: a number > 0"),
     ("model", 'path = "no/such/model.onnx"', "model.path", "no/such/model.onnx does not exist"),
@@ -128,6 +128,14 @@ BAD_FIELDS = [
     ("service", "watchdog_s = -5", "service.watchdog_s", "out of range"),
     ("service", "stall_s = 0", "service.stall_s", "out of range"),
     ("service", "stop_timeout_s = 100", "service.stop_timeout_s", "a number > 0 and <= 60"),
+    # values that parse but can never run (issue 20, item 6)
+    ("source", "fps = 1e308", "source.fps", "a number from 0 to 240"),
+    ("source", 'resolution = "100000x100000"', "source.resolution", "each side from 16 to 7680"),
+    ("source", "reconnect_max_s = 1e20", "source.reconnect_max_s", "a number > 0 and <= 3600"),
+    ("output", "retry_max_s = 86400", "output.retry_max_s", "a number > 0 and <= 3600"),
+    ("logging", "stats_every = 1e9", "logging.stats_every", "a number > 0 and <= 3600"),
+    ("service", "watchdog_s = 1e20", "service.watchdog_s", "a number from 0 to 3600"),
+    ("service", "stall_s = 1e6", "service.stall_s", "a number > 0 and <= 3600"),
 ]
 
 
@@ -162,6 +170,8 @@ def test_a_secret_is_never_echoed(tmp_path):
     ('[source]\n\nurl = "x"\n', 3, "unknown key source.url in [source] — accepted: fps, reconnect_max_s"),
     ('uri = "x"\n', 1, "unknown key uri in the top level"),
     ("[source]\nuri = v4l2:///dev/video0\n", 2, "strings need quotes"),
+    ("[source]\nreconnect_max_s = 1e400\n", 2, "reconnect_max_s = 1e400 is too large for a number"),
+    ("[output]\nsinks = " + "[" * 5000 + "]" * 5000 + "\n", 2, "nested more than 16 deep"),
 ])
 def test_unknown_tables_keys_and_syntax_name_the_line(tmp_path, body, line, words):
     path = _write(tmp_path, body)

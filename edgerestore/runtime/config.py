@@ -44,6 +44,12 @@ def _string(value):
     return value
 
 
+MAX_SIDE = 7680
+"""The largest frame side a source may be asked for (8K UHD)."""
+MAX_SECONDS = 3600.0
+"""The longest wait, interval or timeout a setting takes (an hour)."""
+
+
 def _number(minimum=None, maximum=None, above=None):
     def check(value):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -138,7 +144,10 @@ def _resolution(value):
     match = re.match(r"(\d+)x(\d+)$", value)
     if not match or not int(match.group(1)) or not int(match.group(2)):
         raise _Invalid("not WIDTHxHEIGHT", 'WIDTHxHEIGHT such as "1280x720", or "" for the camera\'s default')
-    return int(match.group(1)), int(match.group(2))
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (16 <= width <= MAX_SIDE and 16 <= height <= MAX_SIDE):
+        raise _Invalid("out of range", "each side from 16 to %d pixels (8K), e.g. \"1920x1080\"" % MAX_SIDE)
+    return width, height
 
 
 def _model_entry(value):
@@ -238,9 +247,11 @@ FIELDS = [
           "rtsp://user:pass@host/path, http://host/stream.mjpg, a video file, test://pattern"),
     Field("source", "resolution", "", _resolution,
           'WIDTHxHEIGHT asked of a camera or the test pattern ("" = its default)'),
-    Field("source", "fps", 0, _number(minimum=0), "frame rate asked of a camera (0 = its default)"),
-    Field("source", "reconnect_min_s", 0.5, _number(above=0), "first wait before reopening a lost source (seconds)"),
-    Field("source", "reconnect_max_s", 30.0, _number(above=0), "the wait doubles up to this"),
+    Field("source", "fps", 0, _number(minimum=0, maximum=240), "frame rate asked of a camera (0 = its default; at most 240)"),
+    Field("source", "reconnect_min_s", 0.5, _number(above=0, maximum=MAX_SECONDS),
+          "first wait before reopening a lost source (seconds, at most 3600)"),
+    Field("source", "reconnect_max_s", 30.0, _number(above=0, maximum=MAX_SECONDS),
+          "the wait doubles up to this (at most 3600)"),
     Field("model", "path", "nano", _model_paths,
           "a preset with shipped weights (pico, nano, nano-fast, small), a model file, a bundle folder (its sha256 "
           "hashes are checked before loading), or \"none\"; a list is tried in order"),
@@ -254,8 +265,10 @@ FIELDS = [
     Field("output", "sinks", ["null://"], _string_list(_sink_uri),
           "where restored frames go: file:///var/lib/edgerestore/out.mp4, v4l2loopback:///dev/video10, "
           "display://0, http://127.0.0.1:8081, null://"),
-    Field("output", "retry_min_s", 1.0, _number(above=0), "first wait before reopening a failed sink (seconds)"),
-    Field("output", "retry_max_s", 60.0, _number(above=0), "the wait doubles up to this"),
+    Field("output", "retry_min_s", 1.0, _number(above=0, maximum=MAX_SECONDS),
+          "first wait before reopening a failed sink (seconds, at most 3600)"),
+    Field("output", "retry_max_s", 60.0, _number(above=0, maximum=MAX_SECONDS),
+          "the wait doubles up to this (at most 3600)"),
     Field("output", "queue", 2, _integer(minimum=1, maximum=64),
           "frames queued between stages; live sources drop the oldest when full"),
     Field("http", "listen", "127.0.0.1:8080", _listen,
@@ -266,11 +279,13 @@ FIELDS = [
     Field("http", "token_file", "", _existing_file, "or: a file holding the token (keep it chmod 600)"),
     Field("logging", "level", "info", _choice(LOG_LEVELS), "JSON-lines log level"),
     Field("logging", "file", "", _log_file, 'log file ("" = stdout, which systemd sends to the journal)'),
-    Field("logging", "stats_every", 5.0, _number(above=0), "seconds between statistics lines"),
+    Field("logging", "stats_every", 5.0, _number(above=0, maximum=MAX_SECONDS),
+          "seconds between statistics lines (at most 3600)"),
     Field("logging", "telemetry", True, _boolean, "add temperature and throttling to the statistics"),
     Field("service", "user", "edgerestore", _user, "the system user `edgerestore service install` runs as"),
-    Field("service", "watchdog_s", 30.0, _number(minimum=0), "systemd WatchdogSec (0 = no watchdog)"),
-    Field("service", "stall_s", 20.0, _number(above=0),
+    Field("service", "watchdog_s", 30.0, _number(minimum=0, maximum=MAX_SECONDS),
+          "systemd WatchdogSec (0 = no watchdog; at most 3600)"),
+    Field("service", "stall_s", 20.0, _number(above=0, maximum=MAX_SECONDS),
           "no frame out for this long while the source is connected = stalled (the watchdog lets systemd restart)"),
     Field("service", "stop_timeout_s", 2.0, _number(above=0, maximum=60),
           "SIGTERM: seconds to drain the queues and finalise every sink"),

@@ -213,7 +213,10 @@ def _value(scan, key):
     if _PREFIXED.match(token):
         return int(token[2:].replace("_", ""), {"x": 16, "o": 8, "b": 2}[token[1]])
     if _FLOAT.match(token):
-        return float(token.replace("_", ""))
+        value = float(token.replace("_", ""))
+        if value in (float("inf"), float("-inf")):
+            raise TomlError(line, "%s = %s is too large for a number — write a plain number" % (key, token))
+        return value
     if token.lstrip("+-") in ("inf", "nan"):
         raise TomlError(line, "inf and nan are not accepted here — write a number")
     if _DATE.match(token):
@@ -264,8 +267,22 @@ def _literal_string(scan):
     return value
 
 
+MAX_DEPTH = 16
+"""Lists nested deeper than this are refused (a line, not a RecursionError)."""
+
+
 def _array(scan, key):
     line = scan.line
+    scan.depth = getattr(scan, "depth", 0) + 1
+    if scan.depth > MAX_DEPTH:
+        raise TomlError(line, "the lists of %s are nested more than %d deep — no setting takes that" % (key, MAX_DEPTH))
+    try:
+        return _array_items(scan, key, line)
+    finally:
+        scan.depth -= 1
+
+
+def _array_items(scan, key, line):
     scan.advance()
     items = []
     while True:
