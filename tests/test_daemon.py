@@ -374,6 +374,37 @@ def test_a_sink_in_a_read_only_folder_fails_alone(spawn, tmp_path, tiny_onnx):
 
 # --- reload, systemd, status ----------------------------------------------------------------
 
+def test_a_reload_with_an_unwritable_log_file_keeps_the_old_config_running(spawn, tmp_path, tiny_onnx, cli):
+    """Issue 20, item 3: logging.file under /proc killed the service at SIGHUP with a traceback,
+    left a 48-byte recording and logged a false 'every sink finalised'."""
+    control, out = free_port(), tmp_path / "rec.mp4"
+    config = tmp_path / "svc.toml"
+    base = ("[source]\nuri = \"test://pattern?size=96x64&fps=30\"\n[model]\npath = \"%s\"\n[output]\n"
+            "sinks = [\"file://%s\"]\n[http]\nlisten = \"127.0.0.1:%d\"\n[logging]\nstats_every = 0.5\n"
+            % (tiny_onnx, out, control))
+    config.write_text(base)
+    service = spawn("run", "--config", config)
+    service.wait_frames(10)
+    config.write_text(base + "file = \"/proc/edgerestore.log\"\n")
+    service.send(signal.SIGHUP)
+    failed = service.wait_for(lambda: service.events("reload_failed"), 30, "the reload to fail")
+    assert len(failed) == 1 and "/proc/edgerestore.log" in failed[0]["error"]
+    frames = service.frames()
+    service.wait_frames(frames + 15)  # the old configuration keeps running
+    health = json.loads(http_get("http://127.0.0.1:%d/healthz" % control)[1].decode("utf-8"))
+    assert health["reloads"] == 0 and health["status"] == "ok"
+    service.send(signal.SIGTERM)
+    assert service.wait(20) == 0
+    assert "Traceback" not in service.err_path.read_text()
+    assert decoded_frames(out) == service.events("stopped")[-1]["sinks"]["file://%s?fragment=1" % out]["written"] > 0
+    # the same mistake at start: one line, exit 6, and `config check` catches it
+    start = cli("run", "--config", config, check=False, timeout=60)
+    check = cli("config", "check", config, check=False)
+    for result in (start, check):
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 6 and len(lines) == 1 and "logging.file" in lines[0], result.stderr
+
+
 def test_sighup_reloads_the_config_without_restarting_and_talks_to_systemd(spawn, tmp_path, tiny_onnx, cli):
     notify_path = str(tmp_path / "notify.sock")
     systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

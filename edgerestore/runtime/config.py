@@ -212,6 +212,15 @@ def _log_file(value):
     value = _string(value).strip()
     if value and not os.path.isdir(os.path.dirname(os.path.abspath(value))):
         raise _Invalid("the folder of %s does not exist" % value, "a file in an existing folder, or \"\" for stdout")
+    if value:  # the only sure test: open it for appending (and leave no empty file behind)
+        existed = os.path.exists(value)
+        try:
+            open(value, "a").close()
+        except (IOError, OSError) as exc:
+            raise _Invalid("%s cannot be written (%s)" % (value, exc.strerror or exc),
+                           "a writable file, or \"\" for stdout")
+        if not existed:
+            os.remove(value)
     return value
 
 

@@ -468,7 +468,13 @@ class Daemon(object):
             return False
         old = self.config
         changed = [table for table in new.values if new.values[table] != old.values[table]]
-        self.log.reopen(new.logging.file or "")
+        try:
+            self.log.reopen(new.logging.file or "")
+        except (IOError, OSError) as exc:
+            self.log.error("reload_failed", "cannot open logging.file; nothing changed",
+                           error="%s: %s" % (new.logging.file, exc.strerror or exc))
+            service.notify("READY=1", self.environ)
+            return False
         self.log.level = new.logging.level
         if new.source_uri() != old.source_uri():
             self.source.switch(new.source_uri())

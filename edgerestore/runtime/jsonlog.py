@@ -36,15 +36,15 @@ class JsonLog(object):
         self.reopen()
 
     def reopen(self, path=None):
-        """(Re)open the log file — after logrotate, or a reload that changed ``logging.file``."""
+        """(Re)open the log file — after logrotate, or a reload that changed ``logging.file``. The
+        new file is opened before the old one is let go: when it cannot be (``OSError``), the log
+        goes on where it was."""
         with self._lock:
-            if path is not None:
-                self.path = path or None
+            target = self.path if path is None else (path or None)
+            handle = open(target, "a", buffering=1) if target else None
             if self._handle is not None:
                 self._handle.close()
-                self._handle = None
-            if self.path:
-                self._handle = open(self.path, "a", buffering=1)
+            self._handle, self.path = handle, target
 
     def _out(self):
         if self._handle is not None:
