@@ -76,6 +76,37 @@ def test_systemd_accepts_the_unit(tmp_path):
     assert "Unknown key" not in result.stderr and "Invalid" not in result.stderr, result.stderr
 
 
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
+def test_the_unit_is_sandboxed_to_ok_or_better(tmp_path):
+    """Issue 20, item 7: the unit rated 8.7 EXPOSED; the bar is <= 4.5."""
+    import re
+
+    unit = tmp_path / "edgerestore.service"
+    unit.write_text(service.render_unit("/etc/edgerestore/config.toml", writable=["/var/lib/recordings"]))
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True,
+                            text=True)
+    score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout + result.stderr)
+    assert score, result.stdout + result.stderr
+    assert float(score.group(1)) <= 4.5, result.stdout
+
+
+def test_the_sandbox_keeps_devices_network_and_the_recording_folder(cli, tmp_path, tiny_onnx):
+    text = service.render_unit("/etc/e.toml", writable=["/srv/rec", "/var/log/edgerestore"])
+    assert 'ReadWritePaths=-/srv/rec -/var/log/edgerestore\n' in text and "ProtectSystem=strict\n" in text
+    for kept in ("PrivateDevices", "DevicePolicy", "PrivateNetwork", "MemoryDenyWriteExecute", "PrivateUsers"):
+        assert kept + "=" not in text  # cameras, /dev/fb0, Jetson GPU nodes, streams, JIT code
+    assert "SupplementaryGroups=video\n" in text and "CapabilityBoundingSet=\n" in text
+    config = tmp_path / "svc.toml"
+    config.write_text('[model]\npath = "%s"\n[output]\nsinks = ["file://%s/rec/cam.mp4", "null://"]\n'
+                      '[logging]\nfile = "%s/cam.log"\n' % (tiny_onnx, tmp_path, tmp_path))
+    (tmp_path / "rec").mkdir()
+    unit = tmp_path / "edgerestore.service"
+    cli("service", "install", "--config", config, "--output", unit)
+    assert "ReadWritePaths=-%s/rec -%s\n" % (tmp_path, tmp_path) in unit.read_text()
+    with pytest.raises(ConfigError, match="absolute"):
+        service.render_unit("/etc/e.toml", writable=["rec"])
+
+
 def test_service_install_writes_the_unit_and_prints_the_next_steps(cli, tmp_path, tiny_onnx):
     config = tmp_path / "svc.toml"
     config.write_text('[model]\npath = "%s"\n[service]\nuser = "camera"\nwatchdog_s = 15\n' % tiny_onnx)

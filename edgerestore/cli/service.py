@@ -46,13 +46,13 @@ def install(config_path, output, user, name, force):
     import os
 
     from edgerestore.runtime.config import load_config
-    from edgerestore.runtime.service import enable_instructions, install_unit, render_unit
+    from edgerestore.runtime.service import enable_instructions, install_unit, render_unit, writable_folders
 
     absolute = os.path.abspath(config_path)
     loaded = load_config(absolute)
     user = user or loaded.service.user
     text = render_unit(absolute, user=user, watchdog_s=loaded.service.watchdog_s,
-                       stop_timeout_s=loaded.service.stop_timeout_s, name=name)
+                       stop_timeout_s=loaded.service.stop_timeout_s, name=name, writable=writable_folders(loaded))
     path = install_unit(text, output, force=force)
     for line in enable_instructions(path, user, name=name, config_path=absolute):
         click.echo(line)

@@ -110,10 +110,33 @@ Environment=EDGERESTORE_CACHE=/var/cache/{name}
 CacheDirectory={name}
 StateDirectory={name}
 WorkingDirectory=/var/lib/{name}
+# Sandbox (systemd-analyze security rates it "OK"; tests/test_service.py checks the score). Kept:
+# the camera, framebuffer and Jetson GPU device nodes (no PrivateDevices/DevicePolicy), the
+# network (cameras, streams, the HTTP server), W+X memory (ONNX Runtime and TensorRT JIT code).
 NoNewPrivileges=yes
 PrivateTmp=yes
-ProtectSystem=full
+ProtectSystem=strict
 ProtectHome=read-only
+{writable}ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RemoveIPC=yes
+KeyringMode=private
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+SystemCallArchitectures=native
+CapabilityBoundingSet=
+AmbientCapabilities=
+UMask=0027
 
 [Install]
 WantedBy=multi-user.target
@@ -121,8 +144,10 @@ WantedBy=multi-user.target
 
 
 def render_unit(config_path, user="edgerestore", watchdog_s=30.0, stop_timeout_s=2.0, name="edgerestore",
-                python=None):
-    """The text of a systemd unit that runs ``edgerestore run --config CONFIG_PATH``."""
+                python=None, writable=()):
+    """The text of a systemd unit that runs ``edgerestore run --config CONFIG_PATH``; ``writable``
+    lists the folders it writes besides its own (recordings, the log file): the rest of the file
+    system is read-only to it (``ProtectSystem=strict``)."""
     if not os.path.isabs(config_path):
         raise ConfigError("the config path in a unit must be absolute, got %s" % config_path)
     if not re.match(r"[a-z_][a-z0-9_-]{0,31}$", user):
@@ -133,10 +158,33 @@ def render_unit(config_path, user="edgerestore", watchdog_s=30.0, stop_timeout_s
     watchdog = "WatchdogSec=%d\n" % max(1, int(round(watchdog_s))) if watchdog_s else ""
     # systemd waits TimeoutStopSec for the drain before it kills: the drain's budget plus startup slack.
     stop_timeout = int(max(10, stop_timeout_s + 8))
+    folders = []
+    for folder in writable:
+        if not os.path.isabs(folder) or "\n" in folder:
+            raise ConfigError("a writable folder in a unit must be an absolute path, got %r" % (folder,))
+        if folder not in folders:
+            folders.append(folder)
+    writable_line = ("ReadWritePaths=%s\n" % " ".join("-" + systemd_quote(f) for f in folders)) if folders else ""
     return UNIT_TEMPLATE.format(
-        name=name, exec_start=" ".join(systemd_quote(arg) for arg in argv), watchdog=watchdog,
+        name=name, exec_start=" ".join(systemd_quote(arg) for arg in argv), watchdog=watchdog, writable=writable_line,
         stop_timeout=stop_timeout, user=user, config_comment=systemd_quote(config_path).replace("%%", "%"),
     )
+
+
+def writable_folders(config):
+    """The folders a service with ``config`` writes outside its own state/cache directories: those
+    of its ``file://`` recordings and image folders, and of its log file."""
+    from edgerestore.runtime.uri import parse_uri
+
+    folders = []
+    for sink in config.output.sinks:
+        uri = parse_uri(sink)
+        if uri.scheme in ("file", "image", "images"):
+            location = os.path.abspath(uri.location)
+            folders.append(location if uri.scheme == "images" else os.path.dirname(location))
+    if config.logging.file:
+        folders.append(os.path.dirname(os.path.abspath(config.logging.file)))
+    return [f for f in folders if not f.startswith("/dev")]
 
 
 def install_unit(text, path=DEFAULT_UNIT_PATH, force=False):
