@@ -13,6 +13,13 @@ every user of the machine) — and then every request but ``/healthz`` must carr
 ``Authorization: Bearer TOKEN`` header, or ``?token=TOKEN`` once in a browser (a cookie keeps it).
 Port 0 picks a free port (see ``url``). A frame is JPEG-encoded once, and only when someone is
 watching; a slow viewer skips frames instead of slowing the pipeline down.
+
+Hardened for an unattended board (the standard library's server, which runs on Python 3.6, with
+limits): a connection that sends no complete request within :data:`IDLE_TIMEOUT_S`, or stops
+reading, is closed; at most :data:`MAX_CONNECTIONS` are served at once and :data:`MAX_STREAMS` of
+them may be streams (the next gets ``503`` at once, without a thread); the token is checked
+before anything else is done for a client; HTTP/0.9 requests get ``400``; ``HEAD`` answers like
+``GET`` without the body; the listen backlog is :data:`BACKLOG`.
 """
 
 import hmac
@@ -20,12 +27,8 @@ import json
 import os
 import socket
 import threading
-
-try:
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-    from socketserver import ThreadingMixIn
-except ImportError:  # pragma: no cover
-    raise
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from socketserver import ThreadingMixIn
 
 from edgerestore.errors import ConfigError, DeviceError
 from edgerestore.runtime.sinks.base import Sink
@@ -35,6 +38,16 @@ BOUNDARY = "edgerestoreframe"
 TOKEN_ENV = "EDGERESTORE_HTTP_TOKEN"
 TOKEN_COOKIE = "edgerestore_token"
 OPEN_PATHS = ("/healthz",)  # answered without the token (a health check reveals nothing)
+IDLE_TIMEOUT_S = 10.0
+"""Seconds a client may take to send its request's headers, or leave a stream unread."""
+MAX_CONNECTIONS = 32
+"""Connections served at once (threads); more are answered 503 and closed."""
+MAX_STREAMS = 8
+"""Of those, ``/stream.mjpg`` viewers."""
+BACKLOG = 64
+"""Connections the kernel queues before the server accepts them."""
+BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\n"
+        b"Connection: close\r\n\r\ntoo many connections; try again in a few seconds\n")
 
 
 def is_loopback(host):
@@ -71,6 +84,55 @@ PAGE = """<!DOCTYPE html>
 class _Server(ThreadingMixIn, HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = BACKLOG
+
+    def __init__(self, address, handler):
+        self._count_lock = threading.Lock()
+        self.active = 0  # connections being served (one thread each)
+        self.streams = 0  # of which /stream.mjpg viewers
+        self.refused = 0  # connections answered 503 for want of room
+        HTTPServer.__init__(self, address, handler)
+
+    def process_request(self, request, client_address):
+        with self._count_lock:
+            room = self.active < MAX_CONNECTIONS
+            if room:
+                self.active += 1
+            else:
+                self.refused += 1
+        if not room:  # no thread for it: a fixed answer and close
+            try:
+                request.settimeout(1.0)
+                request.sendall(BUSY)
+            except (socket.error, ValueError):
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            ThreadingMixIn.process_request(self, request, client_address)
+        except Exception:
+            with self._count_lock:
+                self.active -= 1
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            ThreadingMixIn.process_request_thread(self, request, client_address)
+        finally:
+            with self._count_lock:
+                self.active -= 1
+
+    def claim_stream(self):
+        with self._count_lock:
+            if self.streams >= MAX_STREAMS:
+                self.refused += 1
+                return False
+            self.streams += 1
+            return True
+
+    def release_stream(self):
+        with self._count_lock:
+            self.streams -= 1
 
 
 class _LatestFrame(object):
@@ -134,6 +196,22 @@ def _query_value(query, key):
 def _handler(latest, sink):
     class Handler(BaseHTTPRequestHandler):
         server_version = "edgerestore"
+        timeout = IDLE_TIMEOUT_S  # socket timeout: headers that never finish, a stream never read
+        _head = False
+
+        def parse_request(self):
+            """HTTP/1.x only: an HTTP/0.9 request line (no version) would make the standard
+            library wait for headers that never come."""
+            words = self.raw_requestline.split()
+            if len(words) != 3 or not words[2].startswith(b"HTTP/1."):
+                self.close_connection = True
+                try:
+                    self.wfile.write(b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                                     b"Connection: close\r\n\r\nHTTP/1.0 or HTTP/1.1 requests only\n")
+                except (socket.error, ValueError):
+                    pass
+                return False
+            return BaseHTTPRequestHandler.parse_request(self)
 
         def log_message(self, *args):  # no line per request on stderr
             pass
@@ -148,7 +226,12 @@ def _handler(latest, sink):
             for name, value in headers:
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if not self._head:
+                self.wfile.write(body)
+
+        def do_HEAD(self):
+            self._head = True
+            self.do_GET()
 
         def _presented_token(self, query):
             """``(token, from_query)`` from the header, the query string or the cookie."""
@@ -218,6 +301,18 @@ def _handler(latest, sink):
                 self._send(200, "image/jpeg", data)
 
         def _stream(self):
+            if self._head or not self.server.claim_stream():
+                if self._head:
+                    self._send(200, "multipart/x-mixed-replace; boundary=" + BOUNDARY, b"")
+                else:
+                    self._send(503, "text/plain", b"too many viewers; try again later\n", [("Retry-After", "5")])
+                return
+            try:
+                self._stream_frames()
+            finally:
+                self.server.release_stream()
+
+        def _stream_frames(self):
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=" + BOUNDARY)
             self.send_header("Cache-Control", "no-store")
