@@ -3,6 +3,7 @@
 import copy
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from edgerestore.benchmarks import bench, evalset, metrics, schema
 from edgerestore.benchmarks.baselines import BASELINES, create_baseline
 from edgerestore.benchmarks.teacher import teacher_candidates
+from edgerestore.weights import shipped_presets
 from tests.bench_helpers import make_small_evalset, make_tiny_models
 
 SIZES = [(64, 48), (66, 50)]  # the second is not a multiple of the stride: padded and cropped
@@ -476,3 +478,18 @@ def test_a_subset_a_fixed_size_model_cannot_take_is_left_out_whole(small_evalset
     ref_block, ref_outputs = bench.evaluate_quality(create_baseline("none"), pairs)
     vs, _ = bench.evaluate_quality(Fixed256().load(), pairs, reference=("none/numpy/-", ref_outputs))
     assert vs["vs_reference"]["images"] == 2 and vs["vs_reference"]["psnr"] == bench.IDENTICAL_PSNR
+
+
+@pytest.mark.parametrize("preset", shipped_presets())
+def test_each_shipped_preset_benches_its_own_files_only(preset):
+    """`edgerestore bench nano` benched nano-fast as "nano" (a prefix regex): every preset name."""
+    from edgerestore.benchmarks.bench import artifact_owner, shipped_artifacts
+
+    files = shipped_artifacts(preset)
+    assert files and all(os.path.basename(f).startswith(preset) for f in files)
+    others = [p for p in shipped_presets() if p != preset]
+    for other in others:
+        assert not set(files) & set(shipped_artifacts(other)), (preset, other)
+    assert artifact_owner("nano-fast_int8", {"nano", "nano-fast"}) == "nano-fast"
+    assert artifact_owner("nano_int8", {"nano", "nano-fast"}) == "nano"
+    assert artifact_owner("nanox", {"nano"}) is None

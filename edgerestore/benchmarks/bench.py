@@ -353,9 +353,16 @@ def shipped_artifacts(name):
     """Shipped weight files of preset ``name`` (``nano.onnx``, ``nano_int8.onnx``, ``nano.tflite``...)."""
     from edgerestore.weights import WEIGHTS_DIR
 
-    pattern = re.compile(r"^%s([_.\-].*)?$" % re.escape(name))
-    return sorted(os.path.join(WEIGHTS_DIR, f) for f in os.listdir(WEIGHTS_DIR)
-                  if _is_model_file(f) and pattern.match(os.path.splitext(f)[0]))
+    files = [f for f in os.listdir(WEIGHTS_DIR) if _is_model_file(f)]
+    presets = set(os.path.splitext(f)[0] for f in files if f.endswith(".onnx")) | {name}
+    return sorted(os.path.join(WEIGHTS_DIR, f) for f in files if artifact_owner(os.path.splitext(f)[0], presets) == name)
+
+
+def artifact_owner(stem, presets):
+    """The preset a shipped file stem belongs to: the longest preset name it starts with, followed
+    by nothing or a separator (``nano_int8`` -> nano, ``nano-fast`` -> nano-fast, not nano)."""
+    owners = [p for p in presets if stem == p or (stem.startswith(p) and stem[len(p)] in "_.-")]
+    return max(owners, key=len) if owners else None
 
 
 def default_specs():
