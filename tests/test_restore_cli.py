@@ -233,3 +233,12 @@ def test_a_damaged_video_is_restored_to_its_end_with_one_warning(cli, data_dir, 
     assert written >= decodable, (written, decodable)
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "damaged packet(s)" in warnings[0], result.stderr
+
+
+def test_piped_output_has_no_bar_one_frame_no_nan_and_debug_goes_anywhere(cli, gopro_pair, tmp_path, tiny_onnx):
+    blurry, _ = gopro_pair
+    result = cli("restore", blurry, tmp_path / "out.png", "--model", tiny_onnx)  # stdout/stderr are pipes
+    assert "nan" not in result.stdout and "None" not in result.stdout and "ms for the frame" in result.stdout
+    assert "restoring" not in result.stderr and "\r" not in result.stderr + result.stdout
+    late = cli("restore", "/nonexistent.mp4", tmp_path / "x.mp4", "--debug", check=False)
+    assert late.returncode != 0 and "no such option" not in late.stderr and "Traceback" in late.stderr

@@ -91,6 +91,8 @@ def main(argv=None):
     """Entry point of the console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if debug:  # accepted anywhere, before or after the subcommand
+        args = ["--debug"] + [a for a in args if a != "--debug"]
     try:
         cli.main(args=args, prog_name="edgerestore", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -1,5 +1,7 @@
 """``edgerestore restore INPUT OUTPUT``."""
 
+import sys
+
 import click
 
 
@@ -22,7 +24,7 @@ def progress_hooks(quiet, label):
     state = {}
 
     def on_start(source):
-        if not quiet:
+        if not quiet and sys.stderr.isatty():  # piped: no bar text glued to the output's lines
             from tqdm import tqdm
 
             state["bar"] = tqdm(total=source.frame_count, unit="frame", desc=label, leave=False)
@@ -85,7 +87,12 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
     if result["output"] != output:
         click.echo("%s exists and is kept; wrote %s" % (output, result["output"]), err=True)
     click.echo("restored %d frame(s) -> %s" % (result["frames"], result["output"]))
-    click.echo("model %s on %s (%s threads): %.1f FPS end to end, %.1f FPS inference (%.1f ms/frame)" % (
-        model_path.name, info["backend"], info["threads"], result["fps"] or float("nan"),
-        inference_fps, info["mean_ms"] or float("nan")))
+    if result["frames"] >= 2 and result["fps"] and info["mean_ms"]:
+        click.echo("model %s on %s (%s threads): %.1f FPS end to end, %.1f FPS inference (%.1f ms/frame)" % (
+            model_path.name, info["backend"], info["threads"], result["fps"], 1000.0 / info["mean_ms"],
+            info["mean_ms"]))
+    else:  # one frame (an image): a rate would be noise, or nan
+        click.echo("model %s on %s (%s threads): %s" % (
+            model_path.name, info["backend"], info["threads"],
+            "%.1f ms for the frame" % info["mean_ms"] if info["mean_ms"] else "no frame restored"))
     print_quality(result.get("quality"))
