@@ -80,7 +80,6 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
     finally:
         close()
     info = result["backend"]
-    inference_fps = 1000.0 / info["mean_ms"] if info["mean_ms"] else float("nan")
     if result.get("corrupt"):
         click.echo("warning: %d damaged packet(s) of %s did not decode and were skipped; the frames around "
                    "them may be missing or show artefacts" % (result["corrupt"], input_path), err=True)
