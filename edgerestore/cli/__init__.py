@@ -87,6 +87,21 @@ def cli(debug):
     """
 
 
+EXTRAS = {
+    "torch": "host", "onnx": "host", "onnxslim": "host", "yaml": "host", "skimage": "host",
+    "onnxruntime": "cpu", "cv2": "cpu", "av": "cpu", "prometheus_client": "cpu",
+    "matplotlib": "report",
+    "litert_torch": "tflite", "ai_edge_litert": "tflite", "ai_edge_quantizer": "tflite", "torchao": "tflite",
+}
+"""Third-party modules -> the setup.py extra that installs them (for the one-line error)."""
+
+
+def missing_extra(exc):
+    """``(module, extra)`` when ``exc`` is a missing third-party module an extra installs, else None."""
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    return (name, EXTRAS[name]) if name in EXTRAS else None
+
+
 def main(argv=None):
     """Entry point of the console script."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -108,6 +123,13 @@ def main(argv=None):
             traceback.print_exc()
         click.echo(redact("error: %s" % exc), err=True)
         sys.exit(exc.exit_code)
+    except ImportError as exc:
+        extra = missing_extra(exc)
+        if extra is None or debug:
+            raise
+        click.echo("error: this command needs %s, which this install lacks — pip install 'edgerestore[%s]'"
+                   % (extra[0], extra[1]), err=True)
+        sys.exit(4)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

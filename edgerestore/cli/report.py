@@ -22,6 +22,8 @@ def report(results, out_dir, size, title):
       edgerestore report results/*.json --out report/
       edgerestore report pi4.json pi5.json orin.json --size 720p
     """
+    import matplotlib  # noqa: F401 - first: a missing extra must fail before any folder is made
+
     from edgerestore.benchmarks.report import load_results, markdown_table, render_report
     from edgerestore.cli.bench import parse_sizes
 
