@@ -13,7 +13,7 @@ BLOCK = "import sys\nfor name in %r:\n    sys.modules[name] = None\nfrom edgeres
 def _run(blocked, *args, cwd):
     code = BLOCK % (list(blocked),)
     return subprocess.run([sys.executable, "-c", code] + [str(a) for a in args], cwd=str(cwd), timeout=120,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
 
 
