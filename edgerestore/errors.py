@@ -66,3 +66,10 @@ class DeviceError(EdgeRestoreError):
     """A camera or display that is missing, busy or disconnected."""
 
     exit_code = 7
+
+
+class OutputError(EdgeRestoreError):
+    """An output that cannot be written: a read-only folder, a path under a file, a folder that
+    cannot be created, a full disk."""
+
+    exit_code = 8

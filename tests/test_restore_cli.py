@@ -242,3 +242,24 @@ def test_piped_output_has_no_bar_one_frame_no_nan_and_debug_goes_anywhere(cli, g
     assert "restoring" not in result.stderr and "\r" not in result.stderr + result.stdout
     late = cli("restore", "/nonexistent.mp4", tmp_path / "x.mp4", "--debug", check=False)
     assert late.returncode != 0 and "no such option" not in late.stderr and "Traceback" in late.stderr
+
+
+@pytest.mark.parametrize("output, words", [
+    ("afile/out.mp4", "is a file, not a folder"),
+    ("afile/out.png", "is a file, not a folder"),
+    ("/proc/no-such/out.mp4", "choose a folder you can write to"),
+])
+def test_an_output_that_cannot_be_written_is_one_line(cli, gopro_pair, real_clip, tmp_path, output, words):
+    (tmp_path / "afile").write_text("not a folder")
+    source = gopro_pair[0] if output.endswith(".png") else real_clip
+    result = cli("restore", source, output, "-q", check=False, cwd=tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 8 and len(lines) == 1 and words in lines[0], result.stderr
+
+
+def test_a_file_sink_of_run_that_cannot_be_written_is_one_line(cli, tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    result = cli("run", "-i", "test://pattern?size=64x48&frames=5", "-o", "file://%s/afile/x.mp4" % tmp_path,
+                 "-m", "none", "-q", check=False)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 8 and len(lines) == 1 and "is a file, not a folder" in lines[0], result.stderr

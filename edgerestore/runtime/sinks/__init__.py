@@ -6,8 +6,9 @@ take key presses (display windows, the framebuffer's terminal) also have ``poll_
 """
 
 import importlib
+import os
 
-from edgerestore.errors import UnknownNameError
+from edgerestore.errors import OutputError, UnknownNameError
 from edgerestore.runtime.uri import parse_uri
 
 REGISTRY = {
@@ -30,4 +31,17 @@ def open_sink(text, **options):
     if uri.scheme not in REGISTRY:
         raise UnknownNameError("sink scheme", uri.scheme + "://", [s + "://" for s in REGISTRY])
     module_name, factory = REGISTRY[uri.scheme].split(":")
-    return getattr(importlib.import_module(module_name), factory)(uri, **options)
+    try:
+        return getattr(importlib.import_module(module_name), factory)(uri, **options)
+    except (IOError, OSError) as exc:  # the file system said no: one line, whatever the sink
+        raise OutputError(_output_problem(uri.location, exc))
+
+
+def _output_problem(location, exc):
+    parent = os.path.dirname(os.path.abspath(location))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
+    if parent and os.path.isfile(parent):
+        return "cannot write %s: %s is a file, not a folder — choose another output path" % (location, parent)
+    return "cannot write %s: %s — choose a folder you can write to" % (
+        location, getattr(exc, "strerror", None) or exc)
