@@ -62,3 +62,10 @@ def test_devices_command_lists_every_board(cli):
     assert "5.3" in one.stdout and "tensorrt, onnxruntime" in one.stdout
     bad = cli("devices", "nope", check=False)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "jetson-nano" in bad.stderr
+
+
+def test_the_devices_table_fits_100_columns_and_wide_shows_everything(cli):
+    narrow = cli("devices").stdout.splitlines()
+    assert max(len(line) for line in narrow) <= 100 and "--wide" in narrow[-1]
+    wide = cli("devices", "--wide").stdout
+    assert "Python 3.6" in wide and "Cortex-A57" in wide
