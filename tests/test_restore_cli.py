@@ -263,3 +263,20 @@ def test_a_file_sink_of_run_that_cannot_be_written_is_one_line(cli, tmp_path):
                  "-m", "none", "-q", check=False)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 8 and len(lines) == 1 and "is a file, not a folder" in lines[0], result.stderr
+
+
+def test_a_videos_audio_is_copied_unless_no_audio(cli, real_clip, tmp_path, tiny_onnx):
+    import av
+
+    def streams(path):
+        with av.open(str(path)) as container:
+            return [(s.type, s.codec_context.name, s.frames) for s in container.streams]
+
+    source = streams(real_clip)
+    assert any(kind == "audio" for kind, _, _ in source)  # realshort.mp4 has sound
+    result = cli("restore", real_clip, tmp_path / "with.mp4", "--model", tiny_onnx, "-q")
+    assert "with the input's audio" in result.stdout
+    audio = [s for s in streams(tmp_path / "with.mp4") if s[0] == "audio"]
+    assert audio == [s for s in source if s[0] == "audio"]  # same codec, every packet: copied, not re-encoded
+    cli("restore", real_clip, tmp_path / "without.mp4", "--model", tiny_onnx, "-q", "--no-audio")
+    assert [s[0] for s in streams(tmp_path / "without.mp4")] == ["video"]

@@ -52,7 +52,9 @@ def progress_hooks(quiet, label):
 @click.option("--metrics-every", type=int, default=1, show_default=True,
               help="With --reference, score every Nth frame (metrics are slow at 1080p).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def restore(input_path, output, model, backend, threads, reference, metrics_every, quiet):
+@click.option("--no-audio", is_flag=True, help="Leave the input's audio out (by default a video's audio is "
+              "copied into the restored video as it is, not re-encoded).")
+def restore(input_path, output, model, backend, threads, reference, metrics_every, quiet, no_audio):
     """Restore INPUT (a video, an image or a folder of images) into OUTPUT.
 
     \b
@@ -76,7 +78,7 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
     try:
         result = run_restore(input_path, output, str(model_path), backend=backend, threads=threads,
                              reference=reference, metrics_every=metrics_every,
-                             on_start=on_start, on_frame=on_frame)
+                             on_start=on_start, on_frame=on_frame, audio=not no_audio)
     finally:
         close()
     info = result["backend"]
@@ -85,7 +87,8 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
                    "them may be missing or show artefacts" % (result["corrupt"], input_path), err=True)
     if result["output"] != output:
         click.echo("%s exists and is kept; wrote %s" % (output, result["output"]), err=True)
-    click.echo("restored %d frame(s) -> %s" % (result["frames"], result["output"]))
+    click.echo("restored %d frame(s) -> %s%s" % (result["frames"], result["output"],
+                                                   " (with the input's audio)" if result.get("audio") else ""))
     if result["frames"] >= 2 and result["fps"] and info["mean_ms"]:
         click.echo("model %s on %s (%s threads): %.1f FPS end to end, %.1f FPS inference (%.1f ms/frame)" % (
             model_path.name, info["backend"], info["threads"], result["fps"], 1000.0 / info["mean_ms"],

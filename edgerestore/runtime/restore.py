@@ -10,7 +10,9 @@ from edgerestore.runtime.backends import backend_for_artifact, create_backend
 from edgerestore.runtime.pipeline import Pipeline
 from edgerestore.runtime.sinks import open_sink
 from edgerestore.runtime.sinks.quality import QualitySink
+from edgerestore.runtime.sinks.video import VideoFileSink
 from edgerestore.runtime.sources import open_source
+from edgerestore.runtime.sources.video import VideoFileSource
 from edgerestore.runtime.uri import IMAGE_SUFFIXES, parse_uri
 
 
@@ -39,6 +41,53 @@ def _check_pairing(source, output):
         )
 
 
+def _add_copy_stream(container, template):
+    add = getattr(container, "add_stream_from_template", None)  # PyAV >= 12
+    return add(template) if add is not None else container.add_stream(template=template)
+
+
+def copy_audio(source_path, video_path):
+    """Put the audio of ``source_path`` into the restored ``video_path`` beside its video, packets
+    copied as they are (no re-encoding), in place. Returns how many audio streams were copied (0:
+    the input has none, and the file is untouched)."""
+    import av
+
+    with av.open(source_path) as source:
+        if not source.streams.audio:
+            return 0
+    tmp = video_path + ".audio.part"
+    try:
+        with av.open(source_path) as source, av.open(video_path) as video, \
+                av.open(tmp, "w", format=video.format.name.split(",")[0]) as out:
+            streams = {}
+            video_in = video.streams.video[0]
+            streams[("v", video_in.index)] = _add_copy_stream(out, video_in)
+            for audio in source.streams.audio:
+                streams[("a", audio.index)] = _add_copy_stream(out, audio)
+            pending = [("v", video.demux(video_in)), ("a", source.demux(*source.streams.audio))]
+            heads = [_next_packet(it) for _, it in pending]
+            while any(head is not None for head in heads):
+                # the packet that comes first in time, so the file is interleaved
+                choice = min((i for i, head in enumerate(heads) if head is not None),
+                             key=lambda i: float(heads[i].dts * heads[i].time_base))
+                packet = heads[choice]
+                packet.stream = streams[(pending[choice][0], packet.stream.index)]
+                out.mux(packet)
+                heads[choice] = _next_packet(pending[choice][1])
+        os.replace(tmp, video_path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return len(streams) - 1
+
+
+def _next_packet(packets):
+    for packet in packets:
+        if packet.dts is not None:  # demux ends each stream with an empty flush packet
+            return packet
+    return None
+
+
 def _same_path(input_path, output):
     """Whether ``output`` names ``input_path`` itself (a file, or the folder of images)."""
     target = parse_uri(output).location
@@ -63,12 +112,14 @@ def check_paths(input_path, output):
 
 
 def restore(input_path, output, model_path, backend=None, threads=None, reference=None,
-            metrics_every=1, on_frame=None, on_start=None):
+            metrics_every=1, on_frame=None, on_start=None, audio=True):
     """Restore ``input_path`` into ``output`` with the model at ``model_path``.
 
     Returns a summary dict: ``frames``, end-to-end ``fps``, ``inference_ms`` (mean per frame),
     ``backend``, and with ``reference`` a ``quality`` block (input and restored vs reference).
-    ``on_start(source)`` is called once the input is open (to size a progress bar).
+    ``on_start(source)`` is called once the input is open (to size a progress bar). A video's
+    audio is copied into a video output (``audio=False``: video only); ``audio`` in the summary
+    says how many audio streams were.
     """
     check_paths(input_path, output)
     source = open_source(input_path)
@@ -99,7 +150,11 @@ def restore(input_path, output, model_path, backend=None, threads=None, referenc
         "backend": engine.info(),
         "output": getattr(sinks[0], "path", None) or output,  # a video never overwrites: maybe NAME.1.mp4
         "corrupt": corrupt,  # damaged packets of the input that were skipped
+        "audio": 0,
     }
+    if audio and result["frames"] and isinstance(source, VideoFileSource) and \
+            isinstance(sinks[0], VideoFileSink) and os.path.isfile(sinks[0].path):
+        result["audio"] = copy_audio(source.path, sinks[0].path)
     if meter is not None:
         result["quality"] = meter.result()
     return result
