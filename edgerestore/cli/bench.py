@@ -147,7 +147,7 @@ def bench(models, sizes, frames, warmup, max_seconds, threads, backends, baselin
     if not quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(candidates) * len(size_list), unit="row", desc="bench", leave=False)
+        bar = tqdm(total=len(candidates) * len(size_list), unit="row", desc="bench", leave=False, disable=None)
 
     def on_row(row_id):
         if bar is not None:

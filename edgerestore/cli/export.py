@@ -57,7 +57,7 @@ def export(model, target, out, formats, precision, size, calib, calib_method, ve
         if not bars:
             from tqdm import tqdm
 
-            bars.append(tqdm(total=len(chosen), unit="format", desc="exporting", leave=False))
+            bars.append(tqdm(total=len(chosen), unit="format", desc="exporting", leave=False, disable=None))
         else:
             bars[0].update(1)
         bars[0].set_description("exporting %s" % fmt.name)
@@ -71,7 +71,8 @@ def export(model, target, out, formats, precision, size, calib, calib_method, ve
     try:
         result = export_bundle(model, target_row.name, out, formats=list(formats) or None, precision=precision,
                                size=parse_size(size), calib=calib, calib_method=calib_method, verify=verify,
-                               threads=threads, log=log, on_format=on_format)
+                               threads=threads, log=log, on_format=on_format,
+                               native_logs=bool(click.get_current_context().find_root().params.get("debug")))
     finally:
         if bars:
             bars[0].close()

@@ -112,7 +112,7 @@ def run(source, sinks, model, backend, providers, threads, stats_every, max_fram
         from tqdm import tqdm
 
         bar = tqdm(total=min(opened.frame_count, max_frames or opened.frame_count), unit="frame",
-                   desc="running", leave=False)
+                   desc="running", leave=False, disable=None)
 
         def on_frame(frame):
             bar.update(1)

@@ -560,7 +560,7 @@ class Trainer:
         if self.progress and self.dist.main:
             from tqdm import tqdm
 
-            bar = tqdm(total=c.data.pool, desc="filling the pool", unit="crop", leave=False)
+            bar = tqdm(total=c.data.pool, desc="filling the pool", unit="crop", leave=False, disable=None)
         chunk: List[dict] = []
         for _ in range(c.data.pool):
             chunk.append(next(self.stream))
@@ -764,7 +764,7 @@ class Trainer:
                 from tqdm import tqdm
 
                 self.bar = tqdm(total=c.train.steps, initial=self.step, desc="distilling", unit="step",
-                                dynamic_ncols=True)
+                                dynamic_ncols=True, disable=None)
             sums: Dict[str, float] = {}
             count, tick = 0, time.time()
             while self.step < c.train.steps:
@@ -861,7 +861,7 @@ def cache_teacher(config: DistillConfig, world_size: int = 1, progress: bool = T
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total + len(p.val.items), desc="teacher outputs", unit="crop", dynamic_ncols=True)
+        bar = tqdm(total=total + len(p.val.items), desc="teacher outputs", unit="crop", dynamic_ncols=True, disable=None)
     hits = 0
     computed = 0
     # The val crops first (few), then every process's stream in turn.

@@ -12,10 +12,12 @@ an interrupted export never leaves a half-written bundle under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -99,6 +101,8 @@ class ExportJob:
     work_dir: Path
     calib: Optional[str] = None
     calib_method: str = "percentile"
+    native_logs: bool = False
+    """Let native libraries' log lines through (``--debug``)."""
     extra_files: Dict[str, List[str]] = field(default_factory=dict)
     _shared: Dict[str, object] = field(default_factory=dict)
     _calibration: object = None
@@ -132,10 +136,34 @@ class ExportJob:
         return info
 
 
+@contextlib.contextmanager
+def native_logs_hidden(hide: bool = True):
+    """Send what native libraries write straight to file descriptor 2 (TensorFlow's oneDNN notice,
+    absl's "log messages before absl::InitializeLog()", LiteRT's "Created ... XNNPACK delegate")
+    to nowhere while the block runs; Python's own ``sys.stderr`` writes are unaffected outside it.
+    ``hide=False`` (``--debug``) leaves them on the terminal."""
+    if not hide:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def run_exporter(job: ExportJob, fmt: Format, log: Callable[[str], None]) -> Tuple[Path, float]:
     """Run ``fmt``'s exporter: time it, check it wrote a non-empty file in the bundle, log one line."""
     start = time.perf_counter()
-    path = Path(fmt.load_exporter()(job, fmt))
+    with native_logs_hidden(not job.native_logs):
+        path = Path(fmt.load_exporter()(job, fmt))
     seconds = time.perf_counter() - start
     if path.parent.resolve() != job.out_dir.resolve():
         raise RuntimeError("exporter of %s wrote %s outside the bundle" % (fmt.name, path))
@@ -189,8 +217,9 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
                   precision: Optional[str] = None, size: Optional[Tuple[int, int]] = None,
                   calib: Optional[str] = None, calib_method: str = "percentile", verify: bool = True,
                   threads: Optional[int] = None, log: Callable[[str], None] = lambda m: None,
-                  on_format: Optional[Callable[[Format], None]] = None) -> ExportResult:
-    """Export ``model`` (preset or .pt) for ``target`` into the bundle folder ``out``; see the module docstring."""
+                  on_format: Optional[Callable[[Format], None]] = None, native_logs: bool = False) -> ExportResult:
+    """Export ``model`` (preset or .pt) for ``target`` into the bundle folder ``out``; see the module
+    docstring. ``native_logs`` lets TensorFlow's and LiteRT's own log lines through (``--debug``)."""
     from edgerestore.export.verify import Row, clips_of, expand, reference_outputs, verify_artifact
 
     target_row = get_target(target)
@@ -223,7 +252,7 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     work = Path(tempfile.mkdtemp(prefix="edgerestore-export-", dir=str(partial.parent)))
-    job = ExportJob(student, model_info, target_row, tuple(size), partial, work, calib, calib_method)
+    job = ExportJob(student, model_info, target_row, tuple(size), partial, work, calib, calib_method, native_logs)
     rows, artifacts = [], []
     try:
         if verify or any(fmt.precision == "int8" for fmt in chosen):
@@ -253,8 +282,9 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
                 options = {"work_dir": work}
                 if entry.get("calibration_cache"):
                     options["calibration_cache"] = partial / entry["calibration_cache"]
-                verify_artifact(row, path, fmt.backend, expand(student, job.calibration.holdout), references,
-                                threads=threads, clips=clips_of(student, job.calibration.holdout), **options)
+                with native_logs_hidden(not native_logs):
+                    verify_artifact(row, path, fmt.backend, expand(student, job.calibration.holdout), references,
+                                    threads=threads, clips=clips_of(student, job.calibration.holdout), **options)
             else:
                 row.status, row.note = "ok", "not verified (--no-verify)"
             entry["verify"] = row.to_dict() if verify else {"status": "skipped"}
