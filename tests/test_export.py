@@ -275,3 +275,41 @@ def test_export_output_has_no_native_log_lines_nor_a_bar_when_piped(cli, tmp_pat
     debug = cli("export", tiny_checkpoint(), "--target", "rpi4", "--size", "64x96", "--out", tmp_path / "b2",
                 "--format", "tflite-int8", "--debug")
     assert "XNNPACK" in debug.stdout + debug.stderr
+
+
+def test_family_targets_make_one_bundle_every_board_of_the_family_runs(cli, tmp_path):
+    """`edgerestore export nano --target jetson` said "unknown target 'jetson'"."""
+    from edgerestore.errors import BundleError
+
+    result = exported("jetson")
+    bundle = load_bundle(result.out_dir, expect_target="jetson-nano")
+    formats = [a["format"] for a in bundle.artifacts]
+    assert formats[:2] == ["tensorrt-int8", "tensorrt-fp16"] and "onnx" in formats
+    int8 = bundle.artifacts[0]
+    assert int8.get("calibration_cache")  # Xavier/Orin build INT8 from it; a Nano builds FP16
+    model = onnx.load(str(bundle.path(int8)))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) <= 13 and model.ir_version <= 7
+    for board in ("jetson-xavier-nx", "jetson-orin"):
+        load_bundle(result.out_dir, expect_target=board, check=False)
+    with pytest.raises(BundleError, match="made for jetson, not rpi4"):
+        load_bundle(result.out_dir, expect_target="rpi4", check=False)
+    plan = cli("build-engine", result.out_dir, "--check", env={"EDGERESTORE_TARGET": "jetson-nano"})
+    assert "building FP16 instead" in plan.stderr and "FP16 (builder flags: FP16)" in plan.stdout
+    pi = exported("pi", formats=["onnx"])
+    load_bundle(pi.out_dir, expect_target="rpi5", check=False)
+
+
+def test_board_detection_picks_the_target():
+    from edgerestore.devices.detect import board_target
+
+    def board(kind, model):
+        return {"kind": kind, "model": model, "name": model}
+
+    assert board_target(board("jetson", "NVIDIA Jetson Nano Developer Kit")) == "jetson-nano"
+    assert board_target(board("jetson", "NVIDIA Jetson Xavier NX Developer Kit")) == "jetson-xavier-nx"
+    assert board_target(board("jetson", "NVIDIA Jetson Orin Nano Developer Kit")) == "jetson-orin"
+    assert board_target(board("jetson", "NVIDIA Jetson AGX Orin")) == "jetson-orin"
+    assert board_target(board("jetson", "NVIDIA Jetson TX2")) == "jetson"
+    assert board_target(board("raspberry-pi", "Raspberry Pi 5 Model B Rev 1.0")) == "rpi5"
+    assert board_target(board("raspberry-pi", "Raspberry Pi 3 Model B")) == "pi"
+    assert board_target(board("generic", "AMD EPYC")) is None

@@ -9,7 +9,6 @@ def _tensorrt_artifact(bundle, precision, echo):
     INT8 from a bundle without an INT8 artifact (a Jetson Nano's) builds that artifact's
     precision, with one warning that says why.
     """
-    from edgerestore.devices.profiles import PROFILES
     from edgerestore.errors import BundleError
 
     artifacts = [a for a in bundle.artifacts if a["backend"] == "tensorrt"]
@@ -22,7 +21,7 @@ def _tensorrt_artifact(bundle, precision, echo):
     if matching:
         return matching[0], precision
     instead = artifacts[0]["precision"]
-    profile = PROFILES.get(bundle.target)
+    profile = _profile(bundle.target)
     if precision == "int8" and profile is not None and profile.gpu and not profile.gpu_int8:
         echo("warning: %s has no INT8 (its GPU is sm_%s): building %s instead"
              % (bundle.target, profile.compute_capability.replace(".", ""), instead.upper()))
@@ -30,6 +29,14 @@ def _tensorrt_artifact(bundle, precision, echo):
         echo("warning: bundle %s has no %s TensorRT artifact (re-export with --precision %s); building %s instead"
              % (bundle.root, precision.upper(), precision, instead.upper()))
     return artifacts[0], instead
+
+
+def _profile(target):
+    """The profile to plan for; for a family bundle (``jetson``) this board's, or its first member's."""
+    from edgerestore.devices.detect import board_target
+    from edgerestore.devices.profiles import profile_for
+
+    return profile_for(target, board_target())
 
 
 @click.command("build-engine")
@@ -58,7 +65,6 @@ def build_engine(bundle_path, precision, check, force, runs):
     import os
     import time
 
-    from edgerestore.devices.profiles import PROFILES
     from edgerestore.export.tensorrt import plan_build
     from edgerestore.runtime.backends.tensorrt import TensorRTBackend
     from edgerestore.runtime.bundle import load_bundle
@@ -75,7 +81,7 @@ def build_engine(bundle_path, precision, check, force, runs):
             plan = backend.plan_for(onnx_path, trt, cuda)
             echo("plan (TensorRT found):")
         else:
-            profile = PROFILES.get(bundle.target)
+            profile = _profile(bundle.target)
             calibration = bundle.path(artifact["calibration_cache"]) if artifact.get("calibration_cache") else None
             plan = plan_build(onnx_path, artifact["io"]["input"]["shape"], precision,
                               profile.tensorrt if profile else "unknown", profile.gpu if profile else "unknown GPU",

@@ -7,8 +7,9 @@ from edgerestore.export.targets import FORMATS, PRECISIONS, TARGETS
 
 @click.command()
 @click.argument("model", required=False)
-@click.option("--target", "-t", required=True, metavar="TARGET",
-              help="Board to export for: %s (see `edgerestore devices`)." % ", ".join(TARGETS))
+@click.option("--target", "-t", default=None, metavar="TARGET",
+              help="Board to export for: %s (see `edgerestore devices`); jetson and pi make one bundle for "
+                   "every board of the family [default: this board, when it is one; else cpu]." % ", ".join(TARGETS))
 @click.option("--out", "-o", default=None, help="Bundle folder [default: bundles/<target>-<model>].")
 @click.option("--format", "-f", "formats", multiple=True, metavar="FORMAT",
               help="Only these formats (repeatable): %s. Default: all the target allows." % ", ".join(FORMATS))
@@ -38,6 +39,7 @@ def export(model, target, out, formats, precision, size, calib, calib_method, ve
     Examples:
       edgerestore export --target rpi4                       # shipped preset of the board
       edgerestore export student.pt --target jetson-nano     # TensorRT FP16 + ONNX
+      edgerestore export nano --target jetson                # any Jetson: FP16 on Nano, INT8 on Xavier/Orin
       edgerestore export student.pt --target cpu --precision int8 --calib my_frames/
       edgerestore export student.pt --target rpi5 --size 720x1280 --format tflite-int8
     """
@@ -45,6 +47,11 @@ def export(model, target, out, formats, precision, size, calib, calib_method, ve
     from edgerestore.export.targets import get_target, select_formats
     from edgerestore.export.verify import format_table
 
+    if target is None:
+        from edgerestore.devices.detect import board_target
+
+        target = board_target() or "cpu"
+        click.echo("target %s (this machine; --target names another)" % target, err=True)
     target_row = get_target(target)
     model = model or target_row.device.preset
     out = out or "bundles/%s-%s" % (target_row.name, _stem(model))

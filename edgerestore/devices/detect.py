@@ -253,6 +253,25 @@ def detect_board(root="/", command_path=None):
     return board
 
 
+def board_target(board=None, root="/"):
+    """The target name of this machine (``jetson-nano``, ``rpi5``...): a known board, the family
+    when the model is not one of ours (``jetson``, ``pi``), else ``None`` (a laptop or desktop)."""
+    board = board or detect_board(root)
+    model = (board.get("model") or board.get("name") or "").lower()
+    if board["kind"] == "jetson":
+        # "Orin Nano" is an Orin: look for orin first
+        for word, target in (("orin", "jetson-orin"), ("xavier", "jetson-xavier-nx"), ("nano", "jetson-nano")):
+            if word in model:
+                return target
+        return "jetson"
+    if board["kind"] == "raspberry-pi":
+        for word, target in (("pi 4", "rpi4"), ("pi 5", "rpi5")):
+            if word in model:
+                return target
+        return "pi"
+    return None
+
+
 def read_temperatures(root="/"):
     """``{zone type: degrees C}`` of every thermal zone that reads (types repeat -> suffixed)."""
     temps = {}

@@ -120,6 +120,31 @@ PROFILES = dict((profile.name, profile) for profile in (
 ))
 
 
+FAMILIES = {
+    "jetson": ("jetson-nano", "jetson-xavier-nx", "jetson-orin"),
+    "pi": ("rpi4", "rpi5"),
+}
+"""Targets that stand for several boards: one bundle every member can use (``export --target
+jetson``: the ONNX + INT8 calibration that ``build-engine`` turns into FP16 on a Nano and INT8 on
+Xavier/Orin)."""
+
+
+def accepts(bundle_target, board):
+    """Whether a bundle made for ``bundle_target`` runs on ``board`` (itself, or a member of its family)."""
+    return bundle_target == board or board in FAMILIES.get(bundle_target, ())
+
+
+def profile_for(target, board=None):
+    """The profile to plan for: the target's own, or for a family the board's (when it is a member)
+    or its first member (the most limited: a Jetson Nano, a Raspberry Pi 4)."""
+    if target in PROFILES:
+        return PROFILES[target]
+    members = FAMILIES.get(target)
+    if not members:
+        return None
+    return PROFILES[board] if board in members else PROFILES[members[0]]
+
+
 def get_profile(name):
     """The profile called ``name``; an unknown name lists the valid ones."""
     if name not in PROFILES:

@@ -96,6 +96,11 @@ TARGETS: Dict[str, Target] = {target.name: target for target in (
     Target("rpi4", "rpi4", ("tflite-int8", "tflite", "tflite-fp16", "onnx-int8", "onnx"), opset=13, ir_version=7),
     Target("rpi5", "rpi5", ("tflite-int8", "tflite-fp16", "tflite", "onnx-int8", "onnx"), opset=13, ir_version=7),
     Target("cpu", "cpu", ("onnx-int8", "onnx"), opset=13, ir_version=7),
+    # Families (devices.profiles.FAMILIES): one bundle for every board of the family, built for the
+    # most limited member's software (TensorRT 8.2: opset 13, IR 7). `build-engine` on the board
+    # turns the INT8 artifact into FP16 on a Nano (no INT8) and INT8 on Xavier/Orin.
+    Target("jetson", "jetson-nano", ("tensorrt-int8", "tensorrt-fp16", "onnx", "onnx-fp16"), opset=13, ir_version=7),
+    Target("pi", "rpi4", ("tflite-int8", "tflite", "tflite-fp16", "onnx-int8", "onnx"), opset=13, ir_version=7),
 )}
 
 

@@ -11,6 +11,7 @@ Torch-free, Python 3.6-safe: this runs on a Jetson Nano.
 import json
 import os
 
+from edgerestore.devices.profiles import accepts
 from edgerestore.errors import BundleError, InputNotFoundError
 from edgerestore.files import file_sha256
 
@@ -137,7 +138,7 @@ def load_bundle(root, expect_target=None, check=True):
         check_files(root, files)
     expect_target = expect_target or current_target()
     target = manifest.get("target")
-    if expect_target and target != expect_target:
+    if expect_target and not accepts(target, expect_target):
         raise BundleError("bundle %s was made for %s, not %s — export one with `edgerestore export --target %s`"
                           % (root, target, expect_target, expect_target))
     return Bundle(root, manifest)
