@@ -27,3 +27,10 @@ def test_unknown_data_is_flagged_not_guessed():
     assert "unknown: check the data's own licence" in text and "`somewhere/my_photos`" in text
 
 
+
+
+def test_the_presets_that_say_they_ship_are_the_ones_with_weights():
+    from edgerestore.models.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        assert preset.shipped == (name in shipped_presets()), name
