@@ -193,13 +193,10 @@ def macs_per_pixel_of(info):
 
 
 def artifact_suffix(path):
-    """The suffix that picks a backend: the registry's longest match (``model.trt.onnx``) when this
-    build's registry has that helper, else the last suffix."""
-    from edgerestore.runtime import backends as registry
+    """The suffix that picks a backend: the registry's longest match (``model.trt.onnx``)."""
+    from edgerestore.runtime.backends import artifact_suffix as registry_suffix
 
-    if hasattr(registry, "artifact_suffix"):
-        return registry.artifact_suffix(path)
-    return os.path.splitext(str(path))[1].lower()
+    return registry_suffix(path)
 
 
 def _backends_for_suffix(suffix):
@@ -323,11 +320,9 @@ def _is_model_file(name):
 def bundle_candidates(folder, backends=None):
     """Candidates for every artifact a bundle lists (its backend, precision and fixed size come from
     the manifest). A bundle whose files do not match their sha256 gives one failed row naming the
-    file. None when this build has no bundle reader (the folder is then benched file by file)."""
-    try:
-        from edgerestore.runtime.bundle import MANIFEST, load_bundle
-    except ImportError:
-        return None
+    file. None when the folder is no bundle (it is then benched file by file)."""
+    from edgerestore.runtime.bundle import MANIFEST, load_bundle
+
     if not os.path.isfile(os.path.join(folder, MANIFEST)):
         return None
     name = os.path.basename(os.path.normpath(folder))

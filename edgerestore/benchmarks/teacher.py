@@ -7,7 +7,6 @@ teacher is slow on a CPU, so its rows time only a few frames (``--teacher-frames
 or without the weights, the row is a ``failed`` row that says why; the rest of the table completes.
 """
 
-import importlib
 import os
 
 from edgerestore.benchmarks.bench import Candidate, artifact_candidates
@@ -58,18 +57,14 @@ def load_teacher_module(path):
     """``(module, stride)`` from a student checkpoint or a Restormer checkpoint."""
     from edgerestore.errors import CheckpointError
     from edgerestore.models.checkpoint import load_student
+    from edgerestore.models.restormer import load_restormer
 
     try:
         student, _ = load_student(path)
         return student, student.stride
-    except CheckpointError as student_error:
-        try:
-            restormer = importlib.import_module("edgerestore.models.restormer")
-        except ImportError:
-            raise CheckpointError("%s is not a student checkpoint (%s) and this build has no "
-                                  "edgerestore.models.restormer; pass a student .pt or an exported .onnx teacher"
-                                  % (path, student_error))
-    return restormer.load_restormer(str(path)), RESTORMER_STRIDE
+    except CheckpointError:
+        pass  # not a student: a Restormer checkpoint, or a clear error from its loader
+    return load_restormer(str(path)), RESTORMER_STRIDE
 
 
 def teacher_candidates(path, frames=DEFAULT_TEACHER_FRAMES, warmup=1):

@@ -466,12 +466,9 @@ DEFAULT_SOURCES = (("rpi", "csi://0"), ("jetson", "csi://0"))
 
 
 def load_profile(name):
-    """The board profile ``name`` from :mod:`edgerestore.devices.profiles`; a clear error without it."""
-    try:
-        from edgerestore.devices import profiles
-    except ImportError:
-        raise ConfigError("device profiles (edgerestore.devices.profiles) are not part of this install — "
-                          "run `edgerestore config init` without --device, or update edgerestore")
+    """The board profile ``name`` from :mod:`edgerestore.devices.profiles`."""
+    from edgerestore.devices import profiles
+
     return profiles.get_profile(name)
 
 

@@ -91,13 +91,8 @@ def build_candidates(model_config, log):
 
 
 def _bundle_candidates(root, backends, providers, log):
-    try:
-        from edgerestore.runtime.bundle import load_bundle
-    except ImportError:
-        from edgerestore.errors import BundleError
+    from edgerestore.runtime.bundle import load_bundle
 
-        raise BundleError("%s is a bundle folder, but this install cannot read bundles (no "
-                          "edgerestore.runtime.bundle) — update edgerestore, or name the model file inside it" % root)
     bundle = load_bundle(root)  # refuses a bundle whose files do not match the manifest's sha256
     usable = [a for a in bundle.artifacts if (a.get("verify") or {}).get("status") in (None, "ok", "skipped")]
     for artifact in bundle.artifacts:
