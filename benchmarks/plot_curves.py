@@ -39,6 +39,7 @@ def main():
     parser.add_argument("runs", nargs="+", help="run folders (with log.csv)")
     parser.add_argument("--out", default="docs/training_curves.png")
     parser.add_argument("--title", default="validation PSNR (held-out crops, mild)")
+    parser.add_argument("--xlabel", default="step (16 patches of 128 px)")
     args = parser.parse_args()
     import matplotlib
 
@@ -55,7 +56,7 @@ def main():
         base = input_psnr(run)
         if base:
             axis.axhline(base, color=color, linestyle="--", linewidth=0.8)
-    axis.set_xlabel("step (16 patches of 128 px)")
+    axis.set_xlabel(args.xlabel)
     axis.set_ylabel("PSNR dB (dashed: input)")
     axis.set_title(args.title)
     axis.grid(alpha=0.3)
