@@ -75,6 +75,8 @@ def score(backend, pairs):
     worst gain; for identical input and clean (the ``clean`` subset) the worst output PSNR."""
     rows = []
     for degraded, clean in pairs:
+        # each image starts a fresh stream: a temporal model must not average the draws of one photo
+        backend.reset_all()
         out = backend.infer(degraded)
         same = degraded is clean
         rows.append((np.inf if same else psnr(degraded, clean), psnr(out, clean),

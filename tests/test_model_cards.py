@@ -13,7 +13,8 @@ def test_each_shipped_model_has_a_card_naming_its_data_and_terms(preset):
     assert card, "edgerestore/weights/%s.md is missing: ship weights with tools/ship_student.py" % preset
     text = open(card, encoding="utf-8").read()
     _, info = load_student(shipped_path(preset, ".pt"))
-    sources = info["meta"]["config"]["data"]["train"]
+    data = info["meta"]["config"]["data"]
+    sources = data["train"] + (data.get("clips") or [])
     assert sources, "the checkpoint records no training data"
     for source in sources:
         name, _, terms = describe_source(source)

@@ -59,6 +59,11 @@ def card_text(preset: str, architecture: str, macs: int, config: dict, command: 
         name, what, terms = describe_source(source)
         share = "%.0f %%" % (100.0 * weights[index] / total) if total else "by image count"
         lines.append("| `%s` | %s | %s | %s |" % (name, share, what, terms))
+    clips = data.get("clips") or []
+    for source in clips:
+        name, what, terms = describe_source(source)
+        share = "%.0f %% of the clips" % (100.0 * float(data.get("clip_share", 0.5)))
+        lines.append("| `%s` | %s | %s | %s |" % (name, share, what, terms))
     if data.get("exclude"):
         lines.append("")
         lines.append("Left out of training (held out for evaluation): %s." % ", ".join(

@@ -53,7 +53,7 @@ PRESETS = {
                              gate_open=0.9, gate_tau=12.0), shipped=False),
         Preset("nano-t", 1_000, "Jetson Nano / Raspberry Pi 5",
                StudentConfig(scale=4, width=16, blocks=2, temporal=True, motion=True, agreement=True,
-                             gate_open=0.9, gate_tau=12.0), shipped=False),
+                             gate_open=0.9, gate_tau=12.0)),
         Preset("small-t", 4_000, "Jetson Orin / laptop",
                StudentConfig(scale=4, width=38, blocks=2, temporal=True, motion=True, agreement=True,
                              gate_open=0.9, gate_tau=12.0), shipped=False),
