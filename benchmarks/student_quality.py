@@ -102,9 +102,9 @@ def bars(name, results):
         out.append(("clean >= 45 dB", results["clean"][0][1], results["clean"][0][1] >= 45.0))
     if "compression" in gain:
         out.append(("compression >= 0 dB", gain["compression"], gain["compression"] >= 0.0))
-    if name.startswith("nano") and "gopro (real)" in gain:
+    if name == "nano" and "gopro (real)" in gain:
         out.append(("GoPro >= +0.5 dB", gain["gopro (real)"], gain["gopro (real)"] >= 0.5))
-    if name.startswith("nano") and "polyu (real noise)" in gain:
+    if name == "nano" and "polyu (real noise)" in gain:
         out.append(("PolyU >= +1.0 dB", gain["polyu (real noise)"], gain["polyu (real noise)"] >= 1.0))
     return out
 
