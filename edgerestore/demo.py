@@ -82,6 +82,7 @@ def run_demo(out_dir, model_path, backend=None, threads=None, clip=SAMPLE_CLIP, 
             writer.write(Frame(side_by_side(triple, LABELS), index))
     finally:
         writer.close()
+    video_path = writer.path  # a video is never overwritten: a second demo writes demo_side_by_side.1.mp4
     picks = sorted(set(int(round(x)) for x in np.linspace(0, len(originals) - 1, 4)))
     sheet = stack_rows([side_by_side((degraded[i], restored[i], originals[i]), LABELS) for i in picks])
     sheet_path = out_dir / "demo_contact_sheet.png"
