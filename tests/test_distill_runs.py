@@ -254,3 +254,29 @@ def test_runs_are_not_overwritten_and_resume_keeps_its_config(images, tmp_path):
     assert "done: 3 steps" in done.stdout  # nothing left to do, nothing broken
     assert "nothing to resume" in _error(run_cli("distill", "--out", tmp_path / "none", "--resume",
                                                  check=False, env=env))
+
+
+def test_teacher_route_runs_the_teacher_only_on_the_routed_crops(images, tiny_restormer, tmp_path):
+    """teacher.route: a denoiser teacher's output is the target of the noise crops only; the others
+    take the ground truth, and the teacher never runs on them."""
+    from edgerestore.distill import data as D
+    from edgerestore.errors import ConfigError
+
+    mix = {"mix": {"none": 0.5, "noise": 0.5}}
+    changes = {"teacher.spec": "restormer:%s" % tiny_restormer, "teacher.cache": "none", "train.steps": 6,
+               "data.crop": 32, "data.val_crop": 32, "data.degradation": mix, "teacher.route": ["noise"]}
+    config = _config(images, tmp_path / "routed", **changes)
+    summary = train(config, progress=False, echo=lambda s: None)
+    renderer = D.Renderer(D.load_items([str(images)])[0], mix)
+    crops = TINY["data.pool"] + 5 * TINY["data.refresh"]
+    assert 0 < summary["teacher_calls"] < crops + TINY["data.val_count"]
+    names = [renderer.component(D.train_spec(renderer.items, k, 32, 0)) for k in range(crops)]
+    assert set(names) == {"none", "noise"}
+    samples = [{"clean": np.zeros(1), "teacher": None, "component": name} for name in ("none", "noise", "pairs")]
+    from edgerestore.distill.teacher import route_targets
+
+    assert route_targets(samples, ["noise", "pairs"]) == 1
+    assert samples[0]["teacher"] is samples[0]["clean"] and samples[1]["teacher"] is None
+    with pytest.raises(ConfigError, match="teacher.route: blur is not among this run's crops; choose from: none, noise, pairs"):
+        train(_config(images, tmp_path / "bad", **dict(changes, **{"teacher.route": ["blur"]})), progress=False,
+              echo=lambda s: None)

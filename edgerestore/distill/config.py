@@ -44,6 +44,10 @@ class TeacherSection:
     """Crops per teacher call."""
     cache: str = "auto"
     """Where teacher outputs are kept: ``auto`` ($EDGERESTORE_CACHE/teacher), a folder, or ``none``."""
+    route: List[str] = field(default_factory=list)
+    """Which crops the teacher's output is the target of: names of ``data.degradation``'s mix
+    components and ``pairs`` (real pairs), e.g. ``[noise, pairs]`` for a denoiser teacher. The other
+    crops take the ground truth as that target, and the teacher never runs on them. Empty = every crop."""
 
 
 @dataclass

@@ -589,9 +589,17 @@ class Renderer:
         dy, dx = spec.top - top, spec.left - left
         return np.ascontiguousarray(out[dy:dy + spec.height, dx:dx + spec.width])
 
+    def component(self, spec: Spec) -> str:
+        """What degraded this sample: ``pairs`` (a real pair), a mix component's name, or ``all``."""
+        if self.items[spec.item].paired:
+            return "pairs"
+        if isinstance(self.degradation, deg.DegradationMix):
+            return self.degradation.pick_name(spec.seed)
+        return "all"
+
     def sample(self, spec: Spec, lookup: Optional[Callable] = None) -> dict:
-        """``{"key", "clean", "degraded", "teacher"}``; ``lookup(key)`` may supply a cached
-        ``(degraded, teacher)`` (then nothing is degraded: exactly what the teacher saw)."""
+        """``{"key", "clean", "degraded", "teacher", "component"}``; ``lookup(key)`` may supply a
+        cached ``(degraded, teacher)`` (then nothing is degraded: exactly what the teacher saw)."""
         key = self.key(spec)
         cached = lookup(key) if lookup is not None else None
         if cached is not None:
@@ -599,7 +607,7 @@ class Renderer:
         else:
             degraded, teacher = self.degraded(spec), self.teacher(spec)
         return {"key": key, "clean": np.ascontiguousarray(self.clean(spec)), "degraded": degraded,
-                "teacher": teacher}
+                "teacher": teacher, "component": self.component(spec)}
 
 
 # --------------------------------------------------------------------------- the stream and the pool
@@ -784,7 +792,8 @@ class ClipRenderer(Renderer):
         else:
             clean, degraded = self._render(spec)
             teacher = None
-        return {"key": key, "clean": clean, "degraded": degraded, "teacher": teacher}
+        return {"key": key, "clean": clean, "degraded": degraded, "teacher": teacher,
+                "component": self.component(spec)}
 
 
 def clip_starts(items: Sequence[Item], length: int) -> List[int]:

@@ -138,10 +138,16 @@ class DegradationMix:
                 sum(w for _, w, _ in self.components) <= 0:
             raise ValueError("a degradation mix needs at least one component and positive weights")
 
-    def pick(self, seed: int) -> DegradationConfig:
+    def _index(self, seed: int) -> int:
         weights = np.array([w for _, w, _ in self.components], np.float64)
-        index = int(np.random.default_rng([int(seed), 11]).choice(len(weights), p=weights / weights.sum()))
-        return self.components[index][2]
+        return int(np.random.default_rng([int(seed), 11]).choice(len(weights), p=weights / weights.sum()))
+
+    def pick(self, seed: int) -> DegradationConfig:
+        return self.components[self._index(seed)][2]
+
+    def pick_name(self, seed: int) -> str:
+        """The name of the component sample ``seed`` takes (``teacher.route`` routes by it)."""
+        return self.components[self._index(seed)][0]
 
     def to_dict(self) -> dict:
         return {"mix": [[name, float(w), config.to_dict()] for name, w, config in self.components]}

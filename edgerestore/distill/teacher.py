@@ -373,6 +373,19 @@ def to_batch(arrays: List[np.ndarray], device) -> torch.Tensor:
     return stacked.permute(0, 3, 1, 2).float()
 
 
+def route_targets(samples: List[dict], route) -> int:
+    """``teacher.route``: a sample whose ``component`` is not routed to the teacher takes its ground
+    truth as the teacher target (so :func:`fill_targets` skips it); returns how many did."""
+    if not route:
+        return 0
+    count = 0
+    for sample in samples:
+        if sample.get("teacher") is None and sample.get("component") not in route:
+            sample["teacher"] = sample["clean"]
+            count += 1
+    return count
+
+
 def fill_targets(teacher: Teacher, cache: Optional[TeacherCache], samples: List[dict], batch: int,
                  device="cpu", on_batch: Optional[Callable[[int], None]] = None) -> int:
     """Compute the teacher output of every sample that has none (grouped by crop size, ``batch``

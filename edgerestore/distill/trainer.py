@@ -53,6 +53,7 @@ from edgerestore.distill.teacher import (
     fill_targets,
     match_features,
     open_cache,
+    route_targets,
     to_batch,
 )
 from edgerestore.errors import CheckpointError, ConfigError, InputNotFoundError
@@ -420,7 +421,24 @@ def prepare(config: DistillConfig, device, echo: Callable[[str], None] = print, 
     else:
         renderers = [D.Renderer(train_items, config.data.degradation, config.data.weights),
                      D.Renderer(val_items, D.validation_degradation(config.data))]
+    check_route(config, renderers[0], teacher)
     return Prepared(renderers[0], renderers[1], counts, teacher, cache, needs_outputs, needs_features)
+
+
+def check_route(config: DistillConfig, renderer, teacher) -> None:
+    """``teacher.route`` names crops this run has: mix components and ``pairs``."""
+    route = config.teacher.route
+    if not route:
+        return
+    if isinstance(teacher, NoTeacher):
+        raise ConfigError("teacher.route picks the crops a teacher's output is the target of; set --teacher too")
+    degradation = renderer.degradation
+    names = [name for name, _, _ in degradation.components] if isinstance(degradation, D.deg.DegradationMix) else ["all"]
+    valid = names + ["pairs"]
+    unknown = [name for name in route if name not in valid]
+    if unknown:
+        raise ConfigError("teacher.route: %s %s not among this run's crops; choose from: %s" % (
+            ", ".join(unknown), "is" if len(unknown) == 1 else "are", ", ".join(valid)))
 
 
 def total_samples(config: DistillConfig) -> int:
@@ -544,6 +562,7 @@ class Trainer:
         if not p.needs_outputs:
             return samples
         self.cache_hits += sum(1 for s in samples if s.get("teacher") is not None)
+        route_targets(samples, self.config.teacher.route)
         fill_targets(p.teacher, p.cache, samples, self.config.teacher.batch, self.dist.device)
         return samples
 
@@ -596,16 +615,21 @@ class Trainer:
         for sample in self.val_samples:
             clean = frames_batch(sample["clean"], self.dist.device)
             scores[0] += psnr(frames_batch(sample["degraded"], self.dist.device), clean)
+        taught = 0.0
         if with_teacher:
             self.cache_hits += sum(1 for s in self.val_samples if s.get("teacher") is not None)
+            route_targets(self.val_samples, c.teacher.route)
             fill_targets(p.teacher, p.cache, self.val_samples, c.teacher.batch, self.dist.device)
             for sample in self.val_samples:
+                if sample["teacher"] is sample["clean"]:
+                    continue  # routed to the ground truth: no teacher PSNR to count
+                taught += 1.0
                 scores[1] += psnr(frames_batch(sample["teacher"], self.dist.device),
                                   frames_batch(sample["clean"], self.dist.device))
-        total = self.dist.all_sum(scores)
+        total = self.dist.all_sum(scores + [taught])
         n = max(1.0, total[2])
         self.input_psnr = total[0] / n if total[2] else float("nan")
-        self.teacher_psnr = total[1] / n if (total[2] and with_teacher) else float("nan")
+        self.teacher_psnr = total[1] / total[3] if (total[3] and with_teacher) else float("nan")
 
     @torch.no_grad()
     def validate(self) -> float:
@@ -868,6 +892,7 @@ def cache_teacher(config: DistillConfig, world_size: int = 1, progress: bool = T
     stride = student_config(c.student).stride
     val = D.validation_samples(p.val, c.data.val_crop, val_multiple(stride), c.train.seed, p.cache.get)
     hits += sum(1 for s in val if s["teacher"] is not None)
+    route_targets(val, c.teacher.route)
     computed += fill_targets(p.teacher, p.cache, val, c.teacher.batch, device)
     if bar is not None:
         bar.update(len(val))
@@ -879,11 +904,13 @@ def cache_teacher(config: DistillConfig, world_size: int = 1, progress: bool = T
             chunk.append(sample)
             if len(chunk) >= 4 * c.teacher.batch:
                 hits += sum(1 for s in chunk if s["teacher"] is not None)
+                route_targets(chunk, c.teacher.route)
                 computed += fill_targets(p.teacher, p.cache, chunk, c.teacher.batch, device)
                 if bar is not None:
                     bar.update(len(chunk))
                 chunk = []
         hits += sum(1 for s in chunk if s["teacher"] is not None)
+        route_targets(chunk, c.teacher.route)
         computed += fill_targets(p.teacher, p.cache, chunk, c.teacher.batch, device)
         if bar is not None:
             bar.update(len(chunk))
