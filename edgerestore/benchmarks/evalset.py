@@ -132,18 +132,24 @@ POLYU_EXCLUDE = tuple("*%s_*" % scene for scene in POLYU_HELDOUT_SCENES)
 """``data.exclude`` patterns that leave the held-out PolyU scenes out of training."""
 
 
-def default_polyu_dir():
-    """The shared PolyU pairs (``data/real_noise/polyu``: ``noisy/`` + ``clean/``) or None."""
+def _shared_data_dir(*parts, marker=None):
+    """``data/<parts>`` of the shared folder ($EDGERESTORE_SHARED, else beside the GoPro pairs'
+    data folder) when it is a folder (holding ``marker``, when given); else None."""
     gopro = default_gopro_dir()
     candidates = []
     if os.environ.get("EDGERESTORE_SHARED"):
-        candidates.append(os.path.join(os.environ["EDGERESTORE_SHARED"], "data", "real_noise", "polyu"))
+        candidates.append(os.path.join(os.environ["EDGERESTORE_SHARED"], "data", *parts))
     if gopro:
-        candidates.append(os.path.join(os.path.dirname(os.path.dirname(gopro)), "real_noise", "polyu"))
+        candidates.append(os.path.join(os.path.dirname(os.path.dirname(gopro)), *parts))
     for path in candidates:
-        if os.path.isdir(os.path.join(path, "noisy")):
+        if os.path.isdir(os.path.join(path, marker) if marker else path):
             return os.path.normpath(path)
     return None
+
+
+def default_polyu_dir():
+    """The shared PolyU pairs (``data/real_noise/polyu``: ``noisy/`` + ``clean/``) or None."""
+    return _shared_data_dir("real_noise", "polyu", marker="noisy")
 
 
 def load_polyu_heldout(folder):
@@ -160,16 +166,7 @@ def load_polyu_heldout(folder):
 
 def default_video_dir():
     """The shared real clip ``tram_640x360`` (a folder of frames), or None."""
-    gopro = default_gopro_dir()
-    candidates = []
-    if os.environ.get("EDGERESTORE_SHARED"):
-        candidates.append(os.path.join(os.environ["EDGERESTORE_SHARED"], "data", "video", "tram_640x360"))
-    if gopro:
-        candidates.append(os.path.join(os.path.dirname(os.path.dirname(gopro)), "video", "tram_640x360"))
-    for path in candidates:
-        if os.path.isdir(path):
-            return os.path.normpath(path)
-    return None
+    return _shared_data_dir("video", "tram_640x360")
 
 
 def default_evalset_dir(degradation="mild"):
