@@ -72,7 +72,7 @@ class StreamSource(LiveSource):
                                      self._player_hint()))
             return False
         stream = streams[0]
-        stream.thread_type = "AUTO"
+        stream.thread_type = "SLICE"  # frame threads hold frames back (latency) and lose them around damage
         rate = getattr(stream, "average_rate", None)
         self.fps = float(rate) if rate else None
         context = stream.codec_context
