@@ -65,6 +65,7 @@ setup(
         "numpy>=1.19",
         "click>=7.1",
         "tqdm>=4.50",
+        "dataclasses>=0.8; python_version<'3.7'",  # the evaluation set's degradations, on JetPack 4.6
     ],
     extras_require={
         "cpu": CPU,

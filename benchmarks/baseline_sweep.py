@@ -35,8 +35,8 @@ def main(argv=None):
 
     from edgerestore.benchmarks.baselines import BASELINES
     from edgerestore.benchmarks.evalset import read_rgb
-    from edgerestore.benchmarks.metrics import psnr
     from edgerestore.distill.degrade import degrade, get_preset
+    from edgerestore.runtime.quality import psnr
 
     paths = sorted(glob.glob(os.path.join(args.shared, "data", "train", "mcmaster", "*.tif")))[:args.images]
     if not paths:

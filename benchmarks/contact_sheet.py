@@ -17,7 +17,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from edgerestore.benchmarks.evalset import default_gopro_dir, read_rgb  # noqa: E402
-from edgerestore.models.resolve import resolve_model  # noqa: E402
 from edgerestore.runtime.compose import side_by_side, stack_rows  # noqa: E402
 from edgerestore.runtime.restore import load_backend  # noqa: E402
 from edgerestore.runtime.sinks.images import write_image  # noqa: E402
@@ -55,7 +54,7 @@ def main():
     if not names:
         parser.error("none of the photos exists in %s; name some with --photos" % folder)
     models = args.models or [m for m in ("pico", "nano", "nano-fast", "small") if m in shipped_presets()]
-    backends = [load_backend(str(resolve_model(m))) for m in models]
+    backends = [load_backend(m) for m in models]
     labels = ["input"] + [os.path.basename(os.path.dirname(m)) if m.endswith(".pt") else m for m in models]
     rows = []
     for name in names:

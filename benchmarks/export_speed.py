@@ -73,11 +73,11 @@ def main():
     args = parser.parse_args()
     import torch
 
-    from edgerestore.benchmarks.metrics import psnr
     from edgerestore.export import calibration
     from edgerestore.export.onnx import reference_uint8
     from edgerestore.models.macs import macs_per_pixel
     from edgerestore.runtime.backends import create_backend
+    from edgerestore.runtime.quality import psnr
 
     size = tuple(int(v) for v in args.size.split("x"))
     calib = calibration.build(size)

@@ -56,9 +56,9 @@ def main(argv=None):
     parser.add_argument("--profile", action="store_true", help="also print each file's costliest nodes")
     args = parser.parse_args(argv)
 
-    from edgerestore.benchmarks.metrics import psnr
     from edgerestore.export import calibration
     from edgerestore.runtime.backends import create_backend
+    from edgerestore.runtime.quality import psnr
 
     size = tuple(int(v) for v in args.size.split("x"))
     frame = calibration.build(size).holdout[0][0]

@@ -26,8 +26,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from edgerestore.benchmarks import metrics  # noqa: E402
 from edgerestore.runtime import motion  # noqa: E402
+from edgerestore.runtime import quality as metrics  # noqa: E402
 
 
 def gated_filter(degraded, move, k, tau):

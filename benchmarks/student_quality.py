@@ -35,9 +35,8 @@ from edgerestore.benchmarks.evalset import (  # noqa: E402
     load_pairs_dir,
     load_polyu_heldout,
 )
-from edgerestore.benchmarks.metrics import ms_ssim, psnr, ssim  # noqa: E402
 from edgerestore.distill.degrade import degrade, get_preset  # noqa: E402
-from edgerestore.models.resolve import resolve_model  # noqa: E402
+from edgerestore.runtime.quality import ms_ssim, psnr, ssim  # noqa: E402
 from edgerestore.runtime.restore import load_backend  # noqa: E402
 from edgerestore.weights import shipped_presets  # noqa: E402
 
@@ -132,7 +131,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|")
     checks = []
     for model in models:
-        backend = load_backend(str(resolve_model(model)), threads=args.threads)
+        backend = load_backend(model, threads=args.threads)
         results = {}
         for subset, items in pairs.items():
             (p_in, p_out, s_in, s_out, m_in, m_out), worst = score(backend, items)

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from student_quality import eval_pairs  # noqa: E402
 
-from edgerestore.benchmarks.metrics import psnr  # noqa: E402
+from edgerestore.runtime.quality import psnr  # noqa: E402
 
 
 def main():

@@ -5,7 +5,7 @@ Each clip (a folder of frames or a video) is the ground truth; it is degraded li
 noise every frame, one H.264 encode of the whole clip or a JPEG per frame) with ``--seeds`` draws.
 Every model restores every draw frame after frame (a temporal student carries its state from
 frame to frame, reset at the start of each clip) and is scored per frame (PSNR, SSIM) and per
-clip (flicker and temporal error, :mod:`edgerestore.benchmarks.metrics`). The input row is the
+clip (flicker and temporal error, :mod:`edgerestore.runtime.quality`). The input row is the
 degraded clip itself.
 
 Models: student checkpoints (``.pt``, run with PyTorch exactly as the exported graphs compute:
@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from edgerestore.benchmarks import metrics  # noqa: E402
+from edgerestore.runtime import quality as metrics  # noqa: E402
 
 
 class TorchRunner(object):

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerestore.benchmarks.metrics import quality
 from edgerestore.distill.degrade import degrade_sequence, get_preset
 from edgerestore.runtime.compose import side_by_side, stack_rows
 from edgerestore.runtime.frames import Frame
 from edgerestore.runtime.pipeline import Pipeline
+from edgerestore.runtime.quality import quality
 from edgerestore.runtime.restore import load_backend
 from edgerestore.runtime.sinks.base import Sink
 from edgerestore.runtime.sinks.images import write_image
@@ -60,7 +60,7 @@ def _mean(rows):
     return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
 
 
-def run_demo(out_dir, model_path, backend=None, threads=None, clip=SAMPLE_CLIP, seed=DEMO_SEED,
+def run_demo(out_dir, model, backend=None, threads=None, clip=SAMPLE_CLIP, seed=DEMO_SEED,
              preset="mild", on_frame=None):
     """Run the demo into ``out_dir``; returns the figures (also written to ``demo_metrics.json``)."""
     out_dir = Path(out_dir)
@@ -69,7 +69,7 @@ def run_demo(out_dir, model_path, backend=None, threads=None, clip=SAMPLE_CLIP, 
         originals = [frame.image for frame in source]
         fps = source.fps or 30.0
     degraded, params = degrade_sequence(originals, seed, get_preset(preset))
-    engine = load_backend(model_path, backend, threads)
+    engine = load_backend(model, backend, threads, frame_size=(originals[0].shape[1], originals[0].shape[0]))
     engine.warmup(originals[0].shape[0], originals[0].shape[1])
     collect = _CollectSink()
     summary = Pipeline(_ListSource(degraded, fps), engine, [collect], live=False, on_frame=on_frame).run()
@@ -93,7 +93,7 @@ def run_demo(out_dir, model_path, backend=None, threads=None, clip=SAMPLE_CLIP, 
         "frames": len(originals),
         "size": [originals[0].shape[1], originals[0].shape[0]],
         "degradation": params.to_dict(),
-        "model": os.path.basename(str(model_path)),
+        "model": os.path.basename(str(engine.model_path)),
         "backend": engine.info(),
         "before": _mean([quality(d, o) for d, o in zip(degraded, originals)]),
         "after": _mean([quality(r, o) for r, o in zip(restored, originals)]),

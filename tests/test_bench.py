@@ -8,9 +8,11 @@ import os
 import numpy as np
 import pytest
 
-from edgerestore.benchmarks import bench, evalset, metrics, schema
+from edgerestore.benchmarks import bench, evalset, schema
 from edgerestore.benchmarks.baselines import BASELINES, create_baseline
 from edgerestore.benchmarks.teacher import teacher_candidates
+from edgerestore.runtime import quality as metrics
+from edgerestore.runtime.backends.base import Backend
 from edgerestore.weights import shipped_presets
 from tests.bench_helpers import make_small_evalset, make_tiny_models
 
@@ -345,7 +347,7 @@ def test_student_speed_script(tmp_path):
     assert "| pico | random-init |" in res.stdout
 
 
-class NoGpuBackend(object):
+class NoGpuBackend(Backend):
     """Stand-in shaped like a GPU backend on a machine without the GPU: probe() gives the reason."""
 
     name = "nogpu"
@@ -380,10 +382,12 @@ BuildsPrecisions = _precision_backend_class()
 
 
 def test_unavailable_backends_are_noted_unless_asked_for(models, monkeypatch):
+    from edgerestore.runtime import artifacts
     from edgerestore.runtime import backends as registry
 
     monkeypatch.setitem(registry.REGISTRY, "nogpu", "tests.test_bench:NoGpuBackend")
-    monkeypatch.setitem(registry.BACKENDS_FOR_SUFFIX, ".onnx", ("onnxruntime", "nogpu"))
+    monkeypatch.setitem(artifacts.FILE_TYPES, ".onnx", artifacts.FILE_TYPES[".onnx"]._replace(
+        backends=("onnxruntime", "nogpu")))
     res = bench.run_bench(bench.discover([models["fp32"]]), sizes=[(32, 32)], frames=2, warmup=0)
     assert [r["id"] for r in res["rows"]] == ["tiny/onnxruntime/fp32/32x32"]
     assert any("nogpu" in n and "no CUDA device" in n for n in res["notes"])
@@ -393,10 +397,12 @@ def test_unavailable_backends_are_noted_unless_asked_for(models, monkeypatch):
 
 
 def test_backends_that_build_precisions_get_a_row_each(models, monkeypatch):
+    from edgerestore.runtime import artifacts
     from edgerestore.runtime import backends as registry
 
     monkeypatch.setitem(registry.REGISTRY, "builds", "tests.test_bench:BuildsPrecisions")
-    monkeypatch.setitem(registry.BACKENDS_FOR_SUFFIX, ".onnx", ("onnxruntime", "builds"))
+    monkeypatch.setitem(artifacts.FILE_TYPES, ".onnx", artifacts.FILE_TYPES[".onnx"]._replace(
+        backends=("onnxruntime", "builds")))
     res = bench.run_bench(bench.discover([models["fp32"]]), sizes=[(32, 32)], frames=2, warmup=0)
     assert sorted(r["id"] for r in res["rows"]) == [
         "tiny/builds/fp16/32x32", "tiny/builds/int8/32x32", "tiny/onnxruntime/fp32/32x32"]

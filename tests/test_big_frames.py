@@ -6,7 +6,6 @@ import sys
 import numpy as np
 import pytest
 
-from edgerestore.models.resolve import resolve_model
 from edgerestore.runtime.backends import base
 from edgerestore.runtime.restore import load_backend
 from edgerestore.weights import shipped_presets
@@ -21,7 +20,7 @@ def _photo(height, width):
 
 @pytest.mark.parametrize("preset", shipped_presets())
 def test_tiles_give_exactly_the_whole_frame_output(preset):
-    backend = load_backend(str(resolve_model(preset)))
+    backend = load_backend(preset)
     if backend.temporal:
         pytest.skip("temporal models run whole frames (their state is per frame)")
     image = _photo(700, 650)  # not a multiple of the tile nor of the stride
@@ -31,7 +30,7 @@ def test_tiles_give_exactly_the_whole_frame_output(preset):
 
 
 def test_infer_switches_to_tiles_above_4k(monkeypatch):
-    backend = load_backend(str(resolve_model("nano")))
+    backend = load_backend("nano")
     calls = []
     monkeypatch.setattr(backend, "_infer_tiled", lambda image: calls.append(image.shape) or image)
     backend.infer(np.zeros((2160, 3840, 3), np.uint8))

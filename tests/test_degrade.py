@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from edgerestore.benchmarks.metrics import psnr
 from edgerestore.distill import degrade as dg
 from edgerestore.errors import UnknownNameError
+from edgerestore.runtime.quality import psnr
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from edgerestore.benchmarks.metrics import psnr
 from edgerestore.distill.config import TeacherSection
 from edgerestore.distill.teacher import create_teacher
 from edgerestore.models.ffdnet import FFDNet, fold, unfold
+from edgerestore.runtime.quality import psnr
 
 
 def test_fold_is_matconvnets_order_and_unfold_inverts_it():

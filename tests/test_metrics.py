@@ -5,8 +5,8 @@ import pytest
 from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from edgerestore.benchmarks.metrics import ms_ssim, psnr, quality, ssim
 from edgerestore.distill.degrade import degrade
+from edgerestore.runtime.quality import ms_ssim, psnr, quality, ssim
 from tests.conftest import read_rgb
 
 

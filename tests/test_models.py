@@ -5,7 +5,6 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from edgerestore.benchmarks.metrics import psnr
 from edgerestore.errors import CheckpointError, InputNotFoundError, UnknownNameError
 from edgerestore.export.onnx import export_onnx, reference_uint8
 from edgerestore.models.checkpoint import load_student, save_student
@@ -13,6 +12,7 @@ from edgerestore.models.config import StudentConfig
 from edgerestore.models.macs import count_macs, macs_per_pixel
 from edgerestore.models.presets import PRESETS, get_preset
 from edgerestore.models.student import StudentNet
+from edgerestore.runtime.quality import psnr
 
 
 def _randomised(config, seed=0):

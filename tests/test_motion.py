@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from edgerestore.benchmarks import metrics
 from edgerestore.models.config import StudentConfig
 from edgerestore.models.motion import flow_at_stride
 from edgerestore.models.motion import warp as torch_warp
 from edgerestore.models.student import StudentNet
 from edgerestore.runtime import motion
+from edgerestore.runtime import quality as metrics
 from edgerestore.runtime.backends.base import Backend
 
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from edgerestore.benchmarks.metrics import psnr, ssim
 from edgerestore.distill.degrade import PRESETS, degrade, degrade_sequence
 from edgerestore.export.onnx import export_onnx
 from edgerestore.models.checkpoint import save_student
 from edgerestore.models.config import StudentConfig
 from edgerestore.models.student import StudentNet
+from edgerestore.runtime.quality import psnr, ssim
 from tests.conftest import read_rgb
 
 
@@ -126,10 +126,9 @@ def test_shipped_students_improve_the_conferencing_degradation_on_average(preset
     from skimage import data as skdata
 
     from edgerestore.benchmarks.evalset import SKIMAGE_PHOTOS
-    from edgerestore.models.resolve import resolve_model
     from edgerestore.runtime.restore import load_backend
 
-    backend = load_backend(str(resolve_model(preset)))
+    backend = load_backend(preset)
     psnr_gains, ssim_gains = [], []
     for index, name in enumerate(SKIMAGE_PHOTOS):
         clean = np.ascontiguousarray(getattr(skdata, name)()[:, :, :3])

@@ -2,46 +2,10 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
-import pytest
-
 from tests.conftest import ROOT
-
-# What a board imports: the runtime and everything it pulls in (DESIGN.md "runtime/").
-BOARD_PATHS = [
-    "edgerestore/runtime",
-    "edgerestore/errors.py",
-    "edgerestore/cli/__init__.py",
-    "edgerestore/cli/run.py",
-    "edgerestore/cli/preview.py",
-    "edgerestore/cli/backends.py",
-    "edgerestore/cli/config.py",
-    "edgerestore/cli/service.py",
-    "edgerestore/weights",
-    "edgerestore/benchmarks/metrics.py",
-    "edgerestore/files.py",
-    "edgerestore/devices",
-]
-
-
-def _vermin():
-    found = shutil.which("vermin") or os.path.join(os.path.dirname(sys.executable), "vermin")
-    if not os.path.exists(found):
-        pytest.skip("vermin is not installed (pip install -e '.[dev]')")
-    return found
-
-
-def test_board_code_is_python36_compatible():
-    paths = [p for p in BOARD_PATHS if (ROOT / p).exists()]
-    result = subprocess.run(
-        [_vermin(), "-q", "--no-tips", "-t=3.6-", "--violations", "--eval-annotations", *paths],
-        cwd=str(ROOT), capture_output=True, text=True,
-    )
-    assert result.returncode == 0 and not result.stdout.strip(), (
-        "code that boards run needs Python > 3.6:\n" + result.stdout + result.stderr)
 
 
 def _python(code, env=None):

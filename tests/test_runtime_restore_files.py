@@ -3,17 +3,17 @@
 import numpy as np
 import pytest
 
-from edgerestore.benchmarks.metrics import psnr
 from edgerestore.runtime.backends import list_backends
+from edgerestore.runtime.quality import psnr
 from edgerestore.runtime.runner import open_backend, run
 from edgerestore.runtime.sources import open_source
 
 
 def _artifact_for(backend, tiny_onnx, tmp_path_factory):
     """The tiny model in the form ``backend`` runs (backends that arrive later plug in here)."""
-    from edgerestore.runtime.backends import BACKENDS_FOR_SUFFIX
+    from edgerestore.runtime.artifacts import FILE_TYPES
 
-    suffixes = [suffix for suffix, names in BACKENDS_FOR_SUFFIX.items() if backend in names]
+    suffixes = [row.suffix for row in FILE_TYPES.values() if backend in row.backends]
     if ".onnx" in suffixes:
         return tiny_onnx
     if ".tflite" in suffixes:

@@ -12,9 +12,9 @@ import urllib.request
 import numpy as np
 import pytest
 
-from edgerestore.benchmarks.metrics import psnr
 from edgerestore.errors import DeviceError
 from edgerestore.runtime.frames import Frame
+from edgerestore.runtime.quality import psnr
 from edgerestore.runtime.sinks import open_sink
 from tests.conftest import read_rgb
 

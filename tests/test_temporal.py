@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from edgerestore.benchmarks import metrics
 from edgerestore.distill import data as D
 from edgerestore.distill import degrade as dg
 from edgerestore.distill.sequences import CameraMotion, camera_path, render_clip
 from edgerestore.export.onnx import export_onnx, reference_uint8
 from edgerestore.models.config import StudentConfig
 from edgerestore.models.student import StudentNet
+from edgerestore.runtime import quality as metrics
 
 H, W = 48, 64  # frame size of the export tests (multiples of the stride)
 

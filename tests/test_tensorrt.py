@@ -3,7 +3,7 @@ the calibrator, the builder settings and the backend's buffers and uint8 <-> flo
 
 No machine here has TensorRT or a CUDA GPU, so these tests run our code against a stand-in shaped
 like TensorRT's and pycuda's Python APIs (tests/trt_standin.py says exactly what it models). The
-real calls are the few in ``edgerestore.export.tensorrt.build_engine`` and
+real calls are the few in ``edgerestore.runtime.backends.tensorrt_engine.build_engine`` and
 ``edgerestore.runtime.backends.tensorrt``; ``test_real_tensorrt_builds_and_runs`` checks them on a
 board with TensorRT (marked ``hardware``).
 """
@@ -17,6 +17,7 @@ import torch
 from edgerestore.export import tensorrt as trt_export
 from edgerestore.export.onnx import reference_uint8
 from edgerestore.models.checkpoint import load_student
+from edgerestore.runtime.backends import tensorrt_engine as trt_engine
 from edgerestore.runtime.backends.tensorrt import TensorRTBackend
 from tests.export_helpers import SIZE, copy_bundle, exported, tiny_checkpoint
 from tests.trt_standin import cache_header, header_of, make_pycuda, make_tensorrt
@@ -25,24 +26,24 @@ from tests.trt_standin import cache_header, header_of, make_pycuda, make_tensorr
 
 
 def test_cache_format_round_trip_and_known_values():
-    assert trt_export.version_number("8.2.1.8") == 8201
-    assert trt_export.version_number("8.5.2") == 8502
-    assert trt_export.version_number("10.3.0.30") == 100300
-    assert trt_export.scale_to_hex(1.0) == "3f800000"
-    assert trt_export.scale_to_hex(1 / 127.0) == "3c010204"  # what TensorRT writes for amax 1.0
-    data = trt_export.format_cache({"frame": 2.0, "/head/Conv_output_0": 0.0125}, "8.2.1")
+    assert trt_engine.version_number("8.2.1.8") == 8201
+    assert trt_engine.version_number("8.5.2") == 8502
+    assert trt_engine.version_number("10.3.0.30") == 100300
+    assert trt_engine.scale_to_hex(1.0) == "3f800000"
+    assert trt_engine.scale_to_hex(1 / 127.0) == "3c010204"  # what TensorRT writes for amax 1.0
+    data = trt_engine.format_cache({"frame": 2.0, "/head/Conv_output_0": 0.0125}, "8.2.1")
     lines = data.decode("ascii").splitlines()
     assert lines == ["TRT-8201-EntropyCalibration2", "/head/Conv_output_0: 3c4ccccd", "frame: 40000000"]
-    header, scales = trt_export.parse_cache(data)
+    header, scales = trt_engine.parse_cache(data)
     assert header == "TRT-8201-EntropyCalibration2"
     assert scales["frame"] == 2.0 and abs(scales["/head/Conv_output_0"] - 0.0125) < 1e-9
-    retargeted = trt_export.retarget_cache(data, "10.3.0")
+    retargeted = trt_engine.retarget_cache(data, "10.3.0")
     assert cache_header(retargeted) == "TRT-100300-EntropyCalibration2"
-    assert trt_export.parse_cache(retargeted)[1] == scales
+    assert trt_engine.parse_cache(retargeted)[1] == scales
     for bad in (b"", b"hello\nframe: 3f800000\n", b"TRT-8201-EntropyCalibration2\nframe 3f800000\n",
                 b"TRT-8201-EntropyCalibration2\nframe: 3f80\n"):
         with pytest.raises(ValueError):
-            trt_export.parse_cache(bad)
+            trt_engine.parse_cache(bad)
 
 
 def test_entropy_threshold_is_not_fooled_by_the_zeros_after_a_relu():
@@ -70,7 +71,7 @@ def test_cache_from_real_frames_covers_the_network_but_not_the_frame_level_resid
 
     result = exported("jetson-orin")
     path = result.out_dir / "model.trt.onnx"
-    header, scales = trt_export.parse_cache((result.out_dir / "calibration.cache").read_bytes())
+    header, scales = trt_engine.parse_cache((result.out_dir / "calibration.cache").read_bytes())
     assert header == "TRT-100300-EntropyCalibration2"  # the target's TensorRT (10.3)
     model = onnx.load(str(path))
     convs = [n.output[0] for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")]
@@ -89,23 +90,23 @@ def test_cache_from_real_frames_covers_the_network_but_not_the_frame_level_resid
 def test_engine_key_changes_with_everything_that_makes_an_engine_unportable():
     base = dict(model_sha256="ab" * 32, trt_version="8.2.1", gpu_name="NVIDIA Tegra X1", precision="fp16",
                 shape=(1, 720, 1280, 3))
-    key = trt_export.engine_key(**base)
+    key = trt_engine.engine_key(**base)
     assert key == "abababababababab_trt8.2.1_NVIDIA-Tegra-X1_fp16_1x720x1280x3.engine"
     for field, other in (("model_sha256", "cd" * 32), ("trt_version", "8.2.3"), ("gpu_name", "Orin"),
                          ("precision", "int8"), ("shape", (1, 1080, 1920, 3))):
-        assert trt_export.engine_key(**dict(base, **{field: other})) != key, field
+        assert trt_engine.engine_key(**dict(base, **{field: other})) != key, field
 
 
 def test_plans_per_board(tmp_path):
     nano = exported("jetson-nano")
     onnx_path = nano.out_dir / "model.trt.onnx"
-    plan = trt_export.plan_build(onnx_path, (1,) + SIZE + (3,), "int8", "8.2.1", "NVIDIA Tegra X1", False,
+    plan = trt_engine.plan_build(onnx_path, (1,) + SIZE + (3,), "int8", "8.2.1", "NVIDIA Tegra X1", False,
                                  workspace_mb=512, calibration_cache=None, cache_dir=str(tmp_path))
     assert plan.precision == "fp16" and plan.requested == "int8" and plan.flags() == ["FP16"]
     assert len(plan.warnings) == 1 and "sm_53" in plan.warnings[0]
     assert plan.engine_path.startswith(str(tmp_path)) and "_fp16_" in plan.engine_path
     orin = exported("jetson-orin")
-    plan = trt_export.plan_build(orin.out_dir / "model.trt.onnx", (1,) + SIZE + (3,), "int8", "10.3.0", "Orin",
+    plan = trt_engine.plan_build(orin.out_dir / "model.trt.onnx", (1,) + SIZE + (3,), "int8", "10.3.0", "Orin",
                                  True, calibration_cache=str(orin.out_dir / "calibration.cache"),
                                  cache_dir=str(tmp_path))
     assert plan.precision == "int8" and plan.flags() == ["FP16", "INT8"] and not plan.warnings
@@ -171,10 +172,10 @@ def test_calibrator_feeds_batches_when_tensorrt_wants_to_recalibrate(tmp_path):
     """A cache TensorRT rejects (here: a corrupt header) makes it pull batches: the package photos, right shape."""
     trt = make_tensorrt("10.3.0", fast_int8=True)
     cuda = make_pycuda(trt=trt)
-    frames = trt_export.package_calibration_frames((1,) + SIZE + (3,), limit=3)
+    frames = trt_engine.package_calibration_frames((1,) + SIZE + (3,), limit=3)
     assert len(frames) == 3 and all(f.shape == SIZE + (3,) and f.dtype == np.float32 for f in frames)
     written = tmp_path / "new.cache"
-    calibrator = trt_export.make_calibrator(trt, cuda, None, frames, write_path=str(written))
+    calibrator = trt_engine.make_calibrator(trt, cuda, None, frames, write_path=str(written))
     builder = trt.Builder(trt.Logger())
     assert builder._calibrate(calibrator, b"") == "3 batches"
     assert trt.calls["get_batch"] == 4 and written.read_bytes().startswith(b"TRT-100300-EntropyCalibration2")

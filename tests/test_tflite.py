@@ -6,7 +6,8 @@ import torch
 
 from edgerestore.errors import BackendUnavailableError, ConfigError
 from edgerestore.export.onnx import reference_uint8
-from edgerestore.runtime.backends import backend_for_artifact, create_backend
+from edgerestore.runtime.artifacts import backends_for
+from edgerestore.runtime.backends import create_backend
 from edgerestore.runtime.backends.tflite import TFLiteBackend
 from tests.export_helpers import SIZE, exported, tiny_student
 
@@ -91,7 +92,7 @@ def test_int8_conversion_keeps_small_weight_scales(tmp_path):
 
 
 def test_registry_and_errors(tmp_path):
-    assert backend_for_artifact("x/model-int8.tflite") == "tflite"
+    assert backends_for("x/model-int8.tflite") == ("tflite",)
     bogus = tmp_path / "bad.tflite"
     bogus.write_bytes(b"not a flatbuffer")
     with pytest.raises(BackendUnavailableError) as info:

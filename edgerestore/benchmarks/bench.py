@@ -15,7 +15,7 @@ What is measured, per row (one method on one backend at one precision and one fr
   reference, a row's status is ``exported-but-failed-parity``;
 * video quality on the set's clips: each clip restored frame after frame (a temporal model keeps
   its state within a clip and starts afresh at the next), PSNR / SSIM per frame and the clip's
-  flicker and temporal error (:class:`~edgerestore.benchmarks.metrics.TemporalReference`).
+  flicker and temporal error (:class:`~edgerestore.runtime.quality.TemporalReference`).
 
 What is benched: model artifacts (``.onnx``, ``.tflite``, ... - each on every registered backend
 that runs its suffix, see :mod:`edgerestore.runtime.backends`), folders of artifacts or bundles
@@ -36,12 +36,13 @@ import time
 
 import numpy as np
 
-from edgerestore.benchmarks import metrics
 from edgerestore.benchmarks.baselines import BASELINES, create_baseline
 from edgerestore.benchmarks.schema import FORMAT, VERSION, validate
 from edgerestore.devices import detect
 from edgerestore.errors import InputNotFoundError, UnknownNameError
 from edgerestore.files import file_sha256
+from edgerestore.runtime import artifacts
+from edgerestore.runtime import quality as metrics
 
 DEFAULT_SIZES = ((1280, 720), (1920, 1080))
 DEFAULT_FRAMES = 300
@@ -51,10 +52,6 @@ MIN_FRAMES = 5  # a capped row still times at least this many frames
 DEFAULT_PARITY_DB = 30.0
 IDENTICAL_PSNR = 100.0  # PSNR reported for bit-identical outputs (JSON has no infinity)
 TIMING_FRAMES = 2  # distinct frames cycled through in a timed row
-
-# Artifact suffixes we know, and the backend that would run each when the registry has none for it.
-MODEL_SUFFIXES = {".onnx": "onnxruntime", ".tflite": "tflite", ".trt.onnx": "tensorrt", ".engine": "tensorrt",
-                  ".plan": "tensorrt"}
 
 # Filename tokens that give away an artifact's precision, checked in this order.
 PRECISION_TOKENS = (
@@ -179,56 +176,30 @@ def macs_per_pixel_of(info):
     if not config:
         return None
     if config not in _MACS_CACHE:
-        try:
-            from edgerestore.models.config import StudentConfig
-            from edgerestore.models.macs import macs_per_pixel
-            from edgerestore.models.student import StudentNet
+        from edgerestore import host
 
-            cfg = StudentConfig.from_dict(json.loads(config))
-            size = cfg.stride * 16
-            _MACS_CACHE[config] = macs_per_pixel(StudentNet(cfg), size, size)
-        except Exception:  # no torch on a board, or a config of another version
+        try:
+            _MACS_CACHE[config] = host.student_macs(json.loads(config))
+        except (ValueError, TypeError, KeyError):  # a config of another version
             _MACS_CACHE[config] = None
     return _MACS_CACHE[config]
 
 
-def artifact_suffix(path):
-    """The suffix that picks a backend: the registry's longest match (``model.trt.onnx``)."""
-    from edgerestore.runtime.backends import artifact_suffix as registry_suffix
-
-    return registry_suffix(path)
-
-
-def _backends_for_suffix(suffix):
-    from edgerestore.runtime.backends import BACKENDS_FOR_SUFFIX
-
-    return list(BACKENDS_FOR_SUFFIX.get(suffix, ()))
-
-
-def _init_params(cls):
-    import inspect
-
-    try:
-        return inspect.signature(cls.__init__).parameters
-    except (TypeError, ValueError):
-        return {}
-
-
 def _load_factory(backend_name, path, precision=None):
-    """How to load ``path`` on ``backend_name``: a backend whose constructor takes ``precision``
+    """How to load ``path`` on ``backend_name``: a backend that declares a ``precision`` option
     (TensorRT builds FP16 or INT8 engines from one file) gets it there; one that declares
-    ``precisions`` but takes it at load gets it there; the others run the file as it is."""
+    ``precisions`` takes it at load; the others run the file as it is."""
 
     def factory(threads):
         from edgerestore.runtime.backends import backend_class, create_backend
 
         cls = backend_class(backend_name)
-        takes = "precision" in _init_params(cls)
+        takes = "precision" in cls.options
         kwargs = {"threads": threads}
         if precision and takes:
             kwargs["precision"] = precision
         runner = create_backend(backend_name, **kwargs)
-        if precision and not takes and getattr(cls, "precisions", None):
+        if precision and not takes and cls.precisions:
             return runner.load(path, precision=precision)
         return runner.load(path)
 
@@ -240,7 +211,7 @@ def artifact_candidates(path, backends=None, entry=None, kind="student", method=
     precision for backends that build their own). ``entry``: what a bundle manifest says about the
     file (preset, precision, backend, fixed_size as (width, height))."""
     path = str(path)
-    suffix = artifact_suffix(path)
+    suffix = artifacts.artifact_suffix(path)
     entry = dict((k, v) for k, v in (entry or {}).items() if v is not None)
     info = artifact_metadata(path)
     info.update(entry)
@@ -249,7 +220,7 @@ def artifact_candidates(path, backends=None, entry=None, kind="student", method=
     precision = info.get("precision") or precision_from_name(path) or "fp32"
     macs = macs_per_pixel_of(info)
     from_manifest = "backend" in entry
-    names = [entry["backend"]] if from_manifest else _backends_for_suffix(suffix)
+    names = [entry["backend"]] if from_manifest else list(artifacts.backends_for(path))
     skipped = []
     if backends:
         names = [n for n in names if n in backends]
@@ -261,12 +232,10 @@ def artifact_candidates(path, backends=None, entry=None, kind="student", method=
             skipped = [n for n in names if n not in available]
             names = available
     if not names and not skipped:
-        guess = MODEL_SUFFIXES.get(suffix, "unknown")
-        if backends and guess not in backends:
+        guess = "unknown"
+        if backends:
             return []
-        reason = ("no backend registered for %s files in this build (registered: %s)" % (suffix, _registered())
-                  if suffix in MODEL_SUFFIXES else
-                  "unknown model file type %s; use one of %s" % (suffix or path, ", ".join(sorted(MODEL_SUFFIXES))))
+        reason = "unknown model file type %s; use one of %s" % (suffix or path, ", ".join(artifacts.known_types()))
         names, error = [guess], reason
     else:
         error = None
@@ -294,27 +263,14 @@ def _available(name):
         return False, _error_text(exc)
 
 
-def _registered():
-    from edgerestore.runtime.backends import REGISTRY
-
-    return ", ".join(sorted(REGISTRY))
-
-
 def _backend_precisions(name):
     """Precisions a backend builds itself from one artifact; () = the file's own."""
     from edgerestore.runtime.backends import backend_class
 
     try:
-        return tuple(getattr(backend_class(name), "precisions", None) or ())
+        return tuple(backend_class(name).precisions)
     except Exception:
         return ()
-
-
-def _is_model_file(name):
-    from edgerestore.runtime.backends import BACKENDS_FOR_SUFFIX
-
-    suffix = artifact_suffix(name)
-    return suffix in MODEL_SUFFIXES or suffix in BACKENDS_FOR_SUFFIX
 
 
 def bundle_candidates(folder, backends=None):
@@ -348,7 +304,7 @@ def shipped_artifacts(name):
     """Shipped weight files of preset ``name`` (``nano.onnx``, ``nano_int8.onnx``, ``nano.tflite``...)."""
     from edgerestore.weights import WEIGHTS_DIR
 
-    files = [f for f in os.listdir(WEIGHTS_DIR) if _is_model_file(f)]
+    files = [f for f in os.listdir(WEIGHTS_DIR) if artifacts.is_model_file(f)]
     presets = set(os.path.splitext(f)[0] for f in files if f.endswith(".onnx")) | {name}
     return sorted(os.path.join(WEIGHTS_DIR, f) for f in files if artifact_owner(os.path.splitext(f)[0], presets) == name)
 
@@ -377,16 +333,14 @@ def discover(specs, backends=None):
             if found is not None:
                 out.extend(found)
                 continue
-            files = sorted(f for f in os.listdir(spec) if _is_model_file(f))
+            files = sorted(f for f in os.listdir(spec) if artifacts.is_model_file(f))
             if not files:
-                raise InputNotFoundError("no model files (%s) in %s" % (", ".join(sorted(MODEL_SUFFIXES)), spec))
+                raise InputNotFoundError("no model files (%s) in %s" % (", ".join(artifacts.FILE_TYPES), spec))
             for name in files:
                 out.extend(artifact_candidates(os.path.join(spec, name), backends))
         elif os.path.isfile(spec):
             if spec.lower().endswith((".pt", ".pth")):
-                from edgerestore.models.resolve import resolve_model  # host: exports the checkpoint once
-
-                out.extend(artifact_candidates(str(resolve_model(spec)), backends,
+                out.extend(artifact_candidates(str(artifacts.checkpoint_to_onnx(spec)), backends,
                                                {"preset": model_name_from_file(spec)}))
             else:
                 out.extend(artifact_candidates(spec, backends))
@@ -577,7 +531,7 @@ def evaluate_quality(runner, pairs, reference=None):
 
 def evaluate_video(runner, clips, references):
     """``{clip name: {psnr, ssim, flicker, temporal_mad, reference_mad, temporal_error, ...}}`` of one
-    runner; ``references`` holds each clip's :class:`~edgerestore.benchmarks.metrics.TemporalReference`
+    runner; ``references`` holds each clip's :class:`~edgerestore.runtime.quality.TemporalReference`
     (the ground truth's motion, computed once for every runner). A clip the runner cannot take is
     left out (``None``), with the others scored."""
     block = {}

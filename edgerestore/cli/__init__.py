@@ -34,6 +34,11 @@ COMMANDS = {
     "service": "edgerestore.cli.service:service",
 }
 
+# The commands a board runs (Jetson: Python 3.6, no torch). tests/test_board_closure.py walks what
+# each one imports and holds it to that.
+BOARD_COMMANDS = ("restore", "run", "preview", "bench", "backends", "devices", "build-engine", "report",
+                  "config", "service")
+
 
 class LazyGroup(click.Group):
     """A click group that imports a command's module only when that command is used."""

@@ -134,7 +134,7 @@ def bench(models, sizes, frames, warmup, max_seconds, threads, backends, baselin
         notes.append("no student models: none given and no shipped weights in this install")
     candidates = lib.baseline_candidates(_names(baselines)) + lib.discover(specs, _names(backends) or None)
     if teacher:
-        from edgerestore.benchmarks.teacher import teacher_candidates
+        from edgerestore.host import teacher_candidates
 
         candidates += teacher_candidates(teacher, frames=teacher_frames)
     loaded = None

@@ -65,8 +65,8 @@ def build_engine(bundle_path, precision, check, force, runs):
     import os
     import time
 
-    from edgerestore.export.tensorrt import plan_build
     from edgerestore.runtime.backends.tensorrt import TensorRTBackend
+    from edgerestore.runtime.backends.tensorrt_engine import plan_build
     from edgerestore.runtime.bundle import load_bundle
 
     echo = click.echo

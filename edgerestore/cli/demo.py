@@ -19,9 +19,6 @@ def demo(out_dir, model, backend, threads, quiet):
     """
     from edgerestore.cli.restore import progress_hooks
     from edgerestore.demo import SAMPLE_CLIP, run_demo
-    from edgerestore.models.resolve import resolve_model
-
-    model_path = resolve_model(model)
     on_start, on_frame, close = progress_hooks(quiet, "demo")
 
     class _Sized(object):
@@ -29,7 +26,7 @@ def demo(out_dir, model, backend, threads, quiet):
 
     on_start(_Sized())
     try:
-        figures = run_demo(out_dir, str(model_path), backend=backend, threads=threads, on_frame=on_frame)
+        figures = run_demo(out_dir, model, backend=backend, threads=threads, on_frame=on_frame)
     finally:
         close()
     before, after = figures["before"], figures["after"]

@@ -2,7 +2,7 @@
 
 import click
 
-from edgerestore.cli.run import SOURCE_HELP, model_file
+from edgerestore.cli.run import SOURCE_HELP
 
 
 @click.command()
@@ -35,7 +35,7 @@ def preview(source, sinks, model, backend, threads, mode, stats, duration):
     from edgerestore.cli.run import stats_printer
     from edgerestore.runtime.preview import run_preview
 
-    summary = run_preview(source, sinks, model=model_file(model), backend=backend, threads=threads, mode=mode,
+    summary = run_preview(source, sinks, model=model, backend=backend, threads=threads, mode=mode,
                           on_stats=stats_printer() if stats else None, duration=duration,
                           handle_signals=True)
     click.echo("%d frame(s), %s FPS, latency p50 %s ms, dropped %d" % (

@@ -1,5 +1,6 @@
 """``edgerestore restore INPUT OUTPUT``."""
 
+import os
 import sys
 
 import click
@@ -68,15 +69,13 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
       edgerestore restore frames/ restored/ --model small
       edgerestore restore blurry.png sharp.png --reference clean.png
     """
-    from edgerestore.models.resolve import resolve_model
     from edgerestore.runtime.restore import check_paths
     from edgerestore.runtime.restore import restore as run_restore
 
     check_paths(input_path, output)  # input problems are reported before the model is loaded
-    model_path = resolve_model(model, backend=backend)
     on_start, on_frame, close = progress_hooks(quiet, "restoring")
     try:
-        result = run_restore(input_path, output, str(model_path), backend=backend, threads=threads,
+        result = run_restore(input_path, output, model, backend=backend, threads=threads,
                              reference=reference, metrics_every=metrics_every,
                              on_start=on_start, on_frame=on_frame, audio=not no_audio)
     finally:
@@ -91,10 +90,10 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
                                                    " (with the input's audio)" if result.get("audio") else ""))
     if result["frames"] >= 2 and result["fps"] and info["mean_ms"]:
         click.echo("model %s on %s (%s threads): %.1f FPS end to end, %.1f FPS inference (%.1f ms/frame)" % (
-            model_path.name, info["backend"], info["threads"], result["fps"], 1000.0 / info["mean_ms"],
+            os.path.basename(info["model"]), info["backend"], info["threads"], result["fps"], 1000.0 / info["mean_ms"],
             info["mean_ms"]))
     else:  # one frame (an image): a rate would be noise, or nan
         click.echo("model %s on %s (%s threads): %s" % (
-            model_path.name, info["backend"], info["threads"],
+            os.path.basename(info["model"]), info["backend"], info["threads"],
             "%.1f ms for the frame" % info["mean_ms"] if info["mean_ms"] else "no frame restored"))
     print_quality(result.get("quality"))

@@ -14,15 +14,6 @@ SINK_HELP = ("Where restored frames go (repeatable): display://0, file://out.mp4
              "v4l2loopback:///dev/video10, null://.")
 
 
-def model_file(model):
-    """``--model``: a preset, a model file, ``none``; a .pt checkpoint is exported first (needs torch)."""
-    if model and model.lower().endswith((".pt", ".pth")):
-        from edgerestore.models.resolve import resolve_model
-
-        return str(resolve_model(model))
-    return model
-
-
 def stats_printer():
     """Print each statistics dict as one JSON line on stdout (also with --quiet: it is the output)."""
     from edgerestore.runtime.pipeline import stats_line
@@ -118,7 +109,7 @@ def run(source, sinks, model, backend, providers, threads, stats_every, max_fram
             bar.update(1)
 
     try:
-        summary = run_pipeline(opened, list(sinks), model=model_file(model), backend=backend, threads=threads,
+        summary = run_pipeline(opened, list(sinks), model=model, backend=backend, threads=threads,
                                providers=providers, stats_interval=stats_every, on_stats=stats_printer(),
                                on_frame=on_frame, max_frames=max_frames, duration=duration, handle_signals=True)
     finally:
@@ -139,7 +130,7 @@ def service_overrides(source=None, sinks=(), model=None, backend=None, providers
     given = {
         "--source": source,
         "--sink": list(sinks) if sinks else None,
-        "--model": model_file(model) if model else None,
+        "--model": model,
         "--backend": _split(backend) if backend else None,
         "--providers": _split(providers) if providers else None,
         "--threads": threads,

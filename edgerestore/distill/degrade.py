@@ -20,7 +20,6 @@ quality >= 50): its read noise (sigma <= 4.5) and shot noise (<= 3.6 at mid-grey
 electrons) add up to a standard deviation of at most 5.8 at mid-grey. Only numpy, OpenCV and PyAV: the demo runs this on a laptop without torch.
 """
 
-from __future__ import annotations
 
 import io
 import math
@@ -54,7 +53,7 @@ class DegradationConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> DegradationConfig:
+    def from_dict(cls, data: dict) -> "DegradationConfig":
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
 

@@ -10,13 +10,13 @@ from typing import Callable, List
 import numpy as np
 import torch
 
-from edgerestore.benchmarks.metrics import quality
 from edgerestore.distill import data as D
 from edgerestore.distill.config import DistillConfig
 from edgerestore.distill.teacher import fill_targets, to_batch
 from edgerestore.errors import ConfigError
 from edgerestore.models.checkpoint import load_student
 from edgerestore.models.restormer import pad_to_multiple
+from edgerestore.runtime.quality import quality
 
 
 def _to_uint8(batch: torch.Tensor) -> np.ndarray:

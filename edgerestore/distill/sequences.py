@@ -13,7 +13,6 @@ Warps use Lanczos interpolation: bilinear interpolation blurs a frame more at ha
 than at whole ones, which would make the *ground truth* flicker in sharpness.
 """
 
-from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
@@ -50,7 +49,7 @@ class CameraMotion:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> CameraMotion:
+    def from_dict(cls, data: dict) -> "CameraMotion":
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 

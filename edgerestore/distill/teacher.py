@@ -345,7 +345,7 @@ def create_teacher(section, device="cpu") -> Teacher:
 
 
 def default_cache_root() -> Path:
-    from edgerestore.models.resolve import cache_dir
+    from edgerestore.models.resolve import cache_dir  # host side: the teacher cache
 
     return cache_dir() / "teacher"
 

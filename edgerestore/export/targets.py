@@ -1,8 +1,8 @@
 """Export targets and artifact formats: ONE declarative table each, keyed by name.
 
-A *format* is one kind of artifact (``onnx-int8``, ``tflite-fp16``, ``tensorrt-int8``...): which
-backend runs it, at which precision, its file name, the function that writes it and whether it
-is built for one fixed frame size. A *target* is a board (a row of
+A *format* is one kind of artifact (``onnx-int8``, ``tflite-fp16``, ``tensorrt-int8``...), a row of
+the runtime's table (:data:`edgerestore.runtime.artifacts.FORMATS`: backend, precision, file name,
+fixed frame size) plus the function that writes it. A *target* is a board (a row of
 :data:`edgerestore.devices.profiles.PROFILES`) plus what to build for it: its formats in order of
 preference and the ONNX opset / IR version its software parses. ``edgerestore export --target``
 reads these two tables and nothing else decides per board.
@@ -21,6 +21,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from edgerestore.devices.profiles import PROFILES, DeviceProfile
 from edgerestore.errors import UnknownNameError
+from edgerestore.runtime.artifacts import FORMATS as ARTIFACT_FORMATS
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -45,24 +46,24 @@ class Format:
         return getattr(importlib.import_module(module_name), attr)
 
 
-FORMATS: Dict[str, Format] = {fmt.name: fmt for fmt in (
-    Format("onnx", "onnxruntime", "fp32", "model.onnx", "edgerestore.export.onnx:export_artifact", False,
-           "ONNX, uint8 NHWC frame in and out (ONNX Runtime: CPU, CUDA)"),
-    Format("onnx-fp16", "onnxruntime", "fp16", "model-fp16.onnx", "edgerestore.export.onnx:export_fp16_artifact", False,
-           "ONNX with FP16 weights and arithmetic, uint8 I/O (ONNX Runtime on a GPU or an FP16 CPU)"),
-    Format("onnx-int8", "onnxruntime", "int8", "model-int8.onnx", "edgerestore.export.quantize:export_artifact", False,
-           "ONNX static QDQ INT8 calibrated on real frames, uint8 I/O (ONNX Runtime CPU)", temporal=False),
-    Format("tflite", "tflite", "fp32", "model.tflite", "edgerestore.export.tflite:export_fp32", True,
-           "TFLite FP32, uint8 NHWC I/O (LiteRT + XNNPACK)"),
-    Format("tflite-fp16", "tflite", "fp16", "model-fp16.tflite", "edgerestore.export.tflite:export_fp16", True,
-           "TFLite with FP16 weights (XNNPACK runs FP16 where the CPU has it)"),
-    Format("tflite-int8", "tflite", "int8", "model-int8.tflite", "edgerestore.export.tflite:export_int8", True,
-           "TFLite INT8 (integer convolutions, per-channel weights, representative frames), uint8 I/O"),
-    Format("tensorrt-fp16", "tensorrt", "fp16", "model.trt.onnx", "edgerestore.export.tensorrt:export_fp16", True,
-           "ONNX with float32 NHWC I/O; the board builds a TensorRT FP16 engine on first use"),
-    Format("tensorrt-int8", "tensorrt", "int8", "model.trt.onnx", "edgerestore.export.tensorrt:export_int8", True,
-           "as tensorrt-fp16 plus an IInt8EntropyCalibrator2 calibration cache; INT8 engine on the board"),
-)}
+# The rows are the runtime's artifact table (edgerestore.runtime.artifacts.FORMATS); export only
+# adds the function that writes each.
+EXPORTERS: Dict[str, str] = {
+    "onnx": "edgerestore.export.onnx:export_artifact",
+    "onnx-fp16": "edgerestore.export.onnx:export_fp16_artifact",
+    "onnx-int8": "edgerestore.export.quantize:export_artifact",
+    "tflite": "edgerestore.export.tflite:export_fp32",
+    "tflite-fp16": "edgerestore.export.tflite:export_fp16",
+    "tflite-int8": "edgerestore.export.tflite:export_int8",
+    "tensorrt-fp16": "edgerestore.export.tensorrt:export_fp16",
+    "tensorrt-int8": "edgerestore.export.tensorrt:export_int8",
+}
+
+FORMATS: Dict[str, Format] = {
+    name: Format(row.name, row.backend, row.precision, row.filename, EXPORTERS[name], row.fixed_size,
+                 row.description, row.temporal)
+    for name, row in ARTIFACT_FORMATS.items()
+}
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from edgerestore.benchmarks.metrics import psnr
+from edgerestore.runtime.quality import psnr
 
 BARS = {"fp32": 45.0, "fp16": 45.0, "int8": 38.0}
 INT8_GT_MARGIN = 0.3
@@ -191,8 +191,8 @@ def run_tensorrt_simulated(path: Path, backend: str, clips: List[List[np.ndarray
 
     import onnxruntime as ort
 
-    from edgerestore.export.tensorrt import parse_cache
     from edgerestore.runtime.backends.tensorrt import from_network_output, to_network_input
+    from edgerestore.runtime.backends.tensorrt_engine import parse_cache
 
     with tempfile.TemporaryDirectory(dir=str(work_dir) if work_dir else None) as tmp:
         sim = Path(tmp) / "sim.onnx"

@@ -1,4 +1,4 @@
-"""Read a bundle on the board: check it, then pick the artifact a backend can run.
+"""Read a bundle on the board and check it (which artifact runs: :mod:`edgerestore.runtime.artifacts`).
 
 A bundle is a folder with ``manifest.json`` and the files it lists (``edgerestore export``
 writes it; docs/export.md describes every field). Loading one checks the sha256 of every listed
@@ -54,33 +54,6 @@ class Bundle(object):
             if artifact["file"] == name:
                 return artifact
         return None
-
-    def select(self, backend=None, available=None):
-        """The artifact to run: the first (preferred) one whose backend runs here.
-
-        ``backend`` restricts the choice to that backend; ``available(name) -> (ok, reason)``
-        defaults to the runtime's backend registry. Artifacts that failed verification at export
-        are skipped unless they are the only ones for an explicitly requested backend.
-        """
-        if available is None:
-            from edgerestore.runtime.backends import availability as available
-        candidates = [a for a in self.artifacts if backend is None or a["backend"] == backend]
-        if not candidates:
-            raise BundleError("bundle %s (target %s) has no artifact for backend %s; it has: %s" % (
-                self.root, self.target, backend, ", ".join(sorted(set(a["backend"] for a in self.artifacts)))))
-        verified = [a for a in candidates if a.get("verify", {}).get("status") in (None, "ok", "skipped")]
-        pool = verified
-        if backend and not verified:
-            pool = candidates  # asked for this backend by name: run it even though it failed parity
-        reasons = []
-        for artifact in pool:
-            ok, reason = available(artifact["backend"])
-            if ok:
-                return artifact
-            reasons.append("%s: %s" % (artifact["backend"], reason))
-        if not pool:
-            raise BundleError("no artifact of bundle %s passed verification at export — re-export it" % self.root)
-        raise BundleError("no backend here can run bundle %s (%s)" % (self.root, "; ".join(sorted(set(reasons)))))
 
     def describe(self):
         model = self.manifest.get("model", {})

@@ -151,7 +151,7 @@ def _resolution(value):
 
 
 def _model_entry(value):
-    from edgerestore.runtime.runner import NO_MODEL, RUNNABLE_SUFFIXES
+    from edgerestore.runtime.artifacts import FILE_TYPES, NO_MODEL
     from edgerestore.weights import shipped_presets
 
     value = value.strip()
@@ -160,7 +160,7 @@ def _model_entry(value):
     looks_like_path = os.sep in value or os.path.splitext(value)[1]
     if looks_like_path:
         raise _Invalid("%s does not exist" % value,
-                       "an existing model file (%s) or bundle folder" % ", ".join(RUNNABLE_SUFFIXES))
+                       "an existing model file (%s) or bundle folder" % ", ".join(FILE_TYPES))
     if value not in shipped_presets():
         raise _Invalid("no shipped model named %r (this install ships %s)" % (value, ", ".join(shipped_presets()) or "none"),
                        ", ".join(shipped_presets() + ["none", "a model file", "a bundle folder (edgerestore export)"]))
@@ -452,11 +452,15 @@ def _cross_checks(config):
                           "accepted: set http.token, http.token_file or $EDGERESTORE_HTTP_TOKEN, or listen on "
                           "127.0.0.1"
                           % (config.origins["http"]["listen"], listen[0], "%s:%d" % listen))
+    from edgerestore.runtime.backends import REGISTRY, backend_class
+
     backends = config.model.backends
-    if config.model.providers and backends and "onnxruntime" not in backends:
-        raise ConfigError("%s: model.providers: only ONNX Runtime takes providers, and model.backends does not "
-                          "list it (got %r) — accepted: [] or add \"onnxruntime\" to model.backends"
-                          % (config.origins["model"]["providers"], config.model.providers))
+    takers = sorted(name for name in REGISTRY if "providers" in backend_class(name).options)
+    if config.model.providers and backends and not set(takers) & set(backends):
+        raise ConfigError("%s: model.providers: only %s take%s providers, and model.backends lists none of "
+                          "them (got %r) — accepted: [] or add %s to model.backends"
+                          % (config.origins["model"]["providers"], ", ".join(takers), "s" if len(takers) == 1 else "",
+                             config.model.providers, " or ".join('"%s"' % t for t in takers)))
 
 
 # --- device profiles (edgerestore.devices.profiles, when this install has it) ----------------

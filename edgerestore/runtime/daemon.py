@@ -27,7 +27,7 @@ from edgerestore.runtime.config import load_config
 from edgerestore.runtime.jsonlog import JsonLog
 from edgerestore.runtime.metrics import MetricsEndpoint
 from edgerestore.runtime.pipeline import Pipeline
-from edgerestore.runtime.resilience import Backoff, Candidate, FallbackBackend, GuardedSink, ReconnectingSource
+from edgerestore.runtime.resilience import Backoff, FallbackBackend, GuardedSink, ReconnectingSource
 from edgerestore.runtime.uri import parse_uri, redact
 
 FRAGMENT_SUFFIXES = (".mp4", ".m4v", ".mov")
@@ -44,82 +44,48 @@ def service_sink_uri(uri):
     return uri + ("&" if "?" in uri else "?") + "fragment=1"
 
 
-def _artifact_suffix(path):
-    from edgerestore.runtime import backends
+def _backend_options(model_config):
+    """Each backend gets the ``[model]`` settings it declares as options (ONNX Runtime: providers)."""
+    from edgerestore.runtime.backends import option_values
 
-    finder = getattr(backends, "artifact_suffix", None)  # longest known suffix (.trt.onnx), when present
-    return finder(path) if finder else os.path.splitext(str(path))[1].lower()
+    def options(backend):
+        values = option_values(backend, model_config)
+        return dict((k, ",".join(v) if isinstance(v, (list, tuple)) else v) for k, v in values.items())
+
+    return options
 
 
-def _backend_options(backend, providers):
-    return {"providers": ",".join(providers)} if backend == "onnxruntime" and providers else {}
-
-
-def build_candidates(model_config, log):
+def build_candidates(model_config, log, frame_size=None):
     """``(candidates, rejected)`` for ``[model]``: every (backend, model file) to try, in order.
 
-    For each entry of ``model.path``: a bundle folder is checked against its manifest (sha256 of
-    every file) and gives its artifacts; a file or preset gives one candidate per backend that runs
-    its file type. ``model.backends`` sets the order (and leaves out the others).
+    Each entry of ``model.path`` goes through :func:`edgerestore.runtime.artifacts.resolve` (a
+    bundle is checked against its manifest); ``model.backends`` sets the order (and leaves out the
+    others).
     """
-    from edgerestore.runtime.backends import BACKENDS_FOR_SUFFIX
-    from edgerestore.runtime.runner import NO_MODEL, resolve_model_file
+    from edgerestore.runtime.artifacts import NO_MODEL, resolve
 
     candidates, rejected = [], []
-    backends, providers = model_config.backends, model_config.providers
     for spec in model_config.path:
         if spec == NO_MODEL:
             return [], []
         try:
-            if os.path.isdir(spec):
-                found = _bundle_candidates(spec, backends, providers, log)
-            else:
-                path = resolve_model_file(spec)
-                runnable = BACKENDS_FOR_SUFFIX.get(_artifact_suffix(path), ())
-                order = [name for name in (backends or runnable) if name in runnable]
-                if not order:
-                    raise BackendUnavailableError(
-                        "no backend in model.backends (%s) runs %s files (they run on: %s)" % (
-                            ", ".join(backends), _artifact_suffix(path), ", ".join(runnable) or "nothing here"))
-                found = [Candidate(name, path, _backend_options(name, providers)) for name in order]
+            found = resolve(spec, frame_size=frame_size, backends=model_config.backends,
+                            options=_backend_options(model_config),
+                            on_skipped=lambda bundle, name: log.warning(
+                                "artifact_skipped", "failed verification at export", bundle=bundle, file=name))
         except EdgeRestoreError as exc:
             rejected.append("%s: %s" % (spec, exc))
             log.warning("model_rejected", "cannot use this model; trying the next one", model=spec, error=str(exc))
             continue
+        if os.path.isdir(spec):
+            log.info("bundle_verified", "every file matches the manifest", bundle=spec)
         candidates.extend(found)
     return candidates, rejected
 
 
-def _bundle_candidates(root, backends, providers, log):
-    from edgerestore.runtime.bundle import load_bundle
-
-    bundle = load_bundle(root)  # refuses a bundle whose files do not match the manifest's sha256
-    usable = [a for a in bundle.artifacts if (a.get("verify") or {}).get("status") in (None, "ok", "skipped")]
-    for artifact in bundle.artifacts:
-        if artifact not in usable:
-            log.warning("artifact_skipped", "failed verification at export", bundle=root, file=artifact.get("file"))
-    order = list(backends) if backends else []
-    for artifact in usable:
-        if not backends and artifact["backend"] not in order:
-            order.append(artifact["backend"])
-    found = []
-    for name in order:
-        for artifact in usable:
-            if artifact["backend"] == name:
-                found.append(Candidate(name, bundle.path(artifact), _backend_options(name, providers)))
-                break
-    if not found:
-        from edgerestore.errors import BundleError
-
-        raise BundleError("bundle %s has no artifact for %s (it has: %s)" % (
-            root, ", ".join(backends), ", ".join(sorted(set(a["backend"] for a in bundle.artifacts)))))
-    log.info("bundle_verified", "every file matches the manifest", bundle=root, target=bundle.target)
-    return found
-
-
 def start_backend(config, log, size=None):
     """A started :class:`FallbackBackend` for ``config.model``; raises when nothing can run."""
-    candidates, rejected = build_candidates(config.model, log)
+    candidates, rejected = build_candidates(config.model, log, size)
     chain = FallbackBackend(candidates, threads=config.model.threads or None, log=log)
     if not candidates and rejected:
         raise BackendUnavailableError("no usable model: %s" % "; ".join(rejected))

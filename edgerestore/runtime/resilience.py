@@ -17,13 +17,13 @@ Each wraps the runtime's ordinary pieces (any source, sink or backend) so the
 """
 
 import inspect
-import os
 import threading
 import time
 
 import numpy as np
 
 from edgerestore.errors import BackendUnavailableError
+from edgerestore.runtime.artifacts import Candidate  # noqa: F401  (the chain runs these)
 from edgerestore.runtime.jsonlog import NullLog
 from edgerestore.runtime.sources.base import Source
 from edgerestore.runtime.uri import parse_uri, redact
@@ -382,24 +382,6 @@ class GuardedSink(object):
             self.last_error = _one_line(exc)
             self.log.warning("sink_close_failed", "could not finalise a sink", sink=self.label,
                              error=self.last_error)
-
-
-class Candidate(object):
-    """One way to run the model: a backend name, the model file for it, backend options."""
-
-    __slots__ = ("backend", "model", "options")
-
-    def __init__(self, backend, model, options=None):
-        self.backend = backend
-        self.model = model
-        self.options = dict(options or {})
-
-    @property
-    def label(self):
-        return "%s:%s" % (self.backend, os.path.basename(str(self.model)))
-
-    def __repr__(self):
-        return "Candidate(%r, %r)" % (self.backend, self.model)
 
 
 def default_loader(candidate, threads=None):

@@ -6,7 +6,7 @@ Python 3.6-safe (the same code runs on a board for files).
 import os
 
 from edgerestore.errors import UnsupportedInputError
-from edgerestore.runtime.backends import backend_for_artifact, create_backend
+from edgerestore.runtime.artifacts import load_first, resolve
 from edgerestore.runtime.pipeline import Pipeline
 from edgerestore.runtime.sinks import open_sink
 from edgerestore.runtime.sinks.quality import QualitySink
@@ -16,10 +16,10 @@ from edgerestore.runtime.sources.video import VideoFileSource
 from edgerestore.runtime.uri import IMAGE_SUFFIXES, parse_uri
 
 
-def load_backend(model_path, backend=None, threads=None):
-    """Create and load the backend that runs ``model_path`` (``backend`` forces one)."""
-    name = backend_for_artifact(model_path, backend)
-    return create_backend(name, threads=threads).load(model_path)
+def load_backend(model, backend=None, threads=None, frame_size=None):
+    """Load the first way to run ``model`` (a preset, file, bundle or checkpoint) that works here;
+    ``backend`` forces one, ``frame_size`` (width, height) steers a bundle's choice."""
+    return load_first(resolve(model, frame_size=frame_size, backends=backend), threads)[0]
 
 
 def _output_options(source, output):
@@ -111,9 +111,9 @@ def check_paths(input_path, output):
         source.close()
 
 
-def restore(input_path, output, model_path, backend=None, threads=None, reference=None,
+def restore(input_path, output, model, backend=None, threads=None, reference=None,
             metrics_every=1, on_frame=None, on_start=None, audio=True):
-    """Restore ``input_path`` into ``output`` with the model at ``model_path``.
+    """Restore ``input_path`` into ``output`` with ``model`` (what ``--model`` takes).
 
     Returns a summary dict: ``frames``, end-to-end ``fps``, ``inference_ms`` (mean per frame),
     ``backend``, and with ``reference`` a ``quality`` block (input and restored vs reference).
@@ -124,7 +124,7 @@ def restore(input_path, output, model_path, backend=None, threads=None, referenc
     check_paths(input_path, output)
     source = open_source(input_path)
     try:
-        engine = load_backend(model_path, backend, threads)
+        engine = load_backend(model, backend, threads, frame_size=source.size)
         _check_pairing(source, output)
         if on_start is not None:
             on_start(source)

@@ -5,52 +5,25 @@ summary out, a statistics dict every few seconds in between. Everything it opens
 sinks are finalised and the source released whatever happens. Python 3.6-safe.
 """
 
-import os
 import signal
 import threading
 
-from edgerestore.errors import InputNotFoundError
+from edgerestore.runtime.artifacts import DEFAULT_MODEL, load_first, resolve
 from edgerestore.runtime.pipeline import Pipeline
 from edgerestore.runtime.sinks import open_sink
 from edgerestore.runtime.sources import open_source
 
-DEFAULT_MODEL = "nano"
-NO_MODEL = "none"  # --model none: frames pass through untouched (test cameras and screens)
-RUNNABLE_SUFFIXES = (".onnx", ".tflite", ".engine", ".trt")
 
+def open_backend(model, backend=None, threads=None, frame_size=None, **options):
+    """A loaded backend for ``model`` (anything :func:`~edgerestore.runtime.artifacts.resolve`
+    takes), or None for ``model="none"``. ``frame_size`` (width, height) steers a bundle's choice."""
+    from edgerestore.runtime.backends import option_values
 
-def resolve_model_file(spec):
-    """The model file for ``spec``: a file path, or a preset name with shipped weights."""
-    from edgerestore.weights import shipped_path, shipped_presets
-
-    spec = str(spec or DEFAULT_MODEL)
-    if os.path.exists(spec):
-        return spec
-    if os.sep in spec or os.path.splitext(spec)[1]:
-        raise InputNotFoundError("model %s does not exist" % spec)
-    for suffix in RUNNABLE_SUFFIXES:
-        path = shipped_path(spec, suffix)
-        if path:
-            return path
-    raise InputNotFoundError(
-        "no shipped model named %r (shipped: %s) — pass a model file with --model, or `--model none` "
-        "to pass frames through" % (spec, ", ".join(shipped_presets()) or "none")
-    )
-
-
-def open_backend(model, backend=None, threads=None, **options):
-    """A loaded backend for ``model`` (a path or a preset name), or None for ``model="none"``."""
-    if model == NO_MODEL:
+    candidates = resolve(model, frame_size=frame_size, backends=backend,
+                         options=lambda name: option_values(name, options))
+    if not candidates:
         return None
-    from edgerestore.runtime.backends import backend_for_artifact, create_backend
-    from edgerestore.runtime.bundle import is_bundle, load_bundle
-
-    path = resolve_model_file(model)
-    if is_bundle(path):  # checked against its manifest; the artifact of the first backend that runs here
-        bundle = load_bundle(path)
-        path = bundle.path(bundle.select(backend))
-    name = backend_for_artifact(path, backend)
-    return create_backend(name, threads=threads, **options).load(path)
+    return load_first(candidates, threads)[0]
 
 
 class _StatsFanout(object):
@@ -85,7 +58,7 @@ def run(source, sinks, model=DEFAULT_MODEL, backend=None, threads=None, provider
     opened_sinks = []
     try:
         options = {"providers": providers} if providers else {}
-        engine = open_backend(model, backend, threads, **options)
+        engine = open_backend(model, backend, threads, frame_size=opened_source.size, **options)
         for sink in sinks:
             opened_sinks.append(
                 open_sink(sink, fps=opened_source.fps, size=opened_source.size) if isinstance(sink, str) else sink)

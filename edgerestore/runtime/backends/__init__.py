@@ -7,7 +7,7 @@ reason instead of crashing. Python 3.6-safe.
 
 import importlib
 
-from edgerestore.errors import BackendUnavailableError, UnknownNameError
+from edgerestore.errors import BackendUnavailableError, ConfigError, UnknownNameError
 
 # name -> "module:Class"; modules are imported only when a backend is probed or used.
 REGISTRY = {
@@ -15,25 +15,6 @@ REGISTRY = {
     "tflite": "edgerestore.runtime.backends.tflite:TFLiteBackend",
     "tensorrt": "edgerestore.runtime.backends.tensorrt:TensorRTBackend",
 }
-
-# Artifact suffix -> the backends that can run it, preferred first. The longest matching suffix
-# wins: a bundle's TensorRT graph (float I/O) is ``model.trt.onnx``.
-BACKENDS_FOR_SUFFIX = {
-    ".onnx": ("onnxruntime",),
-    ".tflite": ("tflite",),
-    ".trt.onnx": ("tensorrt",),
-    ".engine": ("tensorrt",),
-}
-
-
-def artifact_suffix(path):
-    """The longest suffix of ``path`` that :data:`BACKENDS_FOR_SUFFIX` knows (else its last suffix)."""
-    import os
-
-    name = os.path.basename(str(path)).lower()
-    known = [suffix for suffix in BACKENDS_FOR_SUFFIX if name.endswith(suffix)]
-    return max(known, key=len) if known else os.path.splitext(name)[1]
-
 
 def backend_class(name):
     """The class registered as ``name`` (imports its module, not its library)."""
@@ -60,27 +41,16 @@ def create_backend(name, **options):
     available, reason = availability(name)
     if not available:
         raise BackendUnavailableError("backend %s is unavailable: %s" % (name, reason))
-    return backend_class(name)(**options)
+    cls = backend_class(name)
+    unknown = sorted(set(options) - set(cls.options) - {"threads"})
+    if unknown:
+        raise ConfigError("backend %s takes no option %s — accepted: %s"
+                          % (name, ", ".join(unknown), ", ".join(["threads"] + sorted(cls.options))))
+    return cls(**options)
 
 
-def backend_for_artifact(path, preferred=None):
-    """Pick the backend for a model file: ``preferred`` if given, else the first available one."""
-    suffix = artifact_suffix(path)
-    candidates = BACKENDS_FOR_SUFFIX.get(suffix)
-    if not candidates:
-        raise UnknownNameError("model file type", suffix or str(path), BACKENDS_FOR_SUFFIX)
-    if preferred:
-        if preferred not in REGISTRY:
-            raise UnknownNameError("backend", preferred, REGISTRY)
-        if preferred not in candidates:
-            raise BackendUnavailableError(
-                "backend %s cannot run %s files; use one of: %s" % (preferred, suffix, ", ".join(candidates))
-            )
-        return preferred
-    reasons = []
-    for name in candidates:
-        ok, reason = availability(name)
-        if ok:
-            return name
-        reasons.append("%s: %s" % (name, reason))
-    raise BackendUnavailableError("no backend can run %s here (%s)" % (path, "; ".join(reasons)))
+def option_values(name, values):
+    """The entries of ``values`` (a dict or an object with attributes) that backend ``name`` declares
+    as options and that are set: how config and the service hand their settings to a backend."""
+    get = values.get if isinstance(values, dict) else (lambda key: getattr(values, key, None))
+    return dict((key, get(key)) for key in backend_class(name).options if get(key) not in (None, "", [], ()))

@@ -83,6 +83,13 @@ class Backend(object):
     """
 
     name = "base"
+    options = {}
+    """What the constructor takes besides ``threads``: ``{option: one line of help}``. Config, the
+    service and bench read this declaration; :func:`~edgerestore.runtime.backends.create_backend`
+    refuses an option a backend does not declare."""
+    precisions = ()
+    """Precisions the backend builds from one model file, chosen at :meth:`load` (``bench`` gives
+    each a row); ``()``: it runs the file at the file's own precision."""
 
     def __init__(self, threads=None):
         self.threads = threads

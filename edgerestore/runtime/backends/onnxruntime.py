@@ -94,6 +94,8 @@ def parse_state(text, model_path, inputs, outputs):
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    options = {"providers": "execution providers, best first: tensorrt,cuda,cpu (default: the best this build has)",
+               "spinning": "let ONNX Runtime's threads busy-wait between operators (default off)"}
 
     def __init__(self, threads=None, providers=None, spinning=False):
         super(OnnxRuntimeBackend, self).__init__(threads=threads)

@@ -1,7 +1,7 @@
 """TensorRT + pycuda: the Jetson backend. Python 3.6-safe (JetPack 4.6 = Python 3.6, TensorRT 8.2).
 
 Loads a bundle's ``model.trt.onnx`` (float32 NHWC I/O: TensorRT 8.2 has no uint8 inputs), builds
-the engine on first use into the engine cache (:mod:`edgerestore.export.tensorrt`: key = model
+the engine on first use into the engine cache (:mod:`edgerestore.runtime.backends.tensorrt_engine`: key = model
 sha256 + TensorRT version + GPU + precision + shape, with a timing cache), or loads a prebuilt
 ``.engine``. A small adapter turns the uint8 RGB frame into the float input the manifest
 describes and the float output (which carries +0.5) back into uint8 by truncation.
@@ -113,6 +113,11 @@ class _Engine(object):
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
+    options = {"precision": "fp16 or int8: the engine to build from the ONNX file (default: the bundle's)",
+               "cache_dir": "where engines are cached (default: the edgerestore cache)",
+               "log": "a function that takes one line (build progress and warnings)",
+               "trt": "the tensorrt module (default: import it; tests pass a stand-in)",
+               "cuda": "the pycuda.driver module (default: import it; tests pass a stand-in)"}
 
     def __init__(self, threads=None, precision=None, trt=None, cuda=None, cache_dir=None, log=None):
         super(TensorRTBackend, self).__init__(threads=threads)
@@ -157,7 +162,7 @@ class TensorRTBackend(Backend):
     def plan_for(self, model_path, trt, cuda):
         """The engine build plan for a bundle artifact (also what ``build-engine --check`` prints)."""
         from edgerestore.devices.profiles import PROFILES
-        from edgerestore.export.tensorrt import plan_build
+        from edgerestore.runtime.backends.tensorrt_engine import plan_build
         from edgerestore.runtime.bundle import find_bundle_for
 
         bundle = find_bundle_for(model_path)
@@ -184,7 +189,7 @@ class TensorRTBackend(Backend):
         return plan
 
     def load(self, model_path, **options):
-        from edgerestore.export.tensorrt import build_engine
+        from edgerestore.runtime.backends.tensorrt_engine import build_engine
 
         model_path = str(model_path)
         if not os.path.isfile(model_path):

@@ -60,6 +60,7 @@ def _state_of(model_path, inputs, outputs):
 
 class TFLiteBackend(Backend):
     name = "tflite"
+    options = {"xnnpack": "run on the XNNPACK delegate (default on)"}
 
     def __init__(self, threads=None, xnnpack=True):
         super(TFLiteBackend, self).__init__(threads=threads)

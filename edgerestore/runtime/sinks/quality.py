@@ -6,8 +6,8 @@ frames of a reference source (a video, an image or a folder of images of the sam
 
 import numpy as np
 
-from edgerestore.benchmarks.metrics import quality
 from edgerestore.errors import UnsupportedInputError
+from edgerestore.runtime.quality import quality
 from edgerestore.runtime.sinks.base import Sink
 
 
