@@ -29,12 +29,13 @@ class UnknownNameError(EdgeRestoreError):
 
     exit_code = 2
 
-    def __init__(self, kind, name, valid):
+    def __init__(self, kind, name, valid, hint=None):
         self.kind = kind
         self.name = name
         self.valid = sorted(valid)
         super(UnknownNameError, self).__init__(
-            "unknown {} {!r}; choose one of: {}".format(kind, name, ", ".join(self.valid))
+            "unknown {} {!r}; choose one of: {}{}".format(kind, name, ", ".join(self.valid),
+                                                         " — " + hint if hint else "")
         )
 
 

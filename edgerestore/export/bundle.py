@@ -213,15 +213,21 @@ class ExportResult:
     warnings: List[str]
 
 
-def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = None,
-                  precision: Optional[str] = None, size: Optional[Tuple[int, int]] = None,
-                  calib: Optional[str] = None, calib_method: str = "percentile", verify: bool = True,
-                  threads: Optional[int] = None, log: Callable[[str], None] = lambda m: None,
-                  on_format: Optional[Callable[[Format], None]] = None, native_logs: bool = False) -> ExportResult:
-    """Export ``model`` (preset or .pt) for ``target`` into the bundle folder ``out``; see the module
-    docstring. ``native_logs`` lets TensorFlow's and LiteRT's own log lines through (``--debug``)."""
-    from edgerestore.export.verify import Row, clips_of, expand, reference_outputs, verify_artifact
+@dataclass
+class ExportPlan:
+    """What an export will make: the target, its formats, the student and the frame size."""
+    target: Target
+    formats: List[Format]
+    warnings: List[str]
+    student: object
+    model_info: dict
+    size: Tuple[int, int]
 
+
+def plan_export(model: str, target: str, formats: Optional[List[str]] = None, precision: Optional[str] = None,
+                size: Optional[Tuple[int, int]] = None, calib: Optional[str] = None,
+                log: Callable[[str], None] = lambda m: None) -> ExportPlan:
+    """Check everything that can be checked before the first exporter runs; one error names the fix."""
     target_row = get_target(target)
     chosen, warnings = select_formats(target_row, formats, precision)
     for warning in warnings:
@@ -236,7 +242,7 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
         if not chosen:
             raise ConfigError("none of the formats asked for (%s) can export a temporal student; %s can" % (
                 ", ".join(f.name for f in skipped), ", ".join(n for n in target_row.formats if get_format(n).temporal)))
-    size = size or target_row.device.resolution
+    size = tuple(size or target_row.device.resolution)
     stride = model_info["stride"]
     if size[0] % stride or size[1] % stride:
         fixed = (-(-size[0] // stride) * stride, -(-size[1] // stride) * stride)
@@ -244,7 +250,81 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
                           "pads frames up to it)" % (size[0], size[1], stride, fixed[0], fixed[1]))
     if calib is not None and not os.path.exists(calib):
         raise InputNotFoundError("calibration input %s does not exist" % calib)
+    return ExportPlan(target_row, chosen, warnings, student, model_info, size)
 
+
+def build_artifact(job: ExportJob, fmt: Format, log: Callable[[str], None]) -> Tuple[Path, dict]:
+    """Run ``fmt``'s exporter; the artifact's manifest entry (without its verification)."""
+    path, seconds = run_exporter(job, fmt, log)
+    size = job.size
+    entry = {"format": fmt.name, "backend": fmt.backend, "precision": fmt.precision, "file": path.name,
+             "extra_files": job.extra_files.get(fmt.name, []), "fixed_size": fmt.fixed_size,
+             "input_size": list(size) if fmt.fixed_size else None, "io": _io(fmt, path, size, job.student),
+             "export_seconds": round(seconds, 2), "description": fmt.description}
+    if fmt.name == "tensorrt-int8":
+        entry["calibration_cache"] = job.extra_files[fmt.name][0]
+    return path, entry
+
+
+class _Verifier(object):
+    """Checks each artifact against the PyTorch student on held-out frames (references made once)."""
+
+    def __init__(self, job: ExportJob, threads: Optional[int]):
+        self.job, self.threads, self.references = job, threads, None
+
+    def __call__(self, row, path: Path, fmt: Format, entry: dict) -> None:
+        from edgerestore.export.verify import clips_of, expand, reference_outputs, verify_artifact
+
+        job = self.job
+        holdout = job.calibration.holdout
+        if self.references is None:
+            self.references = reference_outputs(job.student, holdout)
+        options = {"work_dir": job.work_dir}
+        if entry.get("calibration_cache"):
+            options["calibration_cache"] = job.out_dir / entry["calibration_cache"]
+        with native_logs_hidden(not job.native_logs):
+            verify_artifact(row, path, fmt.backend, expand(job.student, holdout), self.references,
+                            threads=self.threads, clips=clips_of(job.student, holdout), **options)
+
+
+def write_manifest(job: ExportJob, plan: ExportPlan, artifacts: list, calib_method: str) -> dict:
+    """``manifest.json`` of the bundle being made: every file's sha256, the target, the tools."""
+    files = {}
+    for entry in artifacts:
+        for name in [entry["file"]] + entry["extra_files"]:
+            files[name] = file_sha256(str(job.out_dir / name))
+    target_row = plan.target
+    manifest = {
+        "schema": SCHEMA,
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "target": target_row.name,
+        "device": target_row.device.to_dict(),
+        "model": plan.model_info,
+        "input_size": list(plan.size),
+        "onnx": {"opset": target_row.opset, "ir_version": target_row.ir_version, "simplified": target_row.simplify},
+        "calibration": dict(job.calibration.describe(), method=calib_method) if job._calibration else None,
+        "tools": tool_versions(),
+        "warnings": plan.warnings,
+        "artifacts": artifacts,
+        "files": files,
+    }
+    with open(job.out_dir / MANIFEST, "w") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=False)
+        handle.write("\n")
+    return manifest
+
+
+def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = None,
+                  precision: Optional[str] = None, size: Optional[Tuple[int, int]] = None,
+                  calib: Optional[str] = None, calib_method: str = "percentile", verify: bool = True,
+                  threads: Optional[int] = None, log: Callable[[str], None] = lambda m: None,
+                  on_format: Optional[Callable[[Format], None]] = None, native_logs: bool = False) -> ExportResult:
+    """Export ``model`` (preset or .pt) for ``target`` into the bundle folder ``out``: plan, then build
+    and verify each format, then write the manifest; see the module docstring. ``native_logs`` lets
+    TensorFlow's and LiteRT's own log lines through (``--debug``)."""
+    from edgerestore.export.verify import Row
+
+    plan = plan_export(model, target, formats, precision, size, calib, log)
     out = Path(out)
     if out.exists() and not (out / MANIFEST).is_file() and any(out.iterdir()):
         raise ConfigError("%s exists and is not a bundle — choose another --out or empty it" % out)
@@ -252,65 +332,32 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     work = Path(tempfile.mkdtemp(prefix="edgerestore-export-", dir=str(partial.parent)))
-    job = ExportJob(student, model_info, target_row, tuple(size), partial, work, calib, calib_method, native_logs)
+    job = ExportJob(plan.student, plan.model_info, plan.target, plan.size, partial, work, calib, calib_method,
+                    native_logs)
+    verifier = _Verifier(job, threads) if verify else None
     rows, artifacts = [], []
     try:
-        if verify or any(fmt.precision == "int8" for fmt in chosen):
+        if verify or any(fmt.precision == "int8" for fmt in plan.formats):
             _ = job.calibration  # bad calibration input is one error up front, not a failed row per format
-        references = None
-        for fmt in chosen:
+        for fmt in plan.formats:
             if on_format:
                 on_format(fmt)
-            row = Row(target_row.name, fmt.name, fmt.precision, "failed", size=tuple(size))
+            row = Row(plan.target.name, fmt.name, fmt.precision, "failed", size=plan.size)
+            rows.append(row)
             try:
-                path, seconds = run_exporter(job, fmt, log)
+                path, entry = build_artifact(job, fmt, log)
             except Exception as exc:  # a failing format never stops the others
                 row.note = "export: %s: %s" % (type(exc).__name__, (str(exc).splitlines() or [""])[0])
                 log("failed   %-14s %s" % (fmt.name, row.note))
-                rows.append(row)
                 continue
             row.size_mb = round(path.stat().st_size / 1e6, 3)
-            entry = {"format": fmt.name, "backend": fmt.backend, "precision": fmt.precision, "file": path.name,
-                     "extra_files": job.extra_files.get(fmt.name, []), "fixed_size": fmt.fixed_size,
-                     "input_size": list(size) if fmt.fixed_size else None, "io": _io(fmt, path, size, student),
-                     "export_seconds": round(seconds, 2), "description": fmt.description}
-            if fmt.name == "tensorrt-int8":
-                entry["calibration_cache"] = job.extra_files[fmt.name][0]
-            if verify:
-                if references is None:
-                    references = reference_outputs(student, job.calibration.holdout)
-                options = {"work_dir": work}
-                if entry.get("calibration_cache"):
-                    options["calibration_cache"] = partial / entry["calibration_cache"]
-                with native_logs_hidden(not native_logs):
-                    verify_artifact(row, path, fmt.backend, expand(student, job.calibration.holdout), references,
-                                    threads=threads, clips=clips_of(student, job.calibration.holdout), **options)
+            if verifier:
+                verifier(row, path, fmt, entry)
             else:
                 row.status, row.note = "ok", "not verified (--no-verify)"
             entry["verify"] = row.to_dict() if verify else {"status": "skipped"}
             artifacts.append(entry)
-            rows.append(row)
-        files = {}
-        for entry in artifacts:
-            for name in [entry["file"]] + entry["extra_files"]:
-                files[name] = file_sha256(str(partial / name))
-        manifest = {
-            "schema": SCHEMA,
-            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "target": target_row.name,
-            "device": target_row.device.to_dict(),
-            "model": model_info,
-            "input_size": list(size),
-            "onnx": {"opset": target_row.opset, "ir_version": target_row.ir_version, "simplified": target_row.simplify},
-            "calibration": dict(job.calibration.describe(), method=calib_method) if job._calibration else None,
-            "tools": tool_versions(),
-            "warnings": warnings,
-            "artifacts": artifacts,
-            "files": files,
-        }
-        with open(partial / MANIFEST, "w") as handle:
-            json.dump(manifest, handle, indent=2, sort_keys=False)
-            handle.write("\n")
+        manifest = write_manifest(job, plan, artifacts, calib_method)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -319,4 +366,4 @@ def export_bundle(model: str, target: str, out, formats: Optional[List[str]] = N
     if out.exists():
         shutil.rmtree(out)
     os.replace(partial, out)
-    return ExportResult(out, manifest, rows, warnings)
+    return ExportResult(out, manifest, rows, plan.warnings)

@@ -220,7 +220,8 @@ def shipped_model(preset):
         path = shipped_path(preset, suffix)
         if path:
             return path
-    raise UnknownNameError("preset", preset, shipped_presets())
+    raise UnknownNameError("preset", preset, shipped_presets(),
+                           hint="--model also takes a model file or folder: %s" % ", ".join(known_types()))
 
 
 def load_first(candidates, threads=None):
