@@ -349,9 +349,7 @@ def discover(specs, backends=None):
             if not files:
                 if os.sep in spec or "." in os.path.basename(spec):
                     raise InputNotFoundError("model %s does not exist" % spec)
-                from edgerestore.weights import shipped_presets
-
-                raise UnknownNameError("model (file, folder or shipped preset)", spec, shipped_presets())
+                artifacts.shipped_model(spec)  # raises the error restore and run give for an unknown preset
             for path in files:
                 out.extend(artifact_candidates(path, backends, {"preset": spec}))
     return out
