@@ -159,6 +159,11 @@ class TensorRTBackend(Backend):
         builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
         return str(device.name()), bool(builder.platform_has_fast_int8)
 
+    def plan(self, model_path):
+        """The engine build plan for ``model_path`` on this GPU (imports TensorRT and pycuda)."""
+        trt, cuda = self._modules()
+        return self.plan_for(model_path, trt, cuda)
+
     def plan_for(self, model_path, trt, cuda):
         """The engine build plan for a bundle artifact (also what ``build-engine --check`` prints)."""
         from edgerestore.devices.profiles import PROFILES
@@ -277,3 +282,56 @@ class TensorRTBackend(Backend):
             info.update({"precision": self.plan.precision, "engine": self.plan.engine_path,
                          "gpu": self.plan.gpu_name, "tensorrt": self.plan.trt_version})
         return info
+
+
+# --- a bundle's TensorRT artifact (build-engine) -----------------------------------------------
+
+
+def bundle_artifact(bundle, precision, echo):
+    """``(artifact, precision)``: the bundle's TensorRT artifact for ``precision``.
+
+    INT8 from a bundle without an INT8 artifact (a Jetson Nano's) builds that artifact's
+    precision, with one warning that says why.
+    """
+    from edgerestore.errors import BundleError
+
+    artifacts = [a for a in bundle.artifacts if a["backend"] == "tensorrt"]
+    if not artifacts:
+        raise BundleError("bundle %s (target %s) has no TensorRT artifact — export it with "
+                          "`edgerestore export --target jetson-nano` (or jetson-orin...)" % (bundle.root, bundle.target))
+    if not precision:
+        return artifacts[0], artifacts[0]["precision"]
+    matching = [a for a in artifacts if a["precision"] == precision]
+    if matching:
+        return matching[0], precision
+    instead = artifacts[0]["precision"]
+    profile = board_profile(bundle.target)
+    if precision == "int8" and profile is not None and profile.gpu and not profile.gpu_int8:
+        echo("warning: %s has no INT8 (its GPU is sm_%s): building %s instead"
+             % (bundle.target, profile.compute_capability.replace(".", ""), instead.upper()))
+    else:
+        echo("warning: bundle %s has no %s TensorRT artifact (re-export with --precision %s); building %s instead"
+             % (bundle.root, precision.upper(), precision, instead.upper()))
+    return artifacts[0], instead
+
+
+def board_profile(target):
+    """The profile to plan for; for a family bundle (``jetson``) this board's, or its first member's."""
+    from edgerestore.devices.detect import board_target
+    from edgerestore.devices.profiles import profile_for
+
+    return profile_for(target, board_target())
+
+
+def offline_plan(bundle, artifact, precision):
+    """The build plan of ``artifact`` for the bundle's board, from its device profile: what
+    ``build-engine --check`` prints where TensorRT cannot run."""
+    from edgerestore.runtime.backends.tensorrt_engine import plan_build
+
+    profile = board_profile(bundle.target)
+    calibration = bundle.path(artifact["calibration_cache"]) if artifact.get("calibration_cache") else None
+    return plan_build(bundle.path(artifact), artifact["io"]["input"]["shape"], precision,
+                      profile.tensorrt if profile else "unknown", profile.gpu if profile else "unknown GPU",
+                      profile.gpu_int8 if profile else False,
+                      workspace_mb=profile.workspace_mb if profile else None, calibration_cache=calibration,
+                      state=artifact["io"].get("state"))
