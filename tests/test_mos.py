@@ -227,4 +227,4 @@ def test_cli_mos_prepare_and_score(cli, kit, tmp_path, data_dir):
     res = cli("mos", "score", tmp_path / "missing.csv", "--key", out / "key.json", check=False)
     assert res.returncode == 2 and res.stderr.startswith("error:")
     res = cli("mos", "prepare", "no-such-model", "--evalset", folder, "--out", tmp_path / "x", check=False)
-    assert res.returncode == 2 and "unknown model" in res.stderr
+    assert res.returncode == 2 and "unknown preset 'no-such-model'" in res.stderr

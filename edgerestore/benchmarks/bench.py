@@ -718,6 +718,50 @@ def _finite(value):
     return value
 
 
+def _candidate_quality(cand, runner, pairs, videos, reference_of, ref_outputs, notes):
+    """The quality block of one candidate: vs ground truth, vs its FP32 reference (parity), video."""
+    clips, clip_references = videos
+    reference = None
+    ref = reference_of.get(cand.group)
+    if ref is not None and ref is not cand and cand.kind == "student":
+        reference = (ref.label, ref_outputs[ref.group]) if ref.group in ref_outputs else None
+        if reference is None:
+            notes.append("%s: its FP32 reference %s failed, no parity figures" % (cand.label, ref.label))
+    try:
+        quality, outputs = evaluate_quality(runner, pairs, reference)
+        if ref is cand:
+            ref_outputs[cand.group] = outputs
+        if clips:
+            quality["video"] = evaluate_video(runner, clips, clip_references)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        quality = {"vs_ground_truth": {}, "vs_reference": None, "error": _error_text(exc)}
+    return quality
+
+
+def _time_row(row, cand, runner, frames, default_frames, warmup, max_seconds, parity_db, snapshot):
+    """Time ``runner`` on ``frames`` into ``row``: speed, memory, thermal state, the parity verdict."""
+    width, height = row["width"], row["height"]
+    thermal_before = snapshot()
+    warmup = cand.warmup if cand.warmup is not None else warmup
+    try:
+        timing = time_frames(runner, frames, cand.frames or default_frames, warmup=warmup, max_seconds=max_seconds)
+        row.update(speed_figures(timing, cand.macs_per_pixel, width, height))
+        row["warmup"] = warmup
+        row["status"] = "ok"
+        vs = (row.get("quality") or {}).get("vs_reference")
+        if vs and vs["psnr"] is not None and vs["psnr"] < parity_db:
+            row["status"] = "exported-but-failed-parity"
+            row["error"] = "%.1f dB vs %s, below the %.0f dB parity bar" % (vs["psnr"], vs["reference"], parity_db)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        row["error"] = _error_text(exc)
+    row["rss_mb"], row["peak_rss_mb"] = memory_mb()
+    row["thermal"] = {"before": thermal_before, "after": snapshot()}
+
+
 def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEFAULT_WARMUP,
               max_seconds=DEFAULT_MAX_SECONDS, threads=None, evalset=None, parity_db=DEFAULT_PARITY_DB,
               label=None, command=None, notes=None, root="/", command_path=None, on_row=None, on_row_done=None):
@@ -762,22 +806,8 @@ def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEF
             if cand.precision is None and cand.kind != "baseline":
                 cand.precision = runner.info().get("precision")
             if pairs:
-                reference = None
-                ref = reference_of.get(cand.group)
-                if ref is not None and ref is not cand and cand.kind == "student":
-                    reference = (ref.label, ref_outputs[ref.group]) if ref.group in ref_outputs else None
-                    if reference is None:
-                        notes.append("%s: its FP32 reference %s failed, no parity figures" % (cand.label, ref.label))
-                try:
-                    quality, outputs = evaluate_quality(runner, pairs, reference)
-                    if ref is cand:
-                        ref_outputs[cand.group] = outputs
-                    if clips:
-                        quality["video"] = evaluate_video(runner, clips, clip_references)
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:
-                    quality = {"vs_ground_truth": {}, "vs_reference": None, "error": _error_text(exc)}
+                quality = _candidate_quality(cand, runner, pairs, (clips, clip_references), reference_of,
+                                             ref_outputs, notes)
         run_threads = (runner.info().get("threads") if runner is not None else None) or threads
         fixed = cand.fixed_size or (fixed_size_of(runner) if runner is not None else None)
         for width, height in _row_sizes(cand, fixed, sizes, notes):
@@ -791,25 +821,8 @@ def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEF
                 key = (width, height)
                 if key not in frames_cache:
                     frames_cache[key] = timing_frames(pairs, width, height)
-                thermal_before = environment_snapshot(root, command_path)
-                try:
-                    timing = time_frames(runner, frames_cache[key], cand.frames or frames,
-                                         warmup=cand.warmup if cand.warmup is not None else warmup,
-                                         max_seconds=max_seconds)
-                    row.update(speed_figures(timing, cand.macs_per_pixel, width, height))
-                    row["warmup"] = cand.warmup if cand.warmup is not None else warmup
-                    row["status"] = "ok"
-                    vs = (quality or {}).get("vs_reference")
-                    if vs and vs["psnr"] is not None and vs["psnr"] < parity_db:
-                        row["status"] = "exported-but-failed-parity"
-                        row["error"] = "%.1f dB vs %s, below the %.0f dB parity bar" % (vs["psnr"], vs["reference"],
-                                                                                        parity_db)
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:
-                    row["error"] = _error_text(exc)
-                row["rss_mb"], row["peak_rss_mb"] = memory_mb()
-                row["thermal"] = {"before": thermal_before, "after": environment_snapshot(root, command_path)}
+                _time_row(row, cand, runner, frames_cache[key], frames, warmup, max_seconds, parity_db,
+                          lambda: environment_snapshot(root, command_path))
             row = _finite(row)
             rows.append(row)
             if on_row_done:

@@ -749,8 +749,9 @@ class Trainer:
         gc.collect()
         dist.destroy_process_group()
 
-    def _run(self, started: float) -> dict:
-        c, p = self.config, self.prepared
+    def _announce(self) -> None:
+        """One line on the student, teacher, data and processes; one on the validation set."""
+        p = self.prepared
         student_macs = None
         try:
             from edgerestore.models.macs import macs_per_pixel
@@ -766,11 +767,27 @@ class Trainer:
                       D.describe_counts(p.counts), len(p.val.items), self.dist.world, self.dist.device,
                       torch.get_num_threads(), self.workers))
         if self.saved is not None:
-            self.echo("resuming %s at step %d of %d" % (self.out, self.step, c.train.steps))
+            self.echo("resuming %s at step %d of %d" % (self.out, self.step, self.config.train.steps))
         self._validation_set()
         self.echo("validation: %d crop(s); input %.2f dB%s" % (
             self.val_count, self.input_psnr,
             "; teacher %.2f dB" % self.teacher_psnr if self.teacher_psnr == self.teacher_psnr else ""))
+
+    def _summary(self, started: float, val_psnr: float, interrupted, final, last) -> dict:
+        calls, hits = self.dist.all_sum([self.prepared.teacher.calls, self.cache_hits])
+        return {
+            "out": str(self.out), "step": self.step, "steps": self.config.train.steps,
+            "interrupted": signal.Signals(interrupted).name if interrupted else None,
+            "val_psnr": val_psnr, "best_val_psnr": self.best_psnr if self.best_psnr > -math.inf else None,
+            "input_psnr": self.input_psnr, "teacher_psnr": self.teacher_psnr,
+            "teacher_calls": int(calls), "cache_hits": int(hits),
+            "checkpoint": str(final or last), "last": str(last), "best": str(self.out / CHECKPOINT_BEST),
+            "seconds": time.time() - started, "world_size": self.dist.world, "rank": self.dist.rank,
+        }
+
+    def _run(self, started: float) -> dict:
+        c, p = self.config, self.prepared
+        self._announce()
         columns = ["step", "lr", "loss"] + self.loss.active + ["val_psnr"]
         if c.data.sequence > 1:
             columns.append("val_temporal")
@@ -840,17 +857,7 @@ class Trainer:
         del self.stream
         if log is not None:
             log.close()
-        calls, hits = self.dist.all_sum([p.teacher.calls, self.cache_hits])
-        summary = {
-            "out": str(self.out), "step": self.step, "steps": c.train.steps,
-            "interrupted": signal.Signals(interrupted).name if interrupted else None,
-            "val_psnr": val_psnr, "best_val_psnr": self.best_psnr if self.best_psnr > -math.inf else None,
-            "input_psnr": self.input_psnr, "teacher_psnr": self.teacher_psnr,
-            "teacher_calls": int(calls), "cache_hits": int(hits),
-            "checkpoint": str(final or last), "last": str(last), "best": str(self.out / CHECKPOINT_BEST),
-            "seconds": time.time() - started, "world_size": self.dist.world, "rank": self.dist.rank,
-        }
-        return summary
+        return self._summary(started, val_psnr, interrupted, final, last)
 
 
 def train(config: DistillConfig, resume: bool = False, progress: bool = True,
