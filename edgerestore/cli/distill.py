@@ -56,8 +56,7 @@ def _options(func):
 
 def _load(data, config_path, student, teacher, out, steps, batch_size, patch, lr, degradation, val, sequence,
           clips, workers, device, seed, cache, overrides, resume=False):
-    from edgerestore.distill.config import DistillConfig, load_config, read_config_file, resume_differences
-    from edgerestore.errors import ConfigError
+    from edgerestore.distill.config import load_config, load_resume_config
 
     if degradation and degradation.strip().startswith("{"):
         from edgerestore.distill.config import parse_override
@@ -70,24 +69,9 @@ def _load(data, config_path, student, teacher, out, steps, batch_size, patch, lr
         "data.sequence": sequence, "data.clips": list(clips) or None,
         "train.device": device, "train.seed": seed, "teacher.cache": cache,
     }
-    config = load_config(config_path, options, overrides)
-    if not resume:
-        return config
-    from pathlib import Path
-
-    saved_path = Path(config.out) / "config.yaml"
-    if not saved_path.is_file():
-        from edgerestore.errors import InputNotFoundError
-
-        raise InputNotFoundError("nothing to resume in %s (no config.yaml); check --out" % config.out)
-    saved_data = read_config_file(saved_path)
-    saved = DistillConfig.from_dict(saved_data)
-    config = load_config(config_path, options, overrides, base=saved_data)
-    differences = resume_differences(saved, config)
-    if differences:
-        raise ConfigError("--resume continues the run's own config, but these differ: %s; start a new run "
-                          "(another --out) to change them" % "; ".join(differences))
-    return config
+    if resume:
+        return load_resume_config(config_path, options, overrides)
+    return load_config(config_path, options, overrides)
 
 
 @click.group(cls=_TrainByDefault)

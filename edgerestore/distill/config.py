@@ -435,6 +435,22 @@ def save_config(config: DistillConfig, path) -> Path:
     return path
 
 
+def load_resume_config(config_path, options: dict, overrides) -> DistillConfig:
+    """The config of ``--resume``: the run's saved ``config.yaml`` under what was given; one error
+    when there is nothing to resume or when a setting that changes the training differs."""
+    out = load_config(config_path, options, overrides).out
+    saved_path = Path(out) / "config.yaml"
+    if not saved_path.is_file():
+        raise InputNotFoundError("nothing to resume in %s (no config.yaml); check --out" % out)
+    saved_data = read_config_file(saved_path)
+    config = load_config(config_path, options, overrides, base=saved_data)
+    differences = resume_differences(DistillConfig.from_dict(saved_data), config)
+    if differences:
+        raise ConfigError("--resume continues the run's own config, but these differ: %s; start a new run "
+                          "(another --out) to change them" % "; ".join(differences))
+    return config
+
+
 def resume_differences(saved: DistillConfig, given: DistillConfig) -> List[str]:
     """Settings that differ between a run's saved config and the one given with ``--resume``,
     except those that do not change the training (workers, device, intervals...)."""
