@@ -31,10 +31,11 @@ def test_settings_reach_only_the_backends_that_declare_them():
 
 
 def test_a_service_config_hands_providers_to_onnx_runtime_only(tmp_path):
-    from edgerestore.runtime.daemon import _backend_options
+    from edgerestore.runtime.artifacts import resolve
 
     class Model(object):
         providers = ["cpu"]
 
-    options = _backend_options(Model())
-    assert options("onnxruntime") == {"providers": "cpu"} and options("tflite") == {}
+    (tmp_path / "m.tflite").write_bytes(b"x")
+    assert [c.options for c in resolve("nano", settings=Model())] == [{"providers": ["cpu"]}]
+    assert [c.options for c in resolve(str(tmp_path / "m.tflite"), settings=Model())] == [{}]

@@ -36,6 +36,7 @@ import time
 
 import numpy as np
 
+from edgerestore import host
 from edgerestore.benchmarks.baselines import BASELINES, create_baseline
 from edgerestore.benchmarks.schema import FORMAT, VERSION, validate
 from edgerestore.devices import detect
@@ -176,8 +177,6 @@ def macs_per_pixel_of(info):
     if not config:
         return None
     if config not in _MACS_CACHE:
-        from edgerestore import host
-
         try:
             _MACS_CACHE[config] = host.student_macs(json.loads(config))
         except (ValueError, TypeError, KeyError):  # a config of another version
@@ -339,8 +338,8 @@ def discover(specs, backends=None):
             for name in files:
                 out.extend(artifact_candidates(os.path.join(spec, name), backends))
         elif os.path.isfile(spec):
-            if spec.lower().endswith((".pt", ".pth")):
-                out.extend(artifact_candidates(str(artifacts.checkpoint_to_onnx(spec)), backends,
+            if spec.lower().endswith(artifacts.CHECKPOINT_SUFFIXES):
+                out.extend(artifact_candidates(str(host.checkpoint_to_onnx(spec)), backends,
                                                {"preset": model_name_from_file(spec)}))
             else:
                 out.extend(artifact_candidates(spec, backends))
@@ -349,7 +348,7 @@ def discover(specs, backends=None):
             if not files:
                 if os.sep in spec or "." in os.path.basename(spec):
                     raise InputNotFoundError("model %s does not exist" % spec)
-                artifacts.shipped_model(spec)  # raises the error restore and run give for an unknown preset
+                raise artifacts.unknown_preset(spec)
             for path in files:
                 out.extend(artifact_candidates(path, backends, {"preset": spec}))
     return out

@@ -77,6 +77,12 @@ class Candidate(object):
         padded = tuple(-(-int(side) // stride) * stride for side in frame_size)
         return padded == self.fixed_size
 
+    def load(self, threads=None):
+        """Create and load this candidate's backend (BackendUnavailableError when it cannot run)."""
+        from edgerestore.runtime.backends import create_backend
+
+        return create_backend(self.backend, threads=threads, **self.options).load(self.model)
+
     def __repr__(self):
         return "Candidate(%r, %r)" % (self.backend, self.model)
 
@@ -108,13 +114,6 @@ def known_types():
     return list(FILE_TYPES) + list(CHECKPOINT_SUFFIXES) + ["a bundle folder"]
 
 
-def checkpoint_to_onnx(path):
-    """The host-side hook for ``.pt`` checkpoints: exported once to ONNX (needs torch)."""
-    from edgerestore import host
-
-    return host.checkpoint_to_onnx(path)
-
-
 def _order(names, backends):
     """``names`` filtered and ordered by ``backends`` (None keeps them all)."""
     if not backends:
@@ -122,7 +121,13 @@ def _order(names, backends):
     return [name for name in backends if name in names]
 
 
-def _file_candidates(path, backends, options):
+def _options(name, settings):
+    from edgerestore.runtime.backends import option_values
+
+    return option_values(name, settings) if settings else {}
+
+
+def _file_candidates(path, backends, settings):
     runnable = backends_for(path)
     if not runnable:
         raise UnknownNameError("model file type", artifact_suffix(path) or path, known_types())
@@ -130,10 +135,10 @@ def _file_candidates(path, backends, options):
     if not order:
         raise BackendUnavailableError("%s files run on %s, not on %s" % (
             artifact_suffix(path), ", ".join(runnable), ", ".join(backends)))
-    return [Candidate(name, path, options(name)) for name in order]
+    return [Candidate(name, path, _options(name, settings)) for name in order]
 
 
-def _bundle_candidates(root, backends, options, frame_size, on_skipped):
+def _bundle_candidates(root, backends, settings, frame_size, on_skipped):
     from edgerestore.runtime.bundle import load_bundle
 
     bundle = load_bundle(root)  # refuses files that do not match the manifest's sha256
@@ -159,23 +164,24 @@ def _bundle_candidates(root, backends, options, frame_size, on_skipped):
                 continue
             size = artifact.get("input_size") if artifact.get("fixed_size") else None
             fixed = (int(size[1]), int(size[0])) if size else None  # manifest sizes are [height, width]
-            found.append(Candidate(name, bundle.path(artifact), options(name), fixed))
+            found.append(Candidate(name, bundle.path(artifact), _options(name, settings), fixed))
     # an artifact that takes this frame size first (a 640x480 TFLite must not take a 720p clip)
     fits = [c for c in found if c.accepts(frame_size, stride)]
     return fits + [c for c in found if c not in fits]
 
 
-def resolve(spec, frame_size=None, backends=None, options=None, on_skipped=None):
+def resolve(spec, frame_size=None, backends=None, settings=None, on_skipped=None):
     """Every way to run ``spec``, preferred first, as :class:`Candidate` s (``[]`` for ``none``).
 
     * a bundle folder: its verified artifacts (sha256-checked), those that accept ``frame_size``
       (``(width, height)``) before fixed-size ones that do not;
     * a model file: one candidate per backend that runs its type (:data:`FILE_TYPES`);
-    * a ``.pt`` / ``.pth`` checkpoint: exported once to ONNX through :func:`checkpoint_to_onnx`;
+    * a ``.pt`` / ``.pth`` checkpoint: exported once to ONNX through :mod:`edgerestore.host`;
     * a preset name: its shipped weights.
 
-    ``backends`` (a name or a list) keeps only those backends, in that order; ``options(backend)``
-    gives each candidate's backend options; ``on_skipped(bundle, file)`` hears of each artifact left
+    ``backends`` (a name or a list) keeps only those backends, in that order; ``settings`` (a dict,
+    or an object such as the service's ``[model]`` table) gives each backend the settings it declares
+    as options (:func:`~edgerestore.runtime.backends.option_values`); ``on_skipped(bundle, file)`` hears of each artifact left
     out because it failed verification at export. Errors are one line that names the fix.
     """
     spec = str(spec or DEFAULT_MODEL)
@@ -183,7 +189,6 @@ def resolve(spec, frame_size=None, backends=None, options=None, on_skipped=None)
         backends = [backends]
     backends = list(backends or [])
     _check_backends(backends)
-    options = options or (lambda name: {})
     if spec == NO_MODEL:
         return []
     if os.path.isdir(spec):
@@ -192,16 +197,18 @@ def resolve(spec, frame_size=None, backends=None, options=None, on_skipped=None)
         if not is_bundle(spec):
             raise InputNotFoundError("%s is a folder without manifest.json, not a bundle — make one with "
                                      "`edgerestore export`" % spec)
-        return _bundle_candidates(spec, backends, options, frame_size, on_skipped)
+        return _bundle_candidates(spec, backends, settings, frame_size, on_skipped)
     if spec.lower().endswith(CHECKPOINT_SUFFIXES):
         if not os.path.isfile(spec):
             raise InputNotFoundError("checkpoint %s does not exist" % spec)
-        return _file_candidates(str(checkpoint_to_onnx(spec)), backends, options)
+        from edgerestore import host
+
+        return _file_candidates(str(host.checkpoint_to_onnx(spec)), backends, settings)
     if os.path.isfile(spec):
-        return _file_candidates(spec, backends, options)
+        return _file_candidates(spec, backends, settings)
     if os.sep in spec or os.path.splitext(spec)[1]:
         raise InputNotFoundError("model %s does not exist" % spec)
-    return _file_candidates(shipped_model(spec), backends, options)
+    return _file_candidates(shipped_model(spec), backends, settings)
 
 
 def _check_backends(names):
@@ -212,21 +219,28 @@ def _check_backends(names):
             raise UnknownNameError("backend", name, sorted(REGISTRY))
 
 
+def unknown_preset(name):
+    """The one error for a ``--model`` that is no file and no shipped preset (restore, run, bench)."""
+    from edgerestore.weights import shipped_presets
+
+    return UnknownNameError("preset", name, shipped_presets(),
+                            hint="--model also takes a model file or folder: %s" % ", ".join(known_types()))
+
+
 def shipped_model(preset):
     """The shipped model file of ``preset``; the error lists what this install ships."""
-    from edgerestore.weights import shipped_path, shipped_presets
+    from edgerestore.weights import shipped_path
 
     for suffix in FILE_TYPES:
         path = shipped_path(preset, suffix)
         if path:
             return path
-    raise UnknownNameError("preset", preset, shipped_presets(),
-                           hint="--model also takes a model file or folder: %s" % ", ".join(known_types()))
+    raise unknown_preset(preset)
 
 
 def load_first(candidates, threads=None):
     """Create and load the first candidate whose backend runs here; the error lists every reason."""
-    from edgerestore.runtime.backends import availability, create_backend
+    from edgerestore.runtime.backends import availability
 
     reasons = []
     for candidate in candidates:
@@ -234,5 +248,5 @@ def load_first(candidates, threads=None):
         if not ok:
             reasons.append("%s: %s" % (candidate.backend, reason))
             continue
-        return create_backend(candidate.backend, threads=threads, **candidate.options).load(candidate.model), candidate
+        return candidate.load(threads), candidate
     raise BackendUnavailableError("no backend can run this model here (%s)" % "; ".join(reasons or ["no candidates"]))

@@ -44,17 +44,6 @@ def service_sink_uri(uri):
     return uri + ("&" if "?" in uri else "?") + "fragment=1"
 
 
-def _backend_options(model_config):
-    """Each backend gets the ``[model]`` settings it declares as options (ONNX Runtime: providers)."""
-    from edgerestore.runtime.backends import option_values
-
-    def options(backend):
-        values = option_values(backend, model_config)
-        return dict((k, ",".join(v) if isinstance(v, (list, tuple)) else v) for k, v in values.items())
-
-    return options
-
-
 def build_candidates(model_config, log, frame_size=None):
     """``(candidates, rejected)`` for ``[model]``: every (backend, model file) to try, in order.
 
@@ -70,7 +59,7 @@ def build_candidates(model_config, log, frame_size=None):
             return [], []
         try:
             found = resolve(spec, frame_size=frame_size, backends=model_config.backends,
-                            options=_backend_options(model_config),
+                            settings=model_config,
                             on_skipped=lambda bundle, name: log.warning(
                                 "artifact_skipped", "failed verification at export", bundle=bundle, file=name))
         except EdgeRestoreError as exc:

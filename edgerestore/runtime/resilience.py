@@ -386,9 +386,7 @@ class GuardedSink(object):
 
 def default_loader(candidate, threads=None):
     """Create and load the backend of ``candidate`` (BackendUnavailableError when it cannot run)."""
-    from edgerestore.runtime.backends import create_backend
-
-    return create_backend(candidate.backend, threads=threads, **candidate.options).load(candidate.model)
+    return candidate.load(threads)
 
 
 class FallbackBackend(object):

@@ -16,11 +16,9 @@ from edgerestore.runtime.sources import open_source
 
 def open_backend(model, backend=None, threads=None, frame_size=None, **options):
     """A loaded backend for ``model`` (anything :func:`~edgerestore.runtime.artifacts.resolve`
-    takes), or None for ``model="none"``. ``frame_size`` (width, height) steers a bundle's choice."""
-    from edgerestore.runtime.backends import option_values
-
-    candidates = resolve(model, frame_size=frame_size, backends=backend,
-                         options=lambda name: option_values(name, options))
+    takes), or None for ``model="none"``. ``frame_size`` (width, height) steers a bundle's choice;
+    ``options`` reach the backends that declare them."""
+    candidates = resolve(model, frame_size=frame_size, backends=backend, settings=options)
     if not candidates:
         return None
     return load_first(candidates, threads)[0]
