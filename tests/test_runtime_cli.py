@@ -53,3 +53,38 @@ def test_help_lists_and_teaches_the_commands(cli):
     preview_help = cli("preview", "--help").stdout
     for key in ("q  quit", "s  side-by-side <-> split", "b  bypass"):
         assert key in preview_help
+
+
+def test_the_flags_a_service_gets_are_the_given_ones_with_lists_split():
+    from click.testing import CliRunner
+
+    from edgerestore.cli.run import SERVICE_FLAGS, run
+    from edgerestore.runtime.config import FLAGS
+
+    seen = {}
+    runner = CliRunner()
+    for flag in ("--http", "--resolution", "--log-level", "--log-file"):
+        value = "info" if flag == "--log-level" else "x"
+        result = runner.invoke(run, ["-i", "test://pattern", flag, value])
+        assert result.exit_code == 2 and "%s is a service option: add --service" % flag in result.output
+
+    import edgerestore.runtime.daemon as daemon
+
+    class Recorder(object):
+        def __init__(self, path, overrides, **limits):
+            seen.update(path=path, overrides=overrides, limits=limits)
+
+        def run(self):
+            pass
+
+    original, daemon.Daemon = daemon.Daemon, Recorder
+    try:
+        result = runner.invoke(run, ["--service", "-i", "rtsp://cam/live", "-o", "null://", "-o", "file://a.mp4",
+                                     "-b", "tensorrt, onnxruntime", "--threads", "2", "--frames", "5"])
+    finally:
+        daemon.Daemon = original
+    assert result.exit_code == 0, result.output
+    assert seen["overrides"] == {"--source": "rtsp://cam/live", "--sink": ["null://", "file://a.mp4"],
+                                 "--backend": ["tensorrt", "onnxruntime"], "--threads": 2}
+    assert seen["path"] is None and seen["limits"] == {"max_frames": 5, "duration": None}
+    assert set(SERVICE_FLAGS) == set(FLAGS)  # every flag the config file takes, and no other

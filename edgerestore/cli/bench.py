@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from edgerestore.cli.flags import flags_object
 from edgerestore.errors import ConfigError
 
 SIZE_ALIASES = {"360p": (640, 360), "480p": (854, 480), "540p": (960, 540), "720p": (1280, 720),
@@ -86,8 +87,8 @@ def _load_evalset(evalset, quiet):
               help="Only build the evaluation set into DIR (on the host, to copy to a board) and exit.")
 @click.option("--print-schema", is_flag=True, help="Print the JSON schema of a result and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def bench(models, sizes, frames, warmup, max_seconds, threads, backends, baselines, teacher, teacher_frames,
-          evalset, no_quality, parity_db, label, out, make_evalset, print_schema, quiet):
+@flags_object
+def bench(flags):
     """Measure FPS, latency and quality of MODELS on this board; write one JSON result.
 
     MODELS are model files (.onnx, .tflite), folders or bundles of them, or shipped preset names
@@ -110,64 +111,67 @@ def bench(models, sizes, frames, warmup, max_seconds, threads, backends, baselin
 
     from edgerestore.benchmarks import schema
 
-    if print_schema:
+    if flags.print_schema:
         click.echo(json.dumps(schema.SCHEMA, indent=2))
         return
-    if make_evalset:
-        from edgerestore.benchmarks.evalset import build_evalset, load_evalset
-
-        if not os.path.isdir(make_evalset):
-            os.makedirs(make_evalset)
-        build_evalset(make_evalset)
-        pairs = load_evalset(make_evalset)
-        click.echo("wrote %d evaluation pairs to %s" % (len(pairs), make_evalset))
+    if flags.make_evalset:
+        _make_evalset(flags.make_evalset)
         return
-    if frames < 1 or warmup < 0 or teacher_frames < 1:
+    if flags.frames < 1 or flags.warmup < 0 or flags.teacher_frames < 1:
         raise ConfigError("--frames and --teacher-frames must be >= 1 and --warmup >= 0")
     from edgerestore.benchmarks import bench as lib
     from edgerestore.benchmarks.report import markdown_table
 
-    size_list = parse_sizes(sizes)
-    specs = list(models) or lib.default_specs()
-    notes = []
-    if not specs:
-        notes.append("no student models: none given and no shipped weights in this install")
-    candidates = lib.baseline_candidates(_names(baselines)) + lib.discover(specs, _names(backends) or None)
-    if teacher:
-        from edgerestore.host import teacher_candidates
-
-        candidates += teacher_candidates(teacher, frames=teacher_frames)
+    size_list = parse_sizes(flags.sizes)
+    candidates, notes = _candidates(flags)
     loaded = None
-    if not no_quality:
-        loaded, note = _load_evalset(evalset, quiet)
+    if not flags.no_quality:
+        loaded, note = _load_evalset(flags.evalset, flags.quiet)
         if note:
             notes.append(note)
             click.echo("note: " + note, err=True)
     bar = None
-    if not quiet:
+    progress = {}
+    if not flags.quiet:
         from tqdm import tqdm
 
         bar = tqdm(total=len(candidates) * len(size_list), unit="row", desc="bench", leave=False, disable=None)
-
-    def on_row(row_id):
-        if bar is not None:
-            bar.set_postfix_str(row_id)
-
-    def on_row_done(row):
-        if bar is not None:
-            bar.update(1)
-
+        progress = {"on_row": bar.set_postfix_str, "on_row_done": lambda row: bar.update(1)}
     try:
-        result = lib.run_bench(candidates, sizes=size_list, frames=frames, warmup=warmup,
-                               max_seconds=max_seconds or None, threads=threads, evalset=loaded, parity_db=parity_db,
-                               label=label, command=_command_line(),
-                               notes=notes, on_row=on_row, on_row_done=on_row_done)
+        result = lib.run_bench(candidates, sizes=size_list, frames=flags.frames, warmup=flags.warmup,
+                               max_seconds=flags.max_seconds or None, threads=flags.threads, evalset=loaded,
+                               parity_db=flags.parity_db, label=flags.label, command=_command_line(), notes=notes,
+                               **progress)
     finally:
         if bar is not None:
             bar.close()
+    out = flags.out
     path = out if out.lower().endswith(".json") else lib.default_result_path(result, out)
     lib.write_result(result, path)
     click.echo(markdown_table([result]))
     failed = [r for r in result["rows"] if r["status"] == "failed"]
     click.echo("\n%d row(s), %d failed; wrote %s" % (len(result["rows"]), len(failed), path))
     click.echo("make the report: edgerestore report %s --out report/" % path)
+
+
+def _make_evalset(folder):
+    from edgerestore.benchmarks.evalset import build_evalset, load_evalset
+
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
+    build_evalset(folder)
+    click.echo("wrote %d evaluation pairs to %s" % (len(load_evalset(folder)), folder))
+
+
+def _candidates(flags):
+    """``(candidates, notes)``: the baselines, every (file, backend) of the models, the teacher."""
+    from edgerestore.benchmarks import bench as lib
+
+    specs = list(flags.models) or lib.default_specs()
+    notes = [] if specs else ["no student models: none given and no shipped weights in this install"]
+    candidates = lib.baseline_candidates(_names(flags.baselines)) + lib.discover(specs, _names(flags.backends) or None)
+    if flags.teacher:
+        from edgerestore.host import teacher_candidates
+
+        candidates += teacher_candidates(flags.teacher, frames=flags.teacher_frames)
+    return candidates, notes

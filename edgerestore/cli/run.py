@@ -8,10 +8,19 @@ metrics). Imports nothing heavy until it runs.
 
 import click
 
+from edgerestore.cli.flags import flags_object
+
 SOURCE_HELP = ("Where frames come from: a video file or image folder, v4l2:///dev/video0, csi://0, "
                "picam://0, rtsp://..., test://pattern?size=1280x720&fps=30.")
 SINK_HELP = ("Where restored frames go (repeatable): display://0, file://out.mp4, http://127.0.0.1:8080, "
              "v4l2loopback:///dev/video10, null://.")
+
+
+# The flags a service reads (its config file's overrides); the last four mean nothing to a one-off run.
+SERVICE_FLAGS = ("--source", "--sink", "--model", "--backend", "--providers", "--threads", "--stats-every",
+                 "--http", "--resolution", "--log-level", "--log-file")
+SERVICE_ONLY = SERVICE_FLAGS[-4:]
+LISTS = ("--sink", "--backend", "--providers")
 
 
 def stats_printer():
@@ -53,8 +62,8 @@ def stats_printer():
               help="Service: log level.  [default: info]")
 @click.option("--log-file", default=None, help="Service: write the JSON-lines log to this file instead of stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def run(source, sinks, model, backend, providers, threads, stats_every, max_frames, duration, loop, config_path,
-        service, http, resolution, log_level, log_file, quiet):
+@flags_object
+def run(flags):
     """Run the restoration pipeline headless: SOURCE -> model -> every SINK.
 
     Prints one JSON line of statistics every --stats-every seconds (fps, latency p50/p95,
@@ -76,46 +85,39 @@ def run(source, sinks, model, backend, providers, threads, stats_every, max_fram
       edgerestore run --config /etc/edgerestore/config.toml              # the service
       edgerestore run --service -i rtsp://cam/live -o file:///data/cam.mp4 -b tensorrt,onnxruntime
     """
-    if config_path or service:
-        overrides = service_overrides(source=source, sinks=sinks, model=model, backend=backend, providers=providers,
-                                      threads=threads, stats_every=stats_every, http=http, resolution=resolution,
-                                      log_level=log_level, log_file=log_file)
+    if flags.config_path or flags.service:
         from edgerestore.runtime.daemon import Daemon
 
-        Daemon(config_path, overrides, max_frames=max_frames, duration=duration).run()
+        Daemon(flags.config_path, service_overrides(flags), max_frames=flags.max_frames, duration=flags.duration).run()
         return
-    if not source:
+    if not flags.source:
         raise click.UsageError("--source is required (or --config FILE to run as a service)")
-    for flag, value in (("--http", http), ("--resolution", resolution), ("--log-level", log_level),
-                        ("--log-file", log_file)):
-        if value is not None:
+    for flag in SERVICE_ONLY:
+        if getattr(flags, _field(flag)) is not None:
             raise click.UsageError("%s is a service option: add --service or --config FILE" % flag)
-    sinks = sinks or ("null://",)
-    model = model or "nano"
-    stats_every = 5.0 if stats_every is None else stats_every
+    from edgerestore.runtime.runner import RunOptions
     from edgerestore.runtime.runner import run as run_pipeline
     from edgerestore.runtime.sources import open_source
 
-    opened = open_source(source, loop=True) if loop else open_source(source)
+    opened = open_source(flags.source, loop=True) if flags.loop else open_source(flags.source)
+    options = RunOptions(backend=flags.backend, threads=flags.threads, providers=flags.providers,
+                         stats_interval=5.0 if flags.stats_every is None else flags.stats_every,
+                         on_stats=stats_printer(), max_frames=flags.max_frames, duration=flags.duration,
+                         handle_signals=True)
     bar = None
-    on_frame = None
-    if not quiet and opened.frame_count and not loop:
+    if not flags.quiet and opened.frame_count and not flags.loop:
         from tqdm import tqdm
 
-        bar = tqdm(total=min(opened.frame_count, max_frames or opened.frame_count), unit="frame",
+        bar = tqdm(total=min(opened.frame_count, flags.max_frames or opened.frame_count), unit="frame",
                    desc="running", leave=False, disable=None)
-
-        def on_frame(frame):
-            bar.update(1)
-
+        options = options._replace(on_frame=lambda frame: bar.update(1))
     try:
-        summary = run_pipeline(opened, list(sinks), model=model, backend=backend, threads=threads,
-                               providers=providers, stats_interval=stats_every, on_stats=stats_printer(),
-                               on_frame=on_frame, max_frames=max_frames, duration=duration, handle_signals=True)
+        summary = run_pipeline(opened, list(flags.sinks or ("null://",)), model=flags.model or "nano",
+                               options=options)
     finally:
         if bar is not None:
             bar.close()
-    if not quiet:
+    if not flags.quiet:
         click.echo("%d frame(s), %s FPS, latency p50 %s ms, dropped %d" % (
             summary["frames"], summary["fps"], summary["latency_ms_p50"], summary["dropped"]), err=True)
 
@@ -124,20 +126,18 @@ def _split(value):
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def service_overrides(source=None, sinks=(), model=None, backend=None, providers=None, threads=None,
-                      stats_every=None, http=None, resolution=None, log_level=None, log_file=None):
-    """The flags that were given, as overrides of the config file (``runtime.config.FLAGS``)."""
-    given = {
-        "--source": source,
-        "--sink": list(sinks) if sinks else None,
-        "--model": model,
-        "--backend": _split(backend) if backend else None,
-        "--providers": _split(providers) if providers else None,
-        "--threads": threads,
-        "--stats-every": stats_every,
-        "--http": http,
-        "--resolution": resolution,
-        "--log-level": log_level,
-        "--log-file": log_file,
-    }
-    return dict((flag, value) for flag, value in given.items() if value is not None)
+def _field(flag):
+    return "sinks" if flag == "--sink" else flag[2:].replace("-", "_")
+
+
+def service_overrides(flags):
+    """The flags that were given (``run``'s flags object), as overrides of the config file
+    (``runtime.config.FLAGS``)."""
+    overrides = {}
+    for flag in SERVICE_FLAGS:
+        value = getattr(flags, _field(flag))
+        if flag in LISTS:
+            value = (list(value) if flag == "--sink" else _split(value)) if value else None
+        if value is not None:
+            overrides[flag] = value
+    return overrides

@@ -7,6 +7,7 @@ sinks are finalised and the source released whatever happens. Python 3.6-safe.
 
 import signal
 import threading
+from collections import namedtuple
 
 from edgerestore.runtime.artifacts import DEFAULT_MODEL, load_first, resolve
 from edgerestore.runtime.pipeline import Pipeline
@@ -37,11 +38,20 @@ class _StatsFanout(object):
             target(stats)
 
 
-def run(source, sinks, model=DEFAULT_MODEL, backend=None, threads=None, providers=None,
-        stats_interval=5.0, on_stats=None, on_frame=None, on_start=None, transform=None,
-        max_frames=None, duration=None, live=None, queue_size=2, warmup=True, bypass=False,
-        handle_signals=False):
-    """Run ``source`` (a URI or an open source) through ``model`` into ``sinks`` (URIs or open sinks).
+RunOptions = namedtuple("RunOptions", [
+    "backend", "threads", "providers",                 # which backend runs the model, with what
+    "stats_interval", "on_stats", "on_frame", "on_start",  # what the caller hears, and when
+    "transform", "live", "queue_size", "warmup", "bypass",  # how the pipeline runs
+    "max_frames", "duration", "handle_signals",        # when it stops
+])
+"""How :func:`run` runs; every field has a default (``RunOptions()._replace(threads=2)``)."""
+RunOptions.__new__.__defaults__ = (None, None, None, 5.0, None, None, None, None, None, 2, True, False,
+                                   None, None, False)
+
+
+def run(source, sinks, model=DEFAULT_MODEL, options=None, **changes):
+    """Run ``source`` (a URI or an open source) through ``model`` into ``sinks`` (URIs or open sinks),
+    as ``options`` (a :data:`RunOptions`, with ``changes`` to its fields on top) say.
 
     The source and the sinks are closed at the end, also those passed in already open.
 
@@ -50,32 +60,33 @@ def run(source, sinks, model=DEFAULT_MODEL, backend=None, threads=None, provider
     stops after that many seconds; ``handle_signals`` makes SIGTERM/SIGINT stop cleanly (only
     from the main thread).
     """
+    opts = (options or RunOptions())._replace(**changes)
     if isinstance(sinks, str):
         sinks = [sinks]
     opened_source = open_source(source) if isinstance(source, str) else source
     opened_sinks = []
     try:
-        options = {"providers": providers} if providers else {}
-        engine = open_backend(model, backend, threads, frame_size=opened_source.size, **options)
+        settings = {"providers": opts.providers} if opts.providers else {}
+        engine = open_backend(model, opts.backend, opts.threads, frame_size=opened_source.size, **settings)
         for sink in sinks:
             opened_sinks.append(
                 open_sink(sink, fps=opened_source.fps, size=opened_source.size) if isinstance(sink, str) else sink)
-        if engine is not None and warmup and opened_source.size:
+        if engine is not None and opts.warmup and opened_source.size:
             width, height = opened_source.size
             engine.warmup(height, width)
-        pipeline = Pipeline(opened_source, engine, opened_sinks, live=live, queue_size=queue_size,
-                            max_frames=max_frames, stats_interval=stats_interval,
-                            on_stats=_StatsFanout(opened_sinks, on_stats), on_frame=on_frame,
-                            transform=transform)
-        pipeline.bypass = bypass
-        if on_start is not None:
-            on_start(pipeline)
+        pipeline = Pipeline(opened_source, engine, opened_sinks, live=opts.live, queue_size=opts.queue_size,
+                            max_frames=opts.max_frames, stats_interval=opts.stats_interval,
+                            on_stats=_StatsFanout(opened_sinks, opts.on_stats), on_frame=opts.on_frame,
+                            transform=opts.transform)
+        pipeline.bypass = opts.bypass
+        if opts.on_start is not None:
+            opts.on_start(pipeline)
         timer = None
-        if duration:
-            timer = threading.Timer(duration, pipeline.stop)
+        if opts.duration:
+            timer = threading.Timer(opts.duration, pipeline.stop)
             timer.daemon = True
             timer.start()
-        previous = _install_signals(pipeline) if handle_signals else {}
+        previous = _install_signals(pipeline) if opts.handle_signals else {}
         try:
             summary = pipeline.run()
         finally:
