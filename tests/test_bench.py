@@ -215,7 +215,6 @@ def _write_bundle(folder, models, artifacts):
 
 
 def test_bundle_rows_follow_the_manifest(tmp_path, models):
-    pytest.importorskip("edgerestore.runtime.bundle", reason="this build has no bundle reader yet")
     arts = [
         {"format": "onnx", "backend": "onnxruntime", "precision": "fp32", "file": "model.onnx", "fixed_size": False,
          "input_size": None},
@@ -448,7 +447,6 @@ def test_bench_runs_on_a_board_without_torch_matplotlib_or_jsonschema(models, sm
 
 def test_teacher_row_from_a_restormer_checkpoint(shared_dir):
     """An official-format Restormer checkpoint (random weights, ../shared/fixtures) as the teacher row."""
-    pytest.importorskip("edgerestore.models.restormer", reason="this build has no Restormer yet")
     path = shared_dir / "fixtures" / "restormer" / "tiny_withbias.pth"
     res = bench.run_bench(teacher_candidates(path, frames=2), sizes=[(36, 28)], frames=2, warmup=0)
     row = res["rows"][0]
