@@ -21,8 +21,9 @@ def workdir() -> Path:
     return _ROOT[0]
 
 
-def tiny_student(seed=0, width=8, context=False):
-    """A randomly initialised tiny student whose tail is not zero (so it is not the identity)."""
+def tiny_student(seed=0, width=8, context=False, bases=0):
+    """A randomly initialised tiny student whose tail (and filter bases' weights) are not zero (so
+    it is not the identity)."""
     import torch
 
     from edgerestore.models.config import StudentConfig
@@ -30,10 +31,12 @@ def tiny_student(seed=0, width=8, context=False):
 
     torch.manual_seed(seed)
     config = StudentConfig(scale=4, width=width, blocks=1, context_width=8 if context else 0,
-                           context_blocks=1 if context else 0)
+                           context_blocks=1 if context else 0, filter_bases=bases)
     student = StudentNet(config)
     with torch.no_grad():
         student.tail.weight.normal_(0.0, 0.02)
+        for weights in student.bases.weights if bases else ():
+            weights.weight.normal_(0.0, 0.3)
     return student.eval()
 
 

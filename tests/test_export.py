@@ -313,3 +313,33 @@ def test_board_detection_picks_the_target():
     assert board_target(board("raspberry-pi", "Raspberry Pi 5 Model B Rev 1.0")) == "rpi5"
     assert board_target(board("raspberry-pi", "Raspberry Pi 3 Model B")) == "pi"
     assert board_target(board("generic", "AMD EPYC")) is None
+
+
+@pytest.mark.parametrize("target", ["jetson", "pi"])
+def test_a_student_with_filter_bases_exports_to_every_format_with_its_bases(target):
+    """Filter bases are full-resolution terms the export graphs write by hand (the ONNX rows and
+    block graphs, INT8's block core, TensorRT's float graph, TFLite): each format must hold them,
+    at the same parity bars, and the term must matter (the same student without it is far off)."""
+    import torch
+
+    from edgerestore.export.onnx import reference_uint8
+    from edgerestore.runtime.backends import create_backend
+    from tests.export_helpers import tiny_student
+
+    checkpoint = tiny_checkpoint("bases", context=True, bases=1)
+    result = exported(target, checkpoint=checkpoint)
+    for row in result.rows:
+        assert row.status == "ok", "%s %s: %s" % (target, row.format, row.note)
+        assert row.parity_psnr >= BARS[row.precision]
+    student = tiny_student(context=True, bases=1)
+    frame = np.random.default_rng(1).integers(0, 256, (1,) + SIZE + (3,), dtype=np.uint8)
+    with_bases = reference_uint8(student, torch.from_numpy(frame))[0].numpy()
+    with torch.no_grad():
+        student.bases.weights[0].weight.zero_()
+    without = reference_uint8(student, torch.from_numpy(frame))[0].numpy()
+    assert np.abs(with_bases.astype(int) - without).mean() > 2.0  # the term is not negligible
+    if target == "pi":
+        backend = create_backend("onnxruntime", threads=1)
+        backend.load(str(result.out_dir / "model.onnx"))
+        out = backend.infer(frame[0])
+        assert np.abs(out.astype(int) - with_bases).max() <= 1

@@ -165,3 +165,26 @@ def test_missing_checkpoint_and_unknown_preset():
         load_student("/nonexistent/student.pt")
     with pytest.raises(UnknownNameError, match="choose one of: large, nano, nano-fast, nano-t, pico, pico-t, small, small-t"):
         get_preset("giga")
+
+
+def test_filter_bases_grow_from_a_checkpoint_without_them_and_start_as_it(tmp_path):
+    from dataclasses import replace
+
+    base = get_preset("nano").config
+    path = save_student(tmp_path / "nano.pt", _randomised(base), preset="nano")
+    grown, _ = load_student(path, expect=replace(base, filter_bases=1), grow=True)
+    plain, _ = load_student(path)
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(grown(x), plain(x))  # zero weights: the same network
+        grown.bases.weights[0].weight.fill_(0.5)
+        assert not torch.equal(grown(x), plain(x))
+    assert 864 < macs_per_pixel(grown) <= 1000  # the filter and its weights are counted
+    with pytest.raises(CheckpointError, match="different architecture"):
+        load_student(path, expect=replace(base, filter_bases=1))  # only with grow
+    with pytest.raises(CheckpointError, match="different architecture"):
+        load_student(path, expect=replace(base, width=16), grow=True)  # only the growable fields
+    with pytest.raises(ValueError, match="filter_bases is 0, 1"):
+        StudentNet(replace(base, filter_bases=3))
+    with pytest.raises(ValueError, match="frame-by-frame"):
+        StudentNet(replace(get_preset("nano-t").config, filter_bases=1))

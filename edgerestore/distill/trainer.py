@@ -335,7 +335,7 @@ def build_student(section, seed: int):
     name = next((p.name for p in PRESETS.values() if p.config == config), None)
     torch.manual_seed(seed)
     if section.init:
-        model, _ = load_student(section.init, expect=config)
+        model, _ = load_student(section.init, expect=config, grow=True)
         model.train()
     else:
         model = StudentNet(config)

@@ -109,6 +109,66 @@ def agreement_logit(rows: torch.Tensor, previous_rows: torch.Tensor, weights: to
     return weights[0] * d + weights[1] * d * d
 
 
+class BlockBases(nn.Module):
+    """A student's filter bases (``config.filter_bases``) in the block layout ``[n,3s²,H/s,W/s]``
+    (channel ``(dy*s + dx)*3 + colour``): :meth:`forward` is the sum over filters of the response at
+    every pixel of each ``s x s`` block times its per-pixel weight, in the input's units.
+
+    The response is one convolution, zero-padded as the student's: on frame rows ``[n,1,H,3W]``
+    (``source="rows"``) a ``(s+k-1, 3(s+k-1))`` kernel of stride ``(s, 3s)``; on blocks
+    (``source="blocks"``, :mod:`edgerestore.export.quantize`) a 3x3 kernel over neighbouring blocks.
+    The weight is a 1x1 convolution of the features, repeated over the colours."""
+
+    def __init__(self, student: StudentNet, source: str = "rows"):
+        super().__init__()
+        s, width = student.config.scale, student.config.width
+        self.responses = nn.ModuleList()
+        self.weights = nn.ModuleList()
+        for filt, weights in zip(student.bases.filters, student.bases.weights):
+            k = filt.kernel_size[0]
+            p = k // 2
+            if source == "rows":
+                response = nn.Conv2d(1, 3 * s * s, (s + k - 1, 3 * (s + k - 1)), stride=(s, 3 * s),
+                                     padding=(p, 3 * p), bias=False)
+            else:
+                reach = -(-p // s)  # blocks a filter reaches on each side
+                response = nn.Conv2d(3 * s * s, 3 * s * s, 2 * reach + 1, padding=reach, bias=False)
+            weight = nn.Conv2d(width, 3 * s * s, 1, bias=False)
+            kernel = torch.zeros_like(response.weight)
+            repeated = torch.zeros_like(weight.weight)
+            for dy in range(s):
+                for dx in range(s):
+                    for colour in range(3):
+                        channel = (dy * s + dx) * 3 + colour
+                        repeated[channel, :, 0, 0] = weights.weight[:, 0, dy, dx]
+                        for u in range(k):
+                            for v in range(k):
+                                tap = filt.weight[colour, 0, u, v]
+                                if source == "rows":
+                                    kernel[channel, 0, dy + u, 3 * (dx + v) + colour] = tap
+                                else:  # pixel (dy + u - p, dx + v - p) of this block's neighbourhood
+                                    by, iy = divmod(dy + u - p, s)
+                                    bx, ix = divmod(dx + v - p, s)
+                                    kernel[channel, (iy * s + ix) * 3 + colour, by + reach, bx + reach] = tap
+            with torch.no_grad():
+                response.weight.copy_(kernel)
+                weight.weight.copy_(repeated)
+            self.responses.append(response)
+            self.weights.append(weight)
+
+    def forward(self, frame: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        out = None
+        for response, weight in zip(self.responses, self.weights):
+            term = weight(features) * response(frame)
+            out = term if out is None else out + term
+        return out
+
+
+def block_bases(student: StudentNet, source: str = "rows") -> Optional[BlockBases]:
+    """:class:`BlockBases` of ``student``, or None when it has no filter bases."""
+    return BlockBases(student, source) if student.config.filter_bases else None
+
+
 class FloatFrameModel(nn.Module):
     """``float32 [1,H,W,3]`` (0..255) in, ``float32 [1,H,W,3]`` out: the TensorRT graph of every
     student (TensorRT 8.2 has no uint8 inputs), temporal ones ``(frame, previous, hidden) ->
@@ -143,6 +203,11 @@ class FloatFrameModel(nn.Module):
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
+        self.bases = block_bases(student)
+        if self.bases is not None:  # block layout -> frame rows: a transposed convolution of 0/1 weights
+            self.place = nn.ConvTranspose2d(3 * s * s, 1, (s, 3 * s), stride=(s, 3 * s), bias=False)
+            with torch.no_grad():
+                self.place.weight.copy_(torch.eye(3 * s * s).reshape(3 * s * s, 1, s, 3 * s))
 
     def restore(self, rows: torch.Tensor, previous_rows: Optional[torch.Tensor] = None,
                 hidden: Optional[torch.Tensor] = None):
@@ -152,6 +217,8 @@ class FloatFrameModel(nn.Module):
         features = head if hidden is None else head + self.mix(hidden)
         features = self.context(self.body(features))
         restored = rows + self.tail(features)  # includes +0.5
+        if self.bases is not None:
+            restored = restored + self.place(self.bases(rows, features))
         if previous_rows is None:
             return restored
         restored = torch.clamp(restored, 0.5, 255.5)  # the blend mixes pictures, as the student's does
@@ -304,9 +371,13 @@ class RowsCore(nn.Module):
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
+        self.bases = block_bases(student)
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        return self.tail(self.context(self.body(self.act(self.head(rows)))))
+        features = self.context(self.body(self.act(self.head(rows))))
+        if self.bases is None:
+            return self.tail(features)
+        return self.tail(features) + self.bases(rows, features)
 
 
 ROWS_INPUT = "frame_rows"

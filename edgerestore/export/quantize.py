@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from edgerestore.export.blocks import block_tail_weight
-from edgerestore.export.onnx import CONTRACT, write_metadata
+from edgerestore.export.onnx import CONTRACT, block_bases, write_metadata
 from edgerestore.models.student import StudentNet
 
 METHODS = ("percentile", "minmax", "entropy")
@@ -87,17 +87,26 @@ class BlockCore(nn.Module):
             self.tail.weight.copy_(block_tail_weight(student))
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
+        self.bases = block_bases(student, "blocks")
         self.coarse = student.config.context_width > 0
         if self.coarse:
             self.down = copy.deepcopy(student.context.down)
             self.context_body = copy.deepcopy(student.context.body)
             self.coarse_tail = coarse_tail(student)
+            if self.bases is not None:
+                self.up = copy.deepcopy(student.context.up)
 
     def forward(self, blocks: torch.Tensor):
         x = self.body(self.act(self.head(blocks)))
+        fine = self.tail(x)
+        if self.coarse:
+            context = self.context_body(self.act(self.down(x)))
+        if self.bases is not None:  # their weights come from the features after the context branch
+            features = x + self.up(context) if self.coarse else x
+            fine = fine + self.bases(blocks, features)
         if not self.coarse:
-            return self.tail(x)
-        return self.tail(x), self.coarse_tail(self.context_body(self.act(self.down(x))))
+            return fine
+        return fine, self.coarse_tail(context)
 
 
 def coarse_tail(student: StudentNet) -> nn.Conv2d:

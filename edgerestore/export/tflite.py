@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgerestore.export.onnx import agreement_logit, agreement_weights
+from edgerestore.export.onnx import agreement_logit, agreement_weights, block_bases
 from edgerestore.models.student import StudentNet
 
 WEIGHT_EPS = 2.0 ** -24
@@ -75,6 +75,7 @@ class TFLiteFrameModel(nn.Module):
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
+        self.bases = block_bases(student)
 
     def _rows(self, blocks: torch.Tensor, n: int, height: int, width: int, channels: int) -> torch.Tensor:
         """``[n, h, w, channels*s²]`` blocks -> ``[n, H, W, channels]`` (row phases concatenated)."""
@@ -90,7 +91,10 @@ class TFLiteFrameModel(nn.Module):
         head = self.act(self.head(x.permute(0, 3, 1, 2)))
         features = head + self.mix(hidden.permute(0, 3, 1, 2)) if self.temporal else head
         features = self.context(self.body(features))
-        correction = self._rows(self.tail(features).permute(0, 2, 3, 1), n, height, width, c)
+        blocks = self.tail(features)
+        if self.bases is not None:
+            blocks = blocks + self.bases(x.reshape(n, 1, height, width * c), features)
+        correction = self._rows(blocks.permute(0, 2, 3, 1), n, height, width, c)
         if not self.temporal:
             return torch.clamp(x + correction + 0.5, 0.0, 255.0).to(torch.uint8)
         restored = torch.clamp(x + correction, 0.0, 255.0)  # the blend mixes pictures, as the student's does

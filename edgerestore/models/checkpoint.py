@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -91,11 +92,17 @@ def describe_state_mismatch(model: torch.nn.Module, state: dict) -> str:
     return "; ".join(parts)
 
 
-def load_student(path, expect: Optional[StudentConfig] = None) -> Tuple[StudentNet, dict]:
+GROWABLE = ("filter_bases",)
+"""Config flags whose modules start as the identity: a checkpoint without one can start a student
+with it (``student.init``), which then begins as the checkpoint's network."""
+
+
+def load_student(path, expect: Optional[StudentConfig] = None, grow: bool = False) -> Tuple[StudentNet, dict]:
     """Load a student checkpoint; returns ``(model in eval mode, checkpoint dict without weights)``.
 
     ``expect`` (e.g. a preset's config) makes a checkpoint of another architecture an error that
-    names the first difference.
+    names the first difference; with ``grow``, ``expect`` may add :data:`GROWABLE` modules, which
+    start as the identity.
     """
     path = Path(path)
     data = _read(path)
@@ -108,12 +115,21 @@ def load_student(path, expect: Optional[StudentConfig] = None) -> Tuple[StudentN
         config = StudentConfig.from_dict(data["config"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError("%s has an unusable architecture config: %s" % (path, exc)) from exc
+    added = []
+    if grow and expect is not None:
+        added = [flag for flag in GROWABLE if getattr(expect, flag) and not getattr(config, flag)]
+        if added and replace(config, **{flag: getattr(expect, flag) for flag in added}) == expect:
+            config = expect
+        else:
+            added = []
     if expect is not None and config != expect:
         diffs = ["%s=%r (expected %r)" % (k, v, getattr(expect, k)) for k, v in config.to_dict().items()
                  if getattr(expect, k) != v]
         raise CheckpointError("%s is a different architecture: %s" % (path, ", ".join(diffs)))
     model = StudentNet(config)
     state = data.get("state_dict", {})
+    if added:  # the new modules keep their identity start
+        state = dict(model.state_dict(), **state)
     mismatch = describe_state_mismatch(model, state)
     if mismatch:
         raise CheckpointError("%s does not match its own architecture: %s" % (path, mismatch))

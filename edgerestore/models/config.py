@@ -31,6 +31,12 @@ class StudentConfig:
     """Temporal students: the gate also sees how far the frame is from the (moved) previous output,
     the mean absolute difference per ``s x s`` block, so it can close where the two disagree (a
     moving object the flow missed, an uncovered background) and open where they agree."""
+    filter_bases: int = 0
+    """Full-resolution fixed-shape filters (1: a 3x3 high-pass, 2: and a 5x5 one, depthwise, learned
+    from a Gaussian start) whose responses are added to the output with a weight per pixel that
+    the features predict (a transposed convolution per filter, zero at the start: the same
+    network). A positive weight sharpens, a negative one smooths: per-pixel denoising and
+    deblurring that a correction through ``width`` features per patch cannot express."""
     gate_open: float = field(default=0.0, compare=False)
     """Temporal students with ``agreement``, training only: the gate starts as the hand-set blend
     ``gate_open * exp(-(d / gate_tau)^2)`` of ``benchmarks/motion_ceiling.py`` (``d`` in levels),

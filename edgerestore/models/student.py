@@ -37,6 +37,7 @@ added at export time (:mod:`edgerestore.export.onnx`).
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import numpy as np
@@ -72,6 +73,41 @@ class ContextBranch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.up(self.body(self.act(self.down(x))))
+
+
+def high_pass(size: int) -> nn.Conv2d:
+    """A depthwise ``size x size`` filter per colour starting as ``delta - binomial``: the frame minus
+    its blur (zero padding: the network learns what a border does)."""
+    row = torch.tensor([float(math.comb(size - 1, k)) for k in range(size)])
+    kernel = torch.outer(row, row) / row.sum() ** 2
+    kernel = -kernel
+    kernel[size // 2, size // 2] += 1.0
+    conv = nn.Conv2d(3, 3, size, padding=size // 2, groups=3, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(kernel.expand(3, 1, size, size))
+    return conv
+
+
+class FilterBasis(nn.Module):
+    """``sum_i w_i * h_i(x)``: full-resolution high-pass responses ``h_i`` of the frame, weighted per
+    pixel by ``w_i`` from the features (one transposed convolution each, zero at the start)."""
+
+    def __init__(self, width: int, scale: int, count: int):
+        super().__init__()
+        if count not in (1, 2):
+            raise ValueError("filter_bases is 0, 1 (3x3) or 2 (3x3 and 5x5), got %d" % count)
+        self.filters = nn.ModuleList([high_pass(size) for size in (3, 5)[:count]])
+        self.weights = nn.ModuleList([nn.ConvTranspose2d(width, 1, scale, stride=scale, bias=False)
+                                      for _ in range(count)])
+        for weights in self.weights:
+            nn.init.zeros_(weights.weight)
+
+    def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        out = None
+        for filt, weights in zip(self.filters, self.weights):
+            term = weights(features) * filt(x)
+            out = term if out is None else out + term
+        return out
 
 
 State = Tuple[torch.Tensor, torch.Tensor]
@@ -115,6 +151,10 @@ class StudentNet(nn.Module):
             if config.context_width > 0
             else nn.Identity()
         )
+        if config.filter_bases:
+            if config.temporal:
+                raise ValueError("filter_bases is for frame-by-frame students")
+            self.bases = FilterBasis(c, s, config.filter_bases)
         # No bias: a per-channel constant correction is not worth a full-resolution add at export.
         self.tail = nn.ConvTranspose2d(c, 3, s, stride=s, bias=False)
         nn.init.zeros_(self.tail.weight)  # start as the identity
@@ -189,7 +229,11 @@ class StudentNet(nn.Module):
         """
         head = self.act(self.head(x))
         if not self.config.temporal:
-            return x + self.tail(self._features(head, None)), None
+            features = self._features(head, None)
+            out = x + self.tail(features)
+            if self.config.filter_bases:
+                out = out + self.bases(x, features)
+            return out, None
         previous, hidden = state if state is not None else (x, None)
         features = self._features(head, hidden)
         restored = x + self.tail(features)
