@@ -37,6 +37,8 @@ def student_for(preset):
     from edgerestore.models.student import StudentNet
     from edgerestore.weights import shipped_path
 
+    if preset.endswith(".pt") and os.path.exists(preset):  # a checkpoint, e.g. an earlier shipped weight file
+        return load_student(preset)[0], "file"
     path = shipped_path(preset, ".pt")
     if path:
         return load_student(path, expect=get_preset(preset).config)[0], "shipped"
@@ -85,30 +87,37 @@ def main():
     results = {"size": list(size), "threads": args.threads, "rounds": args.rounds, "load_before": os.getloadavg(),
                "cpu": _cpu_name(), "presets": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for preset in args.presets.split(","):
-            student, weights, artifacts = build(preset, size, Path(tmp), calib.frames)
+        built = {}
+        for index, preset in enumerate(args.presets.split(",")):
+            work = Path(tmp) / str(index)
+            work.mkdir()
+            student, weights, artifacts = build(preset, size, work, calib.frames)
             expected = reference_uint8(student, torch.from_numpy(frame)[None]).numpy()[0]
             engines = {}
             for name, (backend, path) in artifacts.items():
                 engine = create_backend(backend, threads=args.threads).load(str(path))
                 engine.warmup(size[0], size[1], runs=3)
                 engines[name] = engine
-            times = {name: [] for name in engines}
-            cpu = {name: [] for name in engines}
-            for _ in range(args.rounds):
-                for name, engine in engines.items():
-                    start, start_cpu = time.perf_counter(), time.process_time()
-                    engine.infer(frame)
-                    times[name].append(time.perf_counter() - start)
-                    cpu[name].append(time.process_time() - start_cpu)
+            built[preset] = (student, weights, artifacts, expected, engines)
+        # every artifact of every preset in turn, each round: ratios between presets are fair too
+        times = {(p, n): [] for p, b in built.items() for n in b[4]}
+        cpu = {key: [] for key in times}
+        for _ in range(args.rounds):
+            for (preset, name) in times:
+                engine = built[preset][4][name]
+                start, start_cpu = time.perf_counter(), time.process_time()
+                engine.infer(frame)
+                times[preset, name].append(time.perf_counter() - start)
+                cpu[preset, name].append(time.process_time() - start_cpu)
+        for preset, (student, weights, artifacts, expected, engines) in built.items():
             row = {"weights": weights, "macs_per_pixel": round(macs_per_pixel(student)), "artifacts": {}}
             for name, engine in engines.items():
                 out = engine.infer(frame)
-                ms = 1000 * float(np.median(times[name]))
-                cpu_ms = 1000 * float(np.median(cpu[name]))
+                ms = 1000 * float(np.median(times[preset, name]))
+                cpu_ms = 1000 * float(np.median(cpu[preset, name]))
                 row["artifacts"][name] = {"ms": round(ms, 2), "fps": round(1000 / ms, 1),
-                                          "min_ms": round(1000 * float(np.min(times[name])), 2),
-                                          "p90_ms": round(1000 * float(np.percentile(times[name], 90)), 2),
+                                          "min_ms": round(1000 * float(np.min(times[preset, name])), 2),
+                                          "p90_ms": round(1000 * float(np.percentile(times[preset, name], 90)), 2),
                                           "cpu_ms": round(cpu_ms, 2),
                                           "idle_fps_estimate": round(1000 * args.threads / cpu_ms, 1),
                                           "parity_db": round(min(psnr(out, expected), 99.99), 2),

@@ -147,7 +147,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_checkpoint_of_another_architecture_names_the_difference(tmp_path):
-    path = save_student(tmp_path / "nano.pt", StudentNet(PRESETS["nano"].config), preset="nano")
+    path = save_student(tmp_path / "small.pt", StudentNet(PRESETS["small"].config), preset="small")
     with pytest.raises(CheckpointError, match="different architecture: scale=2"):
         load_student(path, expect=PRESETS["pico"].config)
 
@@ -170,8 +170,8 @@ def test_missing_checkpoint_and_unknown_preset():
 def test_filter_bases_grow_from_a_checkpoint_without_them_and_start_as_it(tmp_path):
     from dataclasses import replace
 
-    base = get_preset("nano").config
-    path = save_student(tmp_path / "nano.pt", _randomised(base), preset="nano")
+    base = get_preset("nano-fast").config
+    path = save_student(tmp_path / "fast.pt", _randomised(base), preset="nano-fast")
     grown, _ = load_student(path, expect=replace(base, filter_bases=1), grow=True)
     plain, _ = load_student(path)
     x = torch.rand(1, 3, 32, 48)
@@ -179,7 +179,7 @@ def test_filter_bases_grow_from_a_checkpoint_without_them_and_start_as_it(tmp_pa
         assert torch.equal(grown(x), plain(x))  # zero weights: the same network
         grown.bases.weights[0].weight.fill_(0.5)
         assert not torch.equal(grown(x), plain(x))
-    assert 864 < macs_per_pixel(grown) <= 1000  # the filter and its weights are counted
+    assert macs_per_pixel(plain) + 27 < macs_per_pixel(grown) <= 1000  # the filter and its weights count
     with pytest.raises(CheckpointError, match="different architecture"):
         load_student(path, expect=replace(base, filter_bases=1))  # only with grow
     with pytest.raises(CheckpointError, match="different architecture"):

@@ -46,6 +46,8 @@ def main():
     architecture = "scale %d, width %d, %d block(s)" % (c.scale, c.width, c.blocks)
     if c.context_width:
         architecture += ", context %d x %d" % (c.context_width, c.context_blocks)
+    if c.filter_bases:
+        architecture += ", %d filter basis(es)" % c.filter_bases
     if c.temporal:
         architecture += ", temporal"
     quality = Path(args.quality).read_text(encoding="utf-8") if args.quality else None

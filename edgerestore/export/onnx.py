@@ -115,7 +115,9 @@ class BlockBases(nn.Module):
     every pixel of each ``s x s`` block times its per-pixel weight, in the input's units.
 
     The response is one convolution, zero-padded as the student's: on frame rows ``[n,1,H,3W]``
-    (``source="rows"``) a ``(s+k-1, 3(s+k-1))`` kernel of stride ``(s, 3s)``; on blocks
+    (``source="rows"``) a ``(s+k-1, 3(s+k-1))`` kernel of stride ``(s, 3s)``; on the planar frame
+    ``[n,3,H,W]`` (``"frame"``, TFLite, whose layout pass makes it the NHWC frame) an ``s+k-1`` kernel
+    of stride ``s``; on blocks
     (``source="blocks"``, :mod:`edgerestore.export.quantize`) a 3x3 kernel over neighbouring blocks.
     The weight is a 1x1 convolution of the features, repeated over the colours."""
 
@@ -130,6 +132,8 @@ class BlockBases(nn.Module):
             if source == "rows":
                 response = nn.Conv2d(1, 3 * s * s, (s + k - 1, 3 * (s + k - 1)), stride=(s, 3 * s),
                                      padding=(p, 3 * p), bias=False)
+            elif source == "frame":
+                response = nn.Conv2d(3, 3 * s * s, s + k - 1, stride=s, padding=p, bias=False)
             else:
                 reach = -(-p // s)  # blocks a filter reaches on each side
                 response = nn.Conv2d(3 * s * s, 3 * s * s, 2 * reach + 1, padding=reach, bias=False)
@@ -146,6 +150,8 @@ class BlockBases(nn.Module):
                                 tap = filt.weight[colour, 0, u, v]
                                 if source == "rows":
                                     kernel[channel, 0, dy + u, 3 * (dx + v) + colour] = tap
+                                elif source == "frame":
+                                    kernel[channel, colour, dy + u, dx + v] = tap
                                 else:  # pixel (dy + u - p, dx + v - p) of this block's neighbourhood
                                     by, iy = divmod(dy + u - p, s)
                                     bx, ix = divmod(dx + v - p, s)

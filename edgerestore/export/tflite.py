@@ -75,7 +75,7 @@ class TFLiteFrameModel(nn.Module):
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
-        self.bases = block_bases(student)
+        self.bases = block_bases(student, "frame")
 
     def _rows(self, blocks: torch.Tensor, n: int, height: int, width: int, channels: int) -> torch.Tensor:
         """``[n, h, w, channels*s²]`` blocks -> ``[n, H, W, channels]`` (row phases concatenated)."""
@@ -88,12 +88,13 @@ class TFLiteFrameModel(nn.Module):
                 hidden: Optional[torch.Tensor] = None):
         n, height, width, c = frame.shape
         x = frame.float()
-        head = self.act(self.head(x.permute(0, 3, 1, 2)))
+        planar = x.permute(0, 3, 1, 2)
+        head = self.act(self.head(planar))
         features = head + self.mix(hidden.permute(0, 3, 1, 2)) if self.temporal else head
         features = self.context(self.body(features))
         blocks = self.tail(features)
         if self.bases is not None:
-            blocks = blocks + self.bases(x.reshape(n, 1, height, width * c), features)
+            blocks = blocks + self.bases(planar, features)
         correction = self._rows(blocks.permute(0, 2, 3, 1), n, height, width, c)
         if not self.temporal:
             return torch.clamp(x + correction + 0.5, 0.0, 255.0).to(torch.uint8)

@@ -30,10 +30,13 @@ PRESETS = {
     for preset in (
         Preset("pico", 250, "Raspberry Pi 4 (0.5 GMAC per 1080p frame)",
                StudentConfig(scale=4, width=12, blocks=1)),
+        # nano-fast's body plus one filter basis: a per-pixel weighted 3x3 high-pass of the frame,
+        # which lets a stride-4 network denoise (docs/distill.md, "Filter bases"); as fast as the
+        # stride-2 nano it replaced (FP32 ONNX, 1080p).
         Preset("nano", 1_000, "Jetson Nano / Raspberry Pi 5",
-               StudentConfig(scale=2, width=12, blocks=0, context_width=24, context_blocks=1)),
+               StudentConfig(scale=4, width=24, blocks=1, filter_bases=1)),
         # nano's budget at stride 4 with 24 channels (a multiple of the 8/16-channel SIMD blocks of
-        # ONNX Runtime and XNNPACK): twice nano's FPS, but it does not denoise (docs/distill.md,
+        # ONNX Runtime and XNNPACK): faster than nano, but it does not denoise (docs/distill.md,
         # "nano-fast: stride 4 instead of stride 2").
         Preset("nano-fast", 1_000, "Jetson Nano / Raspberry Pi 5 when frame rate matters more than denoising",
                StudentConfig(scale=4, width=24, blocks=1)),
