@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgerestore.export import blocks
-from edgerestore.models.student import AGREEMENT_UNIT, StudentNet
+from edgerestore.models.student import AGREEMENT_UNIT, StudentNet, weighted_responses
 
 GRAPH_VERSION = 4
 """Bumped whenever the exported graph changes (2: frame-by-frame students' uint8 block tail; 3: the
@@ -163,11 +163,7 @@ class BlockBases(nn.Module):
             self.weights.append(weight)
 
     def forward(self, frame: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        out = None
-        for response, weight in zip(self.responses, self.weights):
-            term = weight(features) * response(frame)
-            out = term if out is None else out + term
-        return out
+        return weighted_responses(self.responses, self.weights, frame, features)
 
 
 def block_bases(student: StudentNet, source: str = "rows") -> Optional[BlockBases]:

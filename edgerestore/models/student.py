@@ -103,11 +103,17 @@ class FilterBasis(nn.Module):
             nn.init.zeros_(weights.weight)
 
     def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        out = None
-        for filt, weights in zip(self.filters, self.weights):
-            term = weights(features) * filt(x)
-            out = term if out is None else out + term
-        return out
+        return weighted_responses(self.filters, self.weights, x, features)
+
+
+def weighted_responses(filters, weights, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """``sum_i weights_i(features) * filters_i(x)`` (the student's filter bases, and the export
+    graphs' versions of them in other layouts)."""
+    out = None
+    for filt, weight in zip(filters, weights):
+        term = weight(features) * filt(x)
+        out = term if out is None else out + term
+    return out
 
 
 State = Tuple[torch.Tensor, torch.Tensor]
