@@ -92,3 +92,22 @@ def tiny_onnx(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny-model") / "tiny.onnx"
     export_onnx(student, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """Real tiny models for bench and report (FP32 and INT8 ONNX, a corrupt file, a checkpoint),
+    built once per test session."""
+    from tests.bench_helpers import make_tiny_models
+
+    return make_tiny_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def small_evalset(tmp_path_factory, data_dir):
+    """``(folder, pairs)`` of a small real evaluation set (bench_helpers.make_small_evalset), built once."""
+    from edgerestore.benchmarks import evalset
+    from tests.bench_helpers import make_small_evalset
+
+    folder = make_small_evalset(tmp_path_factory.mktemp("eval") / "set", data_dir)
+    return str(folder), evalset.load_evalset(str(folder))

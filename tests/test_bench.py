@@ -14,20 +14,13 @@ from edgerestore.benchmarks.teacher import teacher_candidates
 from edgerestore.runtime import quality as metrics
 from edgerestore.runtime.backends.base import Backend
 from edgerestore.weights import shipped_presets
-from tests.bench_helpers import make_small_evalset, make_tiny_models
 
 SIZES = [(64, 48), (66, 50)]  # the second is not a multiple of the stride: padded and cropped
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return make_tiny_models(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def small_evalset(tmp_path_factory, data_dir):
-    folder = make_small_evalset(tmp_path_factory.mktemp("eval") / "set", data_dir)
-    return str(folder), evalset.load_evalset(str(folder))
+def models(tiny_models):
+    return tiny_models
 
 
 @pytest.fixture(scope="module")

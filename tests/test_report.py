@@ -7,17 +7,14 @@ import re
 import numpy as np
 import pytest
 
-from edgerestore.benchmarks import bench, evalset, report
-from tests.bench_helpers import chromium, make_small_evalset, make_tiny_models, screenshot
+from edgerestore.benchmarks import bench, report
+from tests.bench_helpers import chromium, screenshot
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, data_dir):
+def results(tiny_models, small_evalset):
     """Two real runs: this machine, and the same models run again under another label (a second board)."""
-    base = tmp_path_factory.mktemp("report")
-    models = make_tiny_models(base / "models")
-    folder = str(make_small_evalset(base / "eval", data_dir))
-    loaded = (folder, evalset.load_evalset(folder))
+    models, loaded = tiny_models, small_evalset
     out = []
     for label, threads in (("board A", 1), ("board B", 2)):
         candidates = (bench.baseline_candidates(["none", "unsharp", "bilateral"])
