@@ -147,7 +147,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_checkpoint_of_another_architecture_names_the_difference(tmp_path):
-    path = save_student(tmp_path / "small.pt", StudentNet(PRESETS["small"].config), preset="small")
+    path = save_student(tmp_path / "large.pt", StudentNet(PRESETS["large"].config), preset="large")
     with pytest.raises(CheckpointError, match="different architecture: scale=2"):
         load_student(path, expect=PRESETS["pico"].config)
 

@@ -33,6 +33,7 @@ def main():
     preset = get_preset(args.preset)
     student, info = load_student(args.checkpoint, expect=preset.config)
     meta = dict(info.get("meta") or {})
+    meta.pop("train_state", None)  # a last.pt's optimizer and data state: for resuming, not for shipping
     meta.update({"trained_with": args.command, "source_sha256": file_sha256(args.checkpoint), "note": args.note})
     out = Path(WEIGHTS_DIR)
     pt = save_student(out / (args.preset + ".pt"), student, preset=args.preset, meta=meta)
