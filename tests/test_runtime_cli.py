@@ -55,7 +55,7 @@ def test_help_lists_and_teaches_the_commands(cli):
         assert key in preview_help
 
 
-def test_the_flags_a_service_gets_are_the_given_ones_with_lists_split():
+def test_the_flags_a_service_gets_are_the_given_ones_with_lists_split(monkeypatch):
     from click.testing import CliRunner
 
     from edgerestore.cli.run import SERVICE_FLAGS, run
@@ -77,12 +77,9 @@ def test_the_flags_a_service_gets_are_the_given_ones_with_lists_split():
         def run(self):
             pass
 
-    original, daemon.Daemon = daemon.Daemon, Recorder
-    try:
-        result = runner.invoke(run, ["--service", "-i", "rtsp://cam/live", "-o", "null://", "-o", "file://a.mp4",
-                                     "-b", "tensorrt, onnxruntime", "--threads", "2", "--frames", "5"])
-    finally:
-        daemon.Daemon = original
+    monkeypatch.setattr(daemon, "Daemon", Recorder)
+    result = runner.invoke(run, ["--service", "-i", "rtsp://cam/live", "-o", "null://", "-o", "file://a.mp4",
+                                 "-b", "tensorrt, onnxruntime", "--threads", "2", "--frames", "5"])
     assert result.exit_code == 0, result.output
     assert seen["overrides"] == {"--source": "rtsp://cam/live", "--sink": ["null://", "file://a.mp4"],
                                  "--backend": ["tensorrt", "onnxruntime"], "--threads": 2}

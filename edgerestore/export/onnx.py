@@ -56,10 +56,11 @@ from torch import nn
 from edgerestore.export import blocks
 from edgerestore.models.student import AGREEMENT_UNIT, StudentNet, weighted_responses
 
-GRAPH_VERSION = 4
+GRAPH_VERSION = 5
 """Bumped whenever the exported graph changes (2: frame-by-frame students' uint8 block tail; 3: the
 temporal students' uint8 tail and blend; 4: temporal students blend the clamped picture, and their
-gate's agreement term)."""
+gate's agreement term; 5: filter bases, so no cached conversion made while they were not exported
+survives)."""
 DEFAULT_OPSET = 13  # TensorRT 8.2 (Jetson Nano, JetPack 4.6) parses up to opset 13
 INPUT_NAME = "frame"
 OUTPUT_NAME = "restored"

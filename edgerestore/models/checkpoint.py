@@ -115,20 +115,17 @@ def load_student(path, expect: Optional[StudentConfig] = None, grow: bool = Fals
         config = StudentConfig.from_dict(data["config"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError("%s has an unusable architecture config: %s" % (path, exc)) from exc
-    added = []
-    if grow and expect is not None:
-        added = [flag for flag in GROWABLE if getattr(expect, flag) and not getattr(config, flag)]
-        if added and replace(config, **{flag: getattr(expect, flag) for flag in added}) == expect:
-            config = expect
-        else:
-            added = []
+    added = {flag: getattr(expect, flag) for flag in GROWABLE
+             if grow and expect is not None and getattr(expect, flag) and not getattr(config, flag)}
+    if added and replace(config, **added) == expect:
+        config = expect
     if expect is not None and config != expect:
         diffs = ["%s=%r (expected %r)" % (k, v, getattr(expect, k)) for k, v in config.to_dict().items()
                  if getattr(expect, k) != v]
         raise CheckpointError("%s is a different architecture: %s" % (path, ", ".join(diffs)))
     model = StudentNet(config)
     state = data.get("state_dict", {})
-    if added:  # the new modules keep their identity start
+    if config is expect and added:  # the new modules keep their identity start
         state = dict(model.state_dict(), **state)
     mismatch = describe_state_mismatch(model, state)
     if mismatch:
