@@ -239,23 +239,26 @@ def test_verification_figures_are_real(tmp_path):
     assert workdir().exists()
 
 
-def test_int8_core_splits_a_context_branch_into_fine_and_coarse_corrections_exactly():
+@pytest.mark.parametrize("bases", [0, 1])
+def test_int8_core_splits_a_context_branch_into_fine_and_coarse_corrections_exactly(bases):
     """In float, frame + fine + coarse correction (BlockCore, the graph before quantization) is the
-    student's own output: the context branch's transposed convolution folded into the tail."""
+    student's own output: the context branch's transposed convolution folded into the tail, the
+    filter bases computed from the planar frame."""
     import torch
 
-    from edgerestore.export.quantize import BlockCore, from_blocks, to_blocks
+    from edgerestore.export.quantize import BlockCore, core_feed, from_blocks
     from edgerestore.models.config import StudentConfig
     from edgerestore.models.student import StudentNet
 
     torch.manual_seed(0)
-    student = StudentNet(StudentConfig(scale=2, width=8, blocks=1, context_width=16, context_blocks=1)).eval()
+    student = StudentNet(StudentConfig(scale=2, width=8, blocks=1, context_width=16, context_blocks=1,
+                                       filter_bases=bases)).eval()
     with torch.no_grad():
         for parameter in student.parameters():
             parameter.normal_(0, 0.1)
     frame = np.random.default_rng(0).integers(0, 256, (16, 24, 3), dtype=np.uint8)
     with torch.no_grad():
-        fine, coarse = BlockCore(student).eval()(torch.from_numpy(to_blocks(frame, 2)))
+        fine, coarse = BlockCore(student).eval()(*[torch.from_numpy(v) for v in core_feed(student, frame).values()])
         want = student(torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255)[0].permute(1, 2, 0).numpy()
     got = frame + from_blocks(fine.numpy(), 2) + from_blocks(coarse.numpy(), 4)
     assert np.abs(coarse.numpy()).max() > 1.0  # the branch does contribute

@@ -117,9 +117,8 @@ class BlockBases(nn.Module):
 
     The response is one convolution, zero-padded as the student's: on frame rows ``[n,1,H,3W]``
     (``source="rows"``) a ``(s+k-1, 3(s+k-1))`` kernel of stride ``(s, 3s)``; on the planar frame
-    ``[n,3,H,W]`` (``"frame"``, TFLite, whose layout pass makes it the NHWC frame) an ``s+k-1`` kernel
-    of stride ``s``; on blocks
-    (``source="blocks"``, :mod:`edgerestore.export.quantize`) a 3x3 kernel over neighbouring blocks.
+    ``[n,3,H,W]`` (``"frame"``: TFLite, whose layout pass makes it the NHWC frame, and the INT8 ONNX
+    core, fed a transpose of the uint8 frame) an ``s+k-1`` kernel of stride ``s``.
     The weight is a 1x1 convolution of the features, repeated over the colours."""
 
     def __init__(self, student: StudentNet, source: str = "rows"):
@@ -136,8 +135,7 @@ class BlockBases(nn.Module):
             elif source == "frame":
                 response = nn.Conv2d(3, 3 * s * s, s + k - 1, stride=s, padding=p, bias=False)
             else:
-                reach = -(-p // s)  # blocks a filter reaches on each side
-                response = nn.Conv2d(3 * s * s, 3 * s * s, 2 * reach + 1, padding=reach, bias=False)
+                raise ValueError("unknown filter-basis source %r (rows or frame)" % source)
             weight = nn.Conv2d(width, 3 * s * s, 1, bias=False)
             kernel = torch.zeros_like(response.weight)
             repeated = torch.zeros_like(weight.weight)
@@ -151,12 +149,8 @@ class BlockBases(nn.Module):
                                 tap = filt.weight[colour, 0, u, v]
                                 if source == "rows":
                                     kernel[channel, 0, dy + u, 3 * (dx + v) + colour] = tap
-                                elif source == "frame":
+                                else:
                                     kernel[channel, colour, dy + u, dx + v] = tap
-                                else:  # pixel (dy + u - p, dx + v - p) of this block's neighbourhood
-                                    by, iy = divmod(dy + u - p, s)
-                                    bx, ix = divmod(dx + v - p, s)
-                                    kernel[channel, (iy * s + ix) * 3 + colour, by + reach, bx + reach] = tap
             with torch.no_grad():
                 response.weight.copy_(kernel)
                 weight.weight.copy_(repeated)

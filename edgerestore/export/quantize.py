@@ -21,6 +21,10 @@ docs/export.md, "INT8 graph"):
   (float in ORT, between Q/DQ pairs and transposes) is folded into the tail: the fine and the
   coarse (``2s x 2s`` blocks) corrections reach the frame layout by the same uint8 copies, and two
   QLinearAdds add them up and to the frame (:class:`BlockCore`).
+* **Filter bases from the planar frame.** A student's basis responses (:class:`edgerestore.export.onnx.BlockBases`) are a
+  stride-``s`` convolution of ``frame_planar``, a transpose of the uint8 frame that cancels with
+  ORT's channels-last QLinearConv: a quarter of the cost of the same filter as a 3x3 convolution
+  over the ``3s²``-channel blocks.
 * **Rank information** on every hand-made uint8 tensor: without it ORT's NHWC transformer skips
   the first convolution and leaves transposes in the graph.
 
@@ -54,6 +58,7 @@ from edgerestore.models.student import StudentNet
 
 METHODS = ("percentile", "minmax", "entropy")
 CORE_INPUT = "blocks"
+PLANAR_INPUT = "frame_planar"
 CORE_OUTPUT = "correction"
 COARSE_OUTPUT = "coarse_correction"
 CROP = (256, 384)  # calibration crops: real pixel statistics at a fraction of a full frame's memory
@@ -87,7 +92,9 @@ class BlockCore(nn.Module):
             self.tail.weight.copy_(block_tail_weight(student))
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
-        self.bases = block_bases(student, "blocks")
+        # the bases' responses come from the planar frame (a transpose of the uint8 frame): a strided
+        # convolution with 3 input channels costs a quarter of the 3x3 one over blocks
+        self.bases = block_bases(student, "frame")
         self.coarse = student.config.context_width > 0
         if self.coarse:
             self.down = copy.deepcopy(student.context.down)
@@ -96,14 +103,14 @@ class BlockCore(nn.Module):
             if self.bases is not None:
                 self.up = copy.deepcopy(student.context.up)
 
-    def forward(self, blocks: torch.Tensor):
+    def forward(self, blocks: torch.Tensor, planar: Optional[torch.Tensor] = None):
         x = self.body(self.act(self.head(blocks)))
         fine = self.tail(x)
         if self.coarse:
             context = self.context_body(self.act(self.down(x)))
         if self.bases is not None:  # their weights come from the features after the context branch
             features = x + self.up(context) if self.coarse else x
-            fine = fine + self.bases(blocks, features)
+            fine = fine + self.bases(planar, features)
         if not self.coarse:
             return fine
         return fine, self.coarse_tail(context)
@@ -123,6 +130,14 @@ def coarse_tail(student: StudentNet) -> nn.Conv2d:
         conv.weight.copy_(weight)
         conv.bias.copy_(bias)
     return conv
+
+
+def core_feed(student: StudentNet, frame: np.ndarray) -> dict:
+    """The inputs of :class:`BlockCore` for an ``HxWx3`` uint8 frame, by input name (float32)."""
+    feed = {CORE_INPUT: to_blocks(frame, student.config.scale)}
+    if student.config.filter_bases:
+        feed[PLANAR_INPUT] = np.ascontiguousarray(frame.transpose(2, 0, 1)[None].astype(np.float32))
+    return feed
 
 
 def to_blocks(frame: np.ndarray, scale: int) -> np.ndarray:
@@ -147,7 +162,7 @@ def correction_sum_range(student: StudentNet, crops: List[np.ndarray]) -> Tuple[
     low = high = 0.0
     for crop in crops:
         with torch.no_grad():
-            fine, coarse = core(torch.from_numpy(to_blocks(crop, s)))
+            fine, coarse = core(*[torch.from_numpy(v) for v in core_feed(student, crop).values()])
         total = from_blocks(fine.numpy(), s) + from_blocks(coarse.numpy(), 2 * s)
         low, high = min(low, float(total.min())), max(high, float(total.max()))
     scale = max(high - low, 1e-6) / 255.0
@@ -169,19 +184,21 @@ def calibration_crops(frames: List[np.ndarray], stride: int, crop=CROP) -> List[
 
 
 def _export_core(student: StudentNet, path: Path, opset: int) -> None:
-    k = 3 * student.config.scale ** 2
-    sample = torch.zeros(1, k, 8, 12)
-    axes = {CORE_INPUT: {2: "h", 3: "w"}, CORE_OUTPUT: {2: "h", 3: "w"}, COARSE_OUTPUT: {2: "h2", 3: "w2"}}
+    s = student.config.scale
+    feed = core_feed(student, np.zeros((8 * s, 12 * s, 3), np.uint8))
+    inputs = list(feed)
+    axes = {CORE_INPUT: {2: "h", 3: "w"}, PLANAR_INPUT: {2: "H", 3: "W"}, CORE_OUTPUT: {2: "h", 3: "w"},
+            COARSE_OUTPUT: {2: "h2", 3: "w2"}}
     outputs = [CORE_OUTPUT, COARSE_OUTPUT] if student.config.context_width else [CORE_OUTPUT]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(BlockCore(student).eval(), (sample,), str(path), opset_version=opset,
-                          input_names=[CORE_INPUT], output_names=outputs,
-                          dynamic_axes={name: axes[name] for name in [CORE_INPUT] + outputs},
+        torch.onnx.export(BlockCore(student).eval(), tuple(torch.from_numpy(v) for v in feed.values()), str(path),
+                          opset_version=opset, input_names=inputs, output_names=outputs,
+                          dynamic_axes={name: axes[name] for name in inputs + outputs},
                           do_constant_folding=True, dynamo=False)
 
 
-def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], scale: int, method: str) -> None:
+def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], student: StudentNet, method: str) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -192,7 +209,7 @@ def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], scale: int,
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.items = iter([{CORE_INPUT: to_blocks(c, scale)} for c in crops])
+            self.items = iter([core_feed(student, c) for c in crops])
 
         def get_next(self):
             return next(self.items, None)
@@ -211,7 +228,7 @@ def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], scale: int,
                 str(core), str(qcore), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                 reduce_range=True,  # 7-bit weights: x86 u8s8 kernels without VNNI saturate 8-bit ones
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
-                extra_options={"TensorQuantOverrides": {CORE_INPUT: [unit]}},
+                extra_options={"TensorQuantOverrides": {name: [unit] for name in (CORE_INPUT, PLANAR_INPUT)}},
             )
     finally:
         root.setLevel(level)
@@ -223,7 +240,7 @@ def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None
     A core with a coarse correction (context branch) adds it to the fine one first, into a uint8
     tensor quantized by ``sum_range`` (:func:`correction_sum_range`), then to the frame."""
     import onnx
-    from onnx import numpy_helper
+    from onnx import TensorProto, helper, numpy_helper
 
     from edgerestore.export import blocks
 
@@ -231,21 +248,26 @@ def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}
     nodes = list(graph.node)
-    q_in = [n for n in nodes if n.op_type == "QuantizeLinear" and n.input[0] == CORE_INPUT]
+    inputs = [i.name for i in graph.input]  # the blocks, and the planar frame of filter bases
+    q_in = {n.input[0]: n for n in nodes if n.op_type == "QuantizeLinear" and n.input[0] in inputs}
     outputs = [o.name for o in graph.output]  # the correction, and the coarse one of a context branch
     dq_out = {n.output[0]: n for n in nodes if n.op_type == "DequantizeLinear" and n.output[0] in outputs}
-    if len(q_in) != 1 or len(dq_out) != len(outputs):
+    if len(q_in) != len(inputs) or len(dq_out) != len(outputs):
         raise RuntimeError("unexpected quantized core: input/output quantization not found")
-    q_in = q_in[0]
-    in_scale = float(numpy_helper.to_array(inits[q_in.input[1]]))
-    in_zero = numpy_helper.to_array(inits[q_in.input[2]])
-    if in_scale != 1.0 or int(in_zero) != 0 or in_zero.dtype != np.uint8:
-        raise RuntimeError("the core's input must be quantized with scale 1 / zero point 0 (uint8)")
-    core_nodes = [n for n in nodes if n is not q_in and n not in dq_out.values()]
+    for q in q_in.values():
+        in_scale = float(numpy_helper.to_array(inits[q.input[1]]))
+        in_zero = numpy_helper.to_array(inits[q.input[2]])
+        if in_scale != 1.0 or int(in_zero) != 0 or in_zero.dtype != np.uint8:
+            raise RuntimeError("the core's inputs must be quantized with scale 1 / zero point 0 (uint8)")
+    core_nodes = [n for n in nodes if n not in q_in.values() and n not in dq_out.values()]
 
     new_inits, pre = blocks.shape_nodes(scale)
     graph.initializer.extend(new_inits + blocks.unit_quantization())
-    to_blocks_nodes, value_info = blocks.frame_to_blocks(scale, q_in.output[0])
+    to_blocks_nodes, value_info = blocks.frame_to_blocks(scale, q_in[CORE_INPUT].output[0])
+    if PLANAR_INPUT in q_in:  # the uint8 frame transposed: cancels with ORT's channels-last QLinearConv
+        planar = q_in[PLANAR_INPUT].output[0]
+        to_blocks_nodes.append(helper.make_node("Transpose", [blocks.FRAME], [planar], perm=[0, 3, 1, 2]))
+        value_info.append(helper.make_tensor_value_info(planar, TensorProto.UINT8, [1, 3, "H", "W"]))
     corr_q, corr_scale, corr_zero = dq_out[CORE_OUTPUT].input  # uint8 correction, its scale and zero point
     post, post_info = blocks.correction_to_frame(scale, corr_q)
     correction = ("corr_frame", corr_scale, corr_zero)
@@ -290,7 +312,7 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
         crops = calibration_crops(frames, student.stride)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _quantize_core(core, qcore, crops, student.config.scale, method)
+            _quantize_core(core, qcore, crops, student, method)
         total = correction_sum_range(student, crops) if student.config.context_width else None
         model = _wrap(qcore, student.config.scale, total)
     if ir_version is not None:
