@@ -47,7 +47,7 @@ def make_tiny_models(folder: Path, width: int = 8, seed: int = 0) -> dict:
 
 def make_small_evalset(folder: Path, data_dir: Path, crop: int = 192) -> Path:
     """One scikit-image photo with the mild degradation + centre crops of the real GoPro pairs
-    (flat X_blur1.png / X_sharp1.png layout, as in ../shared) and the two synthetic clips, built by
+    (flat X_blur1.png / X_sharp1.png layout, as in ../shared) and the two synthetic clips (8 frames each), built by
     the real builder (without the real 640x360 clip: scoring it was most of the bench tests' time)."""
     import cv2
 
@@ -62,7 +62,7 @@ def make_small_evalset(folder: Path, data_dir: Path, crop: int = 192) -> Path:
         top, left = (h - crop) // 2, (w - crop) // 2
         cv2.imwrite(str(gopro / name), image[top:top + crop, left:left + crop])
     folder.mkdir(parents=True, exist_ok=True)
-    build_evalset(str(folder), photos=("chelsea",), draws=1, gopro_dir=str(gopro), video_dir=None)
+    build_evalset(str(folder), photos=("chelsea",), draws=1, gopro_dir=str(gopro), video_dir=None, clip_frames=8)
     return folder
 
 

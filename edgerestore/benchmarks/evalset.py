@@ -194,13 +194,14 @@ def _skimage_photo(name):
 
 
 def build_evalset(out_dir, degradation="mild", seed=DEFAULT_SEED, photos=tuple(SKIMAGE_PHOTOS), draws=2,
-                  gopro_dir="default", clips=True, video_dir="default"):
+                  gopro_dir="default", clips=True, video_dir="default", clip_frames=CLIP_FRAMES):
     """Write the evaluation set into ``out_dir`` and return its manifest (see the module docstring).
 
     Every photo is degraded ``draws`` times with its own seed (``<photo>-<draw>``), so one lucky or
     unlucky draw does not decide a preset's score. ``gopro_dir="default"`` looks for the shared
     GoPro pairs; ``None`` leaves the subset out. ``clips`` adds the clips (``video_dir``: the real
-    clip's folder of frames, ``"default"`` the shared one, ``None`` none).
+    clip's folder of frames, ``"default"`` the shared one, ``None`` none) of ``clip_frames`` frames
+    each (the synthetic ones; a real clip keeps its own length).
     """
     from edgerestore.distill.degrade import degrade, get_preset
 
@@ -232,7 +233,7 @@ def build_evalset(out_dir, degradation="mild", seed=DEFAULT_SEED, photos=tuple(S
         if real:
             manifest["subsets"]["gopro"] = {"kind": "real-blur", "images": real}
     if clips:
-        manifest["clips"] = _build_clips(out_dir, config, seed, video_dir)
+        manifest["clips"] = _build_clips(out_dir, config, seed, video_dir, clip_frames)
     if not manifest["subsets"]:
         raise InputNotFoundError("the evaluation set would be empty: no photos and no GoPro pairs")
     tmp = os.path.join(out_dir, MANIFEST + ".part")
@@ -242,7 +243,7 @@ def build_evalset(out_dir, degradation="mild", seed=DEFAULT_SEED, photos=tuple(S
     return manifest
 
 
-def _build_clips(out_dir, config, seed, video_dir="default"):
+def _build_clips(out_dir, config, seed, video_dir="default", clip_frames=CLIP_FRAMES):
     """Render, degrade and write the clips; returns their manifest entries."""
     from edgerestore.distill.degrade import degrade_sequence
     from edgerestore.distill.sequences import CameraMotion, render_clip
@@ -253,7 +254,7 @@ def _build_clips(out_dir, config, seed, video_dir="default"):
         image = _skimage_photo(photo)
         height, width = CLIP_SIZE
         top, left = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
-        frames = render_clip(image, top, left, height, width, CLIP_FRAMES, clip_seed, CameraMotion.from_dict(motion))
+        frames = render_clip(image, top, left, height, width, clip_frames, clip_seed, CameraMotion.from_dict(motion))
         description, licence = SKIMAGE_PHOTOS[photo]
         sources.append((name, frames, "skimage.data.%s (%s) filmed by a synthetic camera %s" % (photo, description, motion),
                         licence))
