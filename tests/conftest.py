@@ -68,8 +68,61 @@ def run_cli(*args, check=True, env=None, timeout=600, cwd=None):
     return result
 
 
+def invoke_cli(*args, check=True, env=None, cwd=None, timeout=None):
+    """``edgerestore`` run in this process through its entry point (:func:`edgerestore.cli.main`):
+    the same exit code, stdout and stderr as :func:`run_cli` without starting an interpreter and
+    importing torch again. For what a command prints and returns; :func:`run_cli` where the process
+    itself is the point (native log lines, signals, imports, a terminal). The environment, the
+    working directory, ``sys.argv`` and torch's thread count are restored afterwards; ``timeout`` is accepted for
+    :func:`run_cli`'s signature (pytest-timeout ends a command that hangs)."""
+    import contextlib
+    import io
+
+    from edgerestore.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd, saved_argv = dict(os.environ), os.getcwd(), sys.argv
+    try:
+        import torch
+
+        threads = torch.get_num_threads()
+    except ImportError:  # a torch-free install
+        torch = threads = None
+    os.environ.setdefault("EDGERESTORE_CACHE", str(ROOT / ".pytest_cache" / "edgerestore-cache"))
+    os.environ.update({key: str(value) for key, value in (env or {}).items()})
+    code = 0
+    try:
+        if cwd:
+            os.chdir(str(cwd))
+        sys.argv = [os.path.join(os.path.dirname(sys.executable), "edgerestore")] + [str(a) for a in args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main([str(a) for a in args])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        if torch is not None:
+            torch.set_num_threads(threads)
+    result = subprocess.CompletedProcess(["edgerestore", *map(str, args)], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError("edgerestore %s failed (%d):\n%s\n%s" % (" ".join(map(str, args)), code, result.stdout,
+                                                                      result.stderr))
+    return result
+
+
 @pytest.fixture
 def cli():
+    """:func:`invoke_cli`: the command in this process."""
+    return invoke_cli
+
+
+@pytest.fixture
+def cli_process():
+    """:func:`run_cli`: the command as its own process."""
     return run_cli
 
 

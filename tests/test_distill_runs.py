@@ -1,4 +1,5 @@
-"""Whole distillation runs, tiny: the real command, real signals, real torchrun, real files."""
+"""Whole distillation runs, tiny: the real command (in this process where the process is not the point),
+real signals, real torchrun, real files."""
 
 import json
 import os
@@ -15,7 +16,7 @@ import torch
 from edgerestore.distill.config import load_config
 from edgerestore.distill.trainer import train
 from edgerestore.models.checkpoint import load_student, save_student
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, invoke_cli, run_cli
 from tests.distill_helpers import TINY, gopro_layout, mean, read_log, small_images, tiny_args
 
 # Strong noise and a constant learning rate: a few dozen steps visibly learn something.
@@ -48,7 +49,7 @@ def _env(tmp_path):
 
 def test_tiny_run_lowers_the_loss_and_its_checkpoint_restores_and_exports(images, tmp_path):
     out = tmp_path / "run"
-    result = run_cli("distill", images, "--student", "pico", "--out", out, "--steps", 60, "--lr", "1e-2",
+    result = invoke_cli("distill", images, "--student", "pico", "--out", out, "--steps", 60, "--lr", "1e-2",
                      "--degradation", NOISY, "-q", *tiny_args(optim__schedule="constant", optim__ema=0.9,
                                                                data__refresh=0, train__batch=8),
                      env=_env(tmp_path))
@@ -63,7 +64,7 @@ def test_tiny_run_lowers_the_loss_and_its_checkpoint_restores_and_exports(images
     assert meta["best_val_psnr"] > meta["input_psnr"]  # the student beats doing nothing
     assert "train_state" in load_student(out / "last.pt")[1]["meta"]
     # evaluate scores the same held-out crops the run validated on
-    table = run_cli("distill", "evaluate", out / "student.pt", "--run", out, env=_env(tmp_path)).stdout
+    table = invoke_cli("distill", "evaluate", out / "student.pt", "--run", out, env=_env(tmp_path)).stdout
     input_row, student_row = table.splitlines()[1:]
     assert input_row.split()[:2] == ["input", "(degraded)"] and student_row.split()[0].endswith("run/student.pt")
     assert float(input_row.split()[2]) == pytest.approx(meta["input_psnr"], abs=0.01)
@@ -71,7 +72,7 @@ def test_tiny_run_lowers_the_loss_and_its_checkpoint_restores_and_exports(images
     assert (out / "best.pt").is_file() and (out / "config.yaml").is_file() and list((out / "tb").iterdir())
     # the runtime takes the checkpoint as it is
     restored = tmp_path / "restored.png"
-    run_cli("restore", next(images.glob("*.png")), restored, "--model", out / "student.pt", "-q", env=_env(tmp_path))
+    invoke_cli("restore", next(images.glob("*.png")), restored, "--model", out / "student.pt", "-q", env=_env(tmp_path))
     assert restored.is_file()
     # and it exports to the uint8 ONNX contract
     import onnxruntime as ort
@@ -165,14 +166,14 @@ def test_precomputed_teacher_outputs_replace_the_teacher(images, tiny_restormer,
     args = [images, "--student", "pico", "--steps", 5, "-q",
             *tiny_args(data__crop=32, data__val_crop=32)]
     cache = tmp_path / "gpu-box-cache"
-    result = run_cli("distill", "cache-teacher", *args, "--teacher", "restormer:%s" % tiny_restormer,
+    result = invoke_cli("distill", "cache-teacher", *args, "--teacher", "restormer:%s" % tiny_restormer,
                      "--cache", cache, env=_env(tmp_path))
     folder = json.loads(json.dumps(result.stdout.split("folder:")[-1].strip()))
     assert "0 already cached" in result.stdout and Path(folder).is_dir()
-    trained = run_cli("distill", *args, "--teacher", "folder:%s" % cache, "--out", tmp_path / "run", env=_env(tmp_path))
+    trained = invoke_cli("distill", *args, "--teacher", "folder:%s" % cache, "--out", tmp_path / "run", env=_env(tmp_path))
     assert "teacher: 0 crop(s) computed" in trained.stdout
     # fewer steps than precomputed is fine; a config that needs other crops is a clear error
-    failed = run_cli("distill", *args, "--teacher", "folder:%s" % cache, "--out", tmp_path / "other",
+    failed = invoke_cli("distill", *args, "--teacher", "folder:%s" % cache, "--out", tmp_path / "other",
                      "--seed", 7, check=False, env=_env(tmp_path))
     assert failed.returncode != 0 and "missing from the precomputed teacher outputs" in failed.stderr
 
@@ -220,39 +221,39 @@ def _error(result):
 def test_bad_inputs_are_one_line_errors(images, tiny_restormer, tmp_path):
     env = _env(tmp_path)
     (tmp_path / "empty").mkdir()
-    assert "has no images or videos" in _error(run_cli("distill", tmp_path / "empty", "--out", tmp_path / "a",
+    assert "has no images or videos" in _error(invoke_cli("distill", tmp_path / "empty", "--out", tmp_path / "a",
                                                        check=False, env=env))
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(tiny_restormer.read_bytes()[:5000])
-    assert "is the file complete" in _error(run_cli("distill", images, "--teacher", "restormer:%s" % truncated,
+    assert "is the file complete" in _error(invoke_cli("distill", images, "--teacher", "restormer:%s" % truncated,
                                                     "--out", tmp_path / "b", *tiny_args(), check=False, env=env))
-    line = _error(run_cli("distill", images, "--teacher", "student:%s" % tiny_restormer, "--out", tmp_path / "c",
+    line = _error(invoke_cli("distill", images, "--teacher", "student:%s" % tiny_restormer, "--out", tmp_path / "c",
                           *tiny_args(), check=False, env=env))
     assert "not an edgerestore student checkpoint" in line and "--teacher restormer" in line
     from edgerestore.models.config import StudentConfig
     from edgerestore.models.student import StudentNet
 
     other = save_student(tmp_path / "other.pt", StudentNet(StudentConfig(width=8)))
-    line = _error(run_cli("distill", images, "--student", "pico", "--set", "student.init=%s" % other,
+    line = _error(invoke_cli("distill", images, "--student", "pico", "--set", "student.init=%s" % other,
                           "--out", tmp_path / "d", *tiny_args(), check=False, env=env))
     assert "different architecture: width=8 (expected 12)" in line
-    assert "unknown teacher 'resnet'" in _error(run_cli("distill", images, "--teacher", "resnet:x",
+    assert "unknown teacher 'resnet'" in _error(invoke_cli("distill", images, "--teacher", "resnet:x",
                                                         "--out", tmp_path / "e", *tiny_args(), check=False, env=env))
-    line = _error(run_cli("distill", images, "--out", tmp_path / "f", check=False, env=env))
+    line = _error(invoke_cli("distill", images, "--out", tmp_path / "f", check=False, env=env))
     assert "smaller than the 128 px training patches; lower data.patch" in line
 
 
 def test_runs_are_not_overwritten_and_resume_keeps_its_config(images, tmp_path):
     env = _env(tmp_path)
     out = tmp_path / "run"
-    run_cli("distill", images, "--out", out, "--steps", 3, "-q", *tiny_args(), env=env)
-    assert "already holds a run" in _error(run_cli("distill", images, "--out", out, "--steps", 3, *tiny_args(),
+    invoke_cli("distill", images, "--out", out, "--steps", 3, "-q", *tiny_args(), env=env)
+    assert "already holds a run" in _error(invoke_cli("distill", images, "--out", out, "--steps", 3, *tiny_args(),
                                                    check=False, env=env))
-    line = _error(run_cli("distill", "--out", out, "--resume", "--lr", "0.5", check=False, env=env))
+    line = _error(invoke_cli("distill", "--out", out, "--resume", "--lr", "0.5", check=False, env=env))
     assert "optim.lr (run: 0.002, given: 0.5)" in line
-    done = run_cli("distill", "--out", out, "--resume", "--workers", 0, "-q", env=env)
+    done = invoke_cli("distill", "--out", out, "--resume", "--workers", 0, "-q", env=env)
     assert "done: 3 steps" in done.stdout  # nothing left to do, nothing broken
-    assert "nothing to resume" in _error(run_cli("distill", "--out", tmp_path / "none", "--resume",
+    assert "nothing to resume" in _error(invoke_cli("distill", "--out", tmp_path / "none", "--resume",
                                                  check=False, env=env))
 
 

@@ -265,17 +265,17 @@ def test_int8_core_splits_a_context_branch_into_fine_and_coarse_corrections_exac
     np.testing.assert_allclose(got, want * 255.0, atol=1e-2)
 
 
-def test_export_output_has_no_native_log_lines_nor_a_bar_when_piped(cli, tmp_path):
+def test_export_output_has_no_native_log_lines_nor_a_bar_when_piped(cli_process, tmp_path):
     """TensorFlow's oneDNN notice, absl's pre-init warning and LiteRT's XNNPACK line leaked into
     export's output; they show with --debug only. Piped output gets no progress bar."""
     out = tmp_path / "bundle"
-    result = cli("export", tiny_checkpoint(), "--target", "rpi4", "--size", "64x96", "--out", out,
+    result = cli_process("export", tiny_checkpoint(), "--target", "rpi4", "--size", "64x96", "--out", out,
                  "--format", "tflite-int8")
     text = result.stdout + result.stderr
     for noise in ("oneDNN", "absl::InitializeLog", "XNNPACK", "exporting"):
         assert noise not in text, noise
     assert "exported tflite-int8" in result.stdout and "✅ ok" in result.stdout
-    debug = cli("export", tiny_checkpoint(), "--target", "rpi4", "--size", "64x96", "--out", tmp_path / "b2",
+    debug = cli_process("export", tiny_checkpoint(), "--target", "rpi4", "--size", "64x96", "--out", tmp_path / "b2",
                 "--format", "tflite-int8", "--debug")
     assert "XNNPACK" in debug.stdout + debug.stderr
 

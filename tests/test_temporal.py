@@ -593,7 +593,7 @@ def test_tiny_temporal_run_trains_on_clips_and_its_checkpoint_exports(data_dir, 
     import cv2
 
     from edgerestore.models.checkpoint import load_student
-    from tests.conftest import run_cli
+    from tests.conftest import invoke_cli
     from tests.distill_helpers import read_log, small_images, tiny_args
 
     images = small_images(data_dir, tmp_path / "images", count=4)
@@ -604,7 +604,7 @@ def test_tiny_temporal_run_trains_on_clips_and_its_checkpoint_exports(data_dir, 
         cv2.imwrite(str(clip / path.name), cv2.resize(frame, (128, 72), interpolation=cv2.INTER_AREA))
     env = {"EDGERESTORE_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     out = tmp_path / "run"
-    result = run_cli("distill", images, "--student", "nano-t", "--sequence", 3, "--clips", clip, "--out", out,
+    result = invoke_cli("distill", images, "--student", "nano-t", "--sequence", 3, "--clips", clip, "--out", out,
                      "--steps", 12, "-q", "--set", "student.config={width: 8}", "--set", "loss.temporal=0.5",
                      "--set", "loss.steady=0.5", "--set", "data.val_frames=3", *tiny_args(train__val_every=6), env=env)
     assert "done: 12 steps" in result.stdout
@@ -618,9 +618,9 @@ def test_tiny_temporal_run_trains_on_clips_and_its_checkpoint_exports(data_dir, 
 
     assert OnnxRuntimeBackend(threads=1).load(path).temporal
     # a temporal student without clips, and clips without sequences, are one-line errors
-    bad = run_cli("distill", images, "--student", "nano-t", "--out", tmp_path / "bad", "--steps", 2, "-q",
+    bad = invoke_cli("distill", images, "--student", "nano-t", "--out", tmp_path / "bad", "--steps", 2, "-q",
                   *tiny_args(), check=False, env=env)
     assert bad.returncode != 0 and "set data.sequence >= 2" in bad.stderr
-    bad = run_cli("distill", images, "--student", "nano", "--clips", clip, "--out", tmp_path / "bad2", "--steps", 2,
+    bad = invoke_cli("distill", images, "--student", "nano", "--clips", clip, "--out", tmp_path / "bad2", "--steps", 2,
                   "-q", *tiny_args(), check=False, env=env)
     assert bad.returncode != 0 and "data.clips are for sequence training" in bad.stderr
