@@ -98,8 +98,10 @@ def invoke_cli(*args, check=True, env=None, cwd=None, timeout=None):
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 main([str(a) for a in args])
-            except SystemExit as exc:
+            except SystemExit as exc:  # as the interpreter does: a non-integer code is printed, exit 1
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if exc.code is not None and not isinstance(exc.code, int):
+                    print(exc.code, file=sys.stderr)
     finally:
         sys.argv = saved_argv
         os.chdir(saved_cwd)

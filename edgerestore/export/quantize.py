@@ -23,8 +23,8 @@ docs/export.md, "INT8 graph"):
   QLinearAdds add them up and to the frame (:class:`BlockCore`).
 * **Filter bases from the planar frame.** A student's basis responses (:class:`edgerestore.export.onnx.BlockBases`) are a
   stride-``s`` convolution of ``frame_planar``, a transpose of the uint8 frame that cancels with
-  ORT's channels-last QLinearConv: a quarter of the cost of the same filter as a 3x3 convolution
-  over the ``3s²``-channel blocks.
+  ORT's channels-last QLinearConv: a quarter of the multiply-adds of the same filter as a 3x3
+  convolution over the ``3s²``-channel blocks.
 * **Rank information** on every hand-made uint8 tensor: without it ORT's NHWC transformer skips
   the first convolution and leaves transposes in the graph.
 
@@ -93,7 +93,7 @@ class BlockCore(nn.Module):
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         # the bases' responses come from the planar frame (a transpose of the uint8 frame): a strided
-        # convolution with 3 input channels costs a quarter of the 3x3 one over blocks
+        # convolution with 3 input channels: a quarter of the multiply-adds of a 3x3 one over blocks
         self.bases = block_bases(student, "frame")
         self.coarse = student.config.context_width > 0
         if self.coarse:
