@@ -490,3 +490,20 @@ def test_each_shipped_preset_benches_its_own_files_only(preset):
     assert artifact_owner("nano-fast_int8", {"nano", "nano-fast"}) == "nano-fast"
     assert artifact_owner("nano_int8", {"nano", "nano-fast"}) == "nano"
     assert artifact_owner("nanox", {"nano"}) is None
+
+
+def test_noise_level_estimate_of_the_separation_benchmark():
+    """benchmarks/noise_level_separation.py: Donoho's estimate recovers the sigma of white noise on a
+    flat frame, and the AUC orders two sets the right way round."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from noise_level_separation import auc, noise_sigma
+
+    rng = np.random.default_rng(0)
+    for sigma in (4.0, 8.0, 16.0):  # below ~3 levels the uint8 rounding biases a median estimate
+        frame = np.clip(128 + rng.normal(0, sigma, (256, 256, 1)), 0, 255).round().astype(np.uint8).repeat(3, 2)
+        assert noise_sigma(frame) == pytest.approx(sigma, rel=0.1)
+    assert noise_sigma(np.full((64, 64, 3), 77, np.uint8)) == 0.0
+    assert auc([1, 2], [3, 4]) == 1.0 and auc([3, 4], [1, 2]) == 0.0 and auc([1], [1]) == 0.5
