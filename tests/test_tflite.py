@@ -98,3 +98,28 @@ def test_registry_and_errors(tmp_path):
     with pytest.raises(BackendUnavailableError) as info:
         TFLiteBackend().load(str(bogus))
     assert "cannot load" in str(info.value)
+
+
+def test_depthwise_bases_of_the_int8_graph_compute_what_the_strided_ones_do():
+    """The INT8 graph's filter basis (a depthwise filter moved into the block layout) gives the same
+    float frame as the FP32 graph's strided convolution, and the basis does change the frame."""
+    import torch
+
+    from edgerestore.export.tflite import TFLiteFrameModel
+    from edgerestore.models.config import StudentConfig
+    from edgerestore.models.student import StudentNet
+
+    torch.manual_seed(0)
+    student = StudentNet(StudentConfig(scale=4, width=8, blocks=1, filter_bases=2)).eval()
+    with torch.no_grad():
+        for weights in student.bases.weights:
+            weights.weight.normal_(0, 0.5)
+    frame = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (1, 32, 48, 3), dtype=np.uint8))
+    with torch.no_grad():
+        strided = TFLiteFrameModel(student).eval()(frame)
+        depthwise = TFLiteFrameModel(student, depthwise_bases=True).eval()(frame)
+        student.bases.weights[0].weight.zero_()
+        student.bases.weights[1].weight.zero_()
+        without = TFLiteFrameModel(student, depthwise_bases=True).eval()(frame)
+    assert torch.equal(strided, depthwise)
+    assert (depthwise.int() - without.int()).abs().max() > 2
