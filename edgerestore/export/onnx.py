@@ -115,10 +115,12 @@ class BlockBases(nn.Module):
     (channel ``(dy*s + dx)*3 + colour``): :meth:`forward` is the sum over filters of the response at
     every pixel of each ``s x s`` block times its per-pixel weight, in the input's units.
 
-    The response is one convolution, zero-padded as the student's: on frame rows ``[n,1,H,3W]``
-    (``source="rows"``) a ``(s+k-1, 3(s+k-1))`` kernel of stride ``(s, 3s)``; on the planar frame
-    ``[n,3,H,W]`` (``"frame"``: TFLite, whose layout pass makes it the NHWC frame, and the INT8 ONNX
-    core, fed a transpose of the uint8 frame) an ``s+k-1`` kernel of stride ``s``.
+    The response, zero-padded as the student's: on frame rows ``[n,1,H,3W]`` (``source="rows"``)
+    one convolution with a ``(s+k-1, 3(s+k-1))`` kernel of stride ``(s, 3s)``; on the planar frame
+    ``[n,3,H,W]`` (``"frame"``: TFLite FP32, whose layout pass makes it the NHWC frame, and the INT8
+    ONNX core, fed a transpose of the uint8 frame) one with an ``s+k-1`` kernel of stride ``s``; or
+    (``"depthwise"``, TFLite INT8) the student's own depthwise filter of the planar frame, moved
+    into the block layout by :func:`frame_to_blocks`.
     The weight is a 1x1 convolution of the features, repeated over the colours."""
 
     def __init__(self, student: StudentNet, source: str = "rows"):
@@ -126,24 +128,30 @@ class BlockBases(nn.Module):
         s, width = student.config.scale, student.config.width
         self.responses = nn.ModuleList()
         self.weights = nn.ModuleList()
+        if source not in ("rows", "frame", "depthwise"):
+            raise ValueError("unknown filter-basis source %r (rows, frame or depthwise)" % source)
         for filt, weights in zip(student.bases.filters, student.bases.weights):
+            # the per-pixel weight (ConvTranspose [width, 1, s, s]) as block channels (dy*s + dx)*3 + colour
+            weight = nn.Conv2d(width, 3 * s * s, 1, bias=False)
+            with torch.no_grad():
+                per_pixel = weights.weight[:, 0].permute(1, 2, 0).reshape(s * s, 1, width)
+                weight.weight.copy_(per_pixel.expand(s * s, 3, width).reshape(3 * s * s, width, 1, 1))
+            self.weights.append(weight)
+            if source == "depthwise":
+                self.responses.append(_BlockResponse(copy.deepcopy(filt), s))
+                continue
             k = filt.kernel_size[0]
             p = k // 2
             if source == "rows":
                 response = nn.Conv2d(1, 3 * s * s, (s + k - 1, 3 * (s + k - 1)), stride=(s, 3 * s),
                                      padding=(p, 3 * p), bias=False)
-            elif source == "frame":
-                response = nn.Conv2d(3, 3 * s * s, s + k - 1, stride=s, padding=p, bias=False)
             else:
-                raise ValueError("unknown filter-basis source %r (rows or frame)" % source)
-            weight = nn.Conv2d(width, 3 * s * s, 1, bias=False)
+                response = nn.Conv2d(3, 3 * s * s, s + k - 1, stride=s, padding=p, bias=False)
             kernel = torch.zeros_like(response.weight)
-            repeated = torch.zeros_like(weight.weight)
             for dy in range(s):
                 for dx in range(s):
                     for colour in range(3):
                         channel = (dy * s + dx) * 3 + colour
-                        repeated[channel, :, 0, 0] = weights.weight[:, 0, dy, dx]
                         for u in range(k):
                             for v in range(k):
                                 tap = filt.weight[colour, 0, u, v]
@@ -153,12 +161,30 @@ class BlockBases(nn.Module):
                                     kernel[channel, colour, dy + u, dx + v] = tap
             with torch.no_grad():
                 response.weight.copy_(kernel)
-                weight.weight.copy_(repeated)
             self.responses.append(response)
-            self.weights.append(weight)
 
     def forward(self, frame: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return weighted_responses(self.responses, self.weights, frame, features)
+
+
+def frame_to_blocks(frame: torch.Tensor, scale: int) -> torch.Tensor:
+    """``[n, H, W, c]`` -> ``[n, H/s, W/s, c*s²]`` blocks, channel ``(dy*s + dx)*c + colour``:
+    reshapes, ``s`` row phases and a concatenation (no transpose of the frame)."""
+    n, height, width, c = frame.shape
+    rows = frame.reshape(n, height // scale, scale, width * c)
+    phases = torch.split(rows, 1, dim=2)  # row dy of every block
+    return torch.cat([p.reshape(n, height // scale, width // scale, c * scale) for p in phases], dim=3)
+
+
+class _BlockResponse(nn.Module):
+    """A depthwise filter of the planar frame, returned in the block layout ``[n, 3s², h, w]``."""
+
+    def __init__(self, filt: nn.Conv2d, scale: int):
+        super().__init__()
+        self.filt, self.scale = filt, scale
+
+    def forward(self, planar: torch.Tensor) -> torch.Tensor:
+        return frame_to_blocks(self.filt(planar).permute(0, 2, 3, 1), self.scale).permute(0, 3, 1, 2)
 
 
 def block_bases(student: StudentNet, source: str = "rows") -> Optional[BlockBases]:

@@ -11,7 +11,7 @@ XNNPACK runs fast (measured; docs/export.md, "TFLite graph"):
   rest of the network under XNNPACK, and pixel-shuffle lowers to full-frame transposes;
 * a filter basis is a strided convolution of the frame into the ``3s²`` block channels in FP32;
   in INT8 it is the student's own depthwise filter of the frame (DEPTHWISE_CONV_2D) moved into
-  the block layout by row-phase splits and a concatenation (:class:`DepthwiseBases`), a twelfth
+  the block layout by row-phase splits and a concatenation (``BlockBases(source="depthwise")``), a twelfth
   of the multiply-adds (measured faster in INT8 and slower in FP32 under XNNPACK on x86:
   docs/distill.md, "Filter bases");
 * residual, +0.5, clamp and a truncating cast give the uint8 frame (round to nearest).
@@ -39,46 +39,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgerestore.export.onnx import BlockBases, agreement_logit, agreement_weights, block_bases
-from edgerestore.models.student import StudentNet, weighted_responses
+from edgerestore.export.onnx import agreement_logit, agreement_weights, block_bases
+from edgerestore.models.student import StudentNet
 
 WEIGHT_EPS = 2.0 ** -24
-
-
-def frame_to_blocks(frame: torch.Tensor, scale: int) -> torch.Tensor:
-    """``[n, H, W, c]`` -> ``[n, H/s, W/s, c*s²]`` blocks, channel ``(dy*s + dx)*c + colour`` (the
-    inverse of :meth:`TFLiteFrameModel._rows`): reshapes, ``s`` row phases and a concatenation."""
-    n, height, width, c = frame.shape
-    rows = frame.reshape(n, height // scale, scale, width * c)
-    phases = torch.split(rows, 1, dim=2)  # row dy of every block
-    return torch.cat([p.reshape(n, height // scale, width // scale, c * scale) for p in phases], dim=3)
-
-
-class DepthwiseBases(nn.Module):
-    """A student's filter bases for TFLite: each filter is the student's depthwise convolution of the
-    planar frame, its response moved to the block layout by :func:`frame_to_blocks` and multiplied
-    by its per-pixel weight (:class:`edgerestore.export.onnx.BlockBases`'s 1x1 convolution of the
-    features). :meth:`forward` gives ``[n, 3s², H/s, W/s]`` in the frame's units."""
-
-    def __init__(self, student: StudentNet):
-        super().__init__()
-        self.scale = student.config.scale
-        self.filters = nn.ModuleList([_BlockResponse(copy.deepcopy(f), self.scale) for f in student.bases.filters])
-        self.weights = BlockBases(student, "frame").weights
-
-    def forward(self, planar: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        return weighted_responses(self.filters, self.weights, planar, features)
-
-
-class _BlockResponse(nn.Module):
-    """A depthwise filter of the planar frame, returned in the block layout ``[n, 3s², h, w]``."""
-
-    def __init__(self, filt: nn.Conv2d, scale: int):
-        super().__init__()
-        self.filt, self.scale = filt, scale
-
-    def forward(self, planar: torch.Tensor) -> torch.Tensor:
-        return frame_to_blocks(self.filt(planar).permute(0, 2, 3, 1), self.scale).permute(0, 3, 1, 2)
 
 
 class TFLiteFrameModel(nn.Module):
@@ -88,8 +52,8 @@ class TFLiteFrameModel(nn.Module):
     (restored, hidden_out)``; the state is NHWC like everything in TFLite. Their gate (one value
     per 2x2 pixels) is a 1x1 convolution to ``s²`` channels whose weights repeat each 2x2 value
     (the nearest upsampling folded into the weights), assembled into frame rows like the tail and
-    broadcast over the colours. ``depthwise_bases``: filter bases as :class:`DepthwiseBases` (the
-    INT8 graph) instead of a strided convolution of the frame.
+    broadcast over the colours. ``depthwise_bases``: filter bases as the student's depthwise filter
+    moved into the block layout (the INT8 graph) instead of a strided convolution of the frame.
     """
 
     def __init__(self, student: StudentNet, depthwise_bases: bool = False):
@@ -117,10 +81,7 @@ class TFLiteFrameModel(nn.Module):
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
-        if not student.config.filter_bases:
-            self.bases = None
-        else:
-            self.bases = DepthwiseBases(student) if depthwise_bases else block_bases(student, "frame")
+        self.bases = block_bases(student, "depthwise" if depthwise_bases else "frame")
 
     def _rows(self, blocks: torch.Tensor, n: int, height: int, width: int, channels: int) -> torch.Tensor:
         """``[n, h, w, channels*s²]`` blocks -> ``[n, H, W, channels]`` (row phases concatenated)."""

@@ -33,7 +33,7 @@ class StudentConfig:
     moving object the flow missed, an uncovered background) and open where they agree."""
     filter_bases: int = 0
     """Full-resolution fixed-shape filters (1: a 3x3 high-pass, 2: and a 5x5 one, depthwise, learned
-    from a Gaussian start) whose responses are added to the output with a weight per pixel that
+    from a "delta minus binomial" start) whose responses are added to the output with a weight per pixel that
     the features predict (a transposed convolution per filter, zero at the start: the same
     network). A positive weight sharpens, a negative one smooths: per-pixel denoising and
     deblurring that a correction through ``width`` features per patch cannot express."""
