@@ -8,7 +8,7 @@ import torch
 
 from edgerestore.distill import data as D
 from edgerestore.distill.config import DistillConfig, load_config, resume_differences
-from edgerestore.distill.losses import DistillLoss, charbonnier, frequency_loss, ms_ssim
+from edgerestore.distill.losses import HARM_FLOOR, DistillLoss, charbonnier, frequency_loss, harm_loss, ms_ssim
 from edgerestore.distill.teacher import (
     TeacherCache,
     create_teacher,
@@ -175,6 +175,39 @@ def test_losses_behave():
     total.backward()
     assert student.grad is not None and torch.isfinite(student.grad).all()
     assert DistillLoss(section, with_teacher=False).active == ["gt", "ms_ssim", "freq"]
+
+
+def test_harm_term_counts_only_the_db_an_output_loses_against_its_own_input():
+    torch.manual_seed(0)
+    clean = torch.rand(3, 3, 32, 32)
+    degraded = (clean + 0.05 * torch.randn_like(clean)).clamp(0, 1)
+    worse = (clean + 0.1 * torch.randn_like(clean)).clamp(0, 1)
+    assert harm_loss(degraded, clean, degraded).item() == 0.0  # the identity loses nothing
+    assert harm_loss(clean, clean, degraded).item() == 0.0  # improving costs nothing
+    # every crop made worse: the mean dB lost, as PSNR measures it
+    lost = [10 * math.log10(((w - c) ** 2).mean().item() + HARM_FLOOR) - 10 * math.log10(((d - c) ** 2).mean().item() + HARM_FLOOR)
+            for w, c, d in zip(worse, clean, degraded)]
+    assert harm_loss(worse, clean, degraded).item() == pytest.approx(sum(lost) / 3, rel=1e-4)
+    assert 5.0 < harm_loss(worse, clean, degraded).item() < 6.5
+    # one crop of three made worse: only it counts; a margin asks for a gain beyond zero, so the
+    # crop returned as it came counts too, and the crop made clean (far more than 0.5 dB) does not
+    mixed = torch.stack([worse[0], clean[1], degraded[2]])
+    assert harm_loss(mixed, clean, degraded).item() == pytest.approx(lost[0] / 3, rel=1e-4)
+    assert harm_loss(mixed, clean, degraded, margin=0.5).item() == pytest.approx((lost[0] + 0.5 + 0.5) / 3, rel=1e-4)
+    # a clean input returned unchanged costs nothing; returned with an error it counts from the floor
+    assert harm_loss(clean, clean, clean).item() == 0.0
+    assert harm_loss(clean + 1e-2, clean, clean).item() == pytest.approx(10 * math.log10((1e-4 + HARM_FLOOR) / HARM_FLOOR), rel=1e-4)
+    section = DistillConfig().loss
+    section.harm = 0.01
+    loss = DistillLoss(section, with_teacher=False)
+    assert loss.active == ["gt", "harm"]
+    student = worse.clone().requires_grad_(True)
+    total, terms = loss(student, clean, degraded=degraded)
+    assert terms["harm"] == pytest.approx(0.01 * sum(lost) / 3, rel=1e-4)
+    total.backward()
+    assert torch.isfinite(student.grad).all()
+    with pytest.raises(ValueError, match="degraded="):
+        loss(student, clean)
 
 
 # --------------------------------------------------------------------------- teachers and cache

@@ -139,6 +139,12 @@ class LossSection:
     """Weight of the steadiness term (clips only): each output frame's distance to the previous
     output moved onto it by the clips' optical flow, ``d(out_t, moved(out_t-1))``, towards zero.
     What the flicker metric measures; it trades PSNR (detail that moves) for a steadier picture."""
+    harm: float = 0.0
+    """Weight of the do-no-harm term: per crop, the dB of PSNR the output loses against its own
+    degraded input (0 where it gains), averaged over the batch. It weighs clean and compression-only
+    crops, whose errors are small, as much as the rest."""
+    harm_margin: float = 0.0
+    """dB the do-no-harm term asks for beyond "no worse": a crop counts as harmed below this gain."""
 
 
 @dataclass
@@ -305,7 +311,8 @@ def validate(config: DistillConfig) -> None:
     if config.data.workers < -1:
         raise ConfigError("data.workers must be >= 0 (or -1 = auto), got %r" % config.data.workers)
     non_negative = ["data.refresh", "data.val_count", "data.val_crop", "loss.gt", "loss.teacher",
-                    "loss.ms_ssim", "loss.freq", "loss.feature", "loss.temporal", "loss.steady", "data.sequence",
+                    "loss.ms_ssim", "loss.freq", "loss.feature", "loss.temporal", "loss.steady", "loss.harm", "loss.harm_margin",
+                    "data.sequence",
                     "data.clip_share", "data.vary", "optim.warmup", "optim.grad_clip",
                     "optim.weight_decay", "optim.min_lr", "teacher.tile", "teacher.overlap", "train.threads"]
     for key in non_negative:

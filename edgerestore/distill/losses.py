@@ -87,6 +87,21 @@ def frequency_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (fx - fy).abs().mean()
 
 
+# The MSE floor of :func:`harm_loss` (50 dB): a clean crop returned at 45 dB counts as 6.2 dB lost.
+HARM_FLOOR = 1e-5
+
+
+def harm_loss(output: torch.Tensor, clean: torch.Tensor, degraded: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """Mean over the batch of ``max(0, dB lost + margin)``, where the dB lost by a crop is
+    ``10 log10((mse(output, clean) + f) / (mse(degraded, clean) + f))`` with the floor ``f`` =
+    :data:`HARM_FLOOR`: how much worse than its own input the output is, in the units of the bars.
+    Zero for crops the output improves by more than ``margin`` dB."""
+    out_mse = (output - clean).pow(2).flatten(1).mean(1)
+    in_mse = (degraded - clean).pow(2).flatten(1).mean(1)
+    lost = 10.0 * torch.log10((out_mse + HARM_FLOOR) / (in_mse + HARM_FLOOR))
+    return F.relu(lost + margin).mean()
+
+
 def feature_loss(adapted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """MSE of adapted student features to teacher features, relative to the teacher features'
     energy (so the weight means the same for any teacher)."""
@@ -157,6 +172,7 @@ class DistillLoss:
             "feature": section.feature if with_teacher else 0.0,
             "temporal": getattr(section, "temporal", 0.0),
             "steady": getattr(section, "steady", 0.0),
+            "harm": getattr(section, "harm", 0.0),
         }
 
     @property
@@ -166,10 +182,12 @@ class DistillLoss:
 
     def __call__(self, output: torch.Tensor, clean: torch.Tensor, teacher: Optional[torch.Tensor] = None,
                  adapted: Optional[torch.Tensor] = None, teacher_features: Optional[torch.Tensor] = None,
-                 frames: int = 0, flows: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Dict[str, float]]:
+                 frames: int = 0, flows: Optional[torch.Tensor] = None,
+                 degraded: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Dict[str, float]]:
         """``frames`` > 1: the batch holds clips of that many consecutive frames, ``[B*T, 3, H, W]``
         in clip-major order; the temporal term compares their frame-to-frame changes, the steady
-        term their changes once moved by the clips' ``flows``."""
+        term their changes once moved by the clips' ``flows``. ``degraded`` is the student's input
+        (the harm term compares with it)."""
         w, eps = self.weights, self.section.eps
         terms: Dict[str, torch.Tensor] = {}
         if w["gt"] > 0:
@@ -189,5 +207,9 @@ class DistillLoss:
             if flows is None:
                 raise ValueError("the steady term needs the clips' flows (trainer.clip_flows)")
             terms["steady"] = w["steady"] * steadiness_loss(output, frames, flows, self.pixel, eps)
+        if w["harm"] > 0:
+            if degraded is None:
+                raise ValueError("the harm term needs the student's input (degraded=)")
+            terms["harm"] = w["harm"] * harm_loss(output, clean, degraded, self.section.harm_margin)
         total = sum(terms.values())
         return total, {name: float(value.detach()) for name, value in terms.items()}

@@ -712,7 +712,8 @@ class Trainer:
         out, adapted, student_features = self.ddp(x, frames, flows)
         if teacher_features is not None:
             teacher_features = match_features(teacher_features, student_features.shape[-2:])
-        loss, terms = self.loss(out, clean, target, adapted, teacher_features, frames=frames, flows=flows)
+        loss, terms = self.loss(out, clean, target, adapted, teacher_features, frames=frames, flows=flows,
+                                degraded=x)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if c.optim.grad_clip > 0:
