@@ -70,8 +70,9 @@ def eval_pairs(draws):
 
 
 def score(backend, pairs):
-    """Mean (PSNR, SSIM, MS-SSIM) of the input and of the output against the clean image, and the
-    worst gain; for identical input and clean (the ``clean`` subset) the worst output PSNR."""
+    """Mean (PSNR, SSIM, MS-SSIM) of the input and of the output against the clean image, the
+    worst gain (for identical input and clean, the ``clean`` subset: the worst output PSNR), and
+    each image's gain (``clean``: its output PSNR)."""
     rows = []
     for degraded, clean in pairs:
         # each image starts a fresh stream: a temporal model must not average the draws of one photo
@@ -82,8 +83,8 @@ def score(backend, pairs):
                      1.0 if same else ssim(degraded, clean), ssim(out, clean),
                      1.0 if same else ms_ssim(degraded, clean), ms_ssim(out, clean)))
     rows = np.array(rows)
-    worst = rows[:, 1].min() if np.isinf(rows[0, 0]) else (rows[:, 1] - rows[:, 0]).min()
-    return rows.mean(axis=0), worst
+    each = rows[:, 1] if np.isinf(rows[0, 0]) else rows[:, 1] - rows[:, 0]
+    return rows.mean(axis=0), each.min(), each
 
 
 BARS = {"pico": 0.8, "nano": 1.5, "small": 2.5}
@@ -123,19 +124,23 @@ def main():
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--preset", default=None,
                         help="check the models against this preset's bars (default: a preset's own name)")
+    parser.add_argument("--per-image", action="store_true",
+                        help="also list each image's gain (clean: output PSNR), in the order photo by photo, "
+                             "draw by draw")
     args = parser.parse_args()
     models = args.models or shipped_presets()
     pairs = eval_pairs(args.draws)
     print("| model | subset | images | input PSNR | output PSNR | gain dB (worst) | input SSIM | output SSIM "
           "| input MS-SSIM | output MS-SSIM |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    checks = []
+    checks, per_image = [], []
     for model in models:
         backend = load_backend(model, threads=args.threads)
         results = {}
         for subset, items in pairs.items():
-            (p_in, p_out, s_in, s_out, m_in, m_out), worst = score(backend, items)
+            (p_in, p_out, s_in, s_out, m_in, m_out), worst, each = score(backend, items)
             results[subset] = ((p_in, p_out, s_in, s_out, m_in, m_out), worst)
+            per_image.append((label(model), subset, each))
             if np.isinf(p_in):  # clean input: the output's PSNR against it, and the worst image
                 cells = ("-", "%.2f" % p_out, "(worst %.2f)" % worst)
             else:
@@ -144,6 +149,10 @@ def main():
                 (label(model), subset, len(items)) + cells + (s_in, s_out, m_in, m_out)))
             sys.stdout.flush()
         checks.append((label(model), bars(args.preset or label(model).split("/")[0], results)))
+    if args.per_image:
+        print()
+        for name, subset, each in per_image:
+            print("%s: %s: %s" % (name, subset, " ".join("%+.2f" % v if subset != "clean" else "%.2f" % v for v in each)))
     print()
     for name, rows in checks:
         for bar, value, met in rows:

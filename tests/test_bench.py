@@ -507,3 +507,32 @@ def test_noise_level_estimate_of_the_separation_benchmark():
         assert noise_sigma(frame) == pytest.approx(sigma, rel=0.1)
     assert noise_sigma(np.full((64, 64, 3), 77, np.uint8)) == 0.0
     assert auc([1, 2], [3, 4]) == 1.0 and auc([3, 4], [1, 2]) == 0.0 and auc([1], [1]) == 0.5
+
+
+def test_student_quality_scores_each_image_as_its_mean_does():
+    """benchmarks/student_quality.py's per-image gains (``--per-image``) are the ones its means and
+    worst come from; a clean pair scores the output's PSNR against its input."""
+    import importlib.util
+    from pathlib import Path
+
+    from edgerestore.runtime.quality import psnr
+    from edgerestore.runtime.restore import load_backend
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "student_quality.py"
+    spec = importlib.util.spec_from_file_location("student_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(3)
+    clean = [np.ascontiguousarray(rng.integers(60, 200, (48, 64, 3), dtype=np.uint8)) for _ in range(2)]
+    noisy = [np.clip(c.astype(int) + rng.integers(-12, 13, c.shape), 0, 255).astype(np.uint8) for c in clean]
+    backend = load_backend("pico", threads=1)
+    means, worst, each = module.score(backend, list(zip(noisy, clean)))
+    outputs = []
+    for image in noisy:
+        backend.reset_all()
+        outputs.append(backend.infer(image))
+    expected = [psnr(o, c) - psnr(n, c) for o, n, c in zip(outputs, noisy, clean)]
+    assert np.allclose(each, expected) and worst == min(each)
+    assert np.isclose(means[1] - means[0], np.mean(expected))
+    means, worst, each = module.score(backend, [(c, c) for c in clean])
+    assert np.isinf(means[0]) and np.allclose(each, [psnr(backend.infer(c), c) for c in clean]) and worst == min(each)
