@@ -61,7 +61,7 @@ from edgerestore.models.checkpoint import load_student, save_student
 from edgerestore.models.config import StudentConfig
 from edgerestore.models.motion import flow_at_stride, warp
 from edgerestore.models.presets import PRESETS, get_preset
-from edgerestore.models.student import StudentNet, degradation_level
+from edgerestore.models.student import StudentNet
 
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
@@ -647,8 +647,6 @@ class Trainer:
                 out = run_clips(model, x, len(x), quantize_state=True, flows=flows)
                 temporal += temporal_error(out, clean)
             else:
-                if model.config.level_input:
-                    model.level = degradation_level(x, clean)
                 out = model(x)
             total += psnr(out, clean)
             count += 1
@@ -711,8 +709,6 @@ class Trainer:
             _, teacher_features = p.teacher.outputs_and_features(x)
         needs_flows = frames > 1 and (self.student.config.motion or c.loss.steady > 0)
         flows = clip_flows(arrays["degraded"], device) if needs_flows else None
-        if self.student.config.level_input:
-            self.student.level = degradation_level(x, clean)
         out, adapted, student_features = self.ddp(x, frames, flows)
         if teacher_features is not None:
             teacher_features = match_features(teacher_features, student_features.shape[-2:])
