@@ -549,22 +549,6 @@ def val_spec(items: Sequence[Item], index: int, crop: int, multiple: int, seed: 
     return Spec(index, (h - ch) // 2, (w - cw) // 2, ch, cw, int(np.random.default_rng([seed, 13, digest]).integers(2**31 - 1)))
 
 
-def noise_level_of_params(params) -> float:
-    """Sensor noise of synthetic degradation parameters, in units of 10 levels of 255."""
-    variance = params.gaussian_sigma ** 2 + (128.0 * 255.0 / params.poisson_peak if params.poisson_peak > 0 else 0.0)
-    return float(np.sqrt(variance)) / 10.0
-
-
-def noise_level_of_pair(degraded: np.ndarray, clean: np.ndarray) -> float:
-    """A real pair's noise level: :func:`edgerestore.models.student.degradation_level` of the uint8 images."""
-    from edgerestore.models.student import degradation_level
-
-    def tensor(a):
-        return torch.from_numpy(np.ascontiguousarray(a)).float().div(255.0).permute(2, 0, 1)[None]
-
-    return float(degradation_level(tensor(degraded), tensor(clean))[0])
-
-
 class Renderer:
     """Turns a :class:`Spec` into arrays: the clean crop, its degraded twin, a teacher output if the
     item carries one. Picklable: DataLoader workers get a copy (the images are shared by fork)."""
@@ -622,17 +606,8 @@ class Renderer:
             degraded, teacher = cached
         else:
             degraded, teacher = self.degraded(spec), self.teacher(spec)
-        clean = np.ascontiguousarray(self.clean(spec))
-        return {"key": key, "clean": clean, "degraded": degraded,
-                "teacher": teacher, "component": self.component(spec), "level": self.noise_level(spec, degraded, clean)}
-
-    def noise_level(self, spec: Spec, degraded: np.ndarray, clean: np.ndarray) -> float:
-        """Prototype (issue 19): the sensor noise of a sample in units of 10 levels: a synthetic
-        sample's from its parameters (read noise and shot noise at mid-grey; blur and compression
-        add none), a real pair's from its fine error (:func:`noise_level_of_pair`)."""
-        if self.items[spec.item].paired:
-            return noise_level_of_pair(degraded, clean)
-        return noise_level_of_params(deg.sample_params(self.degradation, spec.seed))
+        return {"key": key, "clean": np.ascontiguousarray(self.clean(spec)), "degraded": degraded,
+                "teacher": teacher, "component": self.component(spec)}
 
 
 # --------------------------------------------------------------------------- the stream and the pool
@@ -723,10 +698,8 @@ class Pool:
         out = {"degraded": [], "clean": []}
         if with_teacher:
             out["teacher"] = []
-        levels = []
         for _ in range(batch):
             sample = self.slots[int(rng.integers(self.size))]
-            levels.append(sample.get("level", 0.0))
             h, w = sample["clean"].shape[-3:-1]
             top, left = int(rng.integers(h - patch + 1)), int(rng.integers(w - patch + 1))
             code = int(rng.integers(8)) if augment else 0
@@ -735,9 +708,7 @@ class Pool:
                 if code & 4:
                     piece = piece[..., ::-1, :]
                 out[name].append(np.rot90(piece, code & 3, axes=(-3, -2)))
-        arrays = {name: np.stack(pieces) for name, pieces in out.items()}
-        arrays["level"] = np.asarray(levels, dtype=np.float32)
-        return arrays
+        return {name: np.stack(pieces) for name, pieces in out.items()}
 
 
 class ClipRenderer(Renderer):

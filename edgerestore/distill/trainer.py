@@ -647,8 +647,6 @@ class Trainer:
                 out = run_clips(model, x, len(x), quantize_state=True, flows=flows)
                 temporal += temporal_error(out, clean)
             else:
-                if model.config.level_input:
-                    model.level = torch.tensor([float(sample.get("level", 0.0))], device=x.device)
                 out = model(x)
             total += psnr(out, clean)
             count += 1
@@ -711,8 +709,6 @@ class Trainer:
             _, teacher_features = p.teacher.outputs_and_features(x)
         needs_flows = frames > 1 and (self.student.config.motion or c.loss.steady > 0)
         flows = clip_flows(arrays["degraded"], device) if needs_flows else None
-        if self.student.config.level_input:
-            self.student.level = torch.from_numpy(arrays["level"]).to(device)
         out, adapted, student_features = self.ddp(x, frames, flows)
         if teacher_features is not None:
             teacher_features = match_features(teacher_features, student_features.shape[-2:])

@@ -37,10 +37,6 @@ class StudentConfig:
     the features predict (a transposed convolution per filter, zero at the start: the same
     network). A positive weight sharpens, a negative one smooths: per-pixel denoising and
     deblurring that a correction through ``width`` features per patch cannot express."""
-    level_input: bool = False
-    """Prototype (issue 19): the head's pre-activation gets a per-channel bias times the frame's
-    noise level (what a fourth input channel holding the level gives a stride-``scale`` head), set on the network as ``.level`` (``[B]``; 0 when unset). Training measures it from the
-    crop and its ground truth (:func:`edgerestore.models.student.degradation_level`)."""
     gate_open: float = field(default=0.0, compare=False)
     """Temporal students with ``agreement``, training only: the gate starts as the hand-set blend
     ``gate_open * exp(-(d / gate_tau)^2)`` of ``benchmarks/motion_ceiling.py`` (``d`` in levels),

@@ -116,14 +116,6 @@ def weighted_responses(filters, weights, x: torch.Tensor, features: torch.Tensor
     return out
 
 
-def degradation_level(degraded: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-    """``[B]``: the standard deviation of the fine part of ``degraded - clean`` (minus its 3x3 mean),
-    in units of 10 levels of 255: 0 for a clean frame, about 0.8 for white noise of sigma 10."""
-    error = degraded - clean
-    fine = error - F.avg_pool2d(error, 3, stride=1, padding=1, count_include_pad=False)
-    return fine.flatten(1).std(1) * 25.5
-
-
 State = Tuple[torch.Tensor, torch.Tensor]
 """A temporal student's state between frames: (previous output, hidden features)."""
 
@@ -172,9 +164,6 @@ class StudentNet(nn.Module):
         # No bias: a per-channel constant correction is not worth a full-resolution add at export.
         self.tail = nn.ConvTranspose2d(c, 3, s, stride=s, bias=False)
         nn.init.zeros_(self.tail.weight)  # start as the identity
-        self.level = None
-        if config.level_input:
-            self.level_head = nn.Parameter(torch.zeros(c))
         if config.gate_open > 0.0 and not (config.temporal and config.agreement):
             raise ValueError("gate_open sets where the agreement gate starts: it needs temporal and agreement")
         if config.temporal:
@@ -244,15 +233,6 @@ class StudentNet(nn.Module):
         ``nano-t`` trained on 5-frame clips lost 1-6 dB from frame 10 on of a 31-frame real clip;
         the output blend, a convex combination, is the only recurrence and cannot run away.)
         """
-        if self.config.level_input:
-            level = self.level if self.level is not None else x.new_zeros(x.shape[0])
-            level = level.view(-1, 1, 1, 1)
-            head = self.act(self.head(x) + level * self.level_head.view(1, -1, 1, 1))
-            features = self._features(head, None)
-            out = x + self.tail(features)
-            if self.config.filter_bases:
-                out = out + self.bases(x, features)
-            return out, None
         head = self.act(self.head(x))
         if not self.config.temporal:
             features = self._features(head, None)
