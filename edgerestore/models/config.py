@@ -37,10 +37,6 @@ class StudentConfig:
     the features predict (a transposed convolution per filter, zero at the start: the same
     network). A positive weight sharpens, a negative one smooths: per-pixel denoising and
     deblurring that a correction through ``width`` features per patch cannot express."""
-    energy_input: bool = False
-    """Prototype (issue 19): the head also sees, per ``scale x scale`` block and colour, the mean
-    magnitude of the first filter basis's full-resolution response, through a 1x1 convolution that
-    starts at zero (the same network). Needs ``filter_bases``."""
     gate_open: float = field(default=0.0, compare=False)
     """Temporal students with ``agreement``, training only: the gate starts as the hand-set blend
     ``gate_open * exp(-(d / gate_tau)^2)`` of ``benchmarks/motion_ceiling.py`` (``d`` in levels),

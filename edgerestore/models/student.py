@@ -116,10 +116,6 @@ def weighted_responses(filters, weights, x: torch.Tensor, features: torch.Tensor
     return out
 
 
-ENERGY_GAIN = 16.0
-"""Scale of ``energy_input``'s block means (noise of sigma 5 levels gives about 0.3)."""
-
-
 State = Tuple[torch.Tensor, torch.Tensor]
 """A temporal student's state between frames: (previous output, hidden features)."""
 
@@ -165,11 +161,6 @@ class StudentNet(nn.Module):
             if config.temporal:
                 raise ValueError("filter_bases is for frame-by-frame students")
             self.bases = FilterBasis(c, s, config.filter_bases)
-        if config.energy_input:
-            if not config.filter_bases:
-                raise ValueError("energy_input is the magnitude of the first filter basis's response: it needs filter_bases")
-            self.energy = nn.Conv2d(3, c, 1, bias=False)
-            nn.init.zeros_(self.energy.weight)
         # No bias: a per-channel constant correction is not worth a full-resolution add at export.
         self.tail = nn.ConvTranspose2d(c, 3, s, stride=s, bias=False)
         nn.init.zeros_(self.tail.weight)  # start as the identity
@@ -242,15 +233,6 @@ class StudentNet(nn.Module):
         ``nano-t`` trained on 5-frame clips lost 1-6 dB from frame 10 on of a 31-frame real clip;
         the output blend, a convex combination, is the only recurrence and cannot run away.)
         """
-        if self.config.energy_input:
-            response = self.bases.filters[0](x)
-            energy = F.avg_pool2d(response.abs(), self.config.scale) * ENERGY_GAIN
-            head = self.act(self.head(x) + self.energy(energy))
-            features = self._features(head, None)
-            out = x + self.tail(features) + self.bases.weights[0](features) * response
-            if self.config.filter_bases > 1:
-                out = out + weighted_responses(self.bases.filters[1:], self.bases.weights[1:], x, features)
-            return out, None
         head = self.act(self.head(x))
         if not self.config.temporal:
             features = self._features(head, None)
