@@ -80,6 +80,7 @@ def invoke_cli(*args, check=True, env=None, cwd=None, timeout=None):
 
     from edgerestore.cli import main
 
+    argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
     saved_env, saved_cwd, saved_argv = dict(os.environ), os.getcwd(), sys.argv
     try:
@@ -94,10 +95,10 @@ def invoke_cli(*args, check=True, env=None, cwd=None, timeout=None):
     try:
         if cwd:
             os.chdir(str(cwd))
-        sys.argv = [os.path.join(os.path.dirname(sys.executable), "edgerestore")] + [str(a) for a in args]
+        sys.argv = [os.path.join(os.path.dirname(sys.executable), "edgerestore")] + argv
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                main([str(a) for a in args])
+                main(argv)
             except SystemExit as exc:  # as the interpreter does: a non-integer code is printed, exit 1
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
                 if exc.code is not None and not isinstance(exc.code, int):
@@ -109,9 +110,9 @@ def invoke_cli(*args, check=True, env=None, cwd=None, timeout=None):
         os.environ.update(saved_env)
         if torch is not None:
             torch.set_num_threads(threads)
-    result = subprocess.CompletedProcess(["edgerestore", *map(str, args)], code, out.getvalue(), err.getvalue())
+    result = subprocess.CompletedProcess(["edgerestore", *argv], code, out.getvalue(), err.getvalue())
     if check and code != 0:
-        raise AssertionError("edgerestore %s failed (%d):\n%s\n%s" % (" ".join(map(str, args)), code, result.stdout,
+        raise AssertionError("edgerestore %s failed (%d):\n%s\n%s" % (" ".join(argv), code, result.stdout,
                                                                       result.stderr))
     return result
 

@@ -492,14 +492,23 @@ def test_each_shipped_preset_benches_its_own_files_only(preset):
     assert artifact_owner("nanox", {"nano"}) is None
 
 
+def _benchmark_script(name):
+    """The module of ``benchmarks/<name>.py`` (a script folder, not a package)."""
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / (name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_noise_level_estimate_of_the_separation_benchmark():
     """benchmarks/noise_level_separation.py: Donoho's estimate recovers the sigma of white noise on a
     flat frame, and the AUC orders two sets the right way round."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from noise_level_separation import auc, noise_sigma
+    separation = _benchmark_script("noise_level_separation")
+    auc, noise_sigma = separation.auc, separation.noise_sigma
 
     rng = np.random.default_rng(0)
     for sigma in (4.0, 8.0, 16.0):  # below ~3 levels the uint8 rounding biases a median estimate
@@ -512,16 +521,10 @@ def test_noise_level_estimate_of_the_separation_benchmark():
 def test_student_quality_scores_each_image_as_its_mean_does():
     """benchmarks/student_quality.py's per-image gains (``--per-image``) are the ones its means and
     worst come from; a clean pair scores the output's PSNR against its input."""
-    import importlib.util
-    from pathlib import Path
-
     from edgerestore.runtime.quality import psnr
     from edgerestore.runtime.restore import load_backend
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "student_quality.py"
-    spec = importlib.util.spec_from_file_location("student_quality", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _benchmark_script("student_quality")
     rng = np.random.default_rng(3)
     clean = [np.ascontiguousarray(rng.integers(60, 200, (48, 64, 3), dtype=np.uint8)) for _ in range(2)]
     noisy = [np.clip(c.astype(int) + rng.integers(-12, 13, c.shape), 0, 255).astype(np.uint8) for c in clean]

@@ -125,7 +125,7 @@ def load_student(path, expect: Optional[StudentConfig] = None, grow: bool = Fals
         raise CheckpointError("%s is a different architecture: %s" % (path, ", ".join(diffs)))
     model = StudentNet(config)
     state = data.get("state_dict", {})
-    if config is expect and added:  # the new modules keep their identity start
+    if added:  # grown (any other difference raised above): the new modules keep their identity start
         state = dict(model.state_dict(), **state)
     mismatch = describe_state_mismatch(model, state)
     if mismatch:
