@@ -18,6 +18,12 @@ degraded input, on
 
 Models run through the runtime's ONNX Runtime backend (the same path as ``edgerestore restore``).
 The gain is the mean over images of (output PSNR - input PSNR).
+
+A model with a noise-level input (``level_input``) is given, per image, the level a calibration of
+its camera would report (:func:`eval_levels`): a synthetic draw's from its noise parameters, 0 for
+a clean photo and for the GoPro pairs (daylight, frames averaged: no noise to speak of), and for a
+PolyU scene its camera and ISO's level measured on the *training* scenes of that camera
+(:func:`polyu_camera_levels`). ``--noise-level`` gives every image one fixed level instead.
 """
 
 import argparse
@@ -28,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from edgerestore import noiselevel  # noqa: E402
 from edgerestore.benchmarks.evalset import (  # noqa: E402
     SKIMAGE_PHOTOS,
     default_gopro_dir,
@@ -35,7 +42,7 @@ from edgerestore.benchmarks.evalset import (  # noqa: E402
     load_pairs_dir,
     load_polyu_heldout,
 )
-from edgerestore.distill.degrade import degrade, get_preset  # noqa: E402
+from edgerestore.distill.degrade import degrade, get_preset, sample_params  # noqa: E402
 from edgerestore.runtime.quality import ms_ssim, psnr, ssim  # noqa: E402
 from edgerestore.runtime.restore import load_backend  # noqa: E402
 from edgerestore.weights import shipped_presets  # noqa: E402
@@ -69,14 +76,80 @@ def eval_pairs(draws):
     return pairs
 
 
-def score(backend, pairs):
+def polyu_setting(stem):
+    """``(camera, ISO)`` of a PolyU crop's name (CAMERA_FNUMBER_SHUTTER_ISO_SCENE_INDEX)."""
+    parts = stem.split("_")
+    return parts[0], int(parts[3])
+
+
+def polyu_camera_levels(folder):
+    """``{held-out crop name: level}``: what calibrating each camera at each ISO gives, measured
+    on the PolyU scenes the students train on (the median :func:`edgerestore.noiselevel.of_pair`
+    of that camera's crops at that ISO; a setting with no training crop takes the camera's nearest
+    ISO, scaled by the square root of the ISO ratio)."""
+    from edgerestore.benchmarks.evalset import POLYU_HELDOUT_SCENES, read_rgb
+
+    measured = {}
+    for name in sorted(os.listdir(os.path.join(folder, "noisy"))):
+        stem = os.path.splitext(name)[0]
+        if stem.rpartition("_")[0] in POLYU_HELDOUT_SCENES:
+            continue
+        level = noiselevel.of_pair(read_rgb(os.path.join(folder, "noisy", name)),
+                                   read_rgb(os.path.join(folder, "clean", name)))
+        measured.setdefault(polyu_setting(stem), []).append(level)
+    calibrated = {key: float(np.median(values)) for key, values in measured.items()}
+    levels = {}
+    for name in sorted(os.listdir(os.path.join(folder, "noisy"))):
+        stem = os.path.splitext(name)[0]
+        if stem.rpartition("_")[0] not in POLYU_HELDOUT_SCENES:
+            continue
+        camera, iso = polyu_setting(stem)
+        if (camera, iso) in calibrated:
+            levels[stem] = calibrated[(camera, iso)]
+            continue
+        known = [k for k in calibrated if k[0] == camera]
+        if not known:
+            raise ValueError("PolyU camera %s has no training scene to calibrate it on" % camera)
+        nearest = min(known, key=lambda k: abs(np.log(k[1] / float(iso))))
+        levels[stem] = calibrated[nearest] * float(np.sqrt(iso / float(nearest[1])))
+    return levels
+
+
+def eval_levels(draws, fixed=None):
+    """``{subset: [level]}`` in :func:`eval_pairs`' order (see the module docstring); ``fixed``: that
+    level everywhere."""
+    levels = {}
+    for subset in SUBSETS:
+        config = get_preset(subset)
+        levels[subset] = []
+        for i in range(len(SKIMAGE_PHOTOS)):
+            for d in range(draws):
+                params = sample_params(config, SEED + 100 * i + d)
+                levels[subset].append(noiselevel.of_params(params.gaussian_sigma, params.poisson_peak))
+    levels["clean"] = [0.0] * len(SKIMAGE_PHOTOS)
+    gopro = default_gopro_dir()
+    if gopro:
+        levels["gopro (real)"] = [0.0] * len(load_pairs_dir(gopro, subset="gopro"))
+    polyu = default_polyu_dir()
+    if polyu:
+        calibrated = polyu_camera_levels(polyu)
+        levels["polyu (real noise)"] = [calibrated[p.name] for p in load_polyu_heldout(polyu)]
+    if fixed is not None:
+        levels = {subset: [fixed] * len(values) for subset, values in levels.items()}
+    return levels
+
+
+def score(backend, pairs, levels=None):
     """Mean (PSNR, SSIM, MS-SSIM) of the input and of the output against the clean image, the
     worst gain (for identical input and clean, the ``clean`` subset: the worst output PSNR), and
-    each image's gain (``clean``: its output PSNR)."""
+    each image's gain (``clean``: its output PSNR). ``levels``: each image's noise level, for a
+    model with a noise-level input."""
     rows = []
-    for degraded, clean in pairs:
+    for n, (degraded, clean) in enumerate(pairs):
         # each image starts a fresh stream: a temporal model must not average the draws of one photo
         backend.reset_all()
+        if levels is not None:
+            backend.set_noise_level(levels[n])
         out = backend.infer(degraded)
         same = degraded is clean
         rows.append((np.inf if same else psnr(degraded, clean), psnr(out, clean),
@@ -127,9 +200,13 @@ def main():
     parser.add_argument("--per-image", action="store_true",
                         help="also list each image's gain (clean: output PSNR), in the order photo by photo, "
                              "draw by draw")
+    parser.add_argument("--noise-level", type=float, default=None,
+                        help="give models with a noise-level input this level for every image (default: "
+                             "each image's calibrated level, see above)")
     args = parser.parse_args()
     models = args.models or shipped_presets()
     pairs = eval_pairs(args.draws)
+    levels = eval_levels(args.draws, args.noise_level)
     print("| model | subset | images | input PSNR | output PSNR | gain dB (worst) | input SSIM | output SSIM "
           "| input MS-SSIM | output MS-SSIM |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -138,7 +215,7 @@ def main():
         backend = load_backend(model, threads=args.threads)
         results = {}
         for subset, items in pairs.items():
-            (p_in, p_out, s_in, s_out, m_in, m_out), worst, each = score(backend, items)
+            (p_in, p_out, s_in, s_out, m_in, m_out), worst, each = score(backend, items, levels[subset])
             results[subset] = ((p_in, p_out, s_in, s_out, m_in, m_out), worst)
             per_image.append((label(model), subset, each))
             if np.isinf(p_in):  # clean input: the output's PSNR against it, and the worst image

@@ -52,10 +52,14 @@ def progress_hooks(quiet, label):
               help="The clean version of INPUT: prints PSNR/SSIM/MS-SSIM of input and output against it.")
 @click.option("--metrics-every", type=int, default=1, show_default=True,
               help="With --reference, score every Nth frame (metrics are slow at 1080p).")
+@click.option("--noise-level", default="auto", show_default=True,
+              help="For a model with a noise-level input: auto (measured from the still parts of consecutive "
+                   "video frames; a single image reads 0, a clean camera) or your camera's level (`edgerestore "
+                   "noise-level` measures it). Other models ignore it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--no-audio", is_flag=True, help="Leave the input's audio out (by default a video's audio is "
               "copied into the restored video as it is, not re-encoded).")
-def restore(input_path, output, model, backend, threads, reference, metrics_every, quiet, no_audio):
+def restore(input_path, output, model, backend, threads, reference, metrics_every, noise_level, quiet, no_audio):
     """Restore INPUT (a video, an image or a folder of images) into OUTPUT.
 
     \b
@@ -69,15 +73,17 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
       edgerestore restore frames/ restored/ --model small
       edgerestore restore blurry.png sharp.png --reference clean.png
     """
+    from edgerestore.runtime.backends.base import parse_noise_level
     from edgerestore.runtime.restore import check_paths
     from edgerestore.runtime.restore import restore as run_restore
 
     check_paths(input_path, output)  # input problems are reported before the model is loaded
+    parse_noise_level(noise_level)
     on_start, on_frame, close = progress_hooks(quiet, "restoring")
     try:
         result = run_restore(input_path, output, model, backend=backend, threads=threads,
                              reference=reference, metrics_every=metrics_every,
-                             on_start=on_start, on_frame=on_frame, audio=not no_audio)
+                             on_start=on_start, on_frame=on_frame, audio=not no_audio, noise_level=noise_level)
     finally:
         close()
     info = result["backend"]
@@ -96,4 +102,6 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
         click.echo("model %s on %s (%s threads): %s" % (
             os.path.basename(info["model"]), info["backend"], info["threads"],
             "%.1f ms for the frame" % info["mean_ms"] if info["mean_ms"] else "no frame restored"))
+    if info.get("noise_level"):
+        click.echo("noise level: %s (last frame's %.2f)" % (info["noise_level"]["setting"], info["noise_level"]["last"]))
     print_quality(result.get("quality"))

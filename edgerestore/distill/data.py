@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from edgerestore import noiselevel
 from edgerestore.distill import degrade as deg
 from edgerestore.distill import sequences as seq
 from edgerestore.errors import ConfigError, InputNotFoundError, UnsupportedInputError
@@ -606,8 +607,17 @@ class Renderer:
             degraded, teacher = cached
         else:
             degraded, teacher = self.degraded(spec), self.teacher(spec)
-        return {"key": key, "clean": np.ascontiguousarray(self.clean(spec)), "degraded": degraded,
-                "teacher": teacher, "component": self.component(spec)}
+        clean = np.ascontiguousarray(self.clean(spec))
+        return {"key": key, "clean": clean, "degraded": degraded,
+                "teacher": teacher, "component": self.component(spec), "level": self.noise_level(spec, degraded, clean)}
+
+    def noise_level(self, spec: Spec, degraded: np.ndarray, clean: np.ndarray) -> float:
+        """The sample's noise level (:mod:`edgerestore.noiselevel`): a synthetic sample's from its
+        degradation's parameters, a real pair's from its fine error."""
+        if self.items[spec.item].paired:
+            return noiselevel.of_pair(degraded, clean)
+        params = deg.sample_params(self.degradation, spec.seed)
+        return noiselevel.of_params(params.gaussian_sigma, params.poisson_peak)
 
 
 # --------------------------------------------------------------------------- the stream and the pool
@@ -698,8 +708,10 @@ class Pool:
         out = {"degraded": [], "clean": []}
         if with_teacher:
             out["teacher"] = []
+        levels = []
         for _ in range(batch):
             sample = self.slots[int(rng.integers(self.size))]
+            levels.append(sample.get("level", 0.0))
             h, w = sample["clean"].shape[-3:-1]
             top, left = int(rng.integers(h - patch + 1)), int(rng.integers(w - patch + 1))
             code = int(rng.integers(8)) if augment else 0
@@ -708,7 +720,9 @@ class Pool:
                 if code & 4:
                     piece = piece[..., ::-1, :]
                 out[name].append(np.rot90(piece, code & 3, axes=(-3, -2)))
-        return {name: np.stack(pieces) for name, pieces in out.items()}
+        arrays = {name: np.stack(pieces) for name, pieces in out.items()}
+        arrays["level"] = np.asarray(levels, dtype=np.float32)
+        return arrays
 
 
 class ClipRenderer(Renderer):

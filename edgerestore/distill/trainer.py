@@ -256,13 +256,15 @@ class _TrainNet(nn.Module):
     def _capture(self, module, inputs):
         self._features = inputs[0]
 
-    def forward(self, x: torch.Tensor, frames: int = 0, flows: Optional[torch.Tensor] = None):
+    def forward(self, x: torch.Tensor, frames: int = 0, flows: Optional[torch.Tensor] = None,
+                level: Optional[torch.Tensor] = None):
         """``x``: a batch of crops, or ``[B*T, 3, H, W]`` clips of ``frames`` frames (clip-major),
-        with their ``flows`` for a motion-compensated student (:func:`clip_flows`)."""
+        with their ``flows`` for a motion-compensated student (:func:`clip_flows`); ``level``: each
+        crop's noise level, for a ``level_input`` student."""
         if frames > 1 and self.student.temporal:
             out = run_clips(self.student, x, frames, quantize_state=True, flows=flows)
         else:
-            out = self.student(x)
+            out = self.student(x, level=level)
         if self.adapter is None:
             return out, None, None
         features, self._features = self._features, None
@@ -647,7 +649,7 @@ class Trainer:
                 out = run_clips(model, x, len(x), quantize_state=True, flows=flows)
                 temporal += temporal_error(out, clean)
             else:
-                out = model(x)
+                out = model(x, level=float(sample.get("level", 0.0)))
             total += psnr(out, clean)
             count += 1
         model.train(was_training)
@@ -709,7 +711,8 @@ class Trainer:
             _, teacher_features = p.teacher.outputs_and_features(x)
         needs_flows = frames > 1 and (self.student.config.motion or c.loss.steady > 0)
         flows = clip_flows(arrays["degraded"], device) if needs_flows else None
-        out, adapted, student_features = self.ddp(x, frames, flows)
+        level = torch.from_numpy(arrays["level"]).to(device)
+        out, adapted, student_features = self.ddp(x, frames, flows, level)
         if teacher_features is not None:
             teacher_features = match_features(teacher_features, student_features.shape[-2:])
         loss, terms = self.loss(out, clean, target, adapted, teacher_features, frames=frames, flows=flows,

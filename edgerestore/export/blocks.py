@@ -27,6 +27,10 @@ import torch
 
 FRAME = "frame"
 RESTORED = "restored"
+LEVEL = "noise_level"  # a level_input student's noise level (edgerestore.export.onnx.LEVEL_NAME)
+LEVEL_CODE = 100.0
+"""uint8 code per unit of noise level where a graph carries the level as a uint8 block channel (INT8):
+steps of 0.01, up to 2.55 (sigma 25.5)."""
 CORRECTION_ZERO = 128
 """Zero point of the FP32 graph's uint8 correction: corrections of -128..127 pixel values."""
 
@@ -68,18 +72,28 @@ def unit_quantization() -> list:
             numpy_helper.from_array(np.array(0, np.uint8), "unit_zero")]
 
 
-def frame_to_blocks(scale: int, blocks_nchw: str) -> Tuple[list, list]:
-    """``(nodes, value_info)``: the uint8 frame -> uint8 blocks ``[1,3s²,h,w]`` named ``blocks_nchw``."""
+def frame_to_blocks(scale: int, blocks_nchw: str, level: bool = False) -> Tuple[list, list]:
+    """``(nodes, value_info)``: the uint8 frame -> uint8 blocks ``[1,3s²,h,w]`` named ``blocks_nchw``.
+    With ``level``, a last channel holds the :data:`LEVEL` input's uint8 code (:data:`LEVEL_CODE`
+    per unit, initializer ``level_code``), everywhere: ``[1,3s²+1,h,w]``, one more piece of the
+    concatenation that builds the blocks anyway."""
     from onnx import TensorProto, helper
 
-    s, k = scale, 3 * scale * scale
+    s, k = scale, 3 * scale * scale + int(level)
     phases = ["phase%d" % i for i in range(s)]
     node = helper.make_node
-    nodes = [
+    pieces = phases + (["level_plane"] if level else [])
+    extra = [
+        node("Mul", [LEVEL, "level_code"], ["level_scaled"]),
+        node("QuantizeLinear", ["level_scaled", "unit_scale", "unit_zero"], ["level_u8"]),
+        node("Concat", ["one", "h", "w", "one"], ["level_plane_shape"], axis=0),
+        node("Expand", ["level_u8", "level_plane_shape"], ["level_plane"]),
+    ] if level else []
+    nodes = extra + [
         node("Reshape", [FRAME, "rows_shape"], ["rows"]),
         node("Split", ["rows"], [p + "_rows" for p in phases], axis=2),
     ] + [node("Reshape", [p + "_rows", "phase_shape"], [p]) for p in phases] + [
-        node("Concat", phases, ["blocks_nhwc"], axis=3),
+        node("Concat", pieces, ["blocks_nhwc"], axis=3),
         node("Transpose", ["blocks_nhwc"], [blocks_nchw], perm=[0, 3, 1, 2]),
     ]
     u8, info = TensorProto.UINT8, helper.make_tensor_value_info
@@ -87,7 +101,8 @@ def frame_to_blocks(scale: int, blocks_nchw: str) -> Tuple[list, list]:
     value_info = ([info("rows", u8, [1, "h", s, "W3"])]
                   + [info(p + "_rows", u8, [1, "h", 1, "W3"]) for p in phases]
                   + [info(p, u8, [1, "h", "w", 3 * s]) for p in phases]
-                  + [info("blocks_nhwc", u8, [1, "h", "w", k]), info(blocks_nchw, u8, [1, k, "h", "w"])])
+                  + [info("blocks_nhwc", u8, [1, "h", "w", k]), info(blocks_nchw, u8, [1, k, "h", "w"])]
+                  + ([info("level_plane", u8, [1, "h", "w", 1])] if level else []))
     return nodes, value_info
 
 
@@ -183,13 +198,16 @@ def frame_plus_correction(scale: int, correction: str, correction_scale: str, co
     return nodes, value_info
 
 
-def set_frame_io(graph) -> None:
-    """The graph's only input is the uint8 frame and its only output the restored uint8 frame."""
+def set_frame_io(graph, level: bool = False) -> None:
+    """The graph's inputs are the uint8 frame (and with ``level``, a ``level_input`` student's
+    float32 ``[1]`` noise level); its only output is the restored uint8 frame."""
     from onnx import TensorProto, helper
 
     u8, info = TensorProto.UINT8, helper.make_tensor_value_info
     del graph.input[:]
     graph.input.extend([info(FRAME, u8, [1, "H", "W", 3])])
+    if level:
+        graph.input.extend([info(LEVEL, TensorProto.FLOAT, [1])])
     del graph.output[:]
     graph.output.extend([info(RESTORED, u8, [1, "H", "W", 3])])
 

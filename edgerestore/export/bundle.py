@@ -188,6 +188,14 @@ def _io(fmt: Format, path: Path, size: Tuple[int, int], student=None) -> dict:
         names = (tflite["input"]["name"], tflite["output"]["name"])
     spec = dict(IO[contract], contract=contract, shape=shape)
     io = {"input": dict(spec, name=names[0]), "output": dict(spec, name=names[1])}
+    if student is not None and student.config.level_input:
+        from edgerestore.export.onnx import LEVEL_NAME
+
+        level = {"name": LEVEL_NAME, "shape": [1], "dtype": "float32",
+                 "meaning": "the frame's sensor-noise level (edgerestore.noiselevel), 0 = clean"}
+        if tflite is not None:
+            level.update(name=tflite["inputs"][1]["name"], dtype=tflite["inputs"][1]["dtype"])
+        io["level"] = level
     if student is not None and student.config.temporal:
         state = state_spec(student, "nhwc" if fmt.backend == "tflite" else "nchw")
         s, channels = student.config.scale, student.config.width
@@ -233,15 +241,21 @@ def plan_export(model: str, target: str, formats: Optional[List[str]] = None, pr
     for warning in warnings:
         log("warning: " + warning)
     student, model_info = load_model(model)
-    if student.config.temporal:
-        skipped = [fmt for fmt in chosen if not fmt.temporal]
-        chosen = [fmt for fmt in chosen if fmt.temporal]
+    for needs, kind in (("temporal", "temporal students"), ("level_input", "students with a noise-level input")):
+        if not getattr(student.config, needs):
+            continue
+        column = "level" if needs == "level_input" else needs
+        skipped = [fmt for fmt in chosen if not getattr(fmt, column)]
+        chosen = [fmt for fmt in chosen if getattr(fmt, column)]
         for fmt in skipped:
-            warnings.append("%s skipped: it has no graph for temporal students yet (the other formats do)" % fmt.name)
+            warnings.append("%s skipped: it has no graph for %s yet" % (fmt.name, kind))
             log("warning: " + warnings[-1])
         if not chosen:
-            raise ConfigError("none of the formats asked for (%s) can export a temporal student; %s can" % (
-                ", ".join(f.name for f in skipped), ", ".join(n for n in target_row.formats if get_format(n).temporal)))
+            able = [n for n in target_row.formats if getattr(get_format(n), column)]
+            raise ConfigError("none of the formats asked for (%s) can export %s; %s" % (
+                ", ".join(f.name for f in skipped), kind,
+                ("of this target's, %s can" % ", ".join(able)) if able else "no format of this target can yet "
+                "(--target cpu exports onnx)"))
     size = tuple(size or target_row.device.resolution)
     stride = model_info["stride"]
     if size[0] % stride or size[1] % stride:

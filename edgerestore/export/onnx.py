@@ -56,17 +56,20 @@ from torch import nn
 from edgerestore.export import blocks
 from edgerestore.models.student import AGREEMENT_UNIT, StudentNet, weighted_responses
 
-GRAPH_VERSION = 5
+GRAPH_VERSION = 6
 """Bumped whenever the exported graph changes (2: frame-by-frame students' uint8 block tail; 3: the
 temporal students' uint8 tail and blend; 4: temporal students blend the clamped picture, and their
 gate's agreement term; 5: filter bases, so no cached conversion made while they were not exported
-survives)."""
+survives; 6: the noise-level input)."""
 DEFAULT_OPSET = 13  # TensorRT 8.2 (Jetson Nano, JetPack 4.6) parses up to opset 13
 INPUT_NAME = "frame"
 OUTPUT_NAME = "restored"
 STATE_NAME = "previous"
 HIDDEN_NAME = "hidden"
 HIDDEN_OUTPUT = "hidden_out"
+LEVEL_NAME = blocks.LEVEL
+"""A ``level_input`` student's second input: float32 ``[1]``, the frame's noise level
+(:mod:`edgerestore.noiselevel`)."""
 CONTRACT = "uint8-nhwc-rgb"
 
 
@@ -192,6 +195,29 @@ def block_bases(student: StudentNet, source: str = "rows") -> Optional[BlockBase
     return BlockBases(student, source) if student.config.filter_bases else None
 
 
+class LevelBias(nn.Module):
+    """A ``level_input`` student's head bias times the noise level, added to the head's
+    pre-activation ``[n,C,h,w]`` (NCHW) or ``[n,h,w,C]`` (``channels_last``): one Mul of ``C``
+    values and one Add at the head's resolution."""
+
+    def __init__(self, student: StudentNet, channels_last: bool = False):
+        super().__init__()
+        shape = (1, 1, 1, -1) if channels_last else (1, -1, 1, 1)
+        self.weight = nn.Parameter(student.level_head.detach().clone().reshape(shape))
+
+    def forward(self, head: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        return head + level.reshape(1, 1, 1, 1) * self.weight
+
+
+def level_bias(student: StudentNet, channels_last: bool = False) -> Optional[LevelBias]:
+    return LevelBias(student, channels_last) if student.config.level_input else None
+
+
+def level_sample() -> torch.Tensor:
+    """The level input's example value for tracing."""
+    return torch.zeros(1)
+
+
 class FloatFrameModel(nn.Module):
     """``float32 [1,H,W,3]`` (0..255) in, ``float32 [1,H,W,3]`` out: the TensorRT graph of every
     student (TensorRT 8.2 has no uint8 inputs), temporal ones ``(frame, previous, hidden) ->
@@ -227,16 +253,20 @@ class FloatFrameModel(nn.Module):
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
         self.bases = block_bases(student)
+        self.level = level_bias(student)
         if self.bases is not None:  # block layout -> frame rows: a transposed convolution of 0/1 weights
             self.place = nn.ConvTranspose2d(3 * s * s, 1, (s, 3 * s), stride=(s, 3 * s), bias=False)
             with torch.no_grad():
                 self.place.weight.copy_(torch.eye(3 * s * s).reshape(3 * s * s, 1, s, 3 * s))
 
     def restore(self, rows: torch.Tensor, previous_rows: Optional[torch.Tensor] = None,
-                hidden: Optional[torch.Tensor] = None):
+                hidden: Optional[torch.Tensor] = None, level: Optional[torch.Tensor] = None):
         """Float frame rows ``[n,1,H,3W]`` (0..255) -> restored rows + 0.5 (not clamped);
         temporal: ``(rows, features)``."""
-        head = self.act(self.head(rows))
+        head = self.head(rows)
+        if self.level is not None:
+            head = self.level(head, level)
+        head = self.act(head)
         features = head if hidden is None else head + self.mix(hidden)
         features = self.context(self.body(features))
         restored = rows + self.tail(features)  # includes +0.5
@@ -255,10 +285,11 @@ class FloatFrameModel(nn.Module):
 
     def forward(self, frame: torch.Tensor, previous: Optional[torch.Tensor] = None,
                 hidden: Optional[torch.Tensor] = None):
+        """Temporal: ``(frame, previous, hidden)``; a ``level_input`` student: ``(frame, level)``."""
         n, h, w, c = frame.shape
         rows = frame.reshape(n, 1, h, w * c)
         if not self.temporal:
-            return torch.clamp(self.restore(rows), 0.0, 255.0).reshape(n, h, w, c)
+            return torch.clamp(self.restore(rows, level=previous), 0.0, 255.0).reshape(n, h, w, c)
         out, features = self.restore(rows, previous.reshape(n, 1, h, w * c), hidden)
         return torch.clamp(out, 0.0, 255.0).reshape(n, h, w, c), features
 
@@ -272,8 +303,9 @@ IO = {
 }
 
 
-def reference_uint8(student: StudentNet, frame: torch.Tensor, state=None):
-    """What the exported graph must compute, by the plain student: uint8 NHWC in and out.
+def reference_uint8(student: StudentNet, frame: torch.Tensor, state=None, level: float = 0.0):
+    """What the exported graph must compute, by the plain student: uint8 NHWC in and out
+    (``level``: a ``level_input`` student's noise level).
 
     Temporal students: ``state`` is ``None`` (a reset) or ``(previous uint8 NHWC, hidden)``, and
     the result is ``(restored, (restored, hidden))``, the state after this frame as the runtime
@@ -288,7 +320,7 @@ def reference_uint8(student: StudentNet, frame: torch.Tensor, state=None):
             y, (_, hidden) = student.step(x, given)
             out = torch.clamp(y * 255.0 + 0.5, 0, 255).to(torch.uint8).permute(0, 2, 3, 1)
             return out, (out, hidden)
-        y = student(x) * 255.0
+        y = student(x, level=level) * 255.0
     return torch.clamp(y + 0.5, 0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
@@ -339,6 +371,8 @@ def export_onnx(
     model = FloatFrameModel(student.eval()).eval()
     sample = torch.zeros(1, sample_h, sample_w, 3, dtype=torch.float32)
     inputs, names, outputs = (sample,), [INPUT_NAME], [OUTPUT_NAME]
+    if student.config.level_input:
+        inputs, names = (sample, level_sample()), [INPUT_NAME, LEVEL_NAME]
     if student.config.temporal:
         s = student.config.scale
         hidden = torch.zeros(1, student.config.width, sample_h // s, sample_w // s)
@@ -346,7 +380,7 @@ def export_onnx(
         outputs = [OUTPUT_NAME, HIDDEN_OUTPUT]
     dynamic = None
     if height is None or width is None:
-        dynamic = {name: {1: "height", 2: "width"} for name in names[:2] + outputs[:1]}
+        dynamic = {name: {1: "height", 2: "width"} for name in names[:2] + outputs[:1] if name != LEVEL_NAME}
         if student.config.temporal:
             dynamic.update({HIDDEN_NAME: {2: "rows", 3: "columns"}, HIDDEN_OUTPUT: {2: "rows", 3: "columns"}})
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
@@ -363,6 +397,8 @@ def _finish_export(student: StudentNet, path: Path, io: str, ir_version: Optiona
     if simplify or ir_version is not None:
         _finish(path, ir_version, simplify)
     info = {"stride": student.stride, "contract": io, "config": json.dumps(student.config.to_dict())}
+    if student.config.level_input:
+        info["level_input"] = LEVEL_NAME
     if student.config.temporal:
         info["state"] = json.dumps(state_spec(student))
     info.update(metadata or {})
@@ -395,9 +431,13 @@ class RowsCore(nn.Module):
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
         self.bases = block_bases(student)
+        self.level = level_bias(student)
 
-    def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        features = self.context(self.body(self.act(self.head(rows))))
+    def forward(self, rows: torch.Tensor, level: Optional[torch.Tensor] = None) -> torch.Tensor:
+        head = self.head(rows)
+        if self.level is not None:
+            head = self.level(head, level)
+        features = self.context(self.body(self.act(head)))
         if self.bases is None:
             return self.tail(features)
         return self.tail(features) + self.bases(rows, features)
@@ -420,10 +460,13 @@ def _export_block_graph(student: StudentNet, path: Path, opset: int, height: Opt
     s = student.config.scale
     sample = torch.zeros(1, 1, student.stride * 4, student.stride * 12)
     axes = {ROWS_INPUT: {2: "H", 3: "W3"}, CORE_OUTPUT: {2: "h", 3: "w"}}
+    inputs, names = (sample,), [ROWS_INPUT]
+    if student.config.level_input:
+        inputs, names = (sample, level_sample()), [ROWS_INPUT, LEVEL_NAME]
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
         warnings.simplefilter("ignore")
-        torch.onnx.export(RowsCore(student.eval()).eval(), (sample,), str(path), opset_version=opset,
-                          input_names=[ROWS_INPUT], output_names=[CORE_OUTPUT], dynamic_axes=axes,
+        torch.onnx.export(RowsCore(student.eval()).eval(), inputs, str(path), opset_version=opset,
+                          input_names=names, output_names=[CORE_OUTPUT], dynamic_axes=axes,
                           do_constant_folding=True, dynamo=False)
     model = onnx.load(str(path))
     graph = model.graph
@@ -436,7 +479,7 @@ def _export_block_graph(student: StudentNet, path: Path, opset: int, height: Opt
     quantize = helper.make_node("QuantizeLinear", [CORE_OUTPUT, "unit_scale", "correction_zero"], ["correction_u8"])
     post, value_info = blocks.frame_plus_correction(s, "correction_u8", "unit_scale", "correction_zero")
     blocks.replace_nodes(graph, pre + list(graph.node) + [quantize] + post)
-    blocks.set_frame_io(graph)
+    blocks.set_frame_io(graph, level=student.config.level_input)
     if height and width:
         dims = graph.input[0].type.tensor_type.shape.dim
         dims[1].dim_value, dims[2].dim_value = height, width

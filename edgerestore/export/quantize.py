@@ -22,9 +22,10 @@ docs/export.md, "INT8 graph"):
   coarse (``2s x 2s`` blocks) corrections reach the frame layout by the same uint8 copies, and two
   QLinearAdds add them up and to the frame (:class:`BlockCore`).
 * **Filter bases from the planar frame.** A student's basis responses (:class:`edgerestore.export.onnx.BlockBases`) are a
-  stride-``s`` convolution of ``frame_planar``, a transpose of the uint8 frame that cancels with
-  ORT's channels-last QLinearConv: a quarter of the multiply-adds of the same filter as a 3x3
-  convolution over the ``3s²``-channel blocks.
+  stride-``s`` convolution of ``frame_planar`` (a transpose of the uint8 frame, cast to float): a
+  quarter of the multiply-adds of the same filter as a 3x3 convolution over the ``3s²``-channel
+  blocks. That convolution stays float: quantized, its error times the large weights of a
+  denoising student cost ~10 dB of parity (44 -> 54 dB on PolyU crops, docs/export.md).
 * **Rank information** on every hand-made uint8 tensor: without it ORT's NHWC transformer skips
   the first convolution and leaves transposes in the graph.
 
@@ -52,7 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgerestore.export.blocks import block_tail_weight
+from edgerestore.export.blocks import LEVEL, LEVEL_CODE, block_tail_weight
 from edgerestore.export.onnx import CONTRACT, block_bases, write_metadata
 from edgerestore.models.student import StudentNet
 
@@ -62,6 +63,8 @@ PLANAR_INPUT = "frame_planar"
 CORE_OUTPUT = "correction"
 COARSE_OUTPUT = "coarse_correction"
 CROP = (256, 384)  # calibration crops: real pixel statistics at a fraction of a full frame's memory
+CALIBRATION_LEVELS = (0.0, 0.5, 1.0, 2.0)
+"""Noise levels a ``level_input`` student is calibrated at, in turn over the crops."""
 
 
 class BlockCore(nn.Module):
@@ -84,10 +87,15 @@ class BlockCore(nn.Module):
             raise NotImplementedError("temporal students have no INT8 export yet")
         s, width = student.config.scale, student.config.width
         k = 3 * s * s
-        self.head = nn.Conv2d(k, width, 1)
+        level = student.config.level_input
+        # a level_input student's noise level is one more uint8 block channel (blocks.LEVEL_CODE per unit)
+        self.head = nn.Conv2d(k + int(level), width, 1)
         self.tail = nn.Conv2d(width, k, 1, bias=False)
         with torch.no_grad():
-            self.head.weight.copy_(student.head.weight.permute(0, 2, 3, 1).reshape(width, k, 1, 1) / 255.0)
+            head = student.head.weight.permute(0, 2, 3, 1).reshape(width, k, 1, 1) / 255.0
+            if level:
+                head = torch.cat([head, student.level_head.reshape(width, 1, 1, 1) / LEVEL_CODE], 1)
+            self.head.weight.copy_(head)
             self.head.bias.copy_(student.head.bias)
             self.tail.weight.copy_(block_tail_weight(student))
         self.act = nn.ReLU()
@@ -132,12 +140,32 @@ def coarse_tail(student: StudentNet) -> nn.Conv2d:
     return conv
 
 
-def core_feed(student: StudentNet, frame: np.ndarray) -> dict:
-    """The inputs of :class:`BlockCore` for an ``HxWx3`` uint8 frame, by input name (float32)."""
-    feed = {CORE_INPUT: to_blocks(frame, student.config.scale)}
+def core_feed(student: StudentNet, frame: np.ndarray, level: float = 0.0) -> dict:
+    """The inputs of :class:`BlockCore` for an ``HxWx3`` uint8 frame (and a ``level_input``
+    student's noise ``level``: a last block channel of its uint8 code), by input name (float32)."""
+    blocks = to_blocks(frame, student.config.scale)
+    if student.config.level_input:
+        code = np.full((1, 1) + blocks.shape[2:], level_code(level), np.float32)
+        blocks = np.concatenate([blocks, code], axis=1)
+    feed = {CORE_INPUT: blocks}
     if student.config.filter_bases:
         feed[PLANAR_INPUT] = np.ascontiguousarray(frame.transpose(2, 0, 1)[None].astype(np.float32))
     return feed
+
+
+def level_code(level: float) -> float:
+    """The uint8 code of a noise level in the INT8 graph (as its QuantizeLinear rounds: half to even)."""
+    return float(np.clip(np.round(np.float32(level) * np.float32(LEVEL_CODE)), 0, 255))
+
+
+def calibration_feeds(student: StudentNet, crops: List[np.ndarray]) -> List[dict]:
+    """:func:`core_feed` of each crop; a ``level_input`` student's at :data:`CALIBRATION_LEVELS` in turn."""
+    levels = CALIBRATION_LEVELS if student.config.level_input else (0.0,)
+    return [core_feed(student, crop, levels[n % len(levels)]) for n, crop in enumerate(crops)]
+
+
+def _core_args(feed: dict) -> tuple:
+    return tuple(torch.from_numpy(v) for v in feed.values())
 
 
 def to_blocks(frame: np.ndarray, scale: int) -> np.ndarray:
@@ -160,9 +188,9 @@ def correction_sum_range(student: StudentNet, crops: List[np.ndarray]) -> Tuple[
     their float values on the calibration crops (min / max, 0 included)."""
     core, s = BlockCore(student).eval(), student.config.scale
     low = high = 0.0
-    for crop in crops:
+    for feed in calibration_feeds(student, crops):
         with torch.no_grad():
-            fine, coarse = core(*[torch.from_numpy(v) for v in core_feed(student, crop).values()])
+            fine, coarse = core(*_core_args(feed))
         total = from_blocks(fine.numpy(), s) + from_blocks(coarse.numpy(), 2 * s)
         low, high = min(low, float(total.min())), max(high, float(total.max()))
     scale = max(high - low, 1e-6) / 255.0
@@ -192,7 +220,7 @@ def _export_core(student: StudentNet, path: Path, opset: int) -> None:
     outputs = [CORE_OUTPUT, COARSE_OUTPUT] if student.config.context_width else [CORE_OUTPUT]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(BlockCore(student).eval(), tuple(torch.from_numpy(v) for v in feed.values()), str(path),
+        torch.onnx.export(BlockCore(student).eval(), _core_args(feed), str(path),
                           opset_version=opset, input_names=inputs, output_names=outputs,
                           dynamic_axes={name: axes[name] for name in inputs + outputs},
                           do_constant_folding=True, dynamo=False)
@@ -209,11 +237,16 @@ def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], student: St
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.items = iter([core_feed(student, c) for c in crops])
+            self.items = iter(calibration_feeds(student, crops))
 
         def get_next(self):
             return next(self.items, None)
 
+    import onnx
+
+    # The filter bases' responses (high-pass filters of the frame) stay float: in uint8 their error,
+    # times the weights a denoising student gives them, cost 10 dB of parity (docs/export.md).
+    responses = [n.name for n in onnx.load(str(core)).graph.node if PLANAR_INPUT in n.input]
     unit = {"scale": np.array(1.0, np.float32), "zero_point": np.array(0, np.uint8)}
     methods = {"percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax,
                "entropy": CalibrationMethod.Entropy}
@@ -228,13 +261,14 @@ def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], student: St
                 str(core), str(qcore), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                 reduce_range=True,  # 7-bit weights: x86 u8s8 kernels without VNNI saturate 8-bit ones
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
+                nodes_to_exclude=responses,
                 extra_options={"TensorQuantOverrides": {name: [unit] for name in (CORE_INPUT, PLANAR_INPUT)}},
             )
     finally:
         root.setLevel(level)
 
 
-def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None):
+def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None, level: bool = False):
     """The deployable graph: uint8 frame -> blocks -> quantized core -> frame + correction -> uint8.
 
     A core with a coarse correction (context branch) adds it to the fine one first, into a uint8
@@ -252,7 +286,8 @@ def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None
     q_in = {n.input[0]: n for n in nodes if n.op_type == "QuantizeLinear" and n.input[0] in inputs}
     outputs = [o.name for o in graph.output]  # the correction, and the coarse one of a context branch
     dq_out = {n.output[0]: n for n in nodes if n.op_type == "DequantizeLinear" and n.output[0] in outputs}
-    if len(q_in) != len(inputs) or len(dq_out) != len(outputs):
+    float_planar = PLANAR_INPUT in inputs and PLANAR_INPUT not in q_in  # its convolution left in float
+    if len(q_in) + int(float_planar) != len(inputs) or len(dq_out) != len(outputs):
         raise RuntimeError("unexpected quantized core: input/output quantization not found")
     for q in q_in.values():
         in_scale = float(numpy_helper.to_array(inits[q.input[1]]))
@@ -263,7 +298,13 @@ def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None
 
     new_inits, pre = blocks.shape_nodes(scale)
     graph.initializer.extend(new_inits + blocks.unit_quantization())
-    to_blocks_nodes, value_info = blocks.frame_to_blocks(scale, q_in[CORE_INPUT].output[0])
+    to_blocks_nodes, value_info = blocks.frame_to_blocks(scale, q_in[CORE_INPUT].output[0], level=level)
+    if level:
+        graph.initializer.extend([numpy_helper.from_array(np.array(LEVEL_CODE, np.float32), "level_code")])
+    if float_planar:
+        to_blocks_nodes += [helper.make_node("Transpose", [blocks.FRAME], ["frame_planar_u8"], perm=[0, 3, 1, 2]),
+                            helper.make_node("Cast", ["frame_planar_u8"], [PLANAR_INPUT], to=TensorProto.FLOAT)]
+        value_info.append(helper.make_tensor_value_info("frame_planar_u8", TensorProto.UINT8, [1, 3, "H", "W"]))
     if PLANAR_INPUT in q_in:  # the uint8 frame transposed: cancels with ORT's channels-last QLinearConv
         planar = q_in[PLANAR_INPUT].output[0]
         to_blocks_nodes.append(helper.make_node("Transpose", [blocks.FRAME], [planar], perm=[0, 3, 1, 2]))
@@ -287,7 +328,7 @@ def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None
     post += blocks.quantized_add((blocks.FRAME, "unit_scale", "unit_zero"), correction,
                                  (blocks.RESTORED, "unit_scale", "unit_zero"))
     blocks.replace_nodes(graph, pre + to_blocks_nodes + core_nodes + post)
-    blocks.set_frame_io(graph)
+    blocks.set_frame_io(graph, level=level)
     graph.value_info.extend(value_info + post_info)
     return model
 
@@ -314,15 +355,17 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
             warnings.simplefilter("ignore")
             _quantize_core(core, qcore, crops, student, method)
         total = correction_sum_range(student, crops) if student.config.context_width else None
-        model = _wrap(qcore, student.config.scale, total)
+        model = _wrap(qcore, student.config.scale, total, level=student.config.level_input)
     if ir_version is not None:
         model.ir_version = ir_version
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
-    info = {"stride": student.stride, "contract": CONTRACT, "config": json.dumps(student.config.to_dict()),
-            "quantization": json.dumps({"format": "QDQ", "weights": "int8 per-channel symmetric, 7-bit range",
+    info = {"stride": student.stride, "contract": CONTRACT, "config": json.dumps(student.config.to_dict())}
+    if student.config.level_input:
+        info["level_input"] = LEVEL
+    info.update({"quantization": json.dumps({"format": "QDQ", "weights": "int8 per-channel symmetric, 7-bit range",
                                         "activations": "uint8 asymmetric", "calibration": method,
-                                        "frames": len(frames), "crops": len(crops)})}
+                                        "frames": len(frames), "crops": len(crops)})})
     info.update(metadata or {})
     write_metadata(path, info)
     return path

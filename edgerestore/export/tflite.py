@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgerestore.export.onnx import agreement_logit, agreement_weights, block_bases
+from edgerestore.export.onnx import agreement_logit, agreement_weights, block_bases, level_bias, level_sample
 from edgerestore.models.student import StudentNet
 
 WEIGHT_EPS = 2.0 ** -24
@@ -48,8 +48,8 @@ WEIGHT_EPS = 2.0 ** -24
 class TFLiteFrameModel(nn.Module):
     """``uint8 [1,H,W,3]`` RGB -> ``uint8 [1,H,W,3]``, laid out for TFLite / XNNPACK.
 
-    Temporal students: ``(frame, previous uint8 [1,H,W,3], hidden float32 [1,H/s,W/s,C]) ->
-    (restored, hidden_out)``; the state is NHWC like everything in TFLite. Their gate (one value
+    A ``level_input`` student: ``(frame, noise level float32 [1]) -> restored``. Temporal students:
+    ``(frame, previous uint8 [1,H,W,3], hidden float32 [1,H/s,W/s,C]) -> (restored, hidden_out)``; the state is NHWC like everything in TFLite. Their gate (one value
     per 2x2 pixels) is a 1x1 convolution to ``s²`` channels whose weights repeat each 2x2 value
     (the nearest upsampling folded into the weights), assembled into frame rows like the tail and
     broadcast over the colours. ``depthwise_bases``: filter bases as the student's depthwise filter
@@ -82,6 +82,7 @@ class TFLiteFrameModel(nn.Module):
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
         self.bases = block_bases(student, "depthwise" if depthwise_bases else "frame")
+        self.level = level_bias(student)
 
     def _rows(self, blocks: torch.Tensor, n: int, height: int, width: int, channels: int) -> torch.Tensor:
         """``[n, h, w, channels*s²]`` blocks -> ``[n, H, W, channels]`` (row phases concatenated)."""
@@ -95,7 +96,10 @@ class TFLiteFrameModel(nn.Module):
         n, height, width, c = frame.shape
         x = frame.float()
         planar = x.permute(0, 3, 1, 2)
-        head = self.act(self.head(planar))
+        head = self.head(planar)
+        if self.level is not None:  # (frame, level): the second argument is the noise level
+            head = self.level(head, previous)
+        head = self.act(head)
         features = head + self.mix(hidden.permute(0, 3, 1, 2)) if self.temporal else head
         features = self.context(self.body(features))
         blocks = self.tail(features)
@@ -130,6 +134,8 @@ def _quiet_converter():
 
 def _sample(height: int, width: int, student: Optional[StudentNet] = None) -> Tuple[torch.Tensor, ...]:
     frame = torch.zeros(1, height, width, 3, dtype=torch.uint8)
+    if student is not None and student.config.level_input:
+        return frame, level_sample()
     if student is None or not student.config.temporal:
         return (frame,)
     s = student.config.scale
@@ -182,6 +188,12 @@ def calibration_inputs(student: StudentNet, frames: List[np.ndarray], height: in
         if frame.shape[:2] != (height, width):
             raise ValueError("calibration frame %s does not match the model size %dx%d" % (frame.shape, width, height))
     tensors = [torch.from_numpy(np.ascontiguousarray(f))[None] for f in frames]
+    if student.config.level_input:
+        from edgerestore.export.quantize import CALIBRATION_LEVELS
+
+        for n, tensor in enumerate(tensors):
+            yield tensor, torch.tensor([CALIBRATION_LEVELS[n % len(CALIBRATION_LEVELS)]])
+        return
     if not student.config.temporal:
         for tensor in tensors:
             yield (tensor,)

@@ -61,6 +61,10 @@ def _db(value: float) -> float:
     return IDENTICAL if math.isinf(value) else round(float(value), 2)
 
 
+VERIFY_LEVEL = 0.5
+"""The noise level a ``level_input`` student is verified at (5 levels of 255: a noisy camera)."""
+
+
 def clips_of(student, holdout) -> List[List[np.ndarray]]:
     """The inputs to verify on: each degraded hold-out frame alone, or for a temporal student the
     frame twice in a row (the second run starts from the state the first left behind)."""
@@ -88,7 +92,7 @@ def reference_outputs(student, holdout: List[Tuple[np.ndarray, np.ndarray]]) -> 
             if student.config.temporal:
                 out, state = reference_uint8(student, frame, state)
             else:
-                out = reference_uint8(student, frame)
+                out = reference_uint8(student, frame, level=VERIFY_LEVEL)
             outputs.append(out.numpy()[0])
     return outputs
 
@@ -109,7 +113,7 @@ def run_with_backend(path: Path, backend: str, clips: List[List[np.ndarray]], th
     each clip starts from a fresh state."""
     from edgerestore.runtime.backends import create_backend
 
-    engine = create_backend(backend, threads=threads).load(str(path))
+    engine = create_backend(backend, threads=threads).load(str(path)).set_noise_level(VERIFY_LEVEL)
     try:
         outputs = []
         for clip in clips:
@@ -207,7 +211,11 @@ def run_tensorrt_simulated(path: Path, backend: str, clips: List[List[np.ndarray
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads or 0)
         session = ort.InferenceSession(str(sim), options, providers=["CPUExecutionProvider"])
+    from edgerestore.export.onnx import LEVEL_NAME
+
     inputs = session.get_inputs()
+    level = [i for i in inputs if i.name == LEVEL_NAME]
+    inputs = [i for i in inputs if i.name != LEVEL_NAME]
     shape = [int(d) for d in inputs[0].shape]
     outputs = []
     for clip in clips:
@@ -217,6 +225,8 @@ def run_tensorrt_simulated(path: Path, backend: str, clips: List[List[np.ndarray
                 raise ValueError("frame %s does not match the TensorRT input %s" % (frame.shape, shape))
             x = to_network_input(frame, np.zeros(shape, np.float32))
             feeds = {inputs[0].name: x}
+            if level:
+                feeds[LEVEL_NAME] = np.array([VERIFY_LEVEL], np.float32)
             if len(inputs) > 1:  # temporal: (frame, previous, hidden)
                 previous, hidden = state if state is not None else (x, np.zeros([int(d) for d in inputs[2].shape],
                                                                                   np.float32))

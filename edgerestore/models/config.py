@@ -37,6 +37,11 @@ class StudentConfig:
     the features predict (a transposed convolution per filter, zero at the start: the same
     network). A positive weight sharpens, a negative one smooths: per-pixel denoising and
     deblurring that a correction through ``width`` features per patch cannot express."""
+    level_input: bool = False
+    """The network is told each frame's sensor-noise level (:mod:`edgerestore.noiselevel`; 0 = clean)
+    as a per-channel bias of the head times the level: what a level plane as a fourth input channel
+    gives a stride-``scale`` head. The picture alone does not tell camera noise from detail
+    (docs/distill.md, "Noise-level input"). Frame-by-frame students only."""
     gate_open: float = field(default=0.0, compare=False)
     """Temporal students with ``agreement``, training only: the gate starts as the hand-set blend
     ``gate_open * exp(-(d / gate_tau)^2)`` of ``benchmarks/motion_ceiling.py`` (``d`` in levels),

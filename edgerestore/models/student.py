@@ -38,7 +38,7 @@ added at export time (:mod:`edgerestore.export.onnx`).
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -116,6 +116,16 @@ def weighted_responses(filters, weights, x: torch.Tensor, features: torch.Tensor
     return out
 
 
+Level = Union[float, torch.Tensor]
+"""A ``level_input`` student's noise level: one number for the batch, or ``[B]``. The unit is 10
+levels of 255 of sensor noise at mid-grey (:mod:`edgerestore.noiselevel`); 0 = a clean frame."""
+
+
+def as_level(level: Level, x: torch.Tensor) -> torch.Tensor:
+    """``level`` as a ``[B]`` or ``[1]`` float tensor on ``x``'s device."""
+    return torch.as_tensor(level, dtype=x.dtype, device=x.device).reshape(-1)
+
+
 State = Tuple[torch.Tensor, torch.Tensor]
 """A temporal student's state between frames: (previous output, hidden features)."""
 
@@ -164,6 +174,13 @@ class StudentNet(nn.Module):
         # No bias: a per-channel constant correction is not worth a full-resolution add at export.
         self.tail = nn.ConvTranspose2d(c, 3, s, stride=s, bias=False)
         nn.init.zeros_(self.tail.weight)  # start as the identity
+        if config.level_input:
+            if config.temporal:
+                raise ValueError("level_input is for frame-by-frame students")
+            # The head's pre-activation gets this per-channel bias times the frame's noise level:
+            # what a level plane as a fourth input channel would give the stride-scale head. Zero at
+            # the start: the same network.
+            self.level_head = nn.Parameter(torch.zeros(c))
         if config.gate_open > 0.0 and not (config.temporal and config.agreement):
             raise ValueError("gate_open sets where the agreement gate starts: it needs temporal and agreement")
         if config.temporal:
@@ -224,16 +241,21 @@ class StudentNet(nn.Module):
             head = head + self.mix(hidden)
         return self.context(self.body(head))
 
-    def step(self, x: torch.Tensor, state: Optional[State] = None) -> Tuple[torch.Tensor, Optional[State]]:
+    def step(self, x: torch.Tensor, state: Optional[State] = None,
+             level: Optional[Level] = None) -> Tuple[torch.Tensor, Optional[State]]:
         """One frame: ``(restored, new state)``. ``state`` is ``None`` for the first frame of a
-        stream (or after a cut); frame-by-frame students have no state.
+        stream (or after a cut); frame-by-frame students have no state. ``level``: the frames' noise
+        level (:data:`Level`) for a ``level_input`` student (others ignore it); ``None`` reads as 0.
 
         The hidden state is the frame's head features *before* the previous frame's were mixed in:
         one frame of memory, no feedback loop. (Feeding back the mixed features drifted: a
         ``nano-t`` trained on 5-frame clips lost 1-6 dB from frame 10 on of a 31-frame real clip;
         the output blend, a convex combination, is the only recurrence and cannot run away.)
         """
-        head = self.act(self.head(x))
+        head = self.head(x)
+        if self.config.level_input and level is not None:
+            head = head + as_level(level, x).view(-1, 1, 1, 1) * self.level_head.view(1, -1, 1, 1)
+        head = self.act(head)
         if not self.config.temporal:
             features = self._features(head, None)
             out = x + self.tail(features)
@@ -255,7 +277,8 @@ class StudentNet(nn.Module):
         out = restored + gate * (previous - restored)
         return out, (out, head)
 
-    def forward(self, x: torch.Tensor, state: Optional[State] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: Optional[State] = None, level: Optional[Level] = None) -> torch.Tensor:
         """Restore ``x`` (a temporal student: given its state after the previous frame, ``None``
-        = first frame); :meth:`step` also returns the new state."""
-        return self.step(x, state)[0]
+        = first frame; a ``level_input`` student: given the noise ``level``); :meth:`step` also
+        returns the new state."""
+        return self.step(x, state, level)[0]

@@ -81,6 +81,18 @@ def _range_text(minimum, maximum, above, noun="number"):
     return "a %s" % noun
 
 
+def _noise_level(value):
+    from edgerestore.errors import ConfigError
+    from edgerestore.runtime.backends.base import parse_noise_level
+
+    if isinstance(value, bool):
+        raise _Invalid("not a noise level", "\"auto\" or a number >= 0")
+    try:
+        return parse_noise_level(value)
+    except ConfigError:
+        raise _Invalid("not a noise level", "\"auto\" or a number >= 0")
+
+
 def _boolean(value):
     if not isinstance(value, bool):
         raise _Invalid("not true or false", "true, false (no quotes)")
@@ -270,6 +282,9 @@ FIELDS = [
     Field("model", "providers", [], _string_list(_choice(ORT_PROVIDERS)),
           "ONNX Runtime execution providers, best first ([] = the best this build has)"),
     Field("model", "threads", 0, _integer(minimum=0, maximum=256), "inference threads (0 = all cores)"),
+    Field("model", "noise_level", "auto", _noise_level,
+          "for a model with a noise-level input: \"auto\" (measured from the still parts of the picture, "
+          "frame to frame) or the camera's level, a number >= 0 (`edgerestore noise-level` measures it)"),
     Field("model", "warmup", True, _boolean, "run a few frames through the model before the first real one"),
     Field("output", "sinks", ["null://"], _string_list(_sink_uri),
           "where restored frames go: file:///var/lib/edgerestore/out.mp4, v4l2loopback:///dev/video10, "
@@ -314,6 +329,7 @@ FLAGS = {
     "--backend": ("model", "backends"),
     "--providers": ("model", "providers"),
     "--threads": ("model", "threads"),
+    "--noise-level": ("model", "noise_level"),
     "--stats-every": ("logging", "stats_every"),
     "--http": ("http", "listen"),
     "--log-level": ("logging", "level"),

@@ -75,7 +75,8 @@ def build_candidates(model_config, log, frame_size=None):
 def start_backend(config, log, size=None):
     """A started :class:`FallbackBackend` for ``config.model``; raises when nothing can run."""
     candidates, rejected = build_candidates(config.model, log, size)
-    chain = FallbackBackend(candidates, threads=config.model.threads or None, log=log)
+    chain = FallbackBackend(candidates, threads=config.model.threads or None, log=log,
+                            noise_level=config.model.noise_level)
     if not candidates and rejected:
         raise BackendUnavailableError("no usable model: %s" % "; ".join(rejected))
     return chain.start(size if config.model.warmup else None)

@@ -397,9 +397,10 @@ class FallbackBackend(object):
     the switches caused by failures, ``failures`` keeps ``(candidate label, error)`` pairs.
     """
 
-    def __init__(self, candidates, threads=None, log=None, loader=default_loader, retry=None):
+    def __init__(self, candidates, threads=None, log=None, loader=default_loader, retry=None, noise_level="auto"):
         self.candidates = list(candidates)
         self.threads = threads
+        self.noise_level = noise_level
         self.log = log or NullLog()
         self._loader = loader
         self.retry = retry or Backoff(10.0, 300.0)
@@ -443,6 +444,8 @@ class FallbackBackend(object):
             began = time.monotonic()
             try:
                 backend = self._loader(candidate, self.threads)
+                if hasattr(backend, "set_noise_level"):
+                    backend.set_noise_level(self.noise_level)
                 if self._size:
                     backend.warmup(*self._size)
             except Exception as exc:  # noqa: BLE001 - the next candidate may work

@@ -43,10 +43,11 @@ RunOptions = namedtuple("RunOptions", [
     "stats_interval", "on_stats", "on_frame", "on_start",  # what the caller hears, and when
     "transform", "live", "queue_size", "warmup", "bypass",  # how the pipeline runs
     "max_frames", "duration", "handle_signals",        # when it stops
+    "noise_level",                                     # what a noise-level model is told
 ])
 """How :func:`run` runs; every field has a default (``RunOptions()._replace(threads=2)``)."""
 RunOptions.__new__.__defaults__ = (None, None, None, 5.0, None, None, None, None, None, 2, True, False,
-                                   None, None, False)
+                                   None, None, False, "auto")
 
 
 def run(source, sinks, model=DEFAULT_MODEL, options=None, **changes):
@@ -68,6 +69,8 @@ def run(source, sinks, model=DEFAULT_MODEL, options=None, **changes):
     try:
         settings = {"providers": opts.providers} if opts.providers else {}
         engine = open_backend(model, opts.backend, opts.threads, frame_size=opened_source.size, **settings)
+        if engine is not None:
+            engine.set_noise_level(opts.noise_level)
         for sink in sinks:
             opened_sinks.append(
                 open_sink(sink, fps=opened_source.fps, size=opened_source.size) if isinstance(sink, str) else sink)

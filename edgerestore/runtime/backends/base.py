@@ -22,12 +22,20 @@ by the optical flow from this frame to the previous one (:mod:`edgerestore.runti
 backend's inference time.
 
 A frame-by-frame model never pays for any of this.
+
+A model with a *noise-level input* (``level_input`` in the ONNX metadata: the name of a float32
+``[1]`` input) is given each frame's sensor-noise level (:mod:`edgerestore.noiselevel`):
+``noise_level`` = a number (the camera's, measured once: ``edgerestore noise-level``), or
+``"auto"``: measured per stream from the still parts of consecutive frames
+(:class:`~edgerestore.noiselevel.StaticNoiseMeter`; a single picture reads 0, a clean frame).
 """
 
 import time
 
 import numpy as np
 
+from edgerestore.errors import ConfigError
+from edgerestore.noiselevel import StaticNoiseMeter
 from edgerestore.runtime.frames import crop, pad_to_multiple
 
 CUT_THRESHOLD = 30.0
@@ -51,6 +59,20 @@ def thumbnail(image):
     small = np.ascontiguousarray(image[::step, ::step])
     small = cv2.resize(small, THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.float32)
     return small.mean(axis=2) if small.ndim == 3 else small
+
+
+def parse_noise_level(value):
+    """``"auto"`` or a level >= 0 (a number or its text); a one-line error names the fix."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        level = float(value)
+    except (TypeError, ValueError):
+        level = float("nan")
+    if not level >= 0.0 or level == float("inf"):
+        raise ConfigError("noise level %r: give auto or a number >= 0 (0 = a clean camera; "
+                          "`edgerestore noise-level` measures yours)" % (value,))
+    return level
 
 
 def is_cut(shot, previous, threshold=CUT_THRESHOLD):
@@ -103,6 +125,32 @@ class Backend(object):
         self.cut_threshold = CUT_THRESHOLD
         self.resets = {"first": 0, "requested": 0, "size": 0, "cut": 0}
         self.flow_estimator = None
+        self.level_input = None  # a noise-level model's level input (set by load)
+        self.noise_level = "auto"
+        self.level_meters = {}
+        self.level_now = 0.0
+
+    def set_noise_level(self, value):
+        """``"auto"`` or a fixed level (:func:`parse_noise_level`); models without a level input
+        ignore it."""
+        self.noise_level = parse_noise_level(value)
+        self.level_meters = {}
+        return self
+
+    def stream_level(self, stream, image):
+        """The noise level to run ``stream``'s next frame ``image`` with."""
+        if self.noise_level != "auto":
+            return self.noise_level
+        meter = self.level_meters.get(stream)
+        if meter is None:
+            meter = self.level_meters[stream] = StaticNoiseMeter()
+        return meter.update(image)
+
+    def level_feeds(self):
+        """``{level input: float32 [1]}`` for a noise-level model, else ``{}``."""
+        if self.level_input is None:
+            return {}
+        return {self.level_input: np.array([self.level_now], np.float32)}
 
     @classmethod
     def probe(cls):
@@ -211,10 +259,16 @@ class Backend(object):
     def infer(self, image, stream=None):
         """Restore one RGB uint8 ``HxWx3`` frame of any size; returns a frame of the same size.
 
-        A temporal model continues ``stream`` (any hashable; ``None`` = the default stream).
+        A temporal model continues ``stream`` (any hashable; ``None`` = the default stream), and so
+        does a noise-level model's ``"auto"`` level.
         """
+        if self.level_input is not None:
+            self.level_now = self.stream_level(stream, image)
         if not self.state_spec and image.shape[0] * image.shape[1] > TILE_ABOVE:
             return self._infer_tiled(image)
+        return self._infer_frame(image, stream)
+
+    def _infer_frame(self, image, stream):
         padded, size = pad_to_multiple(image, self.stride)
         if self.state_spec:
             start = time.perf_counter()
@@ -240,7 +294,7 @@ class Backend(object):
             for left in range(0, width, tile):
                 y0, x0 = max(0, top - overlap), max(0, left - overlap)
                 y1, x1 = min(height, top + tile + overlap), min(width, left + tile + overlap)
-                piece = self.infer(np.ascontiguousarray(image[y0:y1, x0:x1]))
+                piece = self._infer_frame(np.ascontiguousarray(image[y0:y1, x0:x1]), None)
                 bottom, right = min(height, top + tile), min(width, left + tile)
                 out[top:bottom, left:right] = piece[top - y0:bottom - y0, left - x0:right - x0]
         return out
@@ -251,6 +305,7 @@ class Backend(object):
         for _ in range(runs):
             self.infer(frame, stream=("warmup",))
         self.streams.pop(("warmup",), None)
+        self.level_meters.pop(("warmup",), None)
         self.calls, self.total_seconds = 0, 0.0
         self.resets = dict((k, 0) for k in self.resets)
 
@@ -263,6 +318,8 @@ class Backend(object):
             "stride": self.stride,
             "mean_ms": 1000.0 * self.total_seconds / self.calls if self.calls else None,
         }
+        if self.level_input is not None:
+            info["noise_level"] = {"setting": self.noise_level, "last": round(float(self.level_now), 3)}
         if self.state_spec:
             info["temporal"] = {"state": [entry["input"] for entry in self.state_spec], "streams": len(self.streams),
                                 "motion_compensated": self.motion_compensated,

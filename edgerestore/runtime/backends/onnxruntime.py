@@ -163,6 +163,10 @@ class OnnxRuntimeBackend(Backend):
                                           [i.name for i in self.session.get_inputs()],
                                           [o.name for o in self.session.get_outputs()])
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.level_input = meta.get("edgerestore.level_input") or None
+        if self.level_input and self.level_input not in [i.name for i in self.session.get_inputs()]:
+            raise BackendUnavailableError("%s names a noise-level input %r it does not have — export it again"
+                                          % (model_path, self.level_input))
         self.threads = threads
         self.model_path = str(model_path)
         self.metadata = dict(meta)
@@ -176,10 +180,13 @@ class OnnxRuntimeBackend(Backend):
         return ort.InferenceSession(str(model_path), opts, providers=providers, provider_options=options)
 
     def _run(self, image):
-        return self.session.run(None, {self.input_name: image[None]})[0][0]
+        feeds = {self.input_name: image[None]}
+        feeds.update(self.level_feeds())
+        return self.session.run(None, feeds)[0][0]
 
     def _run_state(self, image, state):
         feeds = {self.input_name: image[None]}
+        feeds.update(self.level_feeds())
         for name, value in state.items():
             feeds[name] = value if value.ndim == 4 else value[None]
         outputs = dict(zip(self.output_names, self.session.run(self.output_names, feeds)))

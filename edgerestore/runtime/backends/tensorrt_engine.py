@@ -100,8 +100,9 @@ class BuildPlan(object):
 
     def __init__(self, onnx_path, model_sha256, shape, precision, requested, trt_version, gpu_name,
                  gpu_int8, workspace_mb, engine_path, timing_cache_path, calibration_cache=None,
-                 warnings=None, state=None):
+                 warnings=None, state=None, level=None):
         self.onnx_path = onnx_path
+        self.level = level  # a noise-level model's level input name
         self.model_sha256 = model_sha256
         self.shape = tuple(shape)
         self.precision = precision
@@ -140,7 +141,7 @@ class BuildPlan(object):
 
 
 def plan_build(onnx_path, shape, precision, trt_version, gpu_name, gpu_int8, workspace_mb=None,
-               calibration_cache=None, cache_dir=None, state=None):
+               calibration_cache=None, cache_dir=None, state=None, level=None):
     """The :class:`BuildPlan` for an ONNX artifact on this GPU; INT8 on a GPU without it plans FP16."""
     warnings = []
     requested = precision
@@ -158,6 +159,7 @@ def plan_build(onnx_path, shape, precision, trt_version, gpu_name, gpu_int8, wor
         engine_path=os.path.join(root, engine_key(sha, trt_version, gpu_name, precision, shape)),
         timing_cache_path=os.path.join(root, timing_cache_name(trt_version, gpu_name)),
         calibration_cache=calibration_cache if precision == "int8" else None, warnings=warnings, state=state,
+        level=level,
     )
 
 
@@ -183,6 +185,10 @@ def package_calibration_frames(shape, limit=8):
         top, left = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
         frames.append(np.ascontiguousarray(image[top:top + height, left:left + width]).astype(np.float32))
     return frames
+
+
+CALIBRATION_LEVEL = 0.5
+"""The noise level a noise-level model is recalibrated at on the board (5 levels of 255)."""
 
 
 def make_calibrator(trt, cuda, cache_bytes, frames, write_path=None):
@@ -274,6 +280,10 @@ def build_engine(plan, trt, cuda=None, log=None):
             shapes = dict((e["input"], e["shape"]) for e in plan.state)
             batches = [{"frame": f[None], "previous": f[None], "hidden": np.zeros(shapes["hidden"], np.float32)}
                        for f in batches]
+        elif plan.level:  # a noise-level model: each photo at a noisy camera's level
+            import numpy as np
+
+            batches = [{"frame": f[None], plan.level: np.array([CALIBRATION_LEVEL], np.float32)} for f in batches]
         calibrator = make_calibrator(trt, cuda, cache, batches, write_path=plan.engine_path + ".calib")
         config.int8_calibrator = calibrator
     timing = b""

@@ -6,6 +6,8 @@ a larger frame is an error that names the fix (export for that size), never a si
 Temporal models have three inputs, in the converter's argument order (``args_0`` the frame,
 ``args_1`` the previous output, ``args_2`` the hidden features, NHWC float32) and two outputs
 (the uint8 frame and the float32 features): the state is fed back here, see ``base``.
+A model with a noise-level input has two: the frame and ``args_1`` ``[1]``, the level (float32, or
+int8 with its quantization in an INT8 model).
 The interpreter comes from ``ai-edge-litert`` (Python >= 3.9) or ``tflite-runtime`` (older
 Pythons); both apply the XNNPACK delegate by default. ``xnnpack=False`` runs TFLite's own kernels.
 """
@@ -104,7 +106,12 @@ class TFLiteBackend(Backend):
         self.input_index = inp["index"]
         self.output_index = out["index"]
         self.state_spec = None
-        if len(inputs) > 1:
+        self.level_input = None
+        if len(inputs) == 2 and inputs[1]["dtype"].__name__ in ("float32", "int8") and \
+                [int(v) for v in inputs[1]["shape"]] == [1]:
+            self.level_input = inputs[1]["index"]
+            self.level_detail = inputs[1]
+        elif len(inputs) > 1:
             self.state_spec, self.state_indices = _state_of(model_path, inputs, outputs)
         self.size = (shape[1], shape[2])
         self.stride = 1  # fixed-size model: frames are padded to its size in _run
@@ -134,9 +141,24 @@ class TFLiteBackend(Backend):
 
         height, width = image.shape[:2]
         self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(self._fit(image))[None])
+        for index, value in self.level_feeds().items():
+            self.interpreter.set_tensor(index, value)
         self.interpreter.invoke()
         out = self.interpreter.get_tensor(self.output_index)[0]
         return out[:height, :width]
+
+    def level_feeds(self):
+        """The level input's value, quantized as the model's input is (an INT8 model's int8 input)."""
+        import numpy as np
+
+        if self.level_input is None:
+            return {}
+        detail = self.level_detail
+        if detail["dtype"].__name__ == "float32":
+            return {self.level_input: np.array([self.level_now], np.float32)}
+        scale, zero = detail["quantization"]
+        code = np.clip(np.round(self.level_now / scale) + zero, -128, 127)
+        return {self.level_input: np.array([code], np.int8)}
 
     def zeros_state(self, entry, image):
         # the model's own (fixed) state shape, whatever the frame's size

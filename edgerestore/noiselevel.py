@@ -1,0 +1,127 @@
+"""The noise level a ``level_input`` student is given, measured one way for training, benchmarks and
+the runtime: the standard deviation of sensor noise in units of :data:`UNIT` levels of 255, 0 for
+a clean frame. numpy only (board code imports it)."""
+
+import math
+
+import numpy as np
+
+UNIT = 10.0
+"""Levels of 255 per unit of noise level: white noise of sigma 10 reads 1 every way it is measured."""
+
+MID_GREY = 128.0
+"""Shot noise is counted at this brightness (levels of 255)."""
+
+
+def of_params(gaussian_sigma: float, poisson_peak: float) -> float:
+    """A synthetic degradation's level: its read noise (sigma, levels) and its shot noise at mid-grey
+    (``poisson_peak`` photons at white; 0 = none). Blur and compression add none."""
+    variance = gaussian_sigma ** 2 + (MID_GREY * 255.0 / poisson_peak if poisson_peak > 0 else 0.0)
+    return math.sqrt(variance) / UNIT
+
+
+FINE_SHARE = 8.0 / 9.0
+"""The share of white noise's variance that :func:`fine` keeps."""
+
+
+def fine(image: np.ndarray) -> np.ndarray:
+    """``image - its 3x3 mean`` (float32; the mean over the pixels inside the frame at its edges):
+    what is left of noise once the picture's slow changes are gone."""
+    x = np.asarray(image, dtype=np.float32)
+    h, w = x.shape[:2]
+    padded = np.pad(x, [(1, 1), (1, 1)] + [(0, 0)] * (x.ndim - 2))
+    ones = np.pad(np.ones((h, w), np.float32), 1)
+    total = np.zeros_like(x)
+    count = np.zeros((h, w), np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            total += padded[dy:dy + h, dx:dx + w]
+            count += ones[dy:dy + h, dx:dx + w]
+    if x.ndim == 3:
+        count = count[:, :, None]
+    return x - total / count
+
+
+def of_pair(degraded: np.ndarray, clean: np.ndarray) -> float:
+    """A real pair's level (``HxWxC`` uint8): the standard deviation of the fine part of
+    ``degraded - clean`` (as white noise's would be before :func:`fine`); 0 when they are equal."""
+    if degraded.shape != clean.shape:
+        raise ValueError("a pair's images differ in shape: %s vs %s" % (degraded.shape, clean.shape))
+    error = degraded.astype(np.float32) - clean.astype(np.float32)
+    return float(fine(error).std()) / math.sqrt(FINE_SHARE) / UNIT
+
+
+CUT_LEVELS = 30.0
+"""Frames whose mean difference exceeds this many levels lie across a cut and give no reading
+(the runtime's scene-cut threshold, :data:`edgerestore.runtime.backends.base.CUT_THRESHOLD`)."""
+
+
+class StaticNoiseMeter:
+    """A video stream's level from the frames themselves: between two consecutive frames, the
+    fine part of the difference in the blocks that changed least (the quietest ``quantile`` of the
+    ``block x block`` blocks away from black and white, where noise clips) is noise, ``sqrt(2)``
+    times a frame's own. One reading every ``every`` frames, on every ``step``-th pixel and row
+    (white noise stays white), smoothed (``smoothing`` of each new reading). Frames across a cut
+    give no reading.
+
+    A still picture has no previous frame: its level stays ``initial`` (0: a clean frame). When
+    everything moves (water, a fast pan) the quietest blocks still hold motion, and the level
+    reads high; when nothing is still enough to compare (a cut on every frame) it stays put."""
+
+    def __init__(self, block: int = 16, quantile: float = 0.1, smoothing: float = 0.2,
+                 initial: float = 0.0, step: int = 2, every: int = 10):
+        if not 0.0 < quantile < 1.0 or not 0.0 < smoothing <= 1.0 or block < 4 or step < 1 or every < 1:
+            raise ValueError("StaticNoiseMeter needs 0 < quantile < 1, 0 < smoothing <= 1, block >= 4, "
+                             "step >= 1, every >= 1")
+        self.block, self.quantile, self.smoothing, self.step, self.every = block, quantile, smoothing, step, every
+        self.initial = float(initial)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream (a new source): the level starts again from ``initial``."""
+        self.level = self.initial
+        self.readings = 0
+        self.frames = 0
+        self._previous = None
+
+    def _sample(self, frame: np.ndarray) -> np.ndarray:
+        return frame[::self.step, ::self.step].astype(np.float32)
+
+    def measure(self, previous: np.ndarray, frame: np.ndarray) -> float:
+        """One reading from two consecutive frames (``HxWx3`` uint8); ``nan`` when none can be had."""
+        return self._reading(self._sample(previous), self._sample(frame))
+
+    def _reading(self, a: np.ndarray, c: np.ndarray) -> float:
+        if a.shape != c.shape or float(np.abs(c - a).mean()) > CUT_LEVELS:  # a cut: unrelated pictures
+            return float("nan")
+        b = self.block
+        diff = fine(c - a)
+        h, w = (diff.shape[0] // b) * b, (diff.shape[1] // b) * b
+        if h == 0 or w == 0:
+            return float("nan")
+
+        def blocks(x):
+            return x[:h, :w].reshape(h // b, b, w // b, b, -1)
+
+        rms = np.sqrt((blocks(diff) ** 2).mean(axis=(1, 3, 4)))
+        brightness = blocks(c).mean(axis=(1, 3, 4))
+        usable = rms[(brightness > 24.0) & (brightness < 232.0)]
+        if usable.size < 8:
+            return float("nan")
+        # a difference holds two frames' noise, and fine() keeps FINE_SHARE of it
+        return float(np.quantile(usable, self.quantile)) / math.sqrt(2.0 * FINE_SHARE) / UNIT
+
+    def update(self, frame: np.ndarray) -> float:
+        """Feed the stream's next frame (``HxWx3`` uint8); returns the smoothed level."""
+        phase = self.frames % self.every
+        self.frames += 1
+        keep = phase == self.every - 1  # the next reading's first frame
+        measure = phase == 0 and self._previous is not None
+        current = self._sample(frame) if keep or measure else None
+        if measure:
+            reading = self._reading(self._previous, current)
+            if reading == reading:  # not nan
+                self.readings += 1
+                self.level += max(self.smoothing, 1.0 / self.readings) * (reading - self.level)
+        self._previous = current if keep else None
+        return self.level
