@@ -35,9 +35,10 @@ def node_profile(path, frame, threads, runs=10, top=8):
     options.enable_profiling = True
     options.profile_file_prefix = os.path.join(folder, "profile")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
+    feeds = {session.get_inputs()[0].name: frame[None]}
+    feeds.update({i.name: np.array([0.5], np.float32) for i in session.get_inputs()[1:] if i.name == "noise_level"})
     for _ in range(runs):
-        session.run(None, {name: frame[None]})
+        session.run(None, feeds)
     session.end_profiling()
     events = json.load(open(glob.glob(os.path.join(folder, "profile*.json"))[0]))
     total = collections.Counter()
@@ -53,6 +54,9 @@ def main(argv=None):
     parser.add_argument("--size", default="1080x1920", help="HxW")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--noise-level", default="auto",
+                        help="what a model with a noise-level input is given: auto (the runtime's default, its "
+                             "meter included in the time) or a number")
     parser.add_argument("--profile", action="store_true", help="also print each file's costliest nodes")
     args = parser.parse_args(argv)
 
@@ -64,7 +68,7 @@ def main(argv=None):
     frame = calibration.build(size).holdout[0][0]
     engines = []
     for path in args.files:
-        engine = create_backend("onnxruntime", threads=args.threads).load(path)
+        engine = create_backend("onnxruntime", threads=args.threads).load(path).set_noise_level(args.noise_level)
         engine.warmup(size[0], size[1], runs=3)
         engines.append(engine)
     times = [[] for _ in engines]

@@ -60,20 +60,20 @@ class StaticNoiseMeter:
     """A video stream's level from the frames themselves: between two consecutive frames, the
     fine part of the difference in the blocks that changed least (the quietest ``quantile`` of the
     ``block x block`` blocks away from black and white, where noise clips) is noise, ``sqrt(2)``
-    times a frame's own. One reading every ``every`` frames, on every ``step``-th pixel and row
-    (white noise stays white), smoothed (``smoothing`` of each new reading). Frames across a cut
-    give no reading.
+    times a frame's own. One reading every ``every`` frames, on bands of rows that hold about
+    ``pixels`` pixels, smoothed (``smoothing`` of each new reading). Frames across a cut give no
+    reading.
 
     A still picture has no previous frame: its level stays ``initial`` (0: a clean frame). When
     everything moves (water, a fast pan) the quietest blocks still hold motion, and the level
     reads high; when nothing is still enough to compare (a cut on every frame) it stays put."""
 
     def __init__(self, block: int = 16, quantile: float = 0.1, smoothing: float = 0.2,
-                 initial: float = 0.0, step: int = 2, every: int = 10):
-        if not 0.0 < quantile < 1.0 or not 0.0 < smoothing <= 1.0 or block < 4 or step < 1 or every < 1:
+                 initial: float = 0.0, pixels: int = 250_000, every: int = 10):
+        if not 0.0 < quantile < 1.0 or not 0.0 < smoothing <= 1.0 or block < 4 or pixels < 1 or every < 1:
             raise ValueError("StaticNoiseMeter needs 0 < quantile < 1, 0 < smoothing <= 1, block >= 4, "
-                             "step >= 1, every >= 1")
-        self.block, self.quantile, self.smoothing, self.step, self.every = block, quantile, smoothing, step, every
+                             "pixels >= 1, every >= 1")
+        self.block, self.quantile, self.smoothing, self.pixels, self.every = block, quantile, smoothing, pixels, every
         self.initial = float(initial)
         self.reset()
 
@@ -85,7 +85,15 @@ class StaticNoiseMeter:
         self._previous = None
 
     def _sample(self, frame: np.ndarray) -> np.ndarray:
-        return frame[::self.step, ::self.step].astype(np.float32)
+        """Whole bands of ``block`` rows, one in every few, to read about ``pixels`` pixels: the
+        pixels keep their neighbours, so correlated noise reads as it does in :func:`of_pair`."""
+        b = self.block
+        bands = frame.shape[0] // b
+        keep = max(1, -(-frame.shape[0] * frame.shape[1] // self.pixels))
+        if bands == 0 or keep == 1:
+            return frame.astype(np.float32)
+        rows = frame[:bands * b].reshape(bands, b, *frame.shape[1:])[::keep]
+        return rows.reshape(-1, *frame.shape[1:]).astype(np.float32)
 
     def measure(self, previous: np.ndarray, frame: np.ndarray) -> float:
         """One reading from two consecutive frames (``HxWx3`` uint8); ``nan`` when none can be had."""
@@ -108,7 +116,8 @@ class StaticNoiseMeter:
         usable = rms[(brightness > 24.0) & (brightness < 232.0)]
         if usable.size < 8:
             return float("nan")
-        # a difference holds two frames' noise, and fine() keeps FINE_SHARE of it
+        # a difference holds two frames' noise, and fine() keeps FINE_SHARE of it (the rows where
+        # two bands meet mix unrelated rows, but the picture has cancelled: what is left is noise)
         return float(np.quantile(usable, self.quantile)) / math.sqrt(2.0 * FINE_SHARE) / UNIT
 
     def update(self, frame: np.ndarray) -> float:
@@ -125,3 +134,28 @@ class StaticNoiseMeter:
                 self.level += max(self.smoothing, 1.0 / self.readings) * (reading - self.level)
         self._previous = current if keep else None
         return self.level
+
+
+def measure_stream(frames, limit: int = 60) -> dict:
+    """A camera's (or a clip's) level from up to ``limit`` consecutive frames (``HxWx3`` uint8):
+    every pair of neighbours gives a reading (:class:`StaticNoiseMeter` with ``every=1``).
+    ``{"level", "readings", "frames", "spread"}``; ``level`` is the median reading (``nan``: no
+    pair had enough still blocks), ``spread`` the readings' interquartile range."""
+    meter = StaticNoiseMeter(every=1)
+    readings = []
+    previous = None
+    count = 0
+    for frame in frames:
+        if count >= limit:
+            break
+        count += 1
+        current = meter._sample(frame)
+        if previous is not None:
+            reading = meter._reading(previous, current)
+            if reading == reading:
+                readings.append(reading)
+        previous = current
+    if not readings:
+        return {"level": float("nan"), "readings": 0, "frames": count, "spread": float("nan")}
+    low, mid, high = np.percentile(readings, [25, 50, 75])
+    return {"level": float(mid), "readings": len(readings), "frames": count, "spread": float(high - low)}

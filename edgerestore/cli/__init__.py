@@ -27,6 +27,7 @@ COMMANDS = {
     "export": "edgerestore.cli.export:export",
     "build-engine": "edgerestore.cli.build_engine:build_engine",
     "devices": "edgerestore.cli.devices:devices",
+    "noise-level": "edgerestore.cli.noise_level:noise_level",
     "bench": "edgerestore.cli.bench:bench",
     "report": "edgerestore.cli.report:report",
     "mos": "edgerestore.cli.mos:mos",
@@ -37,7 +38,7 @@ COMMANDS = {
 # The commands a board runs (Jetson: Python 3.6, no torch). tests/test_board_closure.py walks what
 # each one imports and holds it to that.
 BOARD_COMMANDS = ("restore", "run", "preview", "bench", "backends", "devices", "build-engine", "report",
-                  "config", "service")
+                  "config", "service", "noise-level")
 
 
 class LazyGroup(click.Group):
@@ -69,6 +70,7 @@ _SUMMARIES = {
     "export": "Export a student for a board: a verified bundle (ONNX, INT8, TFLite, TensorRT).",
     "build-engine": "Build a bundle's TensorRT engine on the board (--check: show the plan).",
     "devices": "List the supported boards: hardware, software, backends, defaults.",
+    "noise-level": "Measure a camera's sensor-noise level (for models with a noise-level input).",
     "bench": "Measure FPS, latency and quality of models, backends and baselines on this board (JSON).",
     "report": "Merge bench results of many boards into Markdown + a self-contained HTML page with plots.",
     "mos": "Blind rating kit: prepare an offline rating page, score the ratings (MOS with 95% CI).",

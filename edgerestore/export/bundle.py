@@ -241,21 +241,15 @@ def plan_export(model: str, target: str, formats: Optional[List[str]] = None, pr
     for warning in warnings:
         log("warning: " + warning)
     student, model_info = load_model(model)
-    for needs, kind in (("temporal", "temporal students"), ("level_input", "students with a noise-level input")):
-        if not getattr(student.config, needs):
-            continue
-        column = "level" if needs == "level_input" else needs
-        skipped = [fmt for fmt in chosen if not getattr(fmt, column)]
-        chosen = [fmt for fmt in chosen if getattr(fmt, column)]
+    if student.config.temporal:
+        skipped = [fmt for fmt in chosen if not fmt.temporal]
+        chosen = [fmt for fmt in chosen if fmt.temporal]
         for fmt in skipped:
-            warnings.append("%s skipped: it has no graph for %s yet" % (fmt.name, kind))
+            warnings.append("%s skipped: it has no graph for temporal students yet (the other formats do)" % fmt.name)
             log("warning: " + warnings[-1])
         if not chosen:
-            able = [n for n in target_row.formats if getattr(get_format(n), column)]
-            raise ConfigError("none of the formats asked for (%s) can export %s; %s" % (
-                ", ".join(f.name for f in skipped), kind,
-                ("of this target's, %s can" % ", ".join(able)) if able else "no format of this target can yet "
-                "(--target cpu exports onnx)"))
+            raise ConfigError("none of the formats asked for (%s) can export a temporal student; %s can" % (
+                ", ".join(f.name for f in skipped), ", ".join(n for n in target_row.formats if get_format(n).temporal)))
     size = tuple(size or target_row.device.resolution)
     stride = model_info["stride"]
     if size[0] % stride or size[1] % stride:

@@ -40,8 +40,6 @@ class Format:
     description: str
     temporal: bool = True
     """Whether the format has a graph for temporal (recurrent) students."""
-    level: bool = False
-    """Whether the format has a graph for students with a noise-level input."""
 
     def load_exporter(self) -> Callable:
         module_name, attr = self.exporter.split(":")
@@ -63,7 +61,7 @@ EXPORTERS: Dict[str, str] = {
 
 FORMATS: Dict[str, Format] = {
     name: Format(row.name, row.backend, row.precision, row.filename, EXPORTERS[name], row.fixed_size,
-                 row.description, row.temporal, row.level)
+                 row.description, row.temporal)
     for name, row in ARTIFACT_FORMATS.items()
 }
 

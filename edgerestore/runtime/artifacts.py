@@ -17,29 +17,28 @@ DEFAULT_MODEL = "nano"
 NO_MODEL = "none"  # --model none: frames pass through untouched (test cameras and screens)
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
-ArtifactFormat = namedtuple("ArtifactFormat", "name backend precision filename fixed_size description temporal level")
+ArtifactFormat = namedtuple("ArtifactFormat", "name backend precision filename fixed_size description temporal")
 """One kind of artifact: which backend runs it, at which precision, its file name in a bundle,
-whether it is built for one frame size, what it is, and whether temporal students and students
-with a noise-level input (``level_input``) have a graph."""
+whether it is built for one frame size, what it is, and whether temporal students have a graph."""
 
 FORMATS = OrderedDict((row.name, row) for row in (
     ArtifactFormat("onnx", "onnxruntime", "fp32", "model.onnx", False,
-                   "ONNX, uint8 NHWC frame in and out (ONNX Runtime: CPU, CUDA)", True, True),
+                   "ONNX, uint8 NHWC frame in and out (ONNX Runtime: CPU, CUDA)", True),
     ArtifactFormat("onnx-fp16", "onnxruntime", "fp16", "model-fp16.onnx", False,
-                   "ONNX with FP16 weights and arithmetic, uint8 I/O (ONNX Runtime on a GPU or an FP16 CPU)", True, True),
+                   "ONNX with FP16 weights and arithmetic, uint8 I/O (ONNX Runtime on a GPU or an FP16 CPU)", True),
     ArtifactFormat("onnx-int8", "onnxruntime", "int8", "model-int8.onnx", False,
-                   "ONNX static QDQ INT8 calibrated on real frames, uint8 I/O (ONNX Runtime CPU)", False, True),
+                   "ONNX static QDQ INT8 calibrated on real frames, uint8 I/O (ONNX Runtime CPU)", False),
     ArtifactFormat("tflite", "tflite", "fp32", "model.tflite", True,
-                   "TFLite FP32, uint8 NHWC I/O (LiteRT + XNNPACK)", True, True),
+                   "TFLite FP32, uint8 NHWC I/O (LiteRT + XNNPACK)", True),
     ArtifactFormat("tflite-fp16", "tflite", "fp16", "model-fp16.tflite", True,
-                   "TFLite with FP16 weights (XNNPACK runs FP16 where the CPU has it)", True, True),
+                   "TFLite with FP16 weights (XNNPACK runs FP16 where the CPU has it)", True),
     ArtifactFormat("tflite-int8", "tflite", "int8", "model-int8.tflite", True,
-                   "TFLite INT8 (integer convolutions, per-channel weights, representative frames), uint8 I/O", True, True),
+                   "TFLite INT8 (integer convolutions, per-channel weights, representative frames), uint8 I/O", True),
     ArtifactFormat("tensorrt-fp16", "tensorrt", "fp16", "model.trt.onnx", True,
-                   "ONNX with float32 NHWC I/O; the board builds a TensorRT FP16 engine on first use", True, True),
+                   "ONNX with float32 NHWC I/O; the board builds a TensorRT FP16 engine on first use", True),
     ArtifactFormat("tensorrt-int8", "tensorrt", "int8", "model.trt.onnx", True,
                    "as tensorrt-fp16 plus an IInt8EntropyCalibrator2 calibration cache; INT8 engine on the board",
-                   True, True),
+                   True),
 ))
 
 FileType = namedtuple("FileType", "suffix backends description")
