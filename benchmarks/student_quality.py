@@ -19,11 +19,13 @@ degraded input, on
 Models run through the runtime's ONNX Runtime backend (the same path as ``edgerestore restore``).
 The gain is the mean over images of (output PSNR - input PSNR).
 
-A model with a noise-level input (``level_input``) is given, per image, the level a calibration of
-its camera would report (:func:`eval_levels`): a synthetic draw's from its noise parameters, 0 for
-a clean photo and for the GoPro pairs (daylight, frames averaged: no noise to speak of), and for a
-PolyU scene its camera and ISO's level measured on the *training* scenes of that camera
-(:func:`polyu_camera_levels`). ``--noise-level`` gives every image one fixed level instead.
+A model with a noise-level input (``level_input``) is given, per image, the level its camera would
+be measured at (:func:`eval_levels`): for a synthetic draw, what the runtime's meter reads between
+it and a second draw of the same degradation (another draw of the noise, compressed alike: a still
+camera's next frame); 0 for a clean photo and for the GoPro pairs (daylight, frames averaged: no
+noise to speak of); for a PolyU scene its camera and ISO's level measured on the *training* scenes
+of that camera (:func:`polyu_camera_levels`). ``--noise-level`` gives every image one fixed level
+instead.
 """
 
 import argparse
@@ -42,7 +44,7 @@ from edgerestore.benchmarks.evalset import (  # noqa: E402
     load_pairs_dir,
     load_polyu_heldout,
 )
-from edgerestore.distill.degrade import degrade, get_preset, sample_params  # noqa: E402
+from edgerestore.distill.degrade import degrade, get_preset  # noqa: E402
 from edgerestore.runtime.quality import ms_ssim, psnr, ssim  # noqa: E402
 from edgerestore.runtime.restore import load_backend  # noqa: E402
 from edgerestore.weights import shipped_presets  # noqa: E402
@@ -118,14 +120,18 @@ def polyu_camera_levels(folder):
 def eval_levels(draws, fixed=None):
     """``{subset: [level]}`` in :func:`eval_pairs`' order (see the module docstring); ``fixed``: that
     level everywhere."""
+    from skimage import data
+
     levels = {}
     for subset in SUBSETS:
         config = get_preset(subset)
         levels[subset] = []
-        for i in range(len(SKIMAGE_PHOTOS)):
+        for i, name in enumerate(SKIMAGE_PHOTOS):
+            clean = np.ascontiguousarray(getattr(data, name)()[:, :, :3])
             for d in range(draws):
-                params = sample_params(config, SEED + 100 * i + d)
-                levels[subset].append(noiselevel.of_params(params.gaussian_sigma, params.poisson_peak))
+                seed = SEED + 100 * i + d
+                first, second = (degrade(clean, seed, config, noise_draw)[0] for noise_draw in (0, 1))
+                levels[subset].append(noiselevel.of_two_frames(first, second))
     levels["clean"] = [0.0] * len(SKIMAGE_PHOTOS)
     gopro = default_gopro_dir()
     if gopro:

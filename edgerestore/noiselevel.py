@@ -14,8 +14,9 @@ MID_GREY = 128.0
 
 
 def of_params(gaussian_sigma: float, poisson_peak: float) -> float:
-    """A synthetic degradation's level: its read noise (sigma, levels) and its shot noise at mid-grey
-    (``poisson_peak`` photons at white; 0 = none). Blur and compression add none."""
+    """The sensor's level before anything else touches the picture: read noise (sigma, levels)
+    and shot noise at mid-grey (``poisson_peak`` photons at white; 0 = none). What is left after
+    compression is less: :func:`of_two_frames` measures that, as the runtime does."""
     variance = gaussian_sigma ** 2 + (MID_GREY * 255.0 / poisson_peak if poisson_peak > 0 else 0.0)
     return math.sqrt(variance) / UNIT
 
@@ -56,11 +57,19 @@ CUT_LEVELS = 30.0
 (the runtime's scene-cut threshold, :data:`edgerestore.runtime.backends.base.CUT_THRESHOLD`)."""
 
 
+def of_two_frames(first: np.ndarray, second: np.ndarray) -> float:
+    """The level of two frames of a still scene that differ only in their noise (``HxWxC`` uint8):
+    :func:`of_pair` of the two, less the second frame's share (what the runtime's meter reads, and
+    what training gives a synthetic crop: its degradation drawn twice, compression included)."""
+    return of_pair(first, second) / math.sqrt(2.0)
+
+
 class StaticNoiseMeter:
     """A video stream's level from the frames themselves: between two consecutive frames, the
     fine part of the difference in the blocks that changed least (the quietest ``quantile`` of the
     ``block x block`` blocks away from black and white, where noise clips) is noise, ``sqrt(2)``
-    times a frame's own. One reading every ``every`` frames, on bands of rows that hold about
+    times a frame's own. One reading every ``every`` frames (the first from the stream's first two
+    frames), on bands of rows that hold about
     ``pixels`` pixels, smoothed (``smoothing`` of each new reading). Frames across a cut give no
     reading.
 
@@ -69,7 +78,7 @@ class StaticNoiseMeter:
     reads high; when nothing is still enough to compare (a cut on every frame) it stays put."""
 
     def __init__(self, block: int = 16, quantile: float = 0.1, smoothing: float = 0.2,
-                 initial: float = 0.0, pixels: int = 250_000, every: int = 10):
+                 initial: float = 0.0, pixels: int = 100_000, every: int = 10):
         if not 0.0 < quantile < 1.0 or not 0.0 < smoothing <= 1.0 or block < 4 or pixels < 1 or every < 1:
             raise ValueError("StaticNoiseMeter needs 0 < quantile < 1, 0 < smoothing <= 1, block >= 4, "
                              "pixels >= 1, every >= 1")
@@ -121,18 +130,21 @@ class StaticNoiseMeter:
         return float(np.quantile(usable, self.quantile)) / math.sqrt(2.0 * FINE_SHARE) / UNIT
 
     def update(self, frame: np.ndarray) -> float:
-        """Feed the stream's next frame (``HxWx3`` uint8); returns the smoothed level."""
-        phase = self.frames % self.every
+        """Feed the stream's next frame (``HxWx3`` uint8); returns the smoothed level. Readings
+        come from frames 0 and 1, then ``every`` and ``every + 1``, and so on."""
+        keep = self.frames % self.every == 0  # the next reading's first frame
         self.frames += 1
-        keep = phase == self.every - 1  # the next reading's first frame
-        measure = phase == 0 and self._previous is not None
-        current = self._sample(frame) if keep or measure else None
-        if measure:
-            reading = self._reading(self._previous, current)
+        previous, self._previous = self._previous, None
+        if previous is None and not keep:
+            return self.level
+        current = self._sample(frame)
+        if previous is not None:
+            reading = self._reading(previous, current)
             if reading == reading:  # not nan
                 self.readings += 1
                 self.level += max(self.smoothing, 1.0 / self.readings) * (reading - self.level)
-        self._previous = current if keep else None
+        if keep:
+            self._previous = current
         return self.level
 
 

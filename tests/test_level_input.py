@@ -222,3 +222,25 @@ def test_noise_level_measures_a_clip_and_refuses_a_still_picture(tmp_path):
     cv2.imwrite(str(still), clip_frames(1)[0])
     bad = invoke_cli("noise-level", still, check=False)
     assert bad.returncode != 0 and "give a camera or a video" in bad.stderr
+
+
+def test_a_training_sample_gets_the_level_the_meter_would_read(data_dir, tmp_path):
+    """Synthetic crops: the meter's reading between the crop and a second draw of its degradation
+    (compression included); clean crops 0; real pairs their fine error; other students nothing."""
+    from edgerestore.distill import data as D
+    from tests.distill_helpers import small_images
+
+    items, _ = D.load_items([small_images(data_dir, tmp_path / "images", count=2)])
+    noisy = {"base": "noise", "gaussian_sigma": [8, 8], "poisson_peak": [0, 0], "jpeg_prob": 0, "h264_prob": 0}
+    for degradation, expected in ((noisy, 0.8), ("none", 0.0)):
+        renderer = D.Renderer(items, degradation)
+        spec = D.train_spec(items, 0, 64, seed=3)
+        assert renderer.sample(spec)["level"] == 0.0  # only a level student's trainer asks
+        renderer.levels = True
+        sample = renderer.sample(spec)
+        second = renderer.degraded(spec, noise_draw=1)
+        assert not np.array_equal(second, sample["degraded"]) or expected == 0.0
+        assert sample["level"] == pytest.approx(expected, abs=0.1)
+    jpeg = D.Renderer(items, dict(noisy, jpeg_prob=1, jpeg_quality=[30, 30]))
+    jpeg.levels = True
+    assert jpeg.sample(spec)["level"] < 0.6  # compression takes noise away, and the level says so

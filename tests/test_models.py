@@ -85,7 +85,10 @@ def test_onnx_export_matches_pytorch(name, tmp_path):
                 np.testing.assert_allclose(got_hidden, following[1].numpy(), atol=1e-3)
                 state = following
             else:
-                want = reference_uint8(net, torch.from_numpy(frame))
+                level = 0.7 if net.config.level_input else 0.0  # a noise-level student gets its level
+                if net.config.level_input:
+                    feeds["noise_level"] = np.array([level], np.float32)
+                want = reference_uint8(net, torch.from_numpy(frame), level=level)
                 got = session.run(None, feeds)[0]
             want = want.numpy()
             assert got.dtype == np.uint8 and got.shape == frame.shape

@@ -558,6 +558,7 @@ class Renderer:
         self.items = list(items)
         self.degradation, self.degradation_dict = resolve_degradation(degradation)
         self.sources = source_table(self.items, weights)
+        self.levels = False  # the trainer of a level_input student sets it: measure each sample's level
 
     def key(self, spec: Spec) -> str:
         """Cache key of a sample: the item's content, the box, the degradation and its seed."""
@@ -579,14 +580,15 @@ class Renderer:
             return None
         return np.ascontiguousarray(item.teacher[spec.top:spec.top + spec.height, spec.left:spec.left + spec.width])
 
-    def degraded(self, spec: Spec) -> np.ndarray:
+    def degraded(self, spec: Spec, noise_draw: int = 0) -> np.ndarray:
         item = self.items[spec.item]
         if item.paired:
             return item.degraded[spec.top:spec.top + spec.height, spec.left:spec.left + spec.width]
         h, w = item.clean.shape[:2]
         top, left = max(0, spec.top - MARGIN), max(0, spec.left - MARGIN)
         bottom, right = min(h, spec.top + spec.height + MARGIN), min(w, spec.left + spec.width + MARGIN)
-        out, _ = deg.degrade(np.ascontiguousarray(item.clean[top:bottom, left:right]), spec.seed, self.degradation)
+        out, _ = deg.degrade(np.ascontiguousarray(item.clean[top:bottom, left:right]), spec.seed, self.degradation,
+                             noise_draw)
         dy, dx = spec.top - top, spec.left - left
         return np.ascontiguousarray(out[dy:dy + spec.height, dx:dx + spec.width])
 
@@ -612,12 +614,18 @@ class Renderer:
                 "teacher": teacher, "component": self.component(spec), "level": self.noise_level(spec, degraded, clean)}
 
     def noise_level(self, spec: Spec, degraded: np.ndarray, clean: np.ndarray) -> float:
-        """The sample's noise level (:mod:`edgerestore.noiselevel`): a synthetic sample's from its
-        degradation's parameters, a real pair's from its fine error."""
+        """The sample's noise level (:mod:`edgerestore.noiselevel`) as the runtime's meter would read
+        it on a still scene: a synthetic sample's from a second draw of its degradation (another
+        draw of the noise, compressed alike: :func:`~edgerestore.noiselevel.of_two_frames`), a real
+        pair's from its fine error. 0 unless :attr:`levels` is set."""
+        if not self.levels:
+            return 0.0
         if self.items[spec.item].paired:
             return noiselevel.of_pair(degraded, clean)
         params = deg.sample_params(self.degradation, spec.seed)
-        return noiselevel.of_params(params.gaussian_sigma, params.poisson_peak)
+        if not params.gaussian_sigma and not params.poisson_peak:
+            return 0.0
+        return noiselevel.of_two_frames(degraded, self.degraded(spec, noise_draw=1))
 
 
 # --------------------------------------------------------------------------- the stream and the pool

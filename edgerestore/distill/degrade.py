@@ -329,8 +329,9 @@ def h264_roundtrip(frames: list, crf: int) -> list:
     return decoded
 
 
-def apply_degradation(image: np.ndarray, params: DegradationParams) -> np.ndarray:
-    """Degrade one RGB uint8 frame exactly as ``params`` say (deterministic)."""
+def apply_degradation(image: np.ndarray, params: DegradationParams, noise_draw: int = 0) -> np.ndarray:
+    """Degrade one RGB uint8 frame exactly as ``params`` say (deterministic). ``noise_draw`` > 0:
+    another draw of the sensor noise, everything else the same (a still camera's next frame)."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError("expected an RGB uint8 image HxWx3, got %s %s" % (image.dtype, image.shape))
     out = image.astype(np.float32)
@@ -338,7 +339,7 @@ def apply_degradation(image: np.ndarray, params: DegradationParams) -> np.ndarra
     if kernel is not None:
         # filter2D correlates; flip to convolve (matters for asymmetric trajectories).
         out = cv2.filter2D(out, -1, kernel[::-1, ::-1], borderType=cv2.BORDER_REFLECT)
-    rng = np.random.default_rng([params.seed, 2])
+    rng = np.random.default_rng([params.seed, 2] + ([int(noise_draw)] if noise_draw else []))
     out = add_sensor_noise(out, params.gaussian_sigma, params.poisson_peak, rng)
     out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
     if params.codec == "jpeg":
@@ -349,11 +350,11 @@ def apply_degradation(image: np.ndarray, params: DegradationParams) -> np.ndarra
 
 
 def degrade(
-    image: np.ndarray, seed: int, config: DegradationConfig = PRESETS["mild"]
+    image: np.ndarray, seed: int, config: DegradationConfig = PRESETS["mild"], noise_draw: int = 0
 ) -> Tuple[np.ndarray, DegradationParams]:
     """Sample parameters from ``config`` with ``seed`` and apply them; returns (degraded, params)."""
     params = sample_params(config, seed)
-    return apply_degradation(image, params), params
+    return apply_degradation(image, params, noise_draw), params
 
 
 def with_ranges(config: DegradationConfig, **overrides) -> DegradationConfig:

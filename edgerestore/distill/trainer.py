@@ -423,6 +423,8 @@ def prepare(config: DistillConfig, device, echo: Callable[[str], None] = print, 
     else:
         renderers = [D.Renderer(train_items, config.data.degradation, config.data.weights),
                      D.Renderer(val_items, D.validation_degradation(config.data))]
+        for renderer in renderers:
+            renderer.levels = student_config(config.student).level_input
     check_route(config, renderers[0], teacher)
     return Prepared(renderers[0], renderers[1], counts, teacher, cache, needs_outputs, needs_features)
 

@@ -196,21 +196,40 @@ def block_bases(student: StudentNet, source: str = "rows") -> Optional[BlockBase
 
 
 class LevelBias(nn.Module):
-    """A ``level_input`` student's head bias times the noise level, added to the head's
-    pre-activation ``[n,C,h,w]`` (NCHW) or ``[n,h,w,C]`` (``channels_last``): one Mul of ``C``
-    values and one Add at the head's resolution."""
+    """A ``level_input`` student's head bias times the noise level, added to the head's NCHW
+    pre-activation. ``plane`` (the ONNX graphs): a 1x1 convolution of the level expanded to a
+    ``[1,1,h,w]`` plane, which ONNX Runtime fuses into the head's convolution and ReLU as it does a
+    residual; a broadcast add of ``[1,C,1,1]`` (``plane=False``, the TFLite graph, where XNNPACK
+    broadcasts natively) stops that fusion in ONNX Runtime (docs/export.md, "The noise level")."""
 
-    def __init__(self, student: StudentNet, channels_last: bool = False):
+    def __init__(self, student: StudentNet, plane: bool = True):
         super().__init__()
-        shape = (1, 1, 1, -1) if channels_last else (1, -1, 1, 1)
-        self.weight = nn.Parameter(student.level_head.detach().clone().reshape(shape))
+        weight = student.level_head.detach().clone()
+        self.use_plane = plane
+        if plane:
+            self.plane = nn.Conv2d(1, weight.numel(), 1, bias=False)
+            with torch.no_grad():
+                self.plane.weight.copy_(weight.reshape(-1, 1, 1, 1))
+        else:
+            self.weight = nn.Parameter(weight.reshape(1, -1, 1, 1))
 
-    def forward(self, head: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-        return head + level.reshape(1, 1, 1, 1) * self.weight
+    def forward(self, head: torch.Tensor, level: torch.Tensor, size=None) -> torch.Tensor:
+        """``size``: the head's ``(h, w)``, read off the frame (a Shape of the head's own output
+        would make ONNX Runtime convert it out of its blocked layout)."""
+        if not self.use_plane:
+            return head + level.reshape(1, 1, 1, 1) * self.weight
+        plane = level.reshape(1, 1, 1, 1).expand(1, 1, size[0], size[1])
+        return head + self.plane(plane)
 
 
-def level_bias(student: StudentNet, channels_last: bool = False) -> Optional[LevelBias]:
-    return LevelBias(student, channels_last) if student.config.level_input else None
+def level_bias(student: StudentNet, plane: bool = True) -> Optional[LevelBias]:
+    """The :class:`LevelBias` of a ``level_input`` student, else None."""
+    return LevelBias(student, plane) if student.config.level_input else None
+
+
+def head_size(rows: torch.Tensor, scale: int):
+    """``(h, w)`` of the head's output for frame rows ``[n,1,H,3W]``."""
+    return rows.shape[2] // scale, rows.shape[3] // (3 * scale)
 
 
 def level_sample() -> torch.Tensor:
@@ -265,7 +284,7 @@ class FloatFrameModel(nn.Module):
         temporal: ``(rows, features)``."""
         head = self.head(rows)
         if self.level is not None:
-            head = self.level(head, level)
+            head = self.level(head, level, head_size(rows, self.scale))
         head = self.act(head)
         features = head if hidden is None else head + self.mix(hidden)
         features = self.context(self.body(features))
@@ -436,7 +455,7 @@ class RowsCore(nn.Module):
     def forward(self, rows: torch.Tensor, level: Optional[torch.Tensor] = None) -> torch.Tensor:
         head = self.head(rows)
         if self.level is not None:
-            head = self.level(head, level)
+            head = self.level(head, level, head_size(rows, self.head.stride[0]))
         features = self.context(self.body(self.act(head)))
         if self.bases is None:
             return self.tail(features)

@@ -24,8 +24,8 @@ docs/export.md, "INT8 graph"):
 * **Filter bases from the planar frame.** A student's basis responses (:class:`edgerestore.export.onnx.BlockBases`) are a
   stride-``s`` convolution of ``frame_planar`` (a transpose of the uint8 frame, cast to float): a
   quarter of the multiply-adds of the same filter as a 3x3 convolution over the ``3s²``-channel
-  blocks. That convolution stays float: quantized, its error times the large weights of a
-  denoising student cost ~10 dB of parity (44 -> 54 dB on PolyU crops, docs/export.md).
+  blocks. That convolution stays float when quantizing it costs too much parity
+  (:data:`RESPONSES_PARITY`).
 * **Rank information** on every hand-made uint8 tensor: without it ORT's NHWC transformer skips
   the first convolution and leaves transposes in the graph.
 
@@ -63,6 +63,12 @@ PLANAR_INPUT = "frame_planar"
 CORE_OUTPUT = "correction"
 COARSE_OUTPUT = "coarse_correction"
 CROP = (256, 384)  # calibration crops: real pixel statistics at a fraction of a full frame's memory
+RESPONSES_PARITY = 50.0
+"""dB: when the quantized core's corrections fall below this parity with the float core's on the
+calibration crops, the filter bases' responses (high-pass filters of the frame) are left in float.
+In uint8 their error, times the large weights a strongly denoising student gives them, cost a
+blind denoiser 10 dB of parity (44 -> 54 dB on PolyU crops); float costs 9 ms per 1080p frame
+(docs/export.md, "ONNX Runtime INT8 graph")."""
 CALIBRATION_LEVELS = (0.0, 0.5, 1.0, 2.0)
 """Noise levels a ``level_input`` student is calibrated at, in turn over the crops."""
 
@@ -226,7 +232,10 @@ def _export_core(student: StudentNet, path: Path, opset: int) -> None:
                           do_constant_folding=True, dynamo=False)
 
 
-def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], student: StudentNet, method: str) -> None:
+def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], student: StudentNet, method: str,
+                   float_responses: bool = False) -> None:
+    """Static QDQ quantization of the float ``core``; ``float_responses`` leaves the filter bases'
+    response convolutions in float (see :data:`RESPONSES_PARITY`)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -244,9 +253,7 @@ def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], student: St
 
     import onnx
 
-    # The filter bases' responses (high-pass filters of the frame) stay float: in uint8 their error,
-    # times the weights a denoising student gives them, cost 10 dB of parity (docs/export.md).
-    responses = [n.name for n in onnx.load(str(core)).graph.node if PLANAR_INPUT in n.input]
+    responses = [n.name for n in onnx.load(str(core)).graph.node if PLANAR_INPUT in n.input] if float_responses else []
     unit = {"scale": np.array(1.0, np.float32), "zero_point": np.array(0, np.uint8)}
     methods = {"percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax,
                "entropy": CalibrationMethod.Entropy}
@@ -261,11 +268,26 @@ def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], student: St
                 str(core), str(qcore), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                 reduce_range=True,  # 7-bit weights: x86 u8s8 kernels without VNNI saturate 8-bit ones
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
-                nodes_to_exclude=responses,
+                nodes_to_exclude=responses or None,
                 extra_options={"TensorQuantOverrides": {name: [unit] for name in (CORE_INPUT, PLANAR_INPUT)}},
             )
     finally:
         root.setLevel(level)
+
+
+def core_parity(core: Path, qcore: Path, feeds: List[dict]) -> float:
+    """PSNR (dB, peak 255) of the quantized core's corrections against the float core's on ``feeds``."""
+    import onnxruntime as ort
+
+    runs = [ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) for path in (core, qcore)]
+    error, count = 0.0, 0
+    for feed in feeds:
+        want, got = [[o.ravel() for o in run.run(None, feed)] for run in runs]
+        for a, b in zip(want, got):
+            error += float(np.sum((a.astype(np.float64) - b) ** 2))
+            count += a.size
+    mse = error / max(count, 1)
+    return 99.0 if mse == 0 else float(10.0 * np.log10(255.0 ** 2 / mse))
 
 
 def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None, level: bool = False):
@@ -354,6 +376,11 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _quantize_core(core, qcore, crops, student, method)
+            parity = core_parity(core, qcore, calibration_feeds(student, crops))
+            responses = "uint8"
+            if student.config.filter_bases and parity < RESPONSES_PARITY:
+                _quantize_core(core, qcore, crops, student, method, float_responses=True)
+                parity, responses = core_parity(core, qcore, calibration_feeds(student, crops)), "float"
         total = correction_sum_range(student, crops) if student.config.context_width else None
         model = _wrap(qcore, student.config.scale, total, level=student.config.level_input)
     if ir_version is not None:
@@ -365,7 +392,8 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
         info["level_input"] = LEVEL
     info.update({"quantization": json.dumps({"format": "QDQ", "weights": "int8 per-channel symmetric, 7-bit range",
                                         "activations": "uint8 asymmetric", "calibration": method,
-                                        "frames": len(frames), "crops": len(crops)})})
+                                        "frames": len(frames), "crops": len(crops), "responses": responses,
+                                        "core_parity_db": round(parity, 2)})})
     info.update(metadata or {})
     write_metadata(path, info)
     return path

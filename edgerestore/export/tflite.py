@@ -82,7 +82,7 @@ class TFLiteFrameModel(nn.Module):
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
         self.bases = block_bases(student, "depthwise" if depthwise_bases else "frame")
-        self.level = level_bias(student)
+        self.level = level_bias(student, plane=False)
 
     def _rows(self, blocks: torch.Tensor, n: int, height: int, width: int, channels: int) -> torch.Tensor:
         """``[n, h, w, channels*s²]`` blocks -> ``[n, H, W, channels]`` (row phases concatenated)."""
