@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from edgerestore.benchmarks.evalset import default_gopro_dir, read_rgb  # noqa: E402
 from edgerestore.runtime.compose import side_by_side, stack_rows  # noqa: E402
@@ -46,6 +47,9 @@ def main():
     parser.add_argument("--photos", nargs="*", default=None, help="file names in --images (default: five fixed ones)")
     parser.add_argument("--crop", type=int, default=256, help="centre crop size in pixels (default 256)")
     parser.add_argument("--out", default="docs/real_blur_contact_sheet.jpg")
+    parser.add_argument("--noise-level", default="0",
+                        help="what a model with a noise-level input is given: a number for every photo, or 'camera': "
+                             "a held-out PolyU photo's camera level, as student_quality.py gives it (default 0)")
     args = parser.parse_args()
     folder = args.images or default_images()
     if not folder or not os.path.isdir(folder):
@@ -56,10 +60,16 @@ def main():
     models = args.models or [m for m in ("pico", "nano", "nano-fast", "small") if m in shipped_presets()]
     backends = [load_backend(m) for m in models]
     labels = ["input"] + [os.path.basename(os.path.dirname(m)) if m.endswith(".pt") else m for m in models]
+    cameras = None
+    if args.noise_level == "camera":
+        from student_quality import polyu_camera_levels
+
+        cameras = polyu_camera_levels(os.path.dirname(os.path.abspath(folder)))
     rows = []
     for name in names:
         crop = centre_crop(read_rgb(os.path.join(folder, name)), args.crop)
-        outputs = [crop] + [backend.infer(crop) for backend in backends]
+        level = cameras[os.path.splitext(name)[0]] if cameras is not None else float(args.noise_level)
+        outputs = [crop] + [backend.set_noise_level(level).infer(crop) for backend in backends]
         rows.append(side_by_side(outputs, labels))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]

@@ -35,6 +35,11 @@ PRESETS = {
         # stride-2 nano it replaced (FP32 ONNX, 1080p).
         Preset("nano", 1_000, "Jetson Nano / Raspberry Pi 5",
                StudentConfig(scale=4, width=24, blocks=1, filter_bases=1)),
+        # nano told each frame's sensor-noise level (docs/distill.md, "Noise-level input"): it
+        # denoises as much as the camera's noise asks and leaves noise-free frames exactly alone,
+        # but sharpens and deblocks less than nano on the call setting.
+        Preset("nano-level", 1_000, "Jetson Nano / Raspberry Pi 5 with a noisy camera",
+               StudentConfig(scale=4, width=24, blocks=1, filter_bases=1, level_input=True)),
         # nano's budget at stride 4 with 24 channels (a multiple of the 8/16-channel SIMD blocks of
         # ONNX Runtime and XNNPACK): faster than nano, but it does not denoise (docs/distill.md,
         # "nano-fast: stride 4 instead of stride 2").
