@@ -98,9 +98,12 @@ def run(flags):
     for flag in SERVICE_ONLY:
         if getattr(flags, _field(flag)) is not None:
             raise click.UsageError("%s is a service option: add --service or --config FILE" % flag)
+    from edgerestore.runtime.backends.base import parse_noise_level
     from edgerestore.runtime.runner import RunOptions
     from edgerestore.runtime.runner import run as run_pipeline
     from edgerestore.runtime.sources import open_source
+
+    parse_noise_level(flags.noise_level or "auto")  # a bad value fails before the camera opens
 
     opened = open_source(flags.source, loop=True) if flags.loop else open_source(flags.source)
     options = RunOptions(backend=flags.backend, threads=flags.threads, providers=flags.providers,
