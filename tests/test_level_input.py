@@ -201,7 +201,9 @@ def test_restore_and_the_service_config_take_the_level(level_checkpoint, tmp_pat
 
     cv2.imwrite(str(image), clip_frames(1)[0][:, :, ::-1])
     result = invoke_cli("restore", image, tmp_path / "out.png", "--model", level_checkpoint, "--noise-level", "0.5", "-q")
-    assert "noise level: 0.5" in result.stdout
+    assert "noise level: 0.5" in result.stdout and "nothing to measure" not in result.stderr
+    auto = invoke_cli("restore", image, tmp_path / "auto.png", "--model", level_checkpoint, "-q")
+    assert "noise level: auto" in auto.stdout and "--noise-level N" in auto.stderr  # one picture: say how
     bad = invoke_cli("restore", image, tmp_path / "out2.png", "--noise-level", "loud", check=False)
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "give auto or a number" in bad.stderr
     config = tmp_path / "config.toml"

@@ -104,4 +104,7 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
             "%.1f ms for the frame" % info["mean_ms"] if info["mean_ms"] else "no frame restored"))
     if info.get("noise_level"):
         click.echo("noise level: %s (last frame's %.2f)" % (info["noise_level"]["setting"], info["noise_level"]["last"]))
+        if info["noise_level"]["setting"] == "auto" and result["frames"] < 2:
+            click.echo("note: one picture gives auto nothing to measure (it reads 0: left as it is); give the "
+                       "camera's level with --noise-level N (`edgerestore noise-level` measures it)", err=True)
     print_quality(result.get("quality"))
