@@ -43,6 +43,7 @@ from edgerestore.benchmarks.evalset import (  # noqa: E402
     default_polyu_dir,
     load_pairs_dir,
     load_polyu_heldout,
+    polyu_heldout_names,
 )
 from edgerestore.distill.degrade import degrade, get_preset  # noqa: E402
 from edgerestore.runtime.quality import ms_ssim, psnr, ssim  # noqa: E402
@@ -85,7 +86,7 @@ def polyu_setting(stem):
 
 
 def polyu_camera_levels(folder):
-    """``{held-out crop name: level}``: what calibrating each camera at each ISO gives, measured
+    """``{held-out crop stem: level}``: what calibrating each camera at each ISO gives, measured
     on the PolyU scenes the students train on (the median :func:`edgerestore.noiselevel.of_pair`
     of that camera's crops at that ISO; a setting with no training crop takes the camera's nearest
     ISO, scaled by the square root of the ISO ratio)."""
@@ -101,10 +102,8 @@ def polyu_camera_levels(folder):
         measured.setdefault(polyu_setting(stem), []).append(level)
     calibrated = {key: float(np.median(values)) for key, values in measured.items()}
     levels = {}
-    for name in sorted(os.listdir(os.path.join(folder, "noisy"))):
+    for name in polyu_heldout_names(folder):
         stem = os.path.splitext(name)[0]
-        if stem.rpartition("_")[0] not in POLYU_HELDOUT_SCENES:
-            continue
         camera, iso = polyu_setting(stem)
         if (camera, iso) in calibrated:
             levels[stem] = calibrated[(camera, iso)]
@@ -117,31 +116,23 @@ def polyu_camera_levels(folder):
     return levels
 
 
-def eval_levels(draws, fixed=None):
-    """``{subset: [level]}`` in :func:`eval_pairs`' order (see the module docstring); ``fixed``: that
-    level everywhere."""
-    from skimage import data
-
-    levels = {}
+def eval_levels(pairs, draws, fixed=None):
+    """``{subset: [level]}`` for :func:`eval_pairs`' ``pairs`` (drawn with ``draws``; see the module
+    docstring): each synthetic draw's reading against a second draw of its degradation, 0 for the
+    clean photos and the GoPro pairs, the PolyU crops' camera levels; ``fixed``: that level everywhere."""
+    if fixed is not None:
+        return {subset: [fixed] * len(items) for subset, items in pairs.items()}
+    levels = {subset: [0.0] * len(items) for subset, items in pairs.items()}
     for subset in SUBSETS:
         config = get_preset(subset)
-        levels[subset] = []
-        for i, name in enumerate(SKIMAGE_PHOTOS):
-            clean = np.ascontiguousarray(getattr(data, name)()[:, :, :3])
-            for d in range(draws):
-                seed = SEED + 100 * i + d
-                first, second = (degrade(clean, seed, config, noise_draw)[0] for noise_draw in (0, 1))
-                levels[subset].append(noiselevel.of_two_frames(first, second))
-    levels["clean"] = [0.0] * len(SKIMAGE_PHOTOS)
-    gopro = default_gopro_dir()
-    if gopro:
-        levels["gopro (real)"] = [0.0] * len(load_pairs_dir(gopro, subset="gopro"))
-    polyu = default_polyu_dir()
-    if polyu:
+        for k, (first, clean) in enumerate(pairs[subset]):  # photo by photo, draw by draw
+            i, d = divmod(k, draws)
+            second = degrade(clean, SEED + 100 * i + d, config, noise_draw=1)[0]
+            levels[subset][k] = noiselevel.of_two_frames(first, second)
+    if "polyu (real noise)" in pairs:
+        polyu = default_polyu_dir()
         calibrated = polyu_camera_levels(polyu)
-        levels["polyu (real noise)"] = [calibrated[p.name] for p in load_polyu_heldout(polyu)]
-    if fixed is not None:
-        levels = {subset: [fixed] * len(values) for subset, values in levels.items()}
+        levels["polyu (real noise)"] = [calibrated[os.path.splitext(n)[0]] for n in polyu_heldout_names(polyu)]
     return levels
 
 
@@ -212,7 +203,7 @@ def main():
     args = parser.parse_args()
     models = args.models or shipped_presets()
     pairs = eval_pairs(args.draws)
-    levels = eval_levels(args.draws, args.noise_level)
+    levels = eval_levels(pairs, args.draws, args.noise_level)
     print("| model | subset | images | input PSNR | output PSNR | gain dB (worst) | input SSIM | output SSIM "
           "| input MS-SSIM | output MS-SSIM |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -54,7 +54,15 @@ def of_pair(degraded: np.ndarray, clean: np.ndarray) -> float:
 
 CUT_LEVELS = 30.0
 """Frames whose mean difference exceeds this many levels lie across a cut and give no reading
-(the runtime's scene-cut threshold, :data:`edgerestore.runtime.backends.base.CUT_THRESHOLD`)."""
+(also the runtime's scene-cut threshold, :data:`edgerestore.runtime.backends.base.CUT_THRESHOLD`)."""
+
+CALIBRATION_LEVELS = (0.0, 0.5, 1.0, 2.0)
+"""Levels a noise-level model's INT8 export is calibrated at, one per calibration frame in turn."""
+
+
+def calibration_level(index: int) -> float:
+    """The level calibration frame ``index`` is given (:data:`CALIBRATION_LEVELS` in turn)."""
+    return CALIBRATION_LEVELS[index % len(CALIBRATION_LEVELS)]
 
 
 def of_two_frames(first: np.ndarray, second: np.ndarray) -> float:

@@ -152,16 +152,17 @@ def default_polyu_dir():
     return _shared_data_dir("real_noise", "polyu", marker="noisy")
 
 
+def polyu_heldout_names(folder):
+    """File names of the held-out PolyU scenes' crops that have both ``noisy/`` and ``clean/``, in order."""
+    return [name for name in sorted(os.listdir(os.path.join(folder, "noisy")))
+            if os.path.splitext(name)[0].rpartition("_")[0] in POLYU_HELDOUT_SCENES
+            and os.path.isfile(os.path.join(folder, "clean", name))]
+
+
 def load_polyu_heldout(folder):
     """The held-out PolyU scenes' ``noisy/`` + ``clean/`` pairs as :class:`Pair` (subset ``polyu``)."""
-    pairs = []
-    for name in sorted(os.listdir(os.path.join(folder, "noisy"))):
-        stem = os.path.splitext(name)[0]
-        if stem.rpartition("_")[0] in POLYU_HELDOUT_SCENES:
-            clean = os.path.join(folder, "clean", name)
-            if os.path.isfile(clean):
-                pairs.append(EvalPair("polyu", stem, read_rgb(os.path.join(folder, "noisy", name)), read_rgb(clean)))
-    return pairs
+    return [EvalPair("polyu", os.path.splitext(name)[0], read_rgb(os.path.join(folder, "noisy", name)),
+                     read_rgb(os.path.join(folder, "clean", name))) for name in polyu_heldout_names(folder)]
 
 
 def default_video_dir():

@@ -73,12 +73,10 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
       edgerestore restore frames/ restored/ --model small
       edgerestore restore blurry.png sharp.png --reference clean.png
     """
-    from edgerestore.runtime.backends.base import parse_noise_level
     from edgerestore.runtime.restore import check_paths
     from edgerestore.runtime.restore import restore as run_restore
 
     check_paths(input_path, output)  # input problems are reported before the model is loaded
-    parse_noise_level(noise_level)
     on_start, on_frame, close = progress_hooks(quiet, "restoring")
     try:
         result = run_restore(input_path, output, model, backend=backend, threads=threads,

@@ -554,11 +554,11 @@ class Renderer:
     """Turns a :class:`Spec` into arrays: the clean crop, its degraded twin, a teacher output if the
     item carries one. Picklable: DataLoader workers get a copy (the images are shared by fork)."""
 
-    def __init__(self, items: Sequence[Item], degradation, weights: Sequence[float] = ()):
+    def __init__(self, items: Sequence[Item], degradation, weights: Sequence[float] = (), levels: bool = False):
         self.items = list(items)
         self.degradation, self.degradation_dict = resolve_degradation(degradation)
         self.sources = source_table(self.items, weights)
-        self.levels = False  # the trainer of a level_input student sets it: measure each sample's level
+        self.levels = levels  # a level_input student's trainer: measure each sample's level
 
     def key(self, spec: Spec) -> str:
         """Cache key of a sample: the item's content, the box, the degradation and its seed."""

@@ -421,10 +421,9 @@ def prepare(config: DistillConfig, device, echo: Callable[[str], None] = print, 
                      for its, length, degradation in ((train_items, d.sequence, d.degradation),
                                                       (val_items, d.val_frames, D.validation_degradation(d)))]
     else:
-        renderers = [D.Renderer(train_items, config.data.degradation, config.data.weights),
-                     D.Renderer(val_items, D.validation_degradation(config.data))]
-        for renderer in renderers:
-            renderer.levels = student_config(config.student).level_input
+        levels = student_config(config.student).level_input
+        renderers = [D.Renderer(train_items, config.data.degradation, config.data.weights, levels=levels),
+                     D.Renderer(val_items, D.validation_degradation(config.data), levels=levels)]
     check_route(config, renderers[0], teacher)
     return Prepared(renderers[0], renderers[1], counts, teacher, cache, needs_outputs, needs_features)
 

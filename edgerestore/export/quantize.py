@@ -56,6 +56,7 @@ from torch import nn
 from edgerestore.export.blocks import LEVEL, LEVEL_CODE, block_tail_weight
 from edgerestore.export.onnx import CONTRACT, block_bases, write_metadata
 from edgerestore.models.student import StudentNet
+from edgerestore.noiselevel import calibration_level
 
 METHODS = ("percentile", "minmax", "entropy")
 CORE_INPUT = "blocks"
@@ -65,12 +66,9 @@ COARSE_OUTPUT = "coarse_correction"
 CROP = (256, 384)  # calibration crops: real pixel statistics at a fraction of a full frame's memory
 RESPONSES_PARITY = 50.0
 """dB: when the quantized core's corrections fall below this parity with the float core's on the
-calibration crops, the filter bases' responses (high-pass filters of the frame) are left in float.
-In uint8 their error, times the large weights a strongly denoising student gives them, cost a
-blind denoiser 10 dB of parity (44 -> 54 dB on PolyU crops); float costs 9 ms per 1080p frame
-(docs/export.md, "ONNX Runtime INT8 graph")."""
-CALIBRATION_LEVELS = (0.0, 0.5, 1.0, 2.0)
-"""Noise levels a ``level_input`` student is calibrated at, in turn over the crops."""
+calibration crops, the filter bases' responses (high-pass filters of the frame) are left in float:
+their uint8 error, times the large weights a strongly denoising student gives them, costs parity,
+and float costs time (docs/export.md, "ONNX Runtime INT8 graph", has both)."""
 
 
 class BlockCore(nn.Module):
@@ -165,9 +163,10 @@ def level_code(level: float) -> float:
 
 
 def calibration_feeds(student: StudentNet, crops: List[np.ndarray]) -> List[dict]:
-    """:func:`core_feed` of each crop; a ``level_input`` student's at :data:`CALIBRATION_LEVELS` in turn."""
-    levels = CALIBRATION_LEVELS if student.config.level_input else (0.0,)
-    return [core_feed(student, crop, levels[n % len(levels)]) for n, crop in enumerate(crops)]
+    """:func:`core_feed` of each crop; a ``level_input`` student's at
+    :data:`edgerestore.noiselevel.CALIBRATION_LEVELS` in turn."""
+    return [core_feed(student, crop, calibration_level(n) if student.config.level_input else 0.0)
+            for n, crop in enumerate(crops)]
 
 
 def _core_args(feed: dict) -> tuple:
@@ -189,12 +188,12 @@ def from_blocks(blocks: np.ndarray, scale: int) -> np.ndarray:
         h * scale, w * scale, 3)
 
 
-def correction_sum_range(student: StudentNet, crops: List[np.ndarray]) -> Tuple[float, int]:
+def correction_sum_range(student: StudentNet, feeds: List[dict]) -> Tuple[float, int]:
     """``(scale, zero point)`` for the sum of a context student's fine and coarse corrections, from
-    their float values on the calibration crops (min / max, 0 included)."""
+    their float values on the calibration feeds (:func:`calibration_feeds`; min / max, 0 included)."""
     core, s = BlockCore(student).eval(), student.config.scale
     low = high = 0.0
-    for feed in calibration_feeds(student, crops):
+    for feed in feeds:
         with torch.no_grad():
             fine, coarse = core(*_core_args(feed))
         total = from_blocks(fine.numpy(), s) + from_blocks(coarse.numpy(), 2 * s)
@@ -232,10 +231,9 @@ def _export_core(student: StudentNet, path: Path, opset: int) -> None:
                           do_constant_folding=True, dynamo=False)
 
 
-def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], student: StudentNet, method: str,
-                   float_responses: bool = False) -> None:
-    """Static QDQ quantization of the float ``core``; ``float_responses`` leaves the filter bases'
-    response convolutions in float (see :data:`RESPONSES_PARITY`)."""
+def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, float_responses: bool = False) -> None:
+    """Static QDQ quantization of the float ``core``, calibrated on ``feeds`` (:func:`calibration_feeds`);
+    ``float_responses`` leaves the filter bases' response convolutions in float (see :data:`RESPONSES_PARITY`)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -246,7 +244,7 @@ def _quantize_core(core: Path, qcore: Path, crops: List[np.ndarray], student: St
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.items = iter(calibration_feeds(student, crops))
+            self.items = iter(feeds)
 
         def get_next(self):
             return next(self.items, None)
@@ -375,13 +373,14 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
         crops = calibration_crops(frames, student.stride)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _quantize_core(core, qcore, crops, student, method)
-            parity = core_parity(core, qcore, calibration_feeds(student, crops))
+            feeds = calibration_feeds(student, crops)
+            _quantize_core(core, qcore, feeds, method)
+            parity = core_parity(core, qcore, feeds)
             responses = "uint8"
             if student.config.filter_bases and parity < RESPONSES_PARITY:
-                _quantize_core(core, qcore, crops, student, method, float_responses=True)
-                parity, responses = core_parity(core, qcore, calibration_feeds(student, crops)), "float"
-        total = correction_sum_range(student, crops) if student.config.context_width else None
+                _quantize_core(core, qcore, feeds, method, float_responses=True)
+                parity, responses = core_parity(core, qcore, feeds), "float"
+        total = correction_sum_range(student, feeds) if student.config.context_width else None
         model = _wrap(qcore, student.config.scale, total, level=student.config.level_input)
     if ir_version is not None:
         model.ir_version = ir_version

@@ -106,14 +106,14 @@ def sequence_feeds(session, frames, run):
     import numpy as np
 
     from edgerestore.export.onnx import LEVEL_NAME
-    from edgerestore.export.quantize import CALIBRATION_LEVELS
+    from edgerestore.noiselevel import calibration_level
 
     inputs = session.get_inputs()
     names = [i.name for i in inputs]
     if LEVEL_NAME in names:  # a noise-level model: each frame at the calibration levels in turn
         for n, frame in enumerate(frames):
             yield {names[0]: frame[None].astype(np.float32),
-                   LEVEL_NAME: np.array([CALIBRATION_LEVELS[n % len(CALIBRATION_LEVELS)]], np.float32)}
+                   LEVEL_NAME: np.array([calibration_level(n)], np.float32)}
         return
     if len(inputs) == 1:
         for frame in frames:

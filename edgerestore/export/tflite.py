@@ -189,10 +189,10 @@ def calibration_inputs(student: StudentNet, frames: List[np.ndarray], height: in
             raise ValueError("calibration frame %s does not match the model size %dx%d" % (frame.shape, width, height))
     tensors = [torch.from_numpy(np.ascontiguousarray(f))[None] for f in frames]
     if student.config.level_input:
-        from edgerestore.export.quantize import CALIBRATION_LEVELS
+        from edgerestore.noiselevel import calibration_level
 
         for n, tensor in enumerate(tensors):
-            yield tensor, torch.tensor([CALIBRATION_LEVELS[n % len(CALIBRATION_LEVELS)]])
+            yield tensor, torch.tensor([calibration_level(n)])
         return
     if not student.config.temporal:
         for tensor in tensors:

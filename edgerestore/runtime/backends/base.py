@@ -35,10 +35,10 @@ import time
 import numpy as np
 
 from edgerestore.errors import ConfigError
-from edgerestore.noiselevel import StaticNoiseMeter
+from edgerestore.noiselevel import CUT_LEVELS, StaticNoiseMeter
 from edgerestore.runtime.frames import crop, pad_to_multiple
 
-CUT_THRESHOLD = 30.0
+CUT_THRESHOLD = CUT_LEVELS  # 30 levels: the noise meter skips pairs of frames across a cut by the same measure
 THUMBNAIL = (64, 36)
 TILE_ABOVE = 3840 * 2160
 """Frames of more pixels than a 4K frame run through a frame-by-frame model in overlapping tiles,
