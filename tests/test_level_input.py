@@ -191,6 +191,11 @@ def test_auto_measures_each_stream_on_its_own(level_checkpoint):
         backend.infer(noisy(frame, 8.0, rng), stream="noisy")
         backend.infer(frame, stream="clean")
     assert backend.level_meters["noisy"].level > 0.5 > backend.level_meters["clean"].level
+    # a reset stream starts afresh: two draws of one picture must not read as a still scene's noise
+    backend.reset("noisy")
+    assert "noisy" not in backend.level_meters and "clean" in backend.level_meters
+    backend.reset_all()
+    assert backend.level_meters == {}
 
 
 def test_restore_and_the_service_config_take_the_level(level_checkpoint, tmp_path):

@@ -202,7 +202,9 @@ class Backend(object):
         return np.zeros(shape, np.dtype(entry.get("dtype", "float32")))
 
     def reset(self, stream=None):
-        """Forget the state of ``stream`` (``None``: the default stream); the next frame starts afresh."""
+        """Forget the state of ``stream`` (``None``: the default stream) and its noise meter's readings;
+        the next frame starts afresh."""
+        self.level_meters.pop(stream, None)
         state = self.streams.get(stream)
         if state is not None and state.values is not None:
             state.values = None
@@ -212,6 +214,7 @@ class Backend(object):
         """Forget every stream."""
         for stream in list(self.streams):
             self.reset(stream)
+        self.level_meters = {}
 
     def _stream_state(self, stream, image):
         """The state to run ``image`` with (a fresh one after a cut, a size change or a reset)."""
