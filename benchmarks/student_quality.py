@@ -54,29 +54,64 @@ SUBSETS = ("mild", "blur", "noise", "compression")
 SEED = 9100  # nothing in training uses these seeds
 
 
-def eval_pairs(draws):
-    """{subset: [(degraded, clean)]}: the synthetic subsets and the real GoPro pairs."""
+PHOTOS_SEED = 9300  # the --photos set's draws (nothing in training uses these seeds either)
+MAX_SIDE = 512
+
+
+def read_photos(folder):
+    """``{name: RGB uint8}``: every image of ``folder``, centre-cropped to at most :data:`MAX_SIDE` pixels."""
+    from edgerestore.benchmarks.evalset import read_rgb
+
+    photos = {}
+    for name in sorted(os.listdir(folder)):
+        if os.path.splitext(name)[1].lower() in (".png", ".bmp", ".tif", ".tiff", ".ppm"):
+            image = read_rgb(os.path.join(folder, name))
+            h, w = image.shape[:2]
+            top, left = max(0, (h - MAX_SIDE) // 2), max(0, (w - MAX_SIDE) // 2)
+            photos[name] = np.ascontiguousarray(image[top:top + MAX_SIDE, left:left + MAX_SIDE])
+    if not photos:
+        raise SystemExit("%s holds no lossless images (PNG, BMP, TIFF, PPM): a JPEG would carry its own "
+                         "compression into the compression-only subset" % folder)
+    return photos
+
+
+def synthetic(photos, draws, seed, tag=""):
+    """``{subset + tag: [(degraded, clean)]}`` and ``{subset + tag: (preset, [seed])}``: each photo
+    degraded ``draws`` times by each subset, and ``clean`` + tag: the photos as they are."""
+    pairs, seeds = {}, {}
+    for subset in SUBSETS:
+        config = get_preset(subset)
+        keys = [seed + 100 * i + d for i in range(len(photos)) for d in range(draws)]
+        pairs[subset + tag] = [(degrade(clean, k, config)[0], clean)
+                               for clean, k in zip((c for c in photos.values() for _ in range(draws)), keys)]
+        seeds[subset + tag] = (subset, keys)
+    pairs["clean" + tag] = [(clean, clean) for clean in photos.values()]
+    return pairs, seeds
+
+
+def eval_pairs(draws, photos_dir=None, with_seeds=False):
+    """{subset: [(degraded, clean)]}: the synthetic subsets and the real GoPro pairs; with
+    ``photos_dir``, the synthetic subsets of those photos too (``"mild (kodak24)"``...).
+    ``with_seeds``: also ``{subset: (preset, [seed])}`` of the synthetic draws."""
     from skimage import data
 
     photos = {}
     for name in SKIMAGE_PHOTOS:
         image = getattr(data, name)()
         photos[name] = np.ascontiguousarray(image[:, :, :3])
-    pairs = {}
-    for subset in SUBSETS:
-        config = get_preset(subset)
-        pairs[subset] = [
-            (degrade(clean, SEED + 100 * i + d, config)[0], clean)
-            for i, clean in enumerate(photos.values()) for d in range(draws)
-        ]
-    pairs["clean"] = [(clean, clean) for clean in photos.values()]
+    pairs, seeds = synthetic(photos, draws, SEED)
     gopro = default_gopro_dir()
     if gopro:
         pairs["gopro (real)"] = [(p.degraded, p.clean) for p in load_pairs_dir(gopro, subset="gopro")]
     polyu = default_polyu_dir()
     if polyu:
         pairs["polyu (real noise)"] = [(p.degraded, p.clean) for p in load_polyu_heldout(polyu)]
-    return pairs
+    if photos_dir:
+        tag = " (%s)" % os.path.basename(os.path.normpath(photos_dir))
+        more, more_seeds = synthetic(read_photos(photos_dir), draws, PHOTOS_SEED, tag)
+        pairs.update(more)
+        seeds.update(more_seeds)
+    return (pairs, seeds) if with_seeds else pairs
 
 
 def polyu_setting(stem):
@@ -116,18 +151,17 @@ def polyu_camera_levels(folder):
     return levels
 
 
-def eval_levels(pairs, draws, fixed=None):
-    """``{subset: [level]}`` for :func:`eval_pairs`' ``pairs`` (drawn with ``draws``; see the module
+def eval_levels(pairs, seeds, fixed=None):
+    """``{subset: [level]}`` for :func:`eval_pairs`' ``pairs`` and ``seeds`` (see the module
     docstring): each synthetic draw's reading against a second draw of its degradation, 0 for the
     clean photos and the GoPro pairs, the PolyU crops' camera levels; ``fixed``: that level everywhere."""
     if fixed is not None:
         return {subset: [fixed] * len(items) for subset, items in pairs.items()}
     levels = {subset: [0.0] * len(items) for subset, items in pairs.items()}
-    for subset in SUBSETS:
-        config = get_preset(subset)
-        for k, (first, clean) in enumerate(pairs[subset]):  # photo by photo, draw by draw
-            i, d = divmod(k, draws)
-            second = degrade(clean, SEED + 100 * i + d, config, noise_draw=1)[0]
+    for subset, (preset, keys) in seeds.items():
+        config = get_preset(preset)
+        for k, ((first, clean), seed) in enumerate(zip(pairs[subset], keys)):
+            second = degrade(clean, seed, config, noise_draw=1)[0]
             levels[subset][k] = noiselevel.of_two_frames(first, second)
     if "polyu (real noise)" in pairs:
         polyu = default_polyu_dir()
@@ -164,14 +198,16 @@ nano: GoPro >= +0.5 dB, PolyU >= +1.0 dB."""
 
 def bars(name, results):
     """``[(bar, measured, met)]`` for a preset's results ``{subset: (means, worst)}``."""
-    gain = {k: v[0][1] - v[0][0] for k, v in results.items() if k != "clean"}
+    gain = {k: v[0][1] - v[0][0] for k, v in results.items() if not k.startswith("clean")}
     out = []
     if name in BARS and "mild" in gain:
         out.append(("mild >= %+.1f dB" % BARS[name], gain["mild"], gain["mild"] >= BARS[name]))
-    if "clean" in results:
-        out.append(("clean >= 45 dB", results["clean"][0][1], results["clean"][0][1] >= 45.0))
-    if "compression" in gain:
-        out.append(("compression >= 0 dB", gain["compression"], gain["compression"] >= 0.0))
+    for subset in sorted(results):
+        if subset.startswith("clean"):
+            out.append(("%s >= 45 dB" % subset, results[subset][0][1], results[subset][0][1] >= 45.0))
+    for subset in sorted(gain):
+        if subset.startswith("compression"):
+            out.append(("%s >= 0 dB" % subset, gain[subset], gain[subset] >= 0.0))
     if name == "nano" and "gopro (real)" in gain:
         out.append(("GoPro >= +0.5 dB", gain["gopro (real)"], gain["gopro (real)"] >= 0.5))
     if name == "nano" and "polyu (real noise)" in gain:
@@ -197,13 +233,16 @@ def main():
     parser.add_argument("--per-image", action="store_true",
                         help="also list each image's gain (clean: output PSNR), in the order photo by photo, "
                              "draw by draw")
+    parser.add_argument("--photos", default=None, metavar="DIR",
+                        help="also score every subset on these lossless photos (e.g. Kodak24, see "
+                             "benchmarks/kodak24.sha256), centre-cropped to 512 px, with their own seeds")
     parser.add_argument("--noise-level", type=float, default=None,
                         help="give models with a noise-level input this level for every image (default: "
                              "each image's calibrated level, see above)")
     args = parser.parse_args()
     models = args.models or shipped_presets()
-    pairs = eval_pairs(args.draws)
-    levels = eval_levels(pairs, args.draws, args.noise_level)
+    pairs, seeds = eval_pairs(args.draws, args.photos, with_seeds=True)
+    levels = eval_levels(pairs, seeds, args.noise_level)
     print("| model | subset | images | input PSNR | output PSNR | gain dB (worst) | input SSIM | output SSIM "
           "| input MS-SSIM | output MS-SSIM |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -226,7 +265,8 @@ def main():
     if args.per_image:
         print()
         for name, subset, each in per_image:
-            print("%s: %s: %s" % (name, subset, " ".join("%+.2f" % v if subset != "clean" else "%.2f" % v for v in each)))
+            print("%s: %s: %s" % (name, subset, " ".join("%.2f" % v if subset.startswith("clean") else "%+.2f" % v
+                                                         for v in each)))
     print()
     for name, rows in checks:
         for bar, value, met in rows:

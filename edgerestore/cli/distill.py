@@ -230,3 +230,69 @@ def evaluate(checkpoints, run_dir, config_path, data, val, teacher, device, over
         name = row["name"] if len(row["name"]) <= 40 else "..." + row["name"][-37:]
         click.echo("  %-40s %7.2f  %6.4f  %6.4f%s" % (name, row["psnr"], row["ssim"], row["ms_ssim"],
                                                       "  %8.2f" % row["temporal"] if clips else ""))
+
+
+@distill.command()
+@click.argument("checkpoint")
+@click.option("--images", required=True,
+              help="A folder of clean photos the student never trained on, and not the quality benchmark's.")
+@click.option("--out", "-o", "out", required=True, help="Where to write the tuned checkpoint (.pt; never overwritten).")
+@click.option("--draws", type=int, default=3, show_default=True, help="Degraded draws of each photo per subset.")
+@click.option("--clean-bar", type=float, default=45.0, show_default=True,
+              help="Clean frames' output PSNR against the input must stay at least this (dB).")
+@click.option("--threads", type=int, default=2, show_default=True, help="Torch threads.")
+def strength(checkpoint, images, out, draws, clean_bar, threads):
+    """Scale a student's correction until it does no harm, and save it.
+
+    The student's output becomes x + s * (f(x) - x), for the largest s in 1.0, 0.95 ... 0.5 whose
+    compression-only gain is >= 0 dB and whose clean frames stay >= --clean-bar on --images
+    (each photo degraded --draws times by mild, blur, noise and compression). s is folded into the
+    last layers' weights: the exported graphs and their speed are unchanged. The table shows
+    what each s costs on the other subsets.
+
+    \b
+    Example:
+      edgerestore distill strength runs/small/student.pt --images tune_photos/ --out runs/small/tuned.pt
+    """
+    from pathlib import Path
+
+    import torch
+
+    from edgerestore.distill import strength as S
+    from edgerestore.errors import OutputError
+    from edgerestore.models.checkpoint import load_student, save_student
+
+    target = Path(out)
+    if target.exists():
+        raise OutputError("%s exists; give --out a new file name" % target)
+    if draws < 1:
+        raise click.BadParameter("at least 1", param_hint="--draws")
+    torch.set_num_threads(threads)
+    model, info = load_student(checkpoint)
+    photos = S.read_images(images)
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(photos) * (4 * draws + 1), unit="frame", desc="student", leave=False)
+    frames = S.residuals(model, photos, draws, progress=(lambda done, total: bar.update(1)) if bar else None)
+    if bar:
+        bar.close()
+    rows = S.sweep(frames)
+    chosen = S.pick(rows, clean_bar)
+    click.echo("%d photos x %d draws; gain over the input (dB), clean: output PSNR vs input" % (len(photos), draws))
+    click.echo("  strength    mild    blur   noise  compression  clean")
+    for row in rows:
+        mark = "  <- chosen" if chosen is row else ""
+        click.echo("  %8.2f  %+6.2f  %+6.2f  %+6.2f  %+11.3f  %5.1f%s" % (
+            row["strength"], row["mild"], row["blur"], row["noise"], row["compression"], row["clean"], mark))
+    if chosen is None:
+        click.echo("no strength down to %.2f does no harm here; nothing written" % S.STRENGTHS[-1], err=True)
+        sys.exit(1)
+    model.scale_residual(chosen["strength"])
+    meta = dict(info.get("meta") or {})
+    meta.pop("train_state", None)
+    meta["strength"] = {"value": chosen["strength"], "of": str(checkpoint), "images": str(images), "draws": draws,
+                        "tuning": {k: round(v, 4) for k, v in chosen.items()}}
+    save_student(target, model, preset=info.get("preset"), meta=meta)
+    click.echo("wrote %s (strength %.2f)" % (target, chosen["strength"]))

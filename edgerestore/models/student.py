@@ -282,3 +282,16 @@ class StudentNet(nn.Module):
         = first frame; a ``level_input`` student: given the noise ``level``); :meth:`step` also
         returns the new state."""
         return self.step(x, state, level)[0]
+
+    def scale_residual(self, strength: float) -> None:
+        """Multiply the correction by ``strength`` (in place): the tail and the filter-basis weights
+        are the only layers after the features, and the correction is linear in each, so the
+        output becomes ``x + strength * (f(x) - x)`` (a temporal student's before its blend) with
+        the same graph and the same speed."""
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError("strength is between 0 (the identity) and 1 (unchanged), got %g" % strength)
+        with torch.no_grad():
+            self.tail.weight.mul_(strength)
+            if self.config.filter_bases:
+                for weights in self.bases.weights:
+                    weights.weight.mul_(strength)
