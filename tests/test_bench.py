@@ -539,3 +539,36 @@ def test_student_quality_scores_each_image_as_its_mean_does():
     assert np.isclose(means[1] - means[0], np.mean(expected))
     means, worst, each = module.score(backend, [(c, c) for c in clean])
     assert np.isinf(means[0]) and np.allclose(each, [psnr(backend.infer(c), c) for c in clean]) and worst == min(each)
+
+
+def test_student_quality_scores_a_second_photo_set_with_its_own_draws_and_levels(tmp_path):
+    """``--photos DIR``: every subset of those photos (tagged with the folder's name), drawn with
+    their own seeds, each synthetic draw given its two-draw level; a JPEG-only folder is refused."""
+    import cv2
+
+    module = _benchmark_script("student_quality")
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "kodak-eval"
+    folder.mkdir()
+    for k in range(2):
+        image = cv2.GaussianBlur(rng.integers(0, 255, (700, 40, 3), dtype=np.uint8), (5, 5), 1.0)
+        cv2.imwrite(str(folder / ("p%d.png" % k)), image)
+    photos = module.read_photos(str(folder))
+    assert [p.shape for p in photos.values()] == [(512, 40, 3)] * 2  # centre crops of at most 512 px
+    pairs, seeds = module.synthetic(photos, 2, module.PHOTOS_SEED, " (kodak-eval)")
+    assert sorted(pairs) == sorted(["%s (kodak-eval)" % s for s in module.SUBSETS + ("clean",)])
+    assert all(len(pairs["%s (kodak-eval)" % s]) == 4 for s in module.SUBSETS)
+    preset, keys = seeds["noise (kodak-eval)"]
+    assert preset == "noise" and keys == [module.PHOTOS_SEED + 100 * i + d for i in range(2) for d in range(2)]
+    levels = module.eval_levels(pairs, seeds)
+    assert all(v > 0.1 for v in levels["noise (kodak-eval)"]) and levels["compression (kodak-eval)"] == [0.0] * 4
+    assert levels["clean (kodak-eval)"] == [0.0] * 2
+    results = {"compression (kodak-eval)": ((30.0, 29.9, 0, 0, 0, 0), -0.2), "clean (kodak-eval)": ((np.inf, 46.0, 0, 0, 0, 0), 44.0)}
+    assert [(bar, met) for bar, _, met in module.bars("nano-fast", results)] == [
+        ("clean (kodak-eval) >= 45 dB", True), ("compression (kodak-eval) >= 0 dB", False)]
+
+    jpegs = tmp_path / "jpegs"
+    jpegs.mkdir()
+    cv2.imwrite(str(jpegs / "a.jpg"), np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(SystemExit, match="lossless"):
+        module.read_photos(str(jpegs))
