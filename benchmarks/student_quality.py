@@ -45,7 +45,7 @@ from edgerestore.benchmarks.evalset import (  # noqa: E402
     load_polyu_heldout,
     polyu_heldout_names,
 )
-from edgerestore.distill.degrade import degrade, get_preset  # noqa: E402
+from edgerestore.distill.degrade import degrade, get_preset, sample_params  # noqa: E402
 from edgerestore.runtime.quality import ms_ssim, psnr, ssim  # noqa: E402
 from edgerestore.runtime.restore import load_backend  # noqa: E402
 from edgerestore.weights import shipped_presets  # noqa: E402
@@ -236,6 +236,9 @@ def main():
     parser.add_argument("--photos", default=None, metavar="DIR",
                         help="also score every subset on these lossless photos (e.g. Kodak24, see "
                              "benchmarks/kodak24.sha256), centre-cropped to 512 px, with their own seeds")
+    parser.add_argument("--by-codec", action="store_true",
+                        help="also split each compression-only subset by codec (JPEG / H.264)")
+    parser.add_argument("--digits", type=int, default=2, help="decimals of the gains and the bar checks")
     parser.add_argument("--noise-level", type=float, default=None,
                         help="give models with a noise-level input this level for every image (default: "
                              "each image's calibrated level, see above)")
@@ -246,7 +249,8 @@ def main():
     print("| model | subset | images | input PSNR | output PSNR | gain dB (worst) | input SSIM | output SSIM "
           "| input MS-SSIM | output MS-SSIM |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    checks, per_image = [], []
+    checks, per_image, codecs = [], [], []
+    gain_format = "%%+.%df" % args.digits
     for model in models:
         backend = load_backend(model, threads=args.threads)
         results = {}
@@ -257,20 +261,29 @@ def main():
             if np.isinf(p_in):  # clean input: the output's PSNR against it, and the worst image
                 cells = ("-", "%.2f" % p_out, "(worst %.2f)" % worst)
             else:
-                cells = ("%.2f" % p_in, "%.2f" % p_out, "%+.2f (%+.2f)" % (p_out - p_in, worst))
+                cells = ("%.2f" % p_in, "%.2f" % p_out, (gain_format + " (%+.2f)") % (p_out - p_in, worst))
             print("| %s | %s | %d | %s | %s | %s | %.4f | %.4f | %.4f | %.4f |" % (
                 (label(model), subset, len(items)) + cells + (s_in, s_out, m_in, m_out)))
             sys.stdout.flush()
+            if args.by_codec and subset in seeds and seeds[subset][0] == "compression":
+                names = [sample_params(get_preset("compression"), k).codec for k in seeds[subset][1]]
+                for codec in sorted(set(names)):
+                    mine = [g for g, n in zip(each, names) if n == codec]
+                    codecs.append("%s: %s, %s: %d draws, gain %s (worst %+.2f)" % (
+                        label(model), subset, codec, len(mine), gain_format % np.mean(mine), min(mine)))
         checks.append((label(model), bars(args.preset or label(model).split("/")[0], results)))
     if args.per_image:
         print()
         for name, subset, each in per_image:
             print("%s: %s: %s" % (name, subset, " ".join("%.2f" % v if subset.startswith("clean") else "%+.2f" % v
                                                          for v in each)))
+    if codecs:
+        print()
+        print("\n".join(codecs))
     print()
     for name, rows in checks:
         for bar, value, met in rows:
-            print("%s: %s: %.2f %s" % (name, bar, value, "met" if met else "MISSED"))
+            print(("%s: %s: %." + str(args.digits) + "f %s") % (name, bar, value, "met" if met else "MISSED"))
 
 
 if __name__ == "__main__":
