@@ -41,6 +41,7 @@ def test_config_layers_file_options_and_overrides(tmp_path):
     ("train.steps=abc", "train.steps='abc' is not a valid int"),
     ("data.patch=0", "data.patch must be > 0"),
     ("data.crop=64", r"data.crop \(64\) must be >= data.patch \(128\)"),
+    ("data.align=5", r"data.align=5 must be >= 1 and divide data.patch \(128\)"),
     ("steps=3", "must be section.key"),
 ])
 def test_bad_config_values_name_the_key(override, message):
@@ -135,6 +136,32 @@ def test_pool_patches_keep_inputs_and_targets_aligned(data_dir, tmp_path):
     assert np.array_equal(255 - batch["teacher"], batch["clean"])
     again = pool.draw(np.random.default_rng(0), 16, 32, augment=True, with_teacher=True)
     assert np.array_equal(again["clean"], batch["clean"])
+
+
+def _block_phase(images: np.ndarray) -> int:
+    """Which column phase (mod 8) has the strongest jumps between neighbours: JPEG's block edges."""
+    x = images.astype(np.float32)
+    jumps = (np.abs(np.diff(x, axis=-2)).mean(axis=tuple(range(x.ndim - 3)) + (-3, -1))
+             + np.abs(np.diff(x, axis=-3)).mean(axis=tuple(range(x.ndim - 3)) + (-2, -1)))  # columns + rows
+    return int(np.argmax([jumps[p::8].mean() for p in range(8)]) + 1) % 8  # the jump after pixel 8k-1
+
+
+def test_align_puts_crops_and_patches_on_the_codec_grid(data_dir, tmp_path):
+    items, _ = D.load_items([small_images(data_dir, tmp_path / "images", count=1, side=128)])
+    jpeg = {"base": "compression", "jpeg_prob": 1.0, "h264_prob": 0.0, "jpeg_quality": [10, 10]}
+    spec = D.Spec(0, 13, 13, 96, 96, 3)  # near the corner: less than MARGIN above and left of it
+    loose, aligned = D.Renderer(items, jpeg), D.Renderer(items, jpeg, align=8)
+    assert _block_phase(loose.degraded(spec)[None]) == 3  # the grid started at the image's corner, 13 px off
+    assert _block_phase(aligned.degraded(spec)[None]) == 0
+    assert loose.key(spec) != aligned.key(spec)
+    pool = D.Pool(1)
+    sample = aligned.sample(spec)
+    sample["n"] = 0
+    pool.put(sample)
+    for align, phases in ((8, {0}), (1, set(range(8)))):
+        seen = {_block_phase(pool.draw(np.random.default_rng(seed), 1, 48, augment=True, with_teacher=False,
+                                       align=align)["degraded"]) for seed in range(40)}
+        assert seen <= phases and (align == 8 or len(seen) > 3)
 
 
 def test_stream_shards_samples_across_processes(data_dir, tmp_path):

@@ -88,6 +88,9 @@ class DataSection:
     the data, not the model, the bottleneck of small students."""
     augment: bool = True
     """Random flips and 90-degree rotations of the patches."""
+    align: int = 1
+    """Patches start at multiples of this many pixels of their crop, whose compression grid starts
+    at its corner (8: on the JPEG / H.264 block grid, as in a decoded frame; 1 = anywhere)."""
     workers: int = -1
     """Processes that degrade crops in the background (0 = in the training process; -1 = auto:
     a quarter of the cores per training process, at least 1, up to 8 with a GPU)."""
@@ -328,6 +331,9 @@ def validate(config: DistillConfig) -> None:
         raise ConfigError("optim.ema must be in [0, 1), got %r" % config.optim.ema)
     if config.optim.lr <= 0:
         raise ConfigError("optim.lr must be > 0, got %r" % config.optim.lr)
+    if config.data.align < 1 or config.data.patch % config.data.align or config.data.crop % config.data.align:
+        raise ConfigError("data.align=%r must be >= 1 and divide data.patch (%d) and data.crop (%d), e.g. 8"
+                          % (config.data.align, config.data.patch, config.data.crop))
     if config.data.crop < config.data.patch:
         raise ConfigError("data.crop (%d) must be >= data.patch (%d)" % (config.data.crop, config.data.patch))
     if config.data.pool < config.data.refresh:

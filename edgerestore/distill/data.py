@@ -554,11 +554,13 @@ class Renderer:
     """Turns a :class:`Spec` into arrays: the clean crop, its degraded twin, a teacher output if the
     item carries one. Picklable: DataLoader workers get a copy (the images are shared by fork)."""
 
-    def __init__(self, items: Sequence[Item], degradation, weights: Sequence[float] = (), levels: bool = False):
+    def __init__(self, items: Sequence[Item], degradation, weights: Sequence[float] = (), levels: bool = False,
+                 align: int = 1):
         self.items = list(items)
         self.degradation, self.degradation_dict = resolve_degradation(degradation)
         self.sources = source_table(self.items, weights)
         self.levels = levels  # a level_input student's trainer: measure each sample's level
+        self.align = align  # the crop starts on the compression grid of what is degraded (data.align)
 
     def key(self, spec: Spec) -> str:
         """Cache key of a sample: the item's content, the box, the degradation and its seed."""
@@ -568,6 +570,8 @@ class Renderer:
             "seed": None if item.paired else spec.seed,
             "degradation": None if item.paired else self.degradation_dict,
         }
+        if self.align > 1 and not item.paired:
+            payload["align"] = self.align
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
     def clean(self, spec: Spec) -> np.ndarray:
@@ -586,6 +590,8 @@ class Renderer:
             return item.degraded[spec.top:spec.top + spec.height, spec.left:spec.left + spec.width]
         h, w = item.clean.shape[:2]
         top, left = max(0, spec.top - MARGIN), max(0, spec.left - MARGIN)
+        # the codec's blocks start at the degraded region's corner: put the crop's corner on them
+        top, left = top + (spec.top - top) % self.align, left + (spec.left - left) % self.align
         bottom, right = min(h, spec.top + spec.height + MARGIN), min(w, spec.left + spec.width + MARGIN)
         out, _ = deg.degrade(np.ascontiguousarray(item.clean[top:bottom, left:right]), spec.seed, self.degradation,
                              noise_draw)
@@ -710,9 +716,10 @@ class Pool:
         return all(s is not None for s in self.slots)
 
     def draw(self, rng: np.random.Generator, batch: int, patch: int, augment: bool,
-             with_teacher: bool) -> Dict[str, np.ndarray]:
+             with_teacher: bool, align: int = 1) -> Dict[str, np.ndarray]:
         """``batch`` random patches (NHWC uint8, or NTHWC for clips): ``degraded``, ``clean`` and
-        ``teacher``. A clip's frames share one box, flip and rotation."""
+        ``teacher``, at offsets that are multiples of ``align``. A clip's frames share one box, flip
+        and rotation."""
         out = {"degraded": [], "clean": []}
         if with_teacher:
             out["teacher"] = []
@@ -721,7 +728,8 @@ class Pool:
             sample = self.slots[int(rng.integers(self.size))]
             levels.append(sample.get("level", 0.0))
             h, w = sample["clean"].shape[-3:-1]
-            top, left = int(rng.integers(h - patch + 1)), int(rng.integers(w - patch + 1))
+            top = int(rng.integers((h - patch) // align + 1)) * align
+            left = int(rng.integers((w - patch) // align + 1)) * align
             code = int(rng.integers(8)) if augment else 0
             for name in out:
                 piece = sample[name][..., top:top + patch, left:left + patch, :]

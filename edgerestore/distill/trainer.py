@@ -422,7 +422,8 @@ def prepare(config: DistillConfig, device, echo: Callable[[str], None] = print, 
                                                       (val_items, d.val_frames, D.validation_degradation(d)))]
     else:
         levels = student_config(config.student).level_input
-        renderers = [D.Renderer(train_items, config.data.degradation, config.data.weights, levels=levels),
+        renderers = [D.Renderer(train_items, config.data.degradation, config.data.weights, levels=levels,
+                                align=config.data.align),
                      D.Renderer(val_items, D.validation_degradation(config.data), levels=levels)]
     check_route(config, renderers[0], teacher)
     return Prepared(renderers[0], renderers[1], counts, teacher, cache, needs_outputs, needs_features)
@@ -694,7 +695,8 @@ class Trainer:
     def train_step(self) -> Dict[str, float]:
         c, p = self.config, self.prepared
         rng = np.random.default_rng([c.train.seed, 11, self.dist.rank, self.step])
-        arrays = self.pool.draw(rng, c.train.batch, c.data.patch, c.data.augment, with_teacher=p.needs_outputs)
+        arrays = self.pool.draw(rng, c.train.batch, c.data.patch, c.data.augment, with_teacher=p.needs_outputs,
+                                align=c.data.align)
         device = self.dist.device
         frames = arrays["clean"].shape[1] if arrays["clean"].ndim == 5 else 0
 

@@ -49,6 +49,11 @@ PRESETS = {
         # bases"): faster than the stride-2 small it replaced (FP32), and it denoises.
         Preset("small", 4_000, "Jetson Orin / laptop",
                StudentConfig(scale=4, width=32, blocks=2, filter_bases=1)),
+        # small told each frame's sensor-noise level, like nano-level (docs/distill.md, "small-level"):
+        # it denoises more and leaves noise-free frames, compressed ones included, alone, but sharpens
+        # less than small.
+        Preset("small-level", 4_000, "Jetson Orin / laptop with a noisy camera",
+               StudentConfig(scale=4, width=32, blocks=2, filter_bases=1, level_input=True)),
         # Temporal (recurrent) students: the same budgets and boards, shaped so that the state and
         # the full-resolution blend cost about what the frame-by-frame preset costs. nano-t trades
         # width for depth: ONNX Runtime runs channels in blocks of 16 on AVX-512 (8 on AVX2), so
