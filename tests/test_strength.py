@@ -94,6 +94,16 @@ def test_the_command_writes_the_tuned_checkpoint_and_never_overwrites(cli, tmp_p
     again = cli("distill", "strength", str(fresh), "--images", str(photos), "--out", str(out), check=False)
     assert again.returncode != 0 and "exists" in again.stderr and len(again.stderr.strip().splitlines()) == 1
 
+    # a given strength is written whatever the bars say, and shown in the table
+    given = tmp_path / "given.pt"
+    result = cli("distill", "strength", str(harmful), "--images", str(photos), "--out", str(given), "--draws", "1",
+                 "--strength", "0.42")
+    assert "0.42" in result.stdout and "<- given" in result.stdout
+    assert load_student(given)[1]["meta"]["strength"]["value"] == 0.42
+    bad = cli("distill", "strength", str(fresh), "--images", str(photos), "--out", str(tmp_path / "y.pt"),
+              "--strength", "1.5", check=False)
+    assert bad.returncode != 0 and "--strength" in bad.stderr and not (tmp_path / "y.pt").exists()
+
     missing = cli("distill", "strength", str(fresh), "--images", str(tmp_path / "nope"), "--out",
                   str(tmp_path / "x.pt"), check=False)
     assert missing.returncode != 0 and "not a folder of images" in missing.stderr

@@ -241,7 +241,9 @@ def evaluate(checkpoints, run_dir, config_path, data, val, teacher, device, over
 @click.option("--clean-bar", type=float, default=45.0, show_default=True,
               help="Clean frames' output PSNR against the input must stay at least this (dB).")
 @click.option("--threads", type=int, default=2, show_default=True, help="Torch threads.")
-def strength(checkpoint, images, out, draws, clean_bar, threads):
+@click.option("--strength", "fixed", type=float, default=None,
+              help="Write it at this strength (0 < s <= 1) whatever the bars say; the table still shows the sweep.")
+def strength(checkpoint, images, out, draws, clean_bar, threads, fixed):
     """Scale a student's correction until it does no harm, and save it.
 
     The student's output becomes x + s * (f(x) - x), for the largest s in 1.0, 0.95 ... 0.5 whose
@@ -267,6 +269,8 @@ def strength(checkpoint, images, out, draws, clean_bar, threads):
         raise OutputError("%s exists; give --out a new file name" % target)
     if draws < 1:
         raise click.BadParameter("at least 1", param_hint="--draws")
+    if fixed is not None and not 0.0 < fixed <= 1.0:
+        raise click.BadParameter("a strength in (0, 1], e.g. 0.8", param_hint="--strength")
     torch.set_num_threads(threads)
     model, info = load_student(checkpoint)
     photos = S.read_images(images)
@@ -278,12 +282,16 @@ def strength(checkpoint, images, out, draws, clean_bar, threads):
     frames = S.residuals(model, photos, draws, progress=(lambda done, total: bar.update(1)) if bar else None)
     if bar:
         bar.close()
-    rows = S.sweep(frames)
-    chosen = S.pick(rows, clean_bar)
+    if fixed is None:
+        rows = S.sweep(frames)
+        chosen = S.pick(rows, clean_bar)
+    else:
+        rows = S.sweep(frames, sorted(set(S.STRENGTHS) | {fixed}, reverse=True))
+        chosen = next(row for row in rows if row["strength"] == fixed)
     click.echo("%d photos x %d draws; gain over the input (dB), clean: output PSNR vs input" % (len(photos), draws))
     click.echo("  strength    mild    blur   noise  compression  clean")
     for row in rows:
-        mark = "  <- chosen" if chosen is row else ""
+        mark = ("  <- given" if fixed is not None else "  <- chosen") if chosen is row else ""
         click.echo("  %8.2f  %+6.2f  %+6.2f  %+6.2f  %+11.3f  %5.1f%s" % (
             row["strength"], row["mild"], row["blur"], row["noise"], row["compression"], row["clean"], mark))
     if chosen is None:

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from edgerestore import noiselevel
+from edgerestore import codecinput, noiselevel
 from edgerestore.distill import degrade as deg
 from edgerestore.distill import sequences as seq
 from edgerestore.errors import ConfigError, InputNotFoundError, UnsupportedInputError
@@ -555,11 +555,12 @@ class Renderer:
     item carries one. Picklable: DataLoader workers get a copy (the images are shared by fork)."""
 
     def __init__(self, items: Sequence[Item], degradation, weights: Sequence[float] = (), levels: bool = False,
-                 align: int = 1):
+                 align: int = 1, codecs: bool = False):
         self.items = list(items)
         self.degradation, self.degradation_dict = resolve_degradation(degradation)
         self.sources = source_table(self.items, weights)
         self.levels = levels  # a level_input student's trainer: measure each sample's level
+        self.codecs = codecs  # a codec_input student's trainer: each sample's codec strengths
         self.align = align  # the crop starts on the compression grid of what is degraded (data.align)
 
     def key(self, spec: Spec) -> str:
@@ -616,8 +617,18 @@ class Renderer:
         else:
             degraded, teacher = self.degraded(spec), self.teacher(spec)
         clean = np.ascontiguousarray(self.clean(spec))
-        return {"key": key, "clean": clean, "degraded": degraded,
-                "teacher": teacher, "component": self.component(spec), "level": self.noise_level(spec, degraded, clean)}
+        sample = {"key": key, "clean": clean, "degraded": degraded,
+                  "teacher": teacher, "component": self.component(spec), "level": self.noise_level(spec, degraded, clean)}
+        if self.codecs:
+            sample["codec"] = self.codec(spec)
+        return sample
+
+    def codec(self, spec: Spec) -> Tuple[float, float]:
+        """What the codec did to a synthetic sample (:mod:`edgerestore.codecinput`); a real pair's
+        photos are read as untouched (their cameras' JPEGs are of high quality)."""
+        if self.items[spec.item].paired:
+            return codecinput.strengths()
+        return codecinput.of_params(deg.sample_params(self.degradation, spec.seed))
 
     def noise_level(self, spec: Spec, degraded: np.ndarray, clean: np.ndarray) -> float:
         """The sample's noise level (:mod:`edgerestore.noiselevel`) as the runtime's meter would read
@@ -723,10 +734,11 @@ class Pool:
         out = {"degraded": [], "clean": []}
         if with_teacher:
             out["teacher"] = []
-        levels = []
+        levels, codecs = [], []
         for _ in range(batch):
             sample = self.slots[int(rng.integers(self.size))]
             levels.append(sample.get("level", 0.0))
+            codecs.append(sample.get("codec", codecinput.strengths()))
             h, w = sample["clean"].shape[-3:-1]
             top = int(rng.integers((h - patch) // align + 1)) * align
             left = int(rng.integers((w - patch) // align + 1)) * align
@@ -738,6 +750,7 @@ class Pool:
                 out[name].append(np.rot90(piece, code & 3, axes=(-3, -2)))
         arrays = {name: np.stack(pieces) for name, pieces in out.items()}
         arrays["level"] = np.asarray(levels, dtype=np.float32)
+        arrays["codec"] = np.asarray(codecs, dtype=np.float32)
         return arrays
 
 

@@ -257,14 +257,15 @@ class _TrainNet(nn.Module):
         self._features = inputs[0]
 
     def forward(self, x: torch.Tensor, frames: int = 0, flows: Optional[torch.Tensor] = None,
-                level: Optional[torch.Tensor] = None):
+                level: Optional[torch.Tensor] = None, codec: Optional[torch.Tensor] = None):
         """``x``: a batch of crops, or ``[B*T, 3, H, W]`` clips of ``frames`` frames (clip-major),
         with their ``flows`` for a motion-compensated student (:func:`clip_flows`); ``level``: each
-        crop's noise level, for a ``level_input`` student."""
+        crop's noise level, for a ``level_input`` student; ``codec``: its codec strengths, for a
+        ``codec_input`` one."""
         if frames > 1 and self.student.temporal:
             out = run_clips(self.student, x, frames, quantize_state=True, flows=flows)
         else:
-            out = self.student(x, level=level)
+            out = self.student(x, level=level, codec=codec)
         if self.adapter is None:
             return out, None, None
         features, self._features = self._features, None
@@ -421,10 +422,11 @@ def prepare(config: DistillConfig, device, echo: Callable[[str], None] = print, 
                      for its, length, degradation in ((train_items, d.sequence, d.degradation),
                                                       (val_items, d.val_frames, D.validation_degradation(d)))]
     else:
-        levels = student_config(config.student).level_input
+        architecture = student_config(config.student)
+        levels, codecs = architecture.level_input, architecture.codec_input
         renderers = [D.Renderer(train_items, config.data.degradation, config.data.weights, levels=levels,
-                                align=config.data.align),
-                     D.Renderer(val_items, D.validation_degradation(config.data), levels=levels)]
+                                align=config.data.align, codecs=codecs),
+                     D.Renderer(val_items, D.validation_degradation(config.data), levels=levels, codecs=codecs)]
     check_route(config, renderers[0], teacher)
     return Prepared(renderers[0], renderers[1], counts, teacher, cache, needs_outputs, needs_features)
 
@@ -651,7 +653,8 @@ class Trainer:
                 out = run_clips(model, x, len(x), quantize_state=True, flows=flows)
                 temporal += temporal_error(out, clean)
             else:
-                out = model(x, level=float(sample.get("level", 0.0)))
+                codec = torch.tensor(sample["codec"], device=self.dist.device) if "codec" in sample else None
+                out = model(x, level=float(sample.get("level", 0.0)), codec=codec)
             total += psnr(out, clean)
             count += 1
         model.train(was_training)
@@ -715,7 +718,8 @@ class Trainer:
         needs_flows = frames > 1 and (self.student.config.motion or c.loss.steady > 0)
         flows = clip_flows(arrays["degraded"], device) if needs_flows else None
         level = torch.from_numpy(arrays["level"]).to(device)
-        out, adapted, student_features = self.ddp(x, frames, flows, level)
+        codec = torch.from_numpy(arrays["codec"]).to(device) if "codec" in arrays else None
+        out, adapted, student_features = self.ddp(x, frames, flows, level, codec)
         if teacher_features is not None:
             teacher_features = match_features(teacher_features, student_features.shape[-2:])
         loss, terms = self.loss(out, clean, target, adapted, teacher_features, frames=frames, flows=flows,

@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgerestore.errors import CheckpointError
 from edgerestore.export import blocks
 from edgerestore.models.student import AGREEMENT_UNIT, StudentNet, weighted_responses
 
@@ -356,6 +357,13 @@ def write_metadata(path, metadata: dict) -> None:
     onnx.save(model, str(path))
 
 
+def require_exportable(student: StudentNet) -> None:
+    """Raise :class:`CheckpointError` for a student no export graph can run yet."""
+    if student.config.codec_input:
+        raise CheckpointError("a codec_input student is a prototype that no export format takes yet (the "
+                              "codec's strengths are a third input); score it with benchmarks/codec_input.py")
+
+
 def export_onnx(
     student: StudentNet,
     path,
@@ -373,6 +381,7 @@ def export_onnx(
     ``ir_version`` pins the file's IR version (older parsers reject newer ones), ``simplify`` runs
     onnxslim. The file's metadata records the stride, the contract and anything in ``metadata``.
     """
+    require_exportable(student)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stride = student.stride

@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from edgerestore.export.blocks import LEVEL, LEVEL_CODE, block_tail_weight
-from edgerestore.export.onnx import CONTRACT, block_bases, write_metadata
+from edgerestore.export.onnx import CONTRACT, block_bases, require_exportable, write_metadata
 from edgerestore.models.student import StudentNet
 from edgerestore.noiselevel import calibration_level
 
@@ -361,6 +361,7 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
 
     import onnx
 
+    require_exportable(student)
     if method not in METHODS:
         raise ValueError("unknown calibration method %r; choose one of %s" % (method, ", ".join(METHODS)))
     if not frames:

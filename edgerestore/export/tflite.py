@@ -39,7 +39,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgerestore.export.onnx import agreement_logit, agreement_weights, block_bases, level_bias, level_sample
+from edgerestore.export.onnx import (
+    agreement_logit,
+    agreement_weights,
+    block_bases,
+    level_bias,
+    level_sample,
+    require_exportable,
+)
 from edgerestore.models.student import StudentNet
 
 WEIGHT_EPS = 2.0 ** -24
@@ -144,6 +151,7 @@ def _sample(height: int, width: int, student: Optional[StudentNet] = None) -> Tu
 
 def convert_fp32(student: StudentNet, path, height: int, width: int) -> Path:
     """Write the FP32 .tflite of ``student`` for ``height`` x ``width`` frames."""
+    require_exportable(student)
     litert_torch = _quiet_converter()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,6 +228,7 @@ def quantize_pt2e_eval(model) -> None:
 
 def convert_int8(student: StudentNet, path, frames: List[np.ndarray], height: int, width: int) -> Path:
     """Write the INT8 .tflite of ``student``, calibrated on ``frames`` (uint8 RGB, ``height`` x ``width``)."""
+    require_exportable(student)
     litert_torch = _quiet_converter()
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgerestore.codecinput import FIELDS as CODEC_FIELDS
 from edgerestore.models.config import StudentConfig
 
 
@@ -181,6 +182,11 @@ class StudentNet(nn.Module):
             # what a level plane as a fourth input channel would give the stride-scale head. Zero at
             # the start: the same network.
             self.level_head = nn.Parameter(torch.zeros(c))
+        if config.codec_input:
+            if config.temporal:
+                raise ValueError("codec_input is for frame-by-frame students")
+            # The same for the codec's two strengths (edgerestore.codecinput): zero at the start.
+            self.codec_head = nn.Parameter(torch.zeros(len(CODEC_FIELDS), c))
         if config.gate_open > 0.0 and not (config.temporal and config.agreement):
             raise ValueError("gate_open sets where the agreement gate starts: it needs temporal and agreement")
         if config.temporal:
@@ -241,11 +247,13 @@ class StudentNet(nn.Module):
             head = head + self.mix(hidden)
         return self.context(self.body(head))
 
-    def step(self, x: torch.Tensor, state: Optional[State] = None,
-             level: Optional[Level] = None) -> Tuple[torch.Tensor, Optional[State]]:
+    def step(self, x: torch.Tensor, state: Optional[State] = None, level: Optional[Level] = None,
+             codec: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[State]]:
         """One frame: ``(restored, new state)``. ``state`` is ``None`` for the first frame of a
         stream (or after a cut); frame-by-frame students have no state. ``level``: the frames' noise
         level (:data:`Level`) for a ``level_input`` student (others ignore it); ``None`` reads as 0.
+        ``codec``: a ``codec_input`` student's ``[B, 2]`` (or ``[2]``) codec strengths
+        (:mod:`edgerestore.codecinput`); ``None`` reads as an uncompressed frame.
 
         The hidden state is the frame's head features *before* the previous frame's were mixed in:
         one frame of memory, no feedback loop. (Feeding back the mixed features drifted: a
@@ -255,6 +263,9 @@ class StudentNet(nn.Module):
         head = self.head(x)
         if self.config.level_input and level is not None:
             head = head + as_level(level, x).view(-1, 1, 1, 1) * self.level_head.view(1, -1, 1, 1)
+        if self.config.codec_input and codec is not None:
+            strengths = torch.as_tensor(codec, dtype=x.dtype, device=x.device).reshape(-1, len(CODEC_FIELDS))
+            head = head + (strengths @ self.codec_head)[:, :, None, None]
         head = self.act(head)
         if not self.config.temporal:
             features = self._features(head, None)
@@ -277,11 +288,12 @@ class StudentNet(nn.Module):
         out = restored + gate * (previous - restored)
         return out, (out, head)
 
-    def forward(self, x: torch.Tensor, state: Optional[State] = None, level: Optional[Level] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: Optional[State] = None, level: Optional[Level] = None,
+                codec: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Restore ``x`` (a temporal student: given its state after the previous frame, ``None``
-        = first frame; a ``level_input`` student: given the noise ``level``); :meth:`step` also
-        returns the new state."""
-        return self.step(x, state, level)[0]
+        = first frame; a ``level_input`` student: given the noise ``level``; a ``codec_input`` one
+        the ``codec`` strengths); :meth:`step` also returns the new state."""
+        return self.step(x, state, level, codec)[0]
 
     def scale_residual(self, strength: float) -> None:
         """Multiply the correction by ``strength`` (in place): the tail and the filter-basis weights
