@@ -69,3 +69,26 @@ def test_no_export_takes_a_codec_student_yet(tmp_path):
     student = StudentNet(StudentConfig(codec_input=True, **TINY)).eval()
     with pytest.raises(CheckpointError, match="codec_input student is a prototype"):
         export_onnx(student, tmp_path / "x.onnx")
+
+
+def test_a_decoder_reads_each_h264_frames_qp():
+    import struct
+
+    from skimage import data
+
+    from edgerestore.distill.degrade import h264_roundtrip
+
+    image = np.ascontiguousarray(data.astronaut()[:128, :192])
+    frames = [image, np.ascontiguousarray(np.roll(image, 2, axis=1))]
+    first = {}
+    for crf in (20, 32):
+        qps = []
+        decoded = h264_roundtrip(frames, crf, qps=qps)
+        assert len(qps) == 2 and all(qp is not None for qp in qps)
+        assert all(np.array_equal(a, b) for a, b in zip(decoded, h264_roundtrip(frames, crf)))  # reading changes nothing
+        first[crf] = qps[0]
+        assert crf - 6 <= qps[0] <= crf + 6  # an I-frame: near its CRF
+    assert first[32] - first[20] > 8
+    vp9 = struct.pack("@INNii", 0, 0, 0, 0, 120)
+    assert codecinput.h264_qp(vp9) is None
+    assert codecinput.frame_h264_qp(object()) is None  # a frame without the side data

@@ -297,10 +297,11 @@ def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1]
 
 
-def h264_roundtrip(frames: list, crf: int) -> list:
+def h264_roundtrip(frames: list, crf: int, qps: Optional[list] = None) -> list:
     """Encode and decode RGB uint8 frames with libx264 at ``crf`` (4:2:0), the way a call does.
 
-    Odd sizes are padded by edge replication for the encoder and cropped back.
+    Odd sizes are padded by edge replication for the encoder and cropped back. ``qps``: a list that
+    gets each decoded frame's mean QP (:func:`edgerestore.codecinput.frame_h264_qp`).
     """
     import av  # PyAV; imported here so that numpy-only users of this module don't need it
 
@@ -322,8 +323,15 @@ def h264_roundtrip(frames: list, crf: int) -> list:
     decoded = []
     buffer.seek(0)
     with av.open(buffer, mode="r", format="h264") as container:
-        for frame in container.decode(video=0):
+        stream = container.streams.video[0]
+        if qps is not None:
+            from edgerestore.codecinput import frame_h264_qp
+
+            stream.codec_context.options = {"export_side_data": "venc_params"}
+        for frame in container.decode(stream):
             decoded.append(frame.to_ndarray(format="rgb24")[:height, :width])
+            if qps is not None:
+                qps.append(frame_h264_qp(frame))
     if len(decoded) != len(frames):
         raise RuntimeError("H.264 round trip returned %d frames for %d" % (len(decoded), len(frames)))
     return decoded
