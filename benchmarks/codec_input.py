@@ -23,16 +23,26 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import student_quality as sq  # noqa: E402
 
 from edgerestore import codecinput  # noqa: E402
-from edgerestore.distill.degrade import get_preset, sample_params  # noqa: E402
+from edgerestore.distill.degrade import degrade, get_preset, sample_params  # noqa: E402
 from edgerestore.models.checkpoint import load_student  # noqa: E402
 from edgerestore.runtime.quality import psnr  # noqa: E402
 
 
-def codecs_of(pairs, seeds):
-    """``{subset: [(jpeg, h264)]}``: each synthetic draw's codec, untouched for the rest."""
+def codecs_of(pairs, seeds, qp="crf"):
+    """``{subset: [(jpeg, h264)]}``: each synthetic draw's codec, untouched for the rest; an H.264
+    draw's QP is its CRF, or with ``qp="decoded"`` what its decoder reads back."""
     out = {subset: [codecinput.strengths()] * len(items) for subset, items in pairs.items()}
     for subset, (preset, keys) in seeds.items():
-        out[subset] = [codecinput.of_params(sample_params(get_preset(preset), k)) for k in keys]
+        config = get_preset(preset)
+        out[subset] = []
+        for (_, clean), k in zip(pairs[subset], keys):
+            params = sample_params(config, k)
+            if params.codec == "h264" and qp == "decoded":
+                qps = []
+                degrade(clean, k, config, qps=qps)
+                out[subset].append(codecinput.strengths("h264", h264_qp=qps[0]))
+            else:
+                out[subset].append(codecinput.of_params(params))
     return out
 
 
@@ -64,6 +74,9 @@ def main():
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--photos", default=None, metavar="DIR", help="as student_quality.py --photos")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--qp", choices=("crf", "decoded"), default="crf",
+                        help="an H.264 draw's QP: its CRF, or what its decoder reads back (as the student was trained: "
+                             "data.codec_qp)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for path in args.models:
@@ -71,7 +84,7 @@ def main():
             raise SystemExit("%s: no such checkpoint; give a student .pt" % path)
     pairs, seeds = sq.eval_pairs(args.draws, args.photos, with_seeds=True)
     levels = sq.eval_levels(pairs, seeds)
-    codecs = codecs_of(pairs, seeds)
+    codecs = codecs_of(pairs, seeds, args.qp)
     untouched = {subset: [codecinput.strengths()] * len(items) for subset, items in pairs.items()}
     print("| model | told the codec | %s |" % " | ".join(pairs))
     print("|---|---|%s" % ("---|" * len(pairs)))

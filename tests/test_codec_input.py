@@ -64,6 +64,16 @@ def test_training_samples_carry_their_codec(data_dir, tmp_path):
     assert batch["codec"].shape == (8, 2) and batch["codec"].max() > 0
     assert "codec" not in D.Renderer(items, "compression").sample(D.train_spec(items, 0, 48, 0))
 
+    # data.codec_qp=decoded: an H.264 crop is told the QP its decoder reads back, not its CRF
+    h264 = {"base": "compression", "jpeg_prob": 0.0, "h264_prob": 1.0}
+    crf, decoded = D.Renderer(items, h264, codecs=True), D.Renderer(items, h264, codecs=True, codec_qp="decoded")
+    spec = D.train_spec(items, 0, 48, 0)
+    told, read = crf.sample(spec), decoded.sample(spec)
+    assert np.array_equal(told["degraded"], read["degraded"]) and told["key"] == read["key"]
+    qps = []
+    decoded.degraded(spec, qps=qps)
+    assert read["codec"] == codecinput.strengths("h264", h264_qp=qps[0]) != told["codec"]
+
 
 def test_no_export_takes_a_codec_student_yet(tmp_path):
     student = StudentNet(StudentConfig(codec_input=True, **TINY)).eval()

@@ -88,6 +88,10 @@ class DataSection:
     the data, not the model, the bottleneck of small students."""
     augment: bool = True
     """Random flips and 90-degree rotations of the patches."""
+    codec_qp: str = "crf"
+    """What a ``codec_input`` student is told of an H.264 crop: ``crf``, its encoder's CRF (the first
+    prototypes), or ``decoded``, the QP its decoder reads back, as the runtime would
+    (:func:`edgerestore.codecinput.frame_h264_qp`)."""
     align: int = 1
     """Patches start at multiples of this many pixels of their crop, whose compression grid starts
     at its corner (8: on the JPEG / H.264 block grid, as in a decoded frame; 1 = anywhere)."""
@@ -294,6 +298,7 @@ _CHOICES = {
     "loss.pixel": ("charbonnier", "l1"),
     "loss.target": ("gt", "teacher"),
     "optim.schedule": ("cosine", "constant"),
+    "data.codec_qp": ("crf", "decoded"),
 }
 
 

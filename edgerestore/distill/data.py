@@ -555,12 +555,13 @@ class Renderer:
     item carries one. Picklable: DataLoader workers get a copy (the images are shared by fork)."""
 
     def __init__(self, items: Sequence[Item], degradation, weights: Sequence[float] = (), levels: bool = False,
-                 align: int = 1, codecs: bool = False):
+                 align: int = 1, codecs: bool = False, codec_qp: str = "crf"):
         self.items = list(items)
         self.degradation, self.degradation_dict = resolve_degradation(degradation)
         self.sources = source_table(self.items, weights)
         self.levels = levels  # a level_input student's trainer: measure each sample's level
         self.codecs = codecs  # a codec_input student's trainer: each sample's codec strengths
+        self.codec_qp = codec_qp  # an H.264 crop's QP: its CRF, or as decoded (data.codec_qp)
         self.align = align  # the crop starts on the compression grid of what is degraded (data.align)
 
     def key(self, spec: Spec) -> str:
@@ -585,7 +586,7 @@ class Renderer:
             return None
         return np.ascontiguousarray(item.teacher[spec.top:spec.top + spec.height, spec.left:spec.left + spec.width])
 
-    def degraded(self, spec: Spec, noise_draw: int = 0) -> np.ndarray:
+    def degraded(self, spec: Spec, noise_draw: int = 0, qps: Optional[list] = None) -> np.ndarray:
         item = self.items[spec.item]
         if item.paired:
             return item.degraded[spec.top:spec.top + spec.height, spec.left:spec.left + spec.width]
@@ -595,7 +596,7 @@ class Renderer:
         top, left = top + (spec.top - top) % self.align, left + (spec.left - left) % self.align
         bottom, right = min(h, spec.top + spec.height + MARGIN), min(w, spec.left + spec.width + MARGIN)
         out, _ = deg.degrade(np.ascontiguousarray(item.clean[top:bottom, left:right]), spec.seed, self.degradation,
-                             noise_draw)
+                             noise_draw, qps)
         dy, dx = spec.top - top, spec.left - left
         return np.ascontiguousarray(out[dy:dy + spec.height, dx:dx + spec.width])
 
@@ -624,11 +625,17 @@ class Renderer:
         return sample
 
     def codec(self, spec: Spec) -> Tuple[float, float]:
-        """What the codec did to a synthetic sample (:mod:`edgerestore.codecinput`); a real pair's
-        photos are read as untouched (their cameras' JPEGs are of high quality)."""
+        """What the codec did to a synthetic sample (:mod:`edgerestore.codecinput`; an H.264 one's QP
+        as :attr:`codec_qp` says); a real pair's photos are read as untouched (their cameras' JPEGs
+        are of high quality)."""
         if self.items[spec.item].paired:
             return codecinput.strengths()
-        return codecinput.of_params(deg.sample_params(self.degradation, spec.seed))
+        params = deg.sample_params(self.degradation, spec.seed)
+        if params.codec == "h264" and self.codec_qp == "decoded":
+            qps: List[float] = []
+            self.degraded(spec, qps=qps)  # the same encode again (deterministic), read back
+            return codecinput.strengths("h264", h264_qp=qps[0])
+        return codecinput.of_params(params)
 
     def noise_level(self, spec: Spec, degraded: np.ndarray, clean: np.ndarray) -> float:
         """The sample's noise level (:mod:`edgerestore.noiselevel`) as the runtime's meter would read

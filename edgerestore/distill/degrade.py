@@ -337,9 +337,11 @@ def h264_roundtrip(frames: list, crf: int, qps: Optional[list] = None) -> list:
     return decoded
 
 
-def apply_degradation(image: np.ndarray, params: DegradationParams, noise_draw: int = 0) -> np.ndarray:
+def apply_degradation(image: np.ndarray, params: DegradationParams, noise_draw: int = 0,
+                      qps: Optional[list] = None) -> np.ndarray:
     """Degrade one RGB uint8 frame exactly as ``params`` say (deterministic). ``noise_draw`` > 0:
-    another draw of the sensor noise, everything else the same (a still camera's next frame)."""
+    another draw of the sensor noise, everything else the same (a still camera's next frame).
+    ``qps``: a list that gets the frame's H.264 QP as its decoder reads it (H.264 only)."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError("expected an RGB uint8 image HxWx3, got %s %s" % (image.dtype, image.shape))
     out = image.astype(np.float32)
@@ -353,16 +355,18 @@ def apply_degradation(image: np.ndarray, params: DegradationParams, noise_draw: 
     if params.codec == "jpeg":
         out = jpeg_roundtrip(out, params.jpeg_quality)
     elif params.codec == "h264":
-        out = h264_roundtrip([out], params.h264_crf)[0]
+        out = h264_roundtrip([out], params.h264_crf, qps)[0]
     return np.ascontiguousarray(out)
 
 
 def degrade(
-    image: np.ndarray, seed: int, config: DegradationConfig = PRESETS["mild"], noise_draw: int = 0
+    image: np.ndarray, seed: int, config: DegradationConfig = PRESETS["mild"], noise_draw: int = 0,
+    qps: Optional[list] = None,
 ) -> Tuple[np.ndarray, DegradationParams]:
-    """Sample parameters from ``config`` with ``seed`` and apply them; returns (degraded, params)."""
+    """Sample parameters from ``config`` with ``seed`` and apply them; returns (degraded, params).
+    ``qps``: as :func:`apply_degradation`."""
     params = sample_params(config, seed)
-    return apply_degradation(image, params, noise_draw), params
+    return apply_degradation(image, params, noise_draw, qps), params
 
 
 def with_ranges(config: DegradationConfig, **overrides) -> DegradationConfig:

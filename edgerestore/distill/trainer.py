@@ -424,9 +424,11 @@ def prepare(config: DistillConfig, device, echo: Callable[[str], None] = print, 
     else:
         architecture = student_config(config.student)
         levels, codecs = architecture.level_input, architecture.codec_input
+        qp = config.data.codec_qp
         renderers = [D.Renderer(train_items, config.data.degradation, config.data.weights, levels=levels,
-                                align=config.data.align, codecs=codecs),
-                     D.Renderer(val_items, D.validation_degradation(config.data), levels=levels, codecs=codecs)]
+                                align=config.data.align, codecs=codecs, codec_qp=qp),
+                     D.Renderer(val_items, D.validation_degradation(config.data), levels=levels, codecs=codecs,
+                                codec_qp=qp)]
     check_route(config, renderers[0], teacher)
     return Prepared(renderers[0], renderers[1], counts, teacher, cache, needs_outputs, needs_features)
 
