@@ -24,6 +24,7 @@ import student_quality as sq  # noqa: E402
 
 from edgerestore import codecinput  # noqa: E402
 from edgerestore.distill.degrade import degrade, get_preset, sample_params  # noqa: E402
+from edgerestore.export.onnx import reference_uint8  # noqa: E402
 from edgerestore.models.checkpoint import load_student  # noqa: E402
 from edgerestore.runtime.quality import psnr  # noqa: E402
 
@@ -47,17 +48,12 @@ def codecs_of(pairs, seeds, qp="crf"):
 
 
 def restore(model, image, level, codec):
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
-    stride = model.stride
-    h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % stride, (-w) % stride
-    if pad_h or pad_w:
-        x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-    with torch.no_grad():
-        out = model(x, level=level if model.config.level_input else None,
-                    codec=torch.tensor(codec) if model.config.codec_input else None)
-    out = out[..., :h, :w].clamp(0, 1)[0].permute(1, 2, 0).numpy()
-    return np.round(out * 255.0).astype(np.uint8)
+    """``image`` restored as the exported graph would (uint8 in and out), padded to the stride."""
+    h, w = image.shape[:2]
+    pad_h, pad_w = (-h) % model.stride, (-w) % model.stride
+    padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+    out = reference_uint8(model, torch.from_numpy(padded)[None], level=level, codec=torch.tensor(codec))
+    return out[0, :h, :w].numpy()
 
 
 def score(model, items, levels, codecs):

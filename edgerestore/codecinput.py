@@ -31,8 +31,8 @@ def strengths(codec: str = "none", jpeg_quality: int = 0, h264_qp: float = 0.0) 
 
 def of_params(params) -> tuple:
     """The strengths of a synthetic degradation (:class:`edgerestore.distill.degrade.DegradationParams`):
-    its CRF stands for the QP (the prototype's choice; x264's I-frames read a mean QP about 3 above
-    their CRF, its P-frames more: docs/distill.md, "A codec input")."""
+    its CRF stands for the QP (``data.codec_qp: crf``; the training encoder's I-frames read back a
+    mean QP about 2 below their CRF, later frames more: docs/distill.md, "A codec input")."""
     return strengths(params.codec, params.jpeg_quality, params.h264_crf)
 
 

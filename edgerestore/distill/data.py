@@ -613,27 +613,30 @@ class Renderer:
         cached ``(degraded, teacher)`` (then nothing is degraded: exactly what the teacher saw)."""
         key = self.key(spec)
         cached = lookup(key) if lookup is not None else None
+        qps: List[float] = []  # the H.264 QP of the encode below, read back (data.codec_qp: decoded)
         if cached is not None:
             degraded, teacher = cached
         else:
-            degraded, teacher = self.degraded(spec), self.teacher(spec)
+            reading = self.codecs and self.codec_qp == "decoded"
+            degraded, teacher = self.degraded(spec, qps=qps if reading else None), self.teacher(spec)
         clean = np.ascontiguousarray(self.clean(spec))
         sample = {"key": key, "clean": clean, "degraded": degraded,
                   "teacher": teacher, "component": self.component(spec), "level": self.noise_level(spec, degraded, clean)}
         if self.codecs:
-            sample["codec"] = self.codec(spec)
+            sample["codec"] = self.codec(spec, qps)
         return sample
 
-    def codec(self, spec: Spec) -> Tuple[float, float]:
+    def codec(self, spec: Spec, qps: Sequence[float] = ()) -> Tuple[float, float]:
         """What the codec did to a synthetic sample (:mod:`edgerestore.codecinput`; an H.264 one's QP
-        as :attr:`codec_qp` says); a real pair's photos are read as untouched (their cameras' JPEGs
-        are of high quality)."""
+        as :attr:`codec_qp` says: ``qps`` read back from its encode, or it is encoded again); a real
+        pair's photos are read as untouched (their cameras' JPEGs are of high quality)."""
         if self.items[spec.item].paired:
             return codecinput.strengths()
         params = deg.sample_params(self.degradation, spec.seed)
         if params.codec == "h264" and self.codec_qp == "decoded":
-            qps: List[float] = []
-            self.degraded(spec, qps=qps)  # the same encode again (deterministic), read back
+            if not qps:  # a cached sample: the same encode again (deterministic), read back
+                qps = []
+                self.degraded(spec, qps=qps)
             return codecinput.strengths("h264", h264_qp=qps[0])
         return codecinput.of_params(params)
 

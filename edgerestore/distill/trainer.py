@@ -720,7 +720,7 @@ class Trainer:
         needs_flows = frames > 1 and (self.student.config.motion or c.loss.steady > 0)
         flows = clip_flows(arrays["degraded"], device) if needs_flows else None
         level = torch.from_numpy(arrays["level"]).to(device)
-        codec = torch.from_numpy(arrays["codec"]).to(device) if "codec" in arrays else None
+        codec = torch.from_numpy(arrays["codec"]).to(device)
         out, adapted, student_features = self.ddp(x, frames, flows, level, codec)
         if teacher_features is not None:
             teacher_features = match_features(teacher_features, student_features.shape[-2:])

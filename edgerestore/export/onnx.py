@@ -323,9 +323,10 @@ IO = {
 }
 
 
-def reference_uint8(student: StudentNet, frame: torch.Tensor, state=None, level: float = 0.0):
+def reference_uint8(student: StudentNet, frame: torch.Tensor, state=None, level: float = 0.0, codec=None):
     """What the exported graph must compute, by the plain student: uint8 NHWC in and out
-    (``level``: a ``level_input`` student's noise level).
+    (``level``: a ``level_input`` student's noise level; ``codec``: a ``codec_input`` one's codec
+    strengths, :mod:`edgerestore.codecinput`).
 
     Temporal students: ``state`` is ``None`` (a reset) or ``(previous uint8 NHWC, hidden)``, and
     the result is ``(restored, (restored, hidden))``, the state after this frame as the runtime
@@ -340,7 +341,7 @@ def reference_uint8(student: StudentNet, frame: torch.Tensor, state=None, level:
             y, (_, hidden) = student.step(x, given)
             out = torch.clamp(y * 255.0 + 0.5, 0, 255).to(torch.uint8).permute(0, 2, 3, 1)
             return out, (out, hidden)
-        y = student(x, level=level) * 255.0
+        y = student(x, level=level, codec=codec) * 255.0
     return torch.clamp(y + 0.5, 0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
