@@ -67,3 +67,60 @@ def frame_h264_qp(frame):
         if str(getattr(data.type, "name", data.type)).endswith("VIDEO_ENC_PARAMS"):
             return h264_qp(bytes(data))
     return None
+
+
+def frame_codec(frame):
+    """The strengths of a PyAV H.264 frame decoded with ``export_side_data`` (:func:`frame_h264_qp`),
+    or ``None`` without its QP."""
+    qp = frame_h264_qp(frame)
+    return None if qp is None else strengths("h264", h264_qp=min(51.0, max(0.0, qp)))
+
+
+# The JPEG standard's luminance quantisation table (ITU T.81, Annex K), in zigzag order as a file
+# stores it; libjpeg (OpenCV, Pillow, cameras' firmware) scales it by the quality.
+_LUMA_ZIGZAG = (16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22, 24, 49, 35, 37,
+                29, 40, 58, 51, 61, 60, 57, 51, 56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56, 80, 109, 81, 87,
+                95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103, 99)
+
+
+def _libjpeg_table(quality):
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return [min(255, max(1, (q * scale + 50) // 100)) for q in _LUMA_ZIGZAG]
+
+
+def jpeg_quality(data: bytes):
+    """The quality (1..100) a JPEG file was written at, read off its luminance quantisation table as
+    the libjpeg quality that scales the standard table closest to it; ``None`` if ``data`` is not a
+    JPEG or has no such table."""
+    import struct
+
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: the tables come before
+            return None
+        length = struct.unpack_from(">H", data, pos + 2)[0]
+        if marker == 0xDB:  # quantisation tables: (precision << 4 | id), then 64 entries
+            body, end = pos + 4, pos + 2 + length
+            while body < end:
+                precision, table_id = data[body] >> 4, data[body] & 15
+                size = 128 if precision else 64
+                fmt = ">64H" if precision else "64B"
+                table = struct.unpack_from(fmt, data, body + 1)
+                if table_id == 0:
+                    return min(range(1, 101), key=lambda q: sum(abs(a - b) for a, b in zip(table, _libjpeg_table(q))))
+                body += 1 + size
+        pos += 2 + length
+    return None
+
+
+def file_codec(path):
+    """The strengths of a still image file: a JPEG's quality (:func:`jpeg_quality`), else ``None``."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)  # the tables come before the first scan
+    quality = jpeg_quality(head)
+    return None if quality is None else strengths("jpeg", jpeg_quality=quality)

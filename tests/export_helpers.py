@@ -21,9 +21,9 @@ def workdir() -> Path:
     return _ROOT[0]
 
 
-def tiny_student(seed=0, width=8, context=False, bases=0, level=False):
+def tiny_student(seed=0, width=8, context=False, bases=0, level=False, codec=False):
     """A randomly initialised tiny student whose tail (and filter bases' weights, and with ``level``
-    its noise-level bias) are not zero (so it is not the identity)."""
+    and ``codec`` its noise-level and codec biases) are not zero (so it is not the identity)."""
     import torch
 
     from edgerestore.models.config import StudentConfig
@@ -31,12 +31,15 @@ def tiny_student(seed=0, width=8, context=False, bases=0, level=False):
 
     torch.manual_seed(seed)
     config = StudentConfig(scale=4, width=width, blocks=1, context_width=8 if context else 0,
-                           context_blocks=1 if context else 0, filter_bases=bases, level_input=level)
+                           context_blocks=1 if context else 0, filter_bases=bases, level_input=level,
+                           codec_input=codec)
     student = StudentNet(config)
     with torch.no_grad():
         student.tail.weight.normal_(0.0, 0.02)
         if level:
             student.level_head.normal_(0.0, 0.2)
+        if codec:
+            student.codec_head.normal_(0.0, 0.6)
         for weights in student.bases.weights if bases else ():
             weights.weight.normal_(0.0, 0.3)
     return student.eval()

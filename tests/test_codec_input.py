@@ -1,4 +1,5 @@
-"""The codec-input prototype: its strengths, the network's third input, training data, no export."""
+"""The codec input end to end: its strengths, the network's input, training data, every export format
+fed it, what the runtime reads off a frame (an H.264 frame's QP, a JPEG's quality) and its settings."""
 
 import numpy as np
 import pytest
@@ -7,8 +8,8 @@ import torch
 from edgerestore import codecinput
 from edgerestore.distill import data as D
 from edgerestore.distill.degrade import get_preset, sample_params
-from edgerestore.errors import CheckpointError
-from edgerestore.export.onnx import export_onnx
+from edgerestore.errors import ConfigError
+from edgerestore.export.onnx import reference_uint8
 from edgerestore.models.checkpoint import load_student, save_student
 from edgerestore.models.config import StudentConfig
 from edgerestore.models.student import StudentNet
@@ -75,12 +76,6 @@ def test_training_samples_carry_their_codec(data_dir, tmp_path):
     assert read["codec"] == codecinput.strengths("h264", h264_qp=qps[0]) != told["codec"]
 
 
-def test_no_export_takes_a_codec_student_yet(tmp_path):
-    student = StudentNet(StudentConfig(codec_input=True, **TINY)).eval()
-    with pytest.raises(CheckpointError, match="codec_input student is a prototype"):
-        export_onnx(student, tmp_path / "x.onnx")
-
-
 def test_a_decoder_reads_each_h264_frames_qp():
     import struct
 
@@ -102,3 +97,162 @@ def test_a_decoder_reads_each_h264_frames_qp():
     vp9 = struct.pack("@INNii", 0, 0, 0, 0, 120)
     assert codecinput.h264_qp(vp9) is None
     assert codecinput.frame_h264_qp(object()) is None  # a frame without the side data
+
+
+# --- every export format takes the codec ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def codec_checkpoint():
+    from tests.export_helpers import tiny_checkpoint
+
+    return tiny_checkpoint("tiny-codec", bases=1, level=True, codec=True)
+
+
+def _clip_frame(size):
+    import av
+
+    from tests.conftest import ROOT
+
+    with av.open(str(ROOT / "edgerestore" / "data" / "sample" / "office_320x240.mp4")) as container:
+        frame = next(iter(container.decode(video=0))).to_ndarray(format="rgb24")
+    return np.ascontiguousarray(frame[:size[0], :size[1]])
+
+
+def _reference(student, frame, codec, level=0.0):
+    return reference_uint8(student, torch.from_numpy(frame)[None], level=level, codec=codec).numpy()[0]
+
+
+@pytest.mark.parametrize("target", ["rpi4", "jetson"])
+def test_every_format_of_a_codec_student_exports_verified(codec_checkpoint, target):
+    from tests.export_helpers import exported
+
+    result = exported(target, checkpoint=codec_checkpoint)
+    assert result.rows and all(row.status == "ok" for row in result.rows), [r.to_dict() for r in result.rows]
+    for artifact in result.manifest["artifacts"]:
+        assert artifact["io"]["codec"]["shape"] == [2] and artifact["io"]["level"]["shape"] == [1], artifact
+
+
+CODECS = ((0.0, 0.0), (0.0, 1.2), (1.0, 0.0))
+
+
+@pytest.mark.parametrize("name,bar", [("model.onnx", 50.0), ("model-fp16.onnx", 40.0), ("model-int8.onnx", 36.0),
+                                      ("model.tflite", 50.0), ("model-int8.tflite", 35.0)])
+def test_the_runtime_feeds_each_format_the_codec_it_is_given(codec_checkpoint, name, bar):
+    from edgerestore.runtime.backends import create_backend
+    from edgerestore.runtime.quality import psnr
+    from tests.export_helpers import SIZE, exported
+
+    target = "jetson" if name == "model-fp16.onnx" else "rpi4"
+    bundle = exported(target, checkpoint=codec_checkpoint).out_dir
+    student, _ = load_student(str(codec_checkpoint))
+    frame = _clip_frame(SIZE)
+    backend = create_backend("tflite" if name.endswith(".tflite") else "onnxruntime", threads=1).load(
+        str(bundle / name)).set_noise_level(0.3)
+    references = {codec: _reference(student, frame, codec, 0.3) for codec in CODECS}
+    for codec in CODECS:
+        out = backend.set_codec(codec).infer(frame)
+        assert psnr(out, references[codec]) >= bar
+        for other in CODECS:  # it took this codec, not another
+            assert other == codec or psnr(out, references[codec]) > psnr(out, references[other]) + 2
+    # "auto" takes what the source read off the frame, and an uncompressed frame without it
+    backend.set_codec("auto")
+    assert np.array_equal(backend.infer(frame, codec=(1.0, 0.0)), backend.set_codec((1.0, 0.0)).infer(frame))
+    backend.set_codec("auto")
+    assert np.array_equal(backend.infer(frame), backend.set_codec("none").infer(frame))
+    assert backend.info()["codec"] == {"setting": (0.0, 0.0), "last": [0.0, 0.0]}
+
+
+def test_tensorrt_binds_the_codec_input(codec_checkpoint, tmp_path):
+    from edgerestore.runtime.backends.tensorrt import TensorRTBackend
+    from tests.export_helpers import SIZE, copy_bundle, exported
+    from tests.trt_standin import make_pycuda, make_tensorrt
+
+    bundle = copy_bundle(exported("jetson", checkpoint=codec_checkpoint), tmp_path / "bundle")
+    trt = make_tensorrt("8.2.1")
+    backend = TensorRTBackend(precision="fp16", trt=trt, cuda=make_pycuda(trt=trt), cache_dir=str(tmp_path / "c"))
+    backend.load(str(bundle / "model.trt.onnx"))
+    assert (backend.level_input, backend.codec_input) == ("noise_level", "codec")
+    student, _ = load_student(str(codec_checkpoint))
+    frame = _clip_frame(SIZE)
+    backend.set_noise_level(0.0)
+    for codec in CODECS:
+        out = backend.set_codec(codec).infer(frame)
+        assert np.abs(out.astype(int) - _reference(student, frame, codec)).max() <= 1
+
+
+# --- what the runtime reads off a frame, and the setting ---------------------------------------------
+
+
+def test_a_codec_setting_is_auto_none_or_a_codec_and_anything_else_names_the_fix():
+    from edgerestore.runtime.backends.base import parse_codec
+
+    assert parse_codec("auto") == "auto" and parse_codec(" None ") == (0.0, 0.0)
+    assert parse_codec("jpeg:75") == pytest.approx((0.5, 0.0))
+    assert parse_codec("h264:30") == pytest.approx((0.0, 1.0))
+    assert parse_codec((0.2, 0.0)) == (0.2, 0.0)
+    for bad in ("vp9:30", "jpeg:0", "jpeg:high", "h264:70", "h264", 3):
+        with pytest.raises(ConfigError, match="give auto, none, jpeg:QUALITY"):
+            parse_codec(bad)
+
+
+def test_a_jpegs_quality_is_read_off_its_quantisation_table(tmp_path):
+    import io
+
+    import cv2
+    from PIL import Image
+
+    image = _clip_frame((64, 96))
+    for quality in (5, 37, 50, 75, 95, 100):
+        ok, opencv = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        pillow = io.BytesIO()
+        Image.fromarray(image).save(pillow, "JPEG", quality=quality)
+        assert codecinput.jpeg_quality(opencv.tobytes()) == quality
+        assert codecinput.jpeg_quality(pillow.getvalue()) == quality
+    ok, png = cv2.imencode(".png", image)
+    assert codecinput.jpeg_quality(png.tobytes()) is None
+    assert codecinput.jpeg_quality(b"\xff\xd8\xff\xd9") is None  # a JPEG without tables
+
+
+def test_sources_tell_each_frame_what_its_codec_did(tmp_path):
+    import cv2
+
+    from edgerestore.runtime.sources import open_source
+    from tests.conftest import ROOT
+
+    source = open_source(str(ROOT / "edgerestore" / "data" / "sample" / "office_320x240.mp4"))
+    try:
+        frames = [f for _, f in zip(range(4), source)]
+    finally:
+        source.close()
+    assert all(f.codec is not None and f.codec[0] == 0.0 and 0.0 < f.codec[1] < 51 / 30 for f in frames)
+    image = _clip_frame((64, 96))
+    cv2.imwrite(str(tmp_path / "a.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    cv2.imwrite(str(tmp_path / "b.png"), image)
+    for name, codec in (("a.jpg", codecinput.strengths("jpeg", 60)), ("b.png", None)):
+        source = open_source(str(tmp_path / name))
+        try:
+            assert next(iter(source)).codec == codec
+        finally:
+            source.close()
+
+
+def test_restore_tells_a_codec_model_what_the_input_went_through(codec_checkpoint, tmp_path):
+    import cv2
+
+    from tests.conftest import invoke_cli
+
+    image = _clip_frame((64, 96))
+    cv2.imwrite(str(tmp_path / "in.jpg"), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 50])
+    student, _ = load_student(str(codec_checkpoint))
+    degraded = cv2.imread(str(tmp_path / "in.jpg"))[:, :, ::-1].copy()
+    auto = invoke_cli("restore", tmp_path / "in.jpg", tmp_path / "auto.png", "--model", codec_checkpoint,
+                      "--noise-level", "0", "-q")
+    assert "codec: auto (last frame's strengths [1.0, 0.0])" in auto.stdout
+    restored = cv2.imread(str(tmp_path / "auto.png"))[:, :, ::-1]
+    assert np.abs(restored.astype(int) - _reference(student, degraded, (1.0, 0.0))).max() <= 1
+    told = invoke_cli("restore", tmp_path / "in.jpg", tmp_path / "told.png", "--model", codec_checkpoint,
+                      "--noise-level", "0", "--codec", "none", "-q")
+    assert "codec: (0.0, 0.0)" in told.stdout
+    bad = invoke_cli("restore", tmp_path / "in.jpg", tmp_path / "bad.png", "--codec", "h265:30", check=False)
+    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "jpeg:QUALITY" in bad.stderr

@@ -56,10 +56,16 @@ def progress_hooks(quiet, label):
               help="For a model with a noise-level input: auto (measured from the still parts of consecutive "
                    "video frames; a single image reads 0, a clean camera) or your camera's level (`edgerestore "
                    "noise-level` measures it). Other models ignore it.")
+@click.option("--codec", default="auto", show_default=True,
+              help="For a model with a codec input: auto (read off the input: an H.264 video's QP per frame, a "
+                   "JPEG's quality; anything else is uncompressed), none, jpeg:QUALITY or h264:QP (what the "
+                   "frames went through before, e.g. h264:30 for a video call's frames saved losslessly). Other "
+                   "models ignore it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--no-audio", is_flag=True, help="Leave the input's audio out (by default a video's audio is "
               "copied into the restored video as it is, not re-encoded).")
-def restore(input_path, output, model, backend, threads, reference, metrics_every, noise_level, quiet, no_audio):
+def restore(input_path, output, model, backend, threads, reference, metrics_every, noise_level, codec, quiet,
+            no_audio):
     """Restore INPUT (a video, an image or a folder of images) into OUTPUT.
 
     \b
@@ -81,7 +87,8 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
     try:
         result = run_restore(input_path, output, model, backend=backend, threads=threads,
                              reference=reference, metrics_every=metrics_every,
-                             on_start=on_start, on_frame=on_frame, audio=not no_audio, noise_level=noise_level)
+                             on_start=on_start, on_frame=on_frame, audio=not no_audio, noise_level=noise_level,
+                             codec=codec)
     finally:
         close()
     info = result["backend"]
@@ -105,4 +112,6 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
         if info["noise_level"]["setting"] == "auto" and result["frames"] < 2:
             click.echo("note: one picture gives auto nothing to measure (it reads 0: left as it is); give the "
                        "camera's level with --noise-level N (`edgerestore noise-level` measures it)", err=True)
+    if info.get("codec"):
+        click.echo("codec: %s (last frame's strengths %s)" % (info["codec"]["setting"], info["codec"]["last"]))
     print_quality(result.get("quality"))

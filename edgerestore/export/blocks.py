@@ -27,10 +27,6 @@ import torch
 
 FRAME = "frame"
 RESTORED = "restored"
-LEVEL = "noise_level"  # a level_input student's noise level (edgerestore.export.onnx.LEVEL_NAME)
-LEVEL_CODE = 100.0
-"""uint8 code per unit of noise level where a graph carries the level as a uint8 block channel (INT8):
-steps of 0.01, up to 2.55 (sigma 25.5)."""
 CORRECTION_ZERO = 128
 """Zero point of the FP32 graph's uint8 correction: corrections of -128..127 pixel values."""
 
@@ -72,23 +68,28 @@ def unit_quantization() -> list:
             numpy_helper.from_array(np.array(0, np.uint8), "unit_zero")]
 
 
-def frame_to_blocks(scale: int, blocks_nchw: str, level: bool = False) -> Tuple[list, list]:
-    """``(nodes, value_info)``: the uint8 frame -> uint8 blocks ``[1,3s²,h,w]`` named ``blocks_nchw``.
-    With ``level``, a last channel holds the :data:`LEVEL` input's uint8 code (:data:`LEVEL_CODE`
-    per unit, initializer ``level_code``), everywhere: ``[1,3s²+1,h,w]``, one more piece of the
-    concatenation that builds the blocks anyway."""
-    from onnx import TensorProto, helper
+def frame_to_blocks(scale: int, blocks_nchw: str, conds=()) -> Tuple[list, list, list]:
+    """``(nodes, value_info, initializers)``: the uint8 frame -> uint8 blocks ``[1,3s²,h,w]`` named
+    ``blocks_nchw``. Each of ``conds`` (:mod:`edgerestore.export.conditions`: a student's noise level,
+    codec strengths) adds last channels that hold its input's uint8 code (``code`` per unit),
+    everywhere: ``[1,3s²+K,h,w]``, more pieces of the concatenation that builds the blocks anyway."""
+    from onnx import TensorProto, helper, numpy_helper
 
-    s, k = scale, 3 * scale * scale + int(level)
+    s, k = scale, 3 * scale * scale + sum(c.width for c in conds)
     phases = ["phase%d" % i for i in range(s)]
     node = helper.make_node
-    pieces = phases + (["level_plane"] if level else [])
-    extra = [
-        node("Mul", [LEVEL, "level_code"], ["level_scaled"]),
-        node("QuantizeLinear", ["level_scaled", "unit_scale", "unit_zero"], ["level_u8"]),
-        node("Concat", ["one", "h", "w", "one"], ["level_plane_shape"], axis=0),
-        node("Expand", ["level_u8", "level_plane_shape"], ["level_plane"]),
-    ] if level else []
+    pieces = phases + [c.tag + "_plane" for c in conds]
+    extra, inits = [], []
+    for c in conds:
+        t = c.tag
+        inits += [numpy_helper.from_array(np.array(c.code, np.float32), t + "_code"),
+                  numpy_helper.from_array(np.array([c.width], np.int64), t + "_width")]
+        extra += [
+            node("Mul", [c.name, t + "_code"], [t + "_scaled"]),
+            node("QuantizeLinear", [t + "_scaled", "unit_scale", "unit_zero"], [t + "_u8"]),
+            node("Concat", ["one", "h", "w", t + "_width"], [t + "_plane_shape"], axis=0),
+            node("Expand", [t + "_u8", t + "_plane_shape"], [t + "_plane"]),
+        ]
     nodes = extra + [
         node("Reshape", [FRAME, "rows_shape"], ["rows"]),
         node("Split", ["rows"], [p + "_rows" for p in phases], axis=2),
@@ -102,8 +103,8 @@ def frame_to_blocks(scale: int, blocks_nchw: str, level: bool = False) -> Tuple[
                   + [info(p + "_rows", u8, [1, "h", 1, "W3"]) for p in phases]
                   + [info(p, u8, [1, "h", "w", 3 * s]) for p in phases]
                   + [info("blocks_nhwc", u8, [1, "h", "w", k]), info(blocks_nchw, u8, [1, k, "h", "w"])]
-                  + ([info("level_plane", u8, [1, "h", "w", 1])] if level else []))
-    return nodes, value_info
+                  + [info(c.tag + "_plane", u8, [1, "h", "w", c.width]) for c in conds])
+    return nodes, value_info, inits
 
 
 def row_shape_nodes(scale: int, tag: str) -> Tuple[list, list]:
@@ -198,16 +199,15 @@ def frame_plus_correction(scale: int, correction: str, correction_scale: str, co
     return nodes, value_info
 
 
-def set_frame_io(graph, level: bool = False) -> None:
-    """The graph's inputs are the uint8 frame (and with ``level``, a ``level_input`` student's
-    float32 ``[1]`` noise level); its only output is the restored uint8 frame."""
+def set_frame_io(graph, conds=()) -> None:
+    """The graph's inputs are the uint8 frame and each of ``conds`` (float32 ``[width]``: a student's
+    noise level, codec strengths); its only output is the restored uint8 frame."""
     from onnx import TensorProto, helper
 
     u8, info = TensorProto.UINT8, helper.make_tensor_value_info
     del graph.input[:]
     graph.input.extend([info(FRAME, u8, [1, "H", "W", 3])])
-    if level:
-        graph.input.extend([info(LEVEL, TensorProto.FLOAT, [1])])
+    graph.input.extend([info(c.name, TensorProto.FLOAT, [c.width]) for c in conds])
     del graph.output[:]
     graph.output.extend([info(RESTORED, u8, [1, "H", "W", 3])])
 

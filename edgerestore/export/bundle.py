@@ -188,14 +188,14 @@ def _io(fmt: Format, path: Path, size: Tuple[int, int], student=None) -> dict:
         names = (tflite["input"]["name"], tflite["output"]["name"])
     spec = dict(IO[contract], contract=contract, shape=shape)
     io = {"input": dict(spec, name=names[0]), "output": dict(spec, name=names[1])}
-    if student is not None and student.config.level_input:
-        from edgerestore.export.onnx import LEVEL_NAME
+    if student is not None:
+        from edgerestore.export import conditions
 
-        level = {"name": LEVEL_NAME, "shape": [1], "dtype": "float32",
-                 "meaning": "the frame's sensor-noise level (edgerestore.noiselevel), 0 = clean"}
-        if tflite is not None:
-            level.update(name=tflite["inputs"][1]["name"], dtype=tflite["inputs"][1]["dtype"])
-        io["level"] = level
+        for index, cond in enumerate(conditions.of(student), 1):  # the frame first, then each in order
+            entry = {"name": cond.name, "shape": [cond.width], "dtype": "float32", "meaning": cond.meaning}
+            if tflite is not None:
+                entry.update(name=tflite["inputs"][index]["name"], dtype=tflite["inputs"][index]["dtype"])
+            io[cond.tag] = entry
     if student is not None and student.config.temporal:
         state = state_spec(student, "nhwc" if fmt.backend == "tflite" else "nchw")
         s, channels = student.config.scale, student.config.width

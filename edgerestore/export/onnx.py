@@ -47,14 +47,13 @@ import copy
 import json
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgerestore.errors import CheckpointError
-from edgerestore.export import blocks
+from edgerestore.export import blocks, conditions
 from edgerestore.models.student import AGREEMENT_UNIT, StudentNet, weighted_responses
 
 GRAPH_VERSION = 6
@@ -68,9 +67,12 @@ OUTPUT_NAME = "restored"
 STATE_NAME = "previous"
 HIDDEN_NAME = "hidden"
 HIDDEN_OUTPUT = "hidden_out"
-LEVEL_NAME = blocks.LEVEL
+LEVEL_NAME = conditions.LEVEL.name
 """A ``level_input`` student's second input: float32 ``[1]``, the frame's noise level
 (:mod:`edgerestore.noiselevel`)."""
+CODEC_NAME = conditions.CODEC.name
+"""A ``codec_input`` student's next input: float32 ``[2]``, the codec's strengths
+(:mod:`edgerestore.codecinput`)."""
 CONTRACT = "uint8-nhwc-rgb"
 
 
@@ -196,46 +198,49 @@ def block_bases(student: StudentNet, source: str = "rows") -> Optional[BlockBase
     return BlockBases(student, source) if student.config.filter_bases else None
 
 
-class LevelBias(nn.Module):
-    """A ``level_input`` student's head bias times the noise level, added to the head's NCHW
-    pre-activation. ``plane`` (the ONNX graphs): a 1x1 convolution of the level expanded to a
-    ``[1,1,h,w]`` plane, which ONNX Runtime fuses into the head's convolution and ReLU as it does a
-    residual; a broadcast add of ``[1,C,1,1]`` (``plane=False``, the TFLite graph, where XNNPACK
-    broadcasts natively) stops that fusion in ONNX Runtime (docs/export.md, "The noise level")."""
+class ConditionBias(nn.Module):
+    """The head biases of a student's conditions (:mod:`edgerestore.export.conditions`: the noise
+    level, the codec strengths) times their values, added to the head's NCHW pre-activation.
+    ``plane`` (the ONNX graphs): a 1x1 convolution of the values expanded to a ``[1,K,h,w]`` plane,
+    which ONNX Runtime fuses into the head's convolution and ReLU as it does a residual; a broadcast
+    add of ``[1,C,1,1]`` (``plane=False``, the TFLite graph, where XNNPACK broadcasts natively) stops
+    that fusion in ONNX Runtime (docs/export.md, "The noise level")."""
 
     def __init__(self, student: StudentNet, plane: bool = True):
         super().__init__()
-        weight = student.level_head.detach().clone()
+        weight = conditions.weights(student).clone()  # [K, C]
+        self.k = weight.shape[0]
         self.use_plane = plane
         if plane:
-            self.plane = nn.Conv2d(1, weight.numel(), 1, bias=False)
+            self.plane = nn.Conv2d(self.k, weight.shape[1], 1, bias=False)
             with torch.no_grad():
-                self.plane.weight.copy_(weight.reshape(-1, 1, 1, 1))
-        else:
+                self.plane.weight.copy_(weight.t().reshape(weight.shape[1], self.k, 1, 1))
+        elif self.k == 1:
             self.weight = nn.Parameter(weight.reshape(1, -1, 1, 1))
+        else:
+            self.weight = nn.Parameter(weight)
 
-    def forward(self, head: torch.Tensor, level: torch.Tensor, size=None) -> torch.Tensor:
-        """``size``: the head's ``(h, w)``, read off the frame (a Shape of the head's own output
-        would make ONNX Runtime convert it out of its blocked layout)."""
+    def forward(self, head: torch.Tensor, values: Sequence[torch.Tensor], size=None) -> torch.Tensor:
+        """``values``: one tensor per condition, in input order; ``size``: the head's ``(h, w)``,
+        read off the frame (a Shape of the head's own output would make ONNX Runtime convert it out
+        of its blocked layout)."""
+        vector = values[0] if len(values) == 1 else torch.cat([v.reshape(-1) for v in values])
         if not self.use_plane:
-            return head + level.reshape(1, 1, 1, 1) * self.weight
-        plane = level.reshape(1, 1, 1, 1).expand(1, 1, size[0], size[1])
+            if self.k == 1:
+                return head + vector.reshape(1, 1, 1, 1) * self.weight
+            return head + (vector.reshape(1, self.k) @ self.weight).reshape(1, -1, 1, 1)
+        plane = vector.reshape(1, self.k, 1, 1).expand(1, self.k, size[0], size[1])
         return head + self.plane(plane)
 
 
-def level_bias(student: StudentNet, plane: bool = True) -> Optional[LevelBias]:
-    """The :class:`LevelBias` of a ``level_input`` student, else None."""
-    return LevelBias(student, plane) if student.config.level_input else None
+def condition_bias(student: StudentNet, plane: bool = True) -> Optional[ConditionBias]:
+    """The :class:`ConditionBias` of a student with conditions, else None."""
+    return ConditionBias(student, plane) if conditions.of(student) else None
 
 
 def head_size(rows: torch.Tensor, scale: int):
     """``(h, w)`` of the head's output for frame rows ``[n,1,H,3W]``."""
     return rows.shape[2] // scale, rows.shape[3] // (3 * scale)
-
-
-def level_sample() -> torch.Tensor:
-    """The level input's example value for tracing."""
-    return torch.zeros(1)
 
 
 class FloatFrameModel(nn.Module):
@@ -273,19 +278,19 @@ class FloatFrameModel(nn.Module):
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
         self.bases = block_bases(student)
-        self.level = level_bias(student)
+        self.conditions = condition_bias(student)
         if self.bases is not None:  # block layout -> frame rows: a transposed convolution of 0/1 weights
             self.place = nn.ConvTranspose2d(3 * s * s, 1, (s, 3 * s), stride=(s, 3 * s), bias=False)
             with torch.no_grad():
                 self.place.weight.copy_(torch.eye(3 * s * s).reshape(3 * s * s, 1, s, 3 * s))
 
     def restore(self, rows: torch.Tensor, previous_rows: Optional[torch.Tensor] = None,
-                hidden: Optional[torch.Tensor] = None, level: Optional[torch.Tensor] = None):
+                hidden: Optional[torch.Tensor] = None, values: Sequence[torch.Tensor] = ()):
         """Float frame rows ``[n,1,H,3W]`` (0..255) -> restored rows + 0.5 (not clamped);
-        temporal: ``(rows, features)``."""
+        temporal: ``(rows, features)``. ``values``: the student's conditions."""
         head = self.head(rows)
-        if self.level is not None:
-            head = self.level(head, level, head_size(rows, self.scale))
+        if self.conditions is not None:
+            head = self.conditions(head, values, head_size(rows, self.scale))
         head = self.act(head)
         features = head if hidden is None else head + self.mix(hidden)
         features = self.context(self.body(features))
@@ -303,13 +308,14 @@ class FloatFrameModel(nn.Module):
         gate = F.interpolate(torch.sigmoid(logits), scale_factor=(half, 3 * half), mode="nearest")
         return restored + gate * (previous_rows + 0.5 - restored), head
 
-    def forward(self, frame: torch.Tensor, previous: Optional[torch.Tensor] = None,
-                hidden: Optional[torch.Tensor] = None):
-        """Temporal: ``(frame, previous, hidden)``; a ``level_input`` student: ``(frame, level)``."""
+    def forward(self, frame: torch.Tensor, *more: torch.Tensor):
+        """Temporal: ``(frame, previous, hidden)``; a student with conditions: ``(frame, *values)``
+        (:mod:`edgerestore.export.conditions`: the noise level, the codec strengths)."""
         n, h, w, c = frame.shape
         rows = frame.reshape(n, 1, h, w * c)
         if not self.temporal:
-            return torch.clamp(self.restore(rows, level=previous), 0.0, 255.0).reshape(n, h, w, c)
+            return torch.clamp(self.restore(rows, values=more), 0.0, 255.0).reshape(n, h, w, c)
+        previous, hidden = more
         out, features = self.restore(rows, previous.reshape(n, 1, h, w * c), hidden)
         return torch.clamp(out, 0.0, 255.0).reshape(n, h, w, c), features
 
@@ -358,11 +364,9 @@ def write_metadata(path, metadata: dict) -> None:
     onnx.save(model, str(path))
 
 
-def require_exportable(student: StudentNet) -> None:
-    """Raise :class:`CheckpointError` for a student no export graph can run yet."""
-    if student.config.codec_input:
-        raise CheckpointError("a codec_input student is a prototype that no export format takes yet (the "
-                              "codec's strengths are a third input); score it with benchmarks/codec_input.py")
+def condition_metadata(student: StudentNet) -> dict:
+    """The ONNX metadata that names a student's condition inputs (``level_input``, ``codec_input``)."""
+    return {cond.flag: cond.name for cond in conditions.of(student)}
 
 
 def export_onnx(
@@ -382,7 +386,6 @@ def export_onnx(
     ``ir_version`` pins the file's IR version (older parsers reject newer ones), ``simplify`` runs
     onnxslim. The file's metadata records the stride, the contract and anything in ``metadata``.
     """
-    require_exportable(student)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stride = student.stride
@@ -400,8 +403,9 @@ def export_onnx(
     model = FloatFrameModel(student.eval()).eval()
     sample = torch.zeros(1, sample_h, sample_w, 3, dtype=torch.float32)
     inputs, names, outputs = (sample,), [INPUT_NAME], [OUTPUT_NAME]
-    if student.config.level_input:
-        inputs, names = (sample, level_sample()), [INPUT_NAME, LEVEL_NAME]
+    conds = conditions.of(student)
+    inputs += tuple(conditions.sample(cond) for cond in conds)
+    names += [cond.name for cond in conds]
     if student.config.temporal:
         s = student.config.scale
         hidden = torch.zeros(1, student.config.width, sample_h // s, sample_w // s)
@@ -409,7 +413,8 @@ def export_onnx(
         outputs = [OUTPUT_NAME, HIDDEN_OUTPUT]
     dynamic = None
     if height is None or width is None:
-        dynamic = {name: {1: "height", 2: "width"} for name in names[:2] + outputs[:1] if name != LEVEL_NAME}
+        dynamic = {name: {1: "height", 2: "width"} for name in names[:2] + outputs[:1]
+                   if name not in [cond.name for cond in conds]}
         if student.config.temporal:
             dynamic.update({HIDDEN_NAME: {2: "rows", 3: "columns"}, HIDDEN_OUTPUT: {2: "rows", 3: "columns"}})
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
@@ -426,8 +431,7 @@ def _finish_export(student: StudentNet, path: Path, io: str, ir_version: Optiona
     if simplify or ir_version is not None:
         _finish(path, ir_version, simplify)
     info = {"stride": student.stride, "contract": io, "config": json.dumps(student.config.to_dict())}
-    if student.config.level_input:
-        info["level_input"] = LEVEL_NAME
+    info.update(condition_metadata(student))
     if student.config.temporal:
         info["state"] = json.dumps(state_spec(student))
     info.update(metadata or {})
@@ -460,12 +464,12 @@ class RowsCore(nn.Module):
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
         self.bases = block_bases(student)
-        self.level = level_bias(student)
+        self.conditions = condition_bias(student)
 
-    def forward(self, rows: torch.Tensor, level: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, rows: torch.Tensor, *values: torch.Tensor) -> torch.Tensor:
         head = self.head(rows)
-        if self.level is not None:
-            head = self.level(head, level, head_size(rows, self.head.stride[0]))
+        if self.conditions is not None:
+            head = self.conditions(head, values, head_size(rows, self.head.stride[0]))
         features = self.context(self.body(self.act(head)))
         if self.bases is None:
             return self.tail(features)
@@ -489,9 +493,9 @@ def _export_block_graph(student: StudentNet, path: Path, opset: int, height: Opt
     s = student.config.scale
     sample = torch.zeros(1, 1, student.stride * 4, student.stride * 12)
     axes = {ROWS_INPUT: {2: "H", 3: "W3"}, CORE_OUTPUT: {2: "h", 3: "w"}}
-    inputs, names = (sample,), [ROWS_INPUT]
-    if student.config.level_input:
-        inputs, names = (sample, level_sample()), [ROWS_INPUT, LEVEL_NAME]
+    conds = conditions.of(student)
+    inputs = (sample,) + tuple(conditions.sample(cond) for cond in conds)
+    names = [ROWS_INPUT] + [cond.name for cond in conds]
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
         warnings.simplefilter("ignore")
         torch.onnx.export(RowsCore(student.eval()).eval(), inputs, str(path), opset_version=opset,
@@ -508,7 +512,7 @@ def _export_block_graph(student: StudentNet, path: Path, opset: int, height: Opt
     quantize = helper.make_node("QuantizeLinear", [CORE_OUTPUT, "unit_scale", "correction_zero"], ["correction_u8"])
     post, value_info = blocks.frame_plus_correction(s, "correction_u8", "unit_scale", "correction_zero")
     blocks.replace_nodes(graph, pre + list(graph.node) + [quantize] + post)
-    blocks.set_frame_io(graph, level=student.config.level_input)
+    blocks.set_frame_io(graph, conds)
     if height and width:
         dims = graph.input[0].type.tensor_type.shape.dim
         dims[1].dim_value, dims[2].dim_value = height, width

@@ -53,10 +53,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgerestore.export.blocks import LEVEL, LEVEL_CODE, block_tail_weight
-from edgerestore.export.onnx import CONTRACT, block_bases, require_exportable, write_metadata
+from edgerestore.export import conditions
+from edgerestore.export.blocks import block_tail_weight
+from edgerestore.export.onnx import CONTRACT, block_bases, condition_metadata, write_metadata
 from edgerestore.models.student import StudentNet
-from edgerestore.noiselevel import calibration_level
 
 METHODS = ("percentile", "minmax", "entropy")
 CORE_INPUT = "blocks"
@@ -91,14 +91,15 @@ class BlockCore(nn.Module):
             raise NotImplementedError("temporal students have no INT8 export yet")
         s, width = student.config.scale, student.config.width
         k = 3 * s * s
-        level = student.config.level_input
-        # a level_input student's noise level is one more uint8 block channel (blocks.LEVEL_CODE per unit)
-        self.head = nn.Conv2d(k + int(level), width, 1)
+        conds = conditions.of(student)
+        # a student's noise level and codec strengths are more uint8 block channels (``code`` per unit)
+        self.head = nn.Conv2d(k + sum(c.width for c in conds), width, 1)
         self.tail = nn.Conv2d(width, k, 1, bias=False)
         with torch.no_grad():
             head = student.head.weight.permute(0, 2, 3, 1).reshape(width, k, 1, 1) / 255.0
-            if level:
-                head = torch.cat([head, student.level_head.reshape(width, 1, 1, 1) / LEVEL_CODE], 1)
+            for cond in conds:
+                extra = conditions.head_weight(student, cond).t().reshape(width, cond.width, 1, 1) / cond.code
+                head = torch.cat([head, extra], 1)
             self.head.weight.copy_(head)
             self.head.bias.copy_(student.head.bias)
             self.tail.weight.copy_(block_tail_weight(student))
@@ -144,28 +145,28 @@ def coarse_tail(student: StudentNet) -> nn.Conv2d:
     return conv
 
 
-def core_feed(student: StudentNet, frame: np.ndarray, level: float = 0.0) -> dict:
-    """The inputs of :class:`BlockCore` for an ``HxWx3`` uint8 frame (and a ``level_input``
-    student's noise ``level``: a last block channel of its uint8 code), by input name (float32)."""
+def core_feed(student: StudentNet, frame: np.ndarray, values=None) -> dict:
+    """The inputs of :class:`BlockCore` for an ``HxWx3`` uint8 frame (and the ``values`` of the
+    student's conditions, one sequence each, default 0: last block channels of their uint8
+    codes), by input name (float32)."""
     blocks = to_blocks(frame, student.config.scale)
-    if student.config.level_input:
-        code = np.full((1, 1) + blocks.shape[2:], level_code(level), np.float32)
-        blocks = np.concatenate([blocks, code], axis=1)
+    conds = conditions.of(student)
+    if values is None:
+        values = [(0.0,) * c.width for c in conds]
+    for cond, value in zip(conds, values):
+        code = conditions.uint8_code(cond, value).astype(np.float32).reshape(1, cond.width, 1, 1)
+        blocks = np.concatenate([blocks, np.broadcast_to(code, (1, cond.width) + blocks.shape[2:])], axis=1)
     feed = {CORE_INPUT: blocks}
     if student.config.filter_bases:
         feed[PLANAR_INPUT] = np.ascontiguousarray(frame.transpose(2, 0, 1)[None].astype(np.float32))
     return feed
 
 
-def level_code(level: float) -> float:
-    """The uint8 code of a noise level in the INT8 graph (as its QuantizeLinear rounds: half to even)."""
-    return float(np.clip(np.round(np.float32(level) * np.float32(LEVEL_CODE)), 0, 255))
-
-
 def calibration_feeds(student: StudentNet, crops: List[np.ndarray]) -> List[dict]:
-    """:func:`core_feed` of each crop; a ``level_input`` student's at
-    :data:`edgerestore.noiselevel.CALIBRATION_LEVELS` in turn."""
-    return [core_feed(student, crop, calibration_level(n) if student.config.level_input else 0.0)
+    """:func:`core_feed` of each crop; a student with conditions at their calibration values in
+    turn (:func:`edgerestore.export.conditions.calibration_value`)."""
+    conds = conditions.of(student)
+    return [core_feed(student, crop, [conditions.calibration_value(c, n) for c in conds])
             for n, crop in enumerate(crops)]
 
 
@@ -288,7 +289,7 @@ def core_parity(core: Path, qcore: Path, feeds: List[dict]) -> float:
     return 99.0 if mse == 0 else float(10.0 * np.log10(255.0 ** 2 / mse))
 
 
-def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None, level: bool = False):
+def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None, conds=()):
     """The deployable graph: uint8 frame -> blocks -> quantized core -> frame + correction -> uint8.
 
     A core with a coarse correction (context branch) adds it to the fine one first, into a uint8
@@ -318,9 +319,8 @@ def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None
 
     new_inits, pre = blocks.shape_nodes(scale)
     graph.initializer.extend(new_inits + blocks.unit_quantization())
-    to_blocks_nodes, value_info = blocks.frame_to_blocks(scale, q_in[CORE_INPUT].output[0], level=level)
-    if level:
-        graph.initializer.extend([numpy_helper.from_array(np.array(LEVEL_CODE, np.float32), "level_code")])
+    to_blocks_nodes, value_info, cond_inits = blocks.frame_to_blocks(scale, q_in[CORE_INPUT].output[0], conds)
+    graph.initializer.extend(cond_inits)
     if float_planar:
         to_blocks_nodes += [helper.make_node("Transpose", [blocks.FRAME], ["frame_planar_u8"], perm=[0, 3, 1, 2]),
                             helper.make_node("Cast", ["frame_planar_u8"], [PLANAR_INPUT], to=TensorProto.FLOAT)]
@@ -348,7 +348,7 @@ def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None
     post += blocks.quantized_add((blocks.FRAME, "unit_scale", "unit_zero"), correction,
                                  (blocks.RESTORED, "unit_scale", "unit_zero"))
     blocks.replace_nodes(graph, pre + to_blocks_nodes + core_nodes + post)
-    blocks.set_frame_io(graph, level=level)
+    blocks.set_frame_io(graph, conds)
     graph.value_info.extend(value_info + post_info)
     return model
 
@@ -361,7 +361,6 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
 
     import onnx
 
-    require_exportable(student)
     if method not in METHODS:
         raise ValueError("unknown calibration method %r; choose one of %s" % (method, ", ".join(METHODS)))
     if not frames:
@@ -382,14 +381,13 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
                 _quantize_core(core, qcore, feeds, method, float_responses=True)
                 parity, responses = core_parity(core, qcore, feeds), "float"
         total = correction_sum_range(student, feeds) if student.config.context_width else None
-        model = _wrap(qcore, student.config.scale, total, level=student.config.level_input)
+        model = _wrap(qcore, student.config.scale, total, conditions.of(student))
     if ir_version is not None:
         model.ir_version = ir_version
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     info = {"stride": student.stride, "contract": CONTRACT, "config": json.dumps(student.config.to_dict())}
-    if student.config.level_input:
-        info["level_input"] = LEVEL
+    info.update(condition_metadata(student))
     info.update({"quantization": json.dumps({"format": "QDQ", "weights": "int8 per-channel symmetric, 7-bit range",
                                         "activations": "uint8 asymmetric", "calibration": method,
                                         "frames": len(frames), "crops": len(crops), "responses": responses,

@@ -105,15 +105,16 @@ def sequence_feeds(session, frames, run):
     returns the outputs by name)."""
     import numpy as np
 
-    from edgerestore.export.onnx import LEVEL_NAME
-    from edgerestore.noiselevel import calibration_level
+    from edgerestore.export import conditions
 
     inputs = session.get_inputs()
     names = [i.name for i in inputs]
-    if LEVEL_NAME in names:  # a noise-level model: each frame at the calibration levels in turn
+    conds = [c for c in conditions.TABLE if c.name in names]
+    if conds:  # a noise-level or codec model: each frame at the calibration values in turn
         for n, frame in enumerate(frames):
-            yield {names[0]: frame[None].astype(np.float32),
-                   LEVEL_NAME: np.array([calibration_level(n)], np.float32)}
+            feeds = {names[0]: frame[None].astype(np.float32)}
+            feeds.update({c.name: np.array(conditions.calibration_value(c, n), np.float32) for c in conds})
+            yield feeds
         return
     if len(inputs) == 1:
         for frame in frames:

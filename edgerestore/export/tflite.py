@@ -39,13 +39,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgerestore.export import conditions
 from edgerestore.export.onnx import (
     agreement_logit,
     agreement_weights,
     block_bases,
-    level_bias,
-    level_sample,
-    require_exportable,
+    condition_bias,
 )
 from edgerestore.models.student import StudentNet
 
@@ -55,7 +54,8 @@ WEIGHT_EPS = 2.0 ** -24
 class TFLiteFrameModel(nn.Module):
     """``uint8 [1,H,W,3]`` RGB -> ``uint8 [1,H,W,3]``, laid out for TFLite / XNNPACK.
 
-    A ``level_input`` student: ``(frame, noise level float32 [1]) -> restored``. Temporal students:
+    A student with conditions (:mod:`edgerestore.export.conditions`): ``(frame, noise level float32
+    [1], codec strengths float32 [2]) -> restored``, each where it has that input. Temporal students:
     ``(frame, previous uint8 [1,H,W,3], hidden float32 [1,H/s,W/s,C]) -> (restored, hidden_out)``; the state is NHWC like everything in TFLite. Their gate (one value
     per 2x2 pixels) is a 1x1 convolution to ``s²`` channels whose weights repeat each 2x2 value
     (the nearest upsampling folded into the weights), assembled into frame rows like the tail and
@@ -89,7 +89,7 @@ class TFLiteFrameModel(nn.Module):
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
         self.bases = block_bases(student, "depthwise" if depthwise_bases else "frame")
-        self.level = level_bias(student, plane=False)
+        self.conditions = condition_bias(student, plane=False)
 
     def _rows(self, blocks: torch.Tensor, n: int, height: int, width: int, channels: int) -> torch.Tensor:
         """``[n, h, w, channels*s²]`` blocks -> ``[n, H, W, channels]`` (row phases concatenated)."""
@@ -98,14 +98,15 @@ class TFLiteFrameModel(nn.Module):
         rows = torch.cat([p.reshape(n, height // s, 1, width * channels) for p in phases], dim=2)
         return rows.reshape(n, height, width, channels)
 
-    def forward(self, frame: torch.Tensor, previous: Optional[torch.Tensor] = None,
-                hidden: Optional[torch.Tensor] = None):
+    def forward(self, frame: torch.Tensor, *more: torch.Tensor):
         n, height, width, c = frame.shape
         x = frame.float()
         planar = x.permute(0, 3, 1, 2)
         head = self.head(planar)
-        if self.level is not None:  # (frame, level): the second argument is the noise level
-            head = self.level(head, previous)
+        if self.conditions is not None:  # (frame, *values)
+            head = self.conditions(head, more)
+        if self.temporal:
+            previous, hidden = more
         head = self.act(head)
         features = head + self.mix(hidden.permute(0, 3, 1, 2)) if self.temporal else head
         features = self.context(self.body(features))
@@ -141,8 +142,8 @@ def _quiet_converter():
 
 def _sample(height: int, width: int, student: Optional[StudentNet] = None) -> Tuple[torch.Tensor, ...]:
     frame = torch.zeros(1, height, width, 3, dtype=torch.uint8)
-    if student is not None and student.config.level_input:
-        return frame, level_sample()
+    if student is not None and conditions.of(student):
+        return (frame,) + tuple(conditions.sample(c) for c in conditions.of(student))
     if student is None or not student.config.temporal:
         return (frame,)
     s = student.config.scale
@@ -151,7 +152,6 @@ def _sample(height: int, width: int, student: Optional[StudentNet] = None) -> Tu
 
 def convert_fp32(student: StudentNet, path, height: int, width: int) -> Path:
     """Write the FP32 .tflite of ``student`` for ``height`` x ``width`` frames."""
-    require_exportable(student)
     litert_torch = _quiet_converter()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,11 +196,10 @@ def calibration_inputs(student: StudentNet, frames: List[np.ndarray], height: in
         if frame.shape[:2] != (height, width):
             raise ValueError("calibration frame %s does not match the model size %dx%d" % (frame.shape, width, height))
     tensors = [torch.from_numpy(np.ascontiguousarray(f))[None] for f in frames]
-    if student.config.level_input:
-        from edgerestore.noiselevel import calibration_level
-
+    conds = conditions.of(student)
+    if conds:
         for n, tensor in enumerate(tensors):
-            yield tensor, torch.tensor([calibration_level(n)])
+            yield (tensor,) + tuple(torch.tensor(conditions.calibration_value(c, n)) for c in conds)
         return
     if not student.config.temporal:
         for tensor in tensors:
@@ -228,7 +227,6 @@ def quantize_pt2e_eval(model) -> None:
 
 def convert_int8(student: StudentNet, path, frames: List[np.ndarray], height: int, width: int) -> Path:
     """Write the INT8 .tflite of ``student``, calibrated on ``frames`` (uint8 RGB, ``height`` x ``width``)."""
-    require_exportable(student)
     litert_torch = _quiet_converter()
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig

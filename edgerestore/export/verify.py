@@ -63,6 +63,8 @@ def _db(value: float) -> float:
 
 VERIFY_LEVEL = 0.5
 """The noise level a ``level_input`` student is verified at (5 levels of 255: a noisy camera)."""
+VERIFY_CODEC = (0.0, 1.0)
+"""The codec strengths a ``codec_input`` student is verified at (H.264 at QP 30: a video call)."""
 
 
 def clips_of(student, holdout) -> List[List[np.ndarray]]:
@@ -92,7 +94,7 @@ def reference_outputs(student, holdout: List[Tuple[np.ndarray, np.ndarray]]) -> 
             if student.config.temporal:
                 out, state = reference_uint8(student, frame, state)
             else:
-                out = reference_uint8(student, frame, level=VERIFY_LEVEL)
+                out = reference_uint8(student, frame, level=VERIFY_LEVEL, codec=VERIFY_CODEC)
             outputs.append(out.numpy()[0])
     return outputs
 
@@ -114,6 +116,7 @@ def run_with_backend(path: Path, backend: str, clips: List[List[np.ndarray]], th
     from edgerestore.runtime.backends import create_backend
 
     engine = create_backend(backend, threads=threads).load(str(path)).set_noise_level(VERIFY_LEVEL)
+    engine.set_codec(VERIFY_CODEC)
     try:
         outputs = []
         for clip in clips:
@@ -211,11 +214,12 @@ def run_tensorrt_simulated(path: Path, backend: str, clips: List[List[np.ndarray
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads or 0)
         session = ort.InferenceSession(str(sim), options, providers=["CPUExecutionProvider"])
-    from edgerestore.export.onnx import LEVEL_NAME
+    from edgerestore.export.onnx import CODEC_NAME, LEVEL_NAME
 
     inputs = session.get_inputs()
-    level = [i for i in inputs if i.name == LEVEL_NAME]
-    inputs = [i for i in inputs if i.name != LEVEL_NAME]
+    verified = {LEVEL_NAME: [VERIFY_LEVEL], CODEC_NAME: list(VERIFY_CODEC)}
+    extra = {i.name: np.array(verified[i.name], np.float32) for i in inputs if i.name in verified}
+    inputs = [i for i in inputs if i.name not in verified]
     shape = [int(d) for d in inputs[0].shape]
     outputs = []
     for clip in clips:
@@ -225,8 +229,7 @@ def run_tensorrt_simulated(path: Path, backend: str, clips: List[List[np.ndarray
                 raise ValueError("frame %s does not match the TensorRT input %s" % (frame.shape, shape))
             x = to_network_input(frame, np.zeros(shape, np.float32))
             feeds = {inputs[0].name: x}
-            if level:
-                feeds[LEVEL_NAME] = np.array([VERIFY_LEVEL], np.float32)
+            feeds.update(extra)
             if len(inputs) > 1:  # temporal: (frame, previous, hidden)
                 previous, hidden = state if state is not None else (x, np.zeros([int(d) for d in inputs[2].shape],
                                                                                   np.float32))

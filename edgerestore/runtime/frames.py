@@ -17,22 +17,26 @@ class Frame(object):
     measured from there). After inference ``raw`` keeps the input picture (side-by-side views and
     quality meters use it). ``discontinuity`` marks the first frame after the source lost
     continuity (a stream that reconnected, a file that looped): models that carry state from
-    frame to frame start afresh there.
+    frame to frame start afresh there. ``codec`` is what the decoder read of the compression, as
+    :mod:`edgerestore.codecinput` strengths (an H.264 frame's QP, a JPEG's quality), or None
+    (an uncompressed frame, or a source that cannot tell).
     """
 
-    __slots__ = ("image", "index", "pts", "captured", "raw", "discontinuity")
+    __slots__ = ("image", "index", "pts", "captured", "raw", "discontinuity", "codec")
 
-    def __init__(self, image, index, pts=None, captured=None, raw=None, discontinuity=False):
+    def __init__(self, image, index, pts=None, captured=None, raw=None, discontinuity=False, codec=None):
         self.image = image
         self.index = index
         self.pts = pts
         self.captured = time.monotonic() if captured is None else captured
         self.raw = raw
         self.discontinuity = discontinuity
+        self.codec = codec
 
     def with_image(self, image):
         """The restored frame: same index and times, ``raw`` set to this frame's picture."""
-        return Frame(image, self.index, self.pts, self.captured, raw=self.image, discontinuity=self.discontinuity)
+        return Frame(image, self.index, self.pts, self.captured, raw=self.image, discontinuity=self.discontinuity,
+                     codec=self.codec)
 
 
 def pad_to_multiple(image, multiple):

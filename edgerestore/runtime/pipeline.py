@@ -330,7 +330,9 @@ class Pipeline(object):
                     if reset is not None and (frame.discontinuity or bypassed):
                         reset()  # a reconnect, a loop, or the frames skipped while bypassed
                     bypassed = False
-                    restored = self.backend.infer(frame.image)
+                    # a frame's codec strengths, where its source read them, for a codec model
+                    restored = (self.backend.infer(frame.image) if frame.codec is None
+                                else self.backend.infer(frame.image, codec=frame.codec))
                 done = time.monotonic()
                 infer_timer.add(done - start, done)
                 if self.transform is not None:

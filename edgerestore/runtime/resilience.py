@@ -484,14 +484,14 @@ class FallbackBackend(object):
             except Exception:  # noqa: BLE001 - it crashed already
                 pass
 
-    def infer(self, image):
+    def infer(self, image, codec=None):
         if self._pending is not None:
             self._take_pending()
         if self.current is None:
-            return self._bypass(image)
+            return self._bypass(image, codec)
         while True:
             try:
-                out = self.current.infer(image)
+                out = self.current.infer(image) if codec is None else self.current.infer(image, codec=codec)
             except Exception as exc:  # noqa: BLE001 - a crashed backend: the next one takes over
                 failed = self.candidates[self.index]
                 self.failures.append((failed.label, _one_line(exc)))
@@ -503,7 +503,7 @@ class FallbackBackend(object):
                 self._size = image.shape[:2]
                 if not self._load_from(self.index + 1):
                     self._exhaust()
-                    return self._bypass(image)
+                    return self._bypass(image, codec)
                 continue
             name = self.current.name
             self.frames_by_backend[name] = self.frames_by_backend.get(name, 0) + 1
@@ -518,7 +518,7 @@ class FallbackBackend(object):
                        "retrying the backends in %.0f s" % delay, retry_in_s=round(delay, 1),
                        candidates=[c.label for c in self.candidates])
 
-    def _bypass(self, image):
+    def _bypass(self, image, codec=None):
         """No backend runs: ``model = "none"``, or every candidate failed (then retried now and then)."""
         if not self.exhausted:
             return image
@@ -526,7 +526,7 @@ class FallbackBackend(object):
             self._size = image.shape[:2]
             if self._load_from(0):
                 self.retry.reset()
-                return self.infer(image)
+                return self.infer(image, codec)
             self._exhaust()
         self.bypassed += 1
         return image

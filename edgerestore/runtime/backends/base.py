@@ -28,12 +28,18 @@ A model with a *noise-level input* (``level_input`` in the ONNX metadata: the na
 ``noise_level`` = a number (the camera's, measured once: ``edgerestore noise-level``), or
 ``"auto"``: measured per stream from the still parts of consecutive frames
 (:class:`~edgerestore.noiselevel.StaticNoiseMeter`; a single picture reads 0, a clean frame).
+
+A model with a *codec input* (``codec_input``: a float32 ``[2]`` input) is told what the codec did
+to each frame (:mod:`edgerestore.codecinput`): ``codec`` = ``"auto"`` (what the source read off
+the frame: an H.264 frame's QP, a JPEG's quality; nothing = an uncompressed frame), ``"none"``,
+``"jpeg:Q"`` or ``"h264:QP"``.
 """
 
 import time
 
 import numpy as np
 
+from edgerestore import codecinput
 from edgerestore.errors import ConfigError
 from edgerestore.noiselevel import CUT_LEVELS, StaticNoiseMeter
 from edgerestore.runtime.frames import crop, pad_to_multiple
@@ -59,6 +65,26 @@ def thumbnail(image):
     small = np.ascontiguousarray(image[::step, ::step])
     small = cv2.resize(small, THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.float32)
     return small.mean(axis=2) if small.ndim == 3 else small
+
+
+def parse_codec(value):
+    """``"auto"``, ``"none"``, ``"jpeg:Q"``, ``"h264:QP"`` or a pair of strengths -> ``"auto"`` or
+    the ``(jpeg, h264)`` strengths; a one-line error names the fix."""
+    if isinstance(value, (tuple, list)) and len(value) == len(codecinput.FIELDS):
+        return tuple(float(v) for v in value)
+    text = str(value).strip().lower()
+    if text in ("auto", "none"):
+        return text if text == "auto" else codecinput.strengths()
+    name, _, number = text.partition(":")
+    try:
+        if name == "jpeg":
+            return codecinput.strengths("jpeg", jpeg_quality=int(number))
+        if name == "h264":
+            return codecinput.strengths("h264", h264_qp=float(number))
+    except ValueError:
+        pass
+    raise ConfigError("codec %r: give auto, none, jpeg:QUALITY (1..100) or h264:QP (0..51), e.g. h264:28"
+                      % (value,))
 
 
 def parse_noise_level(value):
@@ -129,6 +155,9 @@ class Backend(object):
         self.noise_level = "auto"
         self.level_meters = {}
         self.level_now = 0.0
+        self.codec_input = None  # a codec model's codec input (set by load)
+        self.codec = "auto"
+        self.codec_now = codecinput.strengths()
 
     def set_noise_level(self, value):
         """``"auto"`` or a fixed level (:func:`parse_noise_level`); models without a level input
@@ -146,11 +175,19 @@ class Backend(object):
             meter = self.level_meters[stream] = StaticNoiseMeter()
         return meter.update(image)
 
-    def level_feeds(self):
-        """``{level input: float32 [1]}`` for a noise-level model, else ``{}``."""
-        if self.level_input is None:
-            return {}
-        return {self.level_input: np.array([self.level_now], np.float32)}
+    def set_codec(self, value):
+        """``"auto"`` or a fixed codec (:func:`parse_codec`); models without a codec input ignore it."""
+        self.codec = parse_codec(value)
+        return self
+
+    def condition_feeds(self):
+        """``{input: float32}`` of a noise-level model's level and a codec model's strengths."""
+        feeds = {}
+        if self.level_input is not None:
+            feeds[self.level_input] = np.array([self.level_now], np.float32)
+        if self.codec_input is not None:
+            feeds[self.codec_input] = np.array(self.codec_now, np.float32)
+        return feeds
 
     @classmethod
     def probe(cls):
@@ -259,14 +296,17 @@ class Backend(object):
                 name = entry["input"]
                 state.values[name] = motion.warp_state(state.values[name], entry, flow)
 
-    def infer(self, image, stream=None):
+    def infer(self, image, stream=None, codec=None):
         """Restore one RGB uint8 ``HxWx3`` frame of any size; returns a frame of the same size.
 
         A temporal model continues ``stream`` (any hashable; ``None`` = the default stream), and so
-        does a noise-level model's ``"auto"`` level.
+        does a noise-level model's ``"auto"`` level. ``codec``: the frame's codec strengths as its
+        source read them (:class:`~edgerestore.runtime.frames.Frame`), for a codec model's ``"auto"``.
         """
         if self.level_input is not None:
             self.level_now = self.stream_level(stream, image)
+        if self.codec_input is not None:
+            self.codec_now = self.codec if self.codec != "auto" else (codec or codecinput.strengths())
         if not self.state_spec and image.shape[0] * image.shape[1] > TILE_ABOVE:
             return self._infer_tiled(image)
         return self._infer_frame(image, stream)
@@ -323,6 +363,8 @@ class Backend(object):
         }
         if self.level_input is not None:
             info["noise_level"] = {"setting": self.noise_level, "last": round(float(self.level_now), 3)}
+        if self.codec_input is not None:
+            info["codec"] = {"setting": self.codec, "last": [round(float(v), 3) for v in self.codec_now]}
         if self.state_spec:
             info["temporal"] = {"state": [entry["input"] for entry in self.state_spec], "streams": len(self.streams),
                                 "motion_compensated": self.motion_compensated,

@@ -164,9 +164,12 @@ class OnnxRuntimeBackend(Backend):
                                           [o.name for o in self.session.get_outputs()])
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.level_input = meta.get("edgerestore.level_input") or None
-        if self.level_input and self.level_input not in [i.name for i in self.session.get_inputs()]:
-            raise BackendUnavailableError("%s names a noise-level input %r it does not have — export it again"
-                                          % (model_path, self.level_input))
+        self.codec_input = meta.get("edgerestore.codec_input") or None
+        names = [i.name for i in self.session.get_inputs()]
+        for kind, name in (("noise-level", self.level_input), ("codec", self.codec_input)):
+            if name and name not in names:
+                raise BackendUnavailableError("%s names a %s input %r it does not have — export it again"
+                                              % (model_path, kind, name))
         self.threads = threads
         self.model_path = str(model_path)
         self.metadata = dict(meta)
@@ -181,12 +184,12 @@ class OnnxRuntimeBackend(Backend):
 
     def _run(self, image):
         feeds = {self.input_name: image[None]}
-        feeds.update(self.level_feeds())
+        feeds.update(self.condition_feeds())
         return self.session.run(None, feeds)[0][0]
 
     def _run_state(self, image, state):
         feeds = {self.input_name: image[None]}
-        feeds.update(self.level_feeds())
+        feeds.update(self.condition_feeds())
         for name, value in state.items():
             feeds[name] = value if value.ndim == 4 else value[None]
         outputs = dict(zip(self.output_names, self.session.run(self.output_names, feeds)))

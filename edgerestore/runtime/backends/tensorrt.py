@@ -190,7 +190,7 @@ class TensorRTBackend(Backend):
         plan = plan_build(model_path, shape, precision, trt.__version__, gpu_name, fast_int8,
                           workspace_mb=profile.workspace_mb if profile else None,
                           calibration_cache=calibration, cache_dir=self.cache_dir, state=io.get("state"),
-                          level=(io.get("level") or {}).get("name"))
+                          level=(io.get("level") or {}).get("name"), codec=(io.get("codec") or {}).get("name"))
         self.io = artifact.get("io", {})
         return plan
 
@@ -217,9 +217,15 @@ class TensorRTBackend(Backend):
             engine_path, shape = self.plan.engine_path, self.plan.shape
         shapes = tuple(shape)
         self.state_spec = None
-        self.level_input = ((getattr(self, "io", None) or {}).get("level") or {}).get("name")
-        if self.level_input:  # a noise-level model: the frame, and the level [1]
-            shapes = {"frame": tuple(shape), "restored": tuple(shape), self.level_input: (1,)}
+        io = getattr(self, "io", None) or {}
+        self.level_input = (io.get("level") or {}).get("name")
+        self.codec_input = (io.get("codec") or {}).get("name")
+        if self.level_input or self.codec_input:  # the frame, the level [1], the codec [2]
+            shapes = {"frame": tuple(shape), "restored": tuple(shape)}
+            if self.level_input:
+                shapes[self.level_input] = (1,)
+            if self.codec_input:
+                shapes[self.codec_input] = (2,)
         state = (getattr(self, "io", None) or {}).get("state")
         if state:  # a temporal model: its state tensors' shapes come from the manifest
             self.state_spec = state
@@ -252,7 +258,7 @@ class TensorRTBackend(Backend):
 
         height, width = image.shape[:2]
         to_network_input(self._fit(image), self.engine.host_in)
-        for name, value in self.level_feeds().items():
+        for name, value in self.condition_feeds().items():
             np.copyto(self.engine.host[name], value)
         return from_network_output(self.engine.run())[:height, :width]
 
@@ -342,4 +348,5 @@ def offline_plan(bundle, artifact, precision):
                       profile.tensorrt if profile else "unknown", profile.gpu if profile else "unknown GPU",
                       profile.gpu_int8 if profile else False,
                       workspace_mb=profile.workspace_mb if profile else None, calibration_cache=calibration,
-                      state=artifact["io"].get("state"), level=(artifact["io"].get("level") or {}).get("name"))
+                      state=artifact["io"].get("state"), level=(artifact["io"].get("level") or {}).get("name"),
+                      codec=(artifact["io"].get("codec") or {}).get("name"))

@@ -100,9 +100,10 @@ class BuildPlan(object):
 
     def __init__(self, onnx_path, model_sha256, shape, precision, requested, trt_version, gpu_name,
                  gpu_int8, workspace_mb, engine_path, timing_cache_path, calibration_cache=None,
-                 warnings=None, state=None, level=None):
+                 warnings=None, state=None, level=None, codec=None):
         self.onnx_path = onnx_path
         self.level = level  # a noise-level model's level input name
+        self.codec = codec  # a codec model's codec input name
         self.model_sha256 = model_sha256
         self.shape = tuple(shape)
         self.precision = precision
@@ -141,7 +142,7 @@ class BuildPlan(object):
 
 
 def plan_build(onnx_path, shape, precision, trt_version, gpu_name, gpu_int8, workspace_mb=None,
-               calibration_cache=None, cache_dir=None, state=None, level=None):
+               calibration_cache=None, cache_dir=None, state=None, level=None, codec=None):
     """The :class:`BuildPlan` for an ONNX artifact on this GPU; INT8 on a GPU without it plans FP16."""
     warnings = []
     requested = precision
@@ -159,7 +160,7 @@ def plan_build(onnx_path, shape, precision, trt_version, gpu_name, gpu_int8, wor
         engine_path=os.path.join(root, engine_key(sha, trt_version, gpu_name, precision, shape)),
         timing_cache_path=os.path.join(root, timing_cache_name(trt_version, gpu_name)),
         calibration_cache=calibration_cache if precision == "int8" else None, warnings=warnings, state=state,
-        level=level,
+        level=level, codec=codec,
     )
 
 
@@ -189,6 +190,8 @@ def package_calibration_frames(shape, limit=8):
 
 CALIBRATION_LEVEL = 0.5
 """The noise level a noise-level model is recalibrated at on the board (5 levels of 255)."""
+CALIBRATION_CODEC = (0.0, 1.0)
+"""The codec strengths a codec model is recalibrated at on the board (H.264 at QP 30)."""
 
 
 def make_calibrator(trt, cuda, cache_bytes, frames, write_path=None):
@@ -280,10 +283,15 @@ def build_engine(plan, trt, cuda=None, log=None):
             shapes = dict((e["input"], e["shape"]) for e in plan.state)
             batches = [{"frame": f[None], "previous": f[None], "hidden": np.zeros(shapes["hidden"], np.float32)}
                        for f in batches]
-        elif plan.level:  # a noise-level model: each photo at a noisy camera's level
+        elif plan.level or plan.codec:  # each photo at a noisy camera's level, as a video call's frame
             import numpy as np
 
-            batches = [{"frame": f[None], plan.level: np.array([CALIBRATION_LEVEL], np.float32)} for f in batches]
+            conditions = {}
+            if plan.level:
+                conditions[plan.level] = np.array([CALIBRATION_LEVEL], np.float32)
+            if plan.codec:
+                conditions[plan.codec] = np.array(CALIBRATION_CODEC, np.float32)
+            batches = [dict(conditions, frame=f[None]) for f in batches]
         calibrator = make_calibrator(trt, cuda, cache, batches, write_path=plan.engine_path + ".calib")
         config.int8_calibrator = calibrator
     timing = b""

@@ -7,7 +7,7 @@ Temporal models have three inputs, in the converter's argument order (``args_0``
 ``args_1`` the previous output, ``args_2`` the hidden features, NHWC float32) and two outputs
 (the uint8 frame and the float32 features): the state is fed back here, see ``base``.
 A model with a noise-level input has two: the frame and ``args_1`` ``[1]``, the level (float32, or
-int8 with its quantization in an INT8 model).
+int8 with its quantization in an INT8 model); a codec input is one more ``[2]`` after it.
 The interpreter comes from ``ai-edge-litert`` (Python >= 3.9) or ``tflite-runtime`` (older
 Pythons); both apply the XNNPACK delegate by default. ``xnnpack=False`` runs TFLite's own kernels.
 """
@@ -106,11 +106,17 @@ class TFLiteBackend(Backend):
         self.input_index = inp["index"]
         self.output_index = out["index"]
         self.state_spec = None
-        self.level_input = None
-        if len(inputs) == 2 and inputs[1]["dtype"].__name__ in ("float32", "int8") and \
-                [int(v) for v in inputs[1]["shape"]] == [1]:
-            self.level_input = inputs[1]["index"]
-            self.level_detail = inputs[1]
+        self.level_input = self.codec_input = None
+        self.condition_details = {}
+        vectors = [d for d in inputs[1:] if len(d["shape"]) == 1 and d["dtype"].__name__ in ("float32", "int8")]
+        if len(inputs) > 1 and len(vectors) == len(inputs) - 1:  # the level [1], the codec [2]
+            for detail in vectors:
+                width = int(detail["shape"][0])
+                if width not in (1, 2):
+                    raise BackendUnavailableError("%s has an input %s of %d values that no edgerestore model "
+                                                  "has — export it again" % (model_path, detail["name"], width))
+                setattr(self, "level_input" if width == 1 else "codec_input", detail["index"])
+                self.condition_details[detail["index"]] = detail
         elif len(inputs) > 1:
             self.state_spec, self.state_indices = _state_of(model_path, inputs, outputs)
         self.size = (shape[1], shape[2])
@@ -141,24 +147,24 @@ class TFLiteBackend(Backend):
 
         height, width = image.shape[:2]
         self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(self._fit(image))[None])
-        for index, value in self.level_feeds().items():
+        for index, value in self.condition_feeds().items():
             self.interpreter.set_tensor(index, value)
         self.interpreter.invoke()
         out = self.interpreter.get_tensor(self.output_index)[0]
         return out[:height, :width]
 
-    def level_feeds(self):
-        """The level input's value, quantized as the model's input is (an INT8 model's int8 input)."""
+    def condition_feeds(self):
+        """The level's and codec's values, quantized as the model's inputs are (an INT8 model's int8
+        inputs)."""
         import numpy as np
 
-        if self.level_input is None:
-            return {}
-        detail = self.level_detail
-        if detail["dtype"].__name__ == "float32":
-            return {self.level_input: np.array([self.level_now], np.float32)}
-        scale, zero = detail["quantization"]
-        code = np.clip(np.round(self.level_now / scale) + zero, -128, 127)
-        return {self.level_input: np.array([code], np.int8)}
+        feeds = Backend.condition_feeds(self)
+        for index, value in feeds.items():
+            detail = self.condition_details[index]
+            if detail["dtype"].__name__ != "float32":
+                scale, zero = detail["quantization"]
+                feeds[index] = np.clip(np.round(value / scale) + zero, -128, 127).astype(np.int8)
+        return feeds
 
     def zeros_state(self, entry, image):
         # the model's own (fixed) state shape, whatever the frame's size

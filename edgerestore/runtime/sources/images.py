@@ -5,6 +5,7 @@ Python 3.6-safe.
 
 import os
 
+from edgerestore.codecinput import file_codec
 from edgerestore.errors import InputNotFoundError, UnsupportedInputError
 from edgerestore.runtime.frames import Frame, as_rgb
 from edgerestore.runtime.sources.base import Source
@@ -60,7 +61,8 @@ class ImageSource(Source):
             for i, path in enumerate(self.paths):
                 image = self._first if (index == 0 and i == 0) else read_image(path)
                 pts = index / self.fps if self.fps else None
-                yield Frame(image, index, pts, discontinuity=index > 0 and i == 0)  # looped
+                # a JPEG's quality, for models with a codec input (edgerestore.codecinput)
+                yield Frame(image, index, pts, discontinuity=index > 0 and i == 0, codec=file_codec(path))  # looped
                 index += 1
             if not self.loop:
                 return

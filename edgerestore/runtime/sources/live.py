@@ -49,10 +49,11 @@ class LiveSource(Source):
                     )
                 continue
             self.failures = 0
-            image, pts = got
+            image, pts = got[:2]
             if pts is None:
                 pts = time.monotonic() - self._t0
-            yield Frame(image, index, pts, discontinuity=self.discontinuity)
+            # a decoding source may add what its codec did to the frame (edgerestore.codecinput)
+            yield Frame(image, index, pts, discontinuity=self.discontinuity, codec=got[2] if len(got) > 2 else None)
             self.discontinuity = False
             index += 1
 

@@ -13,6 +13,7 @@ packet that does not decode (a corrupt JPEG, a damaged H.264 slice) is skipped a
 
 import time
 
+from edgerestore.codecinput import frame_codec
 from edgerestore.errors import BackendUnavailableError, DeviceError
 from edgerestore.runtime.sources.live import LiveSource
 from edgerestore.runtime.uri import redact
@@ -76,6 +77,8 @@ class StreamSource(LiveSource):
         rate = getattr(stream, "average_rate", None)
         self.fps = float(rate) if rate else None
         context = stream.codec_context
+        if getattr(context, "name", None) == "h264":  # each frame's QP, for models with a codec input (edgerestore.codecinput)
+            context.options = {"export_side_data": "venc_params"}
         self.size = (context.width, context.height) if context.width else None
         self._packets = self._container.demux(stream)
         self._decoded = []
@@ -101,7 +104,7 @@ class StreamSource(LiveSource):
                 self.corrupt += 1
         frame = self._decoded.pop(0)
         pts = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
-        return frame.to_ndarray(format="rgb24"), pts
+        return frame.to_ndarray(format="rgb24"), pts, frame_codec(frame)
 
     def _close_container(self):
         self._packets = None

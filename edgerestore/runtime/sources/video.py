@@ -8,6 +8,7 @@ Python 3.6-safe.
 
 import os
 
+from edgerestore.codecinput import frame_codec
 from edgerestore.errors import InputNotFoundError, UnsupportedInputError
 from edgerestore.runtime.frames import Frame, as_rgb
 from edgerestore.runtime.sources.base import Source
@@ -33,6 +34,7 @@ class VideoFileSource(Source):
             raise InputNotFoundError("input %s does not exist" % self.path)
         self._container = None
         self._cap = None
+        self.h264 = False
         self.corrupt = 0  # packets that did not decode (skipped)
         try:
             import av  # noqa: F401
@@ -57,6 +59,9 @@ class VideoFileSource(Source):
         # slice threads, not frame threads: with frame threads the frames in flight around a damaged
         # packet are lost, and on 2 cores slice threads decode 1080p H.264 as fast (docs/runtime.md)
         stream.thread_type = "SLICE"
+        self.h264 = stream.codec_context.name == "h264"
+        if self.h264:  # each frame's QP, for models with a codec input (edgerestore.codecinput)
+            stream.codec_context.options = {"export_side_data": "venc_params"}
         self.fps = float(stream.average_rate) if stream.average_rate else None
         self.size = (stream.codec_context.width, stream.codec_context.height)
         self.frame_count = stream.frames or None
@@ -109,7 +114,8 @@ class VideoFileSource(Source):
         while True:
             for frame in self._decoded_av():
                 pts = float(frame.pts * frame.time_base) if frame.pts is not None else None
-                yield Frame(frame.to_ndarray(format="rgb24"), index, pts, discontinuity=looped)
+                yield Frame(frame.to_ndarray(format="rgb24"), index, pts, discontinuity=looped,
+                            codec=frame_codec(frame) if self.h264 else None)
                 looped = False
                 index += 1
             if index == 0 and self.last_error is not None:
