@@ -1,4 +1,4 @@
-"""Score students with a codec input (a prototype no export takes yet) on student_quality.py's images.
+"""Score students with a codec input told their codec and told nothing, on student_quality.py's images.
 
     python benchmarks/codec_input.py runs/nano-codec/student.pt edgerestore/weights/nano-level.pt \
         --photos kodak/kodak-eval
@@ -23,28 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import student_quality as sq  # noqa: E402
 
 from edgerestore import codecinput  # noqa: E402
-from edgerestore.distill.degrade import degrade, get_preset, sample_params  # noqa: E402
 from edgerestore.export.onnx import reference_uint8  # noqa: E402
 from edgerestore.models.checkpoint import load_student  # noqa: E402
 from edgerestore.runtime.quality import psnr  # noqa: E402
-
-
-def codecs_of(pairs, seeds, qp="crf"):
-    """``{subset: [(jpeg, h264)]}``: each synthetic draw's codec, untouched for the rest; an H.264
-    draw's QP is its CRF, or with ``qp="decoded"`` what its decoder reads back."""
-    out = {subset: [codecinput.strengths()] * len(items) for subset, items in pairs.items()}
-    for subset, (preset, keys) in seeds.items():
-        config = get_preset(preset)
-        out[subset] = []
-        for (_, clean), k in zip(pairs[subset], keys):
-            params = sample_params(config, k)
-            if params.codec == "h264" and qp == "decoded":
-                qps = []
-                degrade(clean, k, config, qps=qps)
-                out[subset].append(codecinput.strengths("h264", h264_qp=qps[0]))
-            else:
-                out[subset].append(codecinput.of_params(params))
-    return out
 
 
 def restore(model, image, level, codec):
@@ -80,7 +61,7 @@ def main():
             raise SystemExit("%s: no such checkpoint; give a student .pt" % path)
     pairs, seeds = sq.eval_pairs(args.draws, args.photos, with_seeds=True)
     levels = sq.eval_levels(pairs, seeds)
-    codecs = codecs_of(pairs, seeds, args.qp)
+    codecs = sq.eval_codecs(pairs, seeds, args.qp)
     untouched = {subset: [codecinput.strengths()] * len(items) for subset, items in pairs.items()}
     print("| model | told the codec | %s |" % " | ".join(pairs))
     print("|---|---|%s" % ("---|" * len(pairs)))

@@ -26,6 +26,10 @@ camera's next frame); 0 for a clean photo and for the GoPro pairs (daylight, fra
 noise to speak of); for a PolyU scene its camera and ISO's level measured on the *training* scenes
 of that camera (:func:`polyu_camera_levels`). ``--noise-level`` gives every image one fixed level
 instead.
+
+A model with a codec input (``codec_input``) is told, per image, what a decoder reads off it
+(:func:`eval_codecs`): a JPEG draw's quality, an H.264 draw's mean QP as PyAV's decoder exports it,
+nothing for the rest (uncompressed).
 """
 
 import argparse
@@ -36,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from edgerestore import noiselevel  # noqa: E402
+from edgerestore import codecinput, noiselevel  # noqa: E402
 from edgerestore.benchmarks.evalset import (  # noqa: E402
     SKIMAGE_PHOTOS,
     default_gopro_dir,
@@ -170,17 +174,38 @@ def eval_levels(pairs, seeds, fixed=None):
     return levels
 
 
-def score(backend, pairs, levels=None):
+def eval_codecs(pairs, seeds, qp="decoded"):
+    """``{subset: [(jpeg, h264)]}``: each synthetic draw's codec strengths as a decoder reads them
+    (:mod:`edgerestore.codecinput`: a JPEG's quality; an H.264 draw's QP read back, or with
+    ``qp="crf"`` its encoder's CRF); uncompressed for the rest."""
+    out = {subset: [codecinput.strengths()] * len(items) for subset, items in pairs.items()}
+    for subset, (preset, keys) in seeds.items():
+        config = get_preset(preset)
+        out[subset] = []
+        for (_, clean), k in zip(pairs[subset], keys):
+            params = sample_params(config, k)
+            if params.codec == "h264" and qp == "decoded":
+                qps = []
+                degrade(clean, k, config, qps=qps)
+                out[subset].append(codecinput.strengths("h264", h264_qp=qps[0]))
+            else:
+                out[subset].append(codecinput.of_params(params))
+    return out
+
+
+def score(backend, pairs, levels=None, codecs=None):
     """Mean (PSNR, SSIM, MS-SSIM) of the input and of the output against the clean image, the
     worst gain (for identical input and clean, the ``clean`` subset: the worst output PSNR), and
     each image's gain (``clean``: its output PSNR). ``levels``: each image's noise level, for a
-    model with a noise-level input."""
+    model with a noise-level input; ``codecs``: each image's codec strengths, for one with a codec input."""
     rows = []
     for n, (degraded, clean) in enumerate(pairs):
         # each image starts a fresh stream: a temporal model must not average the draws of one photo
         backend.reset_all()
         if levels is not None:
             backend.set_noise_level(levels[n])
+        if codecs is not None:
+            backend.set_codec(codecs[n])
         out = backend.infer(degraded)
         same = degraded is clean
         rows.append((np.inf if same else psnr(degraded, clean), psnr(out, clean),
@@ -199,7 +224,8 @@ nano: GoPro >= +0.5 dB, PolyU >= +1.0 dB."""
 def bars(name, results):
     """``[(bar, measured, met)]`` for a preset's results ``{subset: (means, worst)}``."""
     gain = {k: v[0][1] - v[0][0] for k, v in results.items() if not k.startswith("clean")}
-    name = name[:-len("-level")] if name.endswith("-level") else name  # a level twin meets its preset's bars
+    for twin in ("-level", "-codec"):  # a level or codec twin meets its preset's bars
+        name = name[:-len(twin)] if name.endswith(twin) else name
     out = []
     if name in BARS and "mild" in gain:
         out.append(("mild >= %+.1f dB" % BARS[name], gain["mild"], gain["mild"] >= BARS[name]))
@@ -252,11 +278,15 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|")
     checks, per_image, codecs = [], [], []
     gain_format = "%%+.%df" % args.digits
+    told = None  # each draw's codec, read once a model with a codec input comes
     for model in models:
         backend = load_backend(model, threads=args.threads)
+        if backend.codec_input is not None and told is None:
+            told = eval_codecs(pairs, seeds)
         results = {}
         for subset, items in pairs.items():
-            (p_in, p_out, s_in, s_out, m_in, m_out), worst, each = score(backend, items, levels[subset])
+            (p_in, p_out, s_in, s_out, m_in, m_out), worst, each = score(
+                backend, items, levels[subset], told[subset] if backend.codec_input is not None else None)
             results[subset] = ((p_in, p_out, s_in, s_out, m_in, m_out), worst)
             per_image.append((label(model), subset, each))
             if np.isinf(p_in):  # clean input: the output's PSNR against it, and the worst image

@@ -572,3 +572,33 @@ def test_student_quality_scores_a_second_photo_set_with_its_own_draws_and_levels
     cv2.imwrite(str(jpegs / "a.jpg"), np.zeros((16, 16, 3), np.uint8))
     with pytest.raises(SystemExit, match="lossless"):
         module.read_photos(str(jpegs))
+
+
+def test_student_quality_tells_a_codec_model_what_a_decoder_reads_off_each_draw(tmp_path):
+    """A compression draw's codec: a JPEG's quality, an H.264 draw's QP as its decoder reads it back;
+    the other subsets are uncompressed; a ``-codec`` twin meets its preset's bars."""
+    from edgerestore import codecinput
+    from edgerestore.distill.degrade import degrade, get_preset, sample_params
+
+    module = _benchmark_script("student_quality")
+    rng = np.random.default_rng(6)
+    photos = {"p": np.ascontiguousarray(rng.integers(40, 220, (64, 96, 3), dtype=np.uint8))}
+    pairs, seeds = module.synthetic(photos, 6, module.PHOTOS_SEED)
+    codecs = module.eval_codecs(pairs, seeds)
+    assert codecs["clean"] == [(0.0, 0.0)] and codecs["blur"] == [(0.0, 0.0)] * 6  # blur: no codec
+    kinds = set()
+    for subset in ("noise", "compression"):  # the noise preset compresses some draws too
+        for told, key in zip(codecs[subset], seeds[subset][1]):
+            params = sample_params(get_preset(subset), key)
+            kinds.add(params.codec)
+            if params.codec == "h264":
+                qps = []
+                degrade(photos["p"], key, get_preset(subset), qps=qps)
+                assert told == codecinput.strengths("h264", h264_qp=qps[0]) and told[1] > 0
+            else:
+                assert told == codecinput.of_params(params)
+    assert kinds == {"none", "jpeg", "h264"}
+    assert module.eval_codecs(pairs, seeds, qp="crf")["compression"] == [
+        codecinput.of_params(sample_params(get_preset("compression"), k)) for k in seeds["compression"][1]]
+    results = {"mild": ((28.0, 28.3, 0, 0, 0, 0), -0.1)}
+    assert module.bars("nano-codec", results)[0][0] == "mild >= +1.5 dB"

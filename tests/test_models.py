@@ -166,7 +166,7 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
 def test_missing_checkpoint_and_unknown_preset():
     with pytest.raises(InputNotFoundError):
         load_student("/nonexistent/student.pt")
-    with pytest.raises(UnknownNameError, match="choose one of: large, nano, nano-fast, nano-level, nano-t, pico, pico-t, small, small-level, small-t"):
+    with pytest.raises(UnknownNameError, match="choose one of: large, nano, nano-codec, nano-fast, nano-level, nano-t, pico, pico-t, small, small-codec, small-level, small-t"):
         get_preset("giga")
 
 

@@ -53,6 +53,8 @@ def main():
         architecture += ", temporal"
     if c.level_input:
         architecture += ", noise-level input"
+    if c.codec_input:
+        architecture += ", codec input"
     quality = Path(args.quality).read_text(encoding="utf-8") if args.quality else None
     card = write_card(out / (args.preset + ".md"), args.preset, architecture, int(round(macs_per_pixel(student))),
                       config, args.command, quality, args.note)

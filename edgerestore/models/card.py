@@ -48,9 +48,11 @@ def card_text(preset: str, architecture: str, macs: int, config: dict, command: 
         "- **What:** an edgerestore student (%s, %d MACs per output pixel) that restores video frames "
         "(camera-shake blur, sensor noise, compression) in real time on small boards." % (architecture, macs),
         "- **Files:** `%s.pt` (PyTorch checkpoint; its `meta` holds the whole training config) and `%s.onnx` "
-        "(uint8 RGB in and out, ONNX Runtime%s)." % (
+        "(uint8 RGB in and out, ONNX Runtime%s%s)." % (
             preset, preset, "; a second input, float32 `noise_level` [1]: the frame's sensor-noise level, "
-            "edgerestore.noiselevel" if "noise-level input" in architecture else ""),
+            "edgerestore.noiselevel" if "noise-level input" in architecture else "",
+            "; another, float32 `codec` [2]: what the codec did to the frame (JPEG (100 - quality) / 50, "
+            "H.264 QP / 30; edgerestore.codecinput)" if "codec input" in architecture else ""),
         "- **Weights' terms:** trained on research / non-commercial data (below): use them for research and "
         "evaluation; for a commercial product, retrain on data you may use (`recipes/restore.yaml` is the recipe).",
         "", "## Training data", "",

@@ -43,6 +43,12 @@ PRESETS = {
         # nano's budget at stride 4 with 24 channels (a multiple of the 8/16-channel SIMD blocks of
         # ONNX Runtime and XNNPACK): faster than nano, but it does not denoise (docs/distill.md,
         # "nano-fast: stride 4 instead of stride 2").
+        # nano-level also told what the codec did to each frame (docs/distill.md, "nano-codec"): an
+        # H.264 frame's QP, a JPEG's quality, read by the runtime's decoder; it deblocks what it knows
+        # is compressed and leaves the rest alone.
+        Preset("nano-codec", 1_000, "Jetson Nano / Raspberry Pi 5 restoring compressed video (calls, streams)",
+               StudentConfig(scale=4, width=24, blocks=1, filter_bases=1, level_input=True, codec_input=True),
+               shipped=False),
         Preset("nano-fast", 1_000, "Jetson Nano / Raspberry Pi 5 when frame rate matters more than denoising",
                StudentConfig(scale=4, width=24, blocks=1)),
         # Stride 4 with 32 channels and two blocks plus one filter basis (docs/distill.md, "Filter
@@ -54,6 +60,10 @@ PRESETS = {
         # less than small.
         Preset("small-level", 4_000, "Jetson Orin / laptop with a noisy camera",
                StudentConfig(scale=4, width=32, blocks=2, filter_bases=1, level_input=True)),
+        # small-level also told what the codec did to each frame, like nano-codec.
+        Preset("small-codec", 4_000, "Jetson Orin / laptop restoring compressed video (calls, streams)",
+               StudentConfig(scale=4, width=32, blocks=2, filter_bases=1, level_input=True, codec_input=True),
+               shipped=False),
         # Temporal (recurrent) students: the same budgets and boards, shaped so that the state and
         # the full-resolution blend cost about what the frame-by-frame preset costs. nano-t trades
         # width for depth: ONNX Runtime runs channels in blocks of 16 on AVX-512 (8 on AVX2), so
