@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from edgerestore.benchmarks.evalset import default_gopro_dir, read_rgb  # noqa: E402
+from edgerestore.codecinput import file_codec  # noqa: E402
 from edgerestore.runtime.compose import side_by_side, stack_rows  # noqa: E402
 from edgerestore.runtime.restore import load_backend  # noqa: E402
 from edgerestore.runtime.sinks.images import write_image  # noqa: E402
@@ -67,9 +68,11 @@ def main():
         cameras = polyu_camera_levels(os.path.dirname(os.path.abspath(folder)))
     rows = []
     for name in names:
-        crop = centre_crop(read_rgb(os.path.join(folder, name)), args.crop)
+        path = os.path.join(folder, name)
+        crop = centre_crop(read_rgb(path), args.crop)
         level = cameras[os.path.splitext(name)[0]] if cameras is not None else float(args.noise_level)
-        outputs = [crop] + [backend.set_noise_level(level).infer(crop) for backend in backends]
+        codec = file_codec(path)  # a JPEG's quality, as the runtime reads it, for a model with a codec input
+        outputs = [crop] + [backend.set_noise_level(level).infer(crop, codec=codec) for backend in backends]
         rows.append(side_by_side(outputs, labels))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]

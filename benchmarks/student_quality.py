@@ -29,7 +29,7 @@ instead.
 
 A model with a codec input (``codec_input``) is told, per image, what a decoder reads off it
 (:func:`eval_codecs`): a JPEG draw's quality, an H.264 draw's mean QP as PyAV's decoder exports it,
-nothing for the rest (uncompressed).
+a PolyU crop its file's JPEG quality (75), nothing for the rest (uncompressed).
 """
 
 import argparse
@@ -177,8 +177,13 @@ def eval_levels(pairs, seeds, fixed=None):
 def eval_codecs(pairs, seeds, qp="decoded"):
     """``{subset: [(jpeg, h264)]}``: each synthetic draw's codec strengths as a decoder reads them
     (:mod:`edgerestore.codecinput`: a JPEG's quality; an H.264 draw's QP read back, or with
-    ``qp="crf"`` its encoder's CRF); uncompressed for the rest."""
+    ``qp="crf"`` its encoder's CRF); a PolyU crop as the runtime reads its file (JPEG quality 75);
+    uncompressed for the rest (the GoPro pairs are PNG)."""
     out = {subset: [codecinput.strengths()] * len(items) for subset, items in pairs.items()}
+    if "polyu (real noise)" in pairs:
+        polyu = default_polyu_dir()
+        out["polyu (real noise)"] = [codecinput.file_codec(os.path.join(polyu, "noisy", name)) or codecinput.strengths()
+                                     for name in polyu_heldout_names(polyu)]
     for subset, (preset, keys) in seeds.items():
         config = get_preset(preset)
         out[subset] = []

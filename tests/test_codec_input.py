@@ -256,3 +256,20 @@ def test_restore_tells_a_codec_model_what_the_input_went_through(codec_checkpoin
     assert "codec: (0.0, 0.0)" in told.stdout
     bad = invoke_cli("restore", tmp_path / "in.jpg", tmp_path / "bad.png", "--codec", "h265:30", check=False)
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "jpeg:QUALITY" in bad.stderr
+
+
+def test_a_real_pair_is_told_what_the_runtime_reads_off_its_file(tmp_path):
+    import cv2
+
+    image = _clip_frame((64, 96))
+    noisy = np.clip(image.astype(int) + np.random.default_rng(0).integers(-9, 10, image.shape), 0, 255).astype(np.uint8)
+    for word, picture in (("noisy", noisy), ("clean", image)):
+        (tmp_path / "jpeg" / word).mkdir(parents=True)
+        (tmp_path / "png" / word).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "jpeg" / word / "a_1.jpg"), picture[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 75])
+        cv2.imwrite(str(tmp_path / "png" / word / "a_1.png"), picture[:, :, ::-1])
+    for folder, told in (("jpeg", codecinput.strengths("jpeg", 75)), ("png", codecinput.strengths())):
+        items, _ = D.load_items([str(tmp_path / folder)])
+        assert len(items) == 1 and items[0].paired
+        sample = D.Renderer(items, "mild", codecs=True).sample(D.train_spec(items, 0, 48, 0))
+        assert sample["component"] == "pairs" and sample["codec"] == told

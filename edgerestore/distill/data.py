@@ -143,6 +143,9 @@ class Item:
     """Position in its video or frame folder (``None``: a still image or a pair)."""
     source: int = 0
     """Which entry of ``data.train`` it came from (for ``data.weights``)."""
+    codec: Optional[Tuple[float, float]] = None
+    """A real pair's degraded file's codec strengths as the runtime reads them
+    (:func:`edgerestore.codecinput.file_codec`: the PolyU crops are JPEGs of quality 75)."""
 
     @property
     def paired(self) -> bool:
@@ -278,7 +281,7 @@ def load_items(paths: Iterable[str], video_stride: int = 1, video_max_frames: in
             name = blurred.relative_to(base).as_posix()
             key = file_key(blurred) + file_key(sharp)[:8]
             items.append(Item(name, key, scene_of(name), budget.keep(sharp, clean), budget.keep(blurred, degraded),
-                              source=source))
+                              source=source, codec=codecinput.file_codec(str(blurred))))
             counts["pairs"] += 1
         for path in singles:
             if on_file:
@@ -629,9 +632,9 @@ class Renderer:
     def codec(self, spec: Spec, qps: Sequence[float] = ()) -> Tuple[float, float]:
         """What the codec did to a synthetic sample (:mod:`edgerestore.codecinput`; an H.264 one's QP
         as :attr:`codec_qp` says: ``qps`` read back from its encode, or it is encoded again); a real
-        pair's photos are read as untouched (their cameras' JPEGs are of high quality)."""
+        pair's as the runtime reads its degraded file (a JPEG's quality; anything else untouched)."""
         if self.items[spec.item].paired:
-            return codecinput.strengths()
+            return self.items[spec.item].codec or codecinput.strengths()
         params = deg.sample_params(self.degradation, spec.seed)
         if params.codec == "h264" and self.codec_qp == "decoded":
             if not qps:  # a cached sample: the same encode again (deterministic), read back
