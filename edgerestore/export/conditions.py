@@ -38,9 +38,10 @@ CODEC = Condition("codec", "codec", 2, "codec_input", "codec_head", 100.0, (0.0,
                   "H.264 QP / 30; 0, 0 = an uncompressed frame")
 TABLE = (LEVEL, CODEC)
 
-CODEC_CALIBRATION = ((0.0, 0.0), (0.0, 1.0), (0.5, 0.0), (0.0, 0.7), (1.0, 0.0), (0.0, 1.3))
+CODEC_CALIBRATION = ((0.0, 0.0), (0.0, 1.0), (0.5, 0.0), (0.0, 0.7), (1.0, 0.0), (0.0, 1.3), (1.6, 0.0),
+                     (0.0, 1.6))
 """Codec strengths INT8 calibration frames are given in turn: none, H.264 QP 30, JPEG quality 75,
-QP 21, quality 50, QP 39."""
+QP 21, quality 50, QP 39, quality 20, QP 48 (a TFLite INT8 model's codec input clips beyond them)."""
 
 
 def of(config) -> List[Condition]:
@@ -77,11 +78,3 @@ def uint8_code(cond: Condition, values: Sequence[float]):
     import numpy as np
 
     return np.clip(np.round(np.asarray(values, np.float32) * np.float32(cond.code)), 0, 255)
-
-
-def student_kwargs(student, values: Sequence[Sequence[float]]) -> dict:
-    """``level=``/``codec=`` of :meth:`StudentNet.forward` for one value per condition."""
-    out = {}
-    for cond, value in zip(of(student), values):
-        out[cond.tag] = float(value[0]) if cond is LEVEL else torch.tensor([list(value)], dtype=torch.float32)
-    return out
