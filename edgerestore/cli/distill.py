@@ -25,7 +25,7 @@ def _options(func):
         click.option("--config", "-c", "config_path", default=None,
                      help="YAML or TOML config (sections student, teacher, data, loss, optim, train)."),
         click.option("--student", "-s", default=None,
-                     help="Student preset: pico, nano, nano-fast, small, large; with a noise-level input: nano-level, small-level; temporal: pico-t, nano-t, small-t."),
+                     help="Student preset: pico, nano, nano-fast, small, large; with a noise-level input: nano-level, small-level; also told the codec: nano-codec, small-codec; temporal: pico-t, nano-t, small-t."),
         click.option("--teacher", "-t", default=None,
                      help="none | restormer:W.pth | student:CKPT.pt | module:pkg.mod:factory | folder:DIR"),
         click.option("--out", "-o", default=None, help="Run folder (checkpoints, config.yaml, log.csv, tb/)."),

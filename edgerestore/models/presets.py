@@ -47,8 +47,7 @@ PRESETS = {
         # H.264 frame's QP, a JPEG's quality, read by the runtime's decoder; it deblocks what it knows
         # is compressed and leaves the rest alone.
         Preset("nano-codec", 1_000, "Jetson Nano / Raspberry Pi 5 restoring compressed video (calls, streams)",
-               StudentConfig(scale=4, width=24, blocks=1, filter_bases=1, level_input=True, codec_input=True),
-               shipped=False),
+               StudentConfig(scale=4, width=24, blocks=1, filter_bases=1, level_input=True, codec_input=True)),
         Preset("nano-fast", 1_000, "Jetson Nano / Raspberry Pi 5 when frame rate matters more than denoising",
                StudentConfig(scale=4, width=24, blocks=1)),
         # Stride 4 with 32 channels and two blocks plus one filter basis (docs/distill.md, "Filter
@@ -62,8 +61,7 @@ PRESETS = {
                StudentConfig(scale=4, width=32, blocks=2, filter_bases=1, level_input=True)),
         # small-level also told what the codec did to each frame, like nano-codec.
         Preset("small-codec", 4_000, "Jetson Orin / laptop restoring compressed video (calls, streams)",
-               StudentConfig(scale=4, width=32, blocks=2, filter_bases=1, level_input=True, codec_input=True),
-               shipped=False),
+               StudentConfig(scale=4, width=32, blocks=2, filter_bases=1, level_input=True, codec_input=True)),
         # Temporal (recurrent) students: the same budgets and boards, shaped so that the state and
         # the full-resolution blend cost about what the frame-by-frame preset costs. nano-t trades
         # width for depth: ONNX Runtime runs channels in blocks of 16 on AVX-512 (8 on AVX2), so
