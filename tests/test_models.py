@@ -88,7 +88,10 @@ def test_onnx_export_matches_pytorch(name, tmp_path):
                 level = 0.7 if net.config.level_input else 0.0  # a noise-level student gets its level
                 if net.config.level_input:
                     feeds["noise_level"] = np.array([level], np.float32)
-                want = reference_uint8(net, torch.from_numpy(frame), level=level)
+                codec = (0.0, 0.9) if net.config.codec_input else None  # a codec student its codec
+                if codec:
+                    feeds["codec"] = np.array(codec, np.float32)
+                want = reference_uint8(net, torch.from_numpy(frame), level=level, codec=codec)
                 got = session.run(None, feeds)[0]
             want = want.numpy()
             assert got.dtype == np.uint8 and got.shape == frame.shape
