@@ -36,7 +36,8 @@ def node_profile(path, frame, threads, runs=10, top=8):
     options.profile_file_prefix = os.path.join(folder, "profile")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feeds = {session.get_inputs()[0].name: frame[None]}
-    feeds.update({i.name: np.array([0.5], np.float32) for i in session.get_inputs()[1:] if i.name == "noise_level"})
+    values = {"noise_level": [0.5], "codec": [0.0, 0.0]}  # a level or codec model: a noisy, uncompressed frame
+    feeds.update({i.name: np.array(values[i.name], np.float32) for i in session.get_inputs()[1:] if i.name in values})
     for _ in range(runs):
         session.run(None, feeds)
     session.end_profiling()
