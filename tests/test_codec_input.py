@@ -268,8 +268,15 @@ def test_a_real_pair_is_told_what_the_runtime_reads_off_its_file(tmp_path):
         (tmp_path / "png" / word).mkdir(parents=True)
         cv2.imwrite(str(tmp_path / "jpeg" / word / "a_1.jpg"), picture[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 75])
         cv2.imwrite(str(tmp_path / "png" / word / "a_1.png"), picture[:, :, ::-1])
-    for folder, told in (("jpeg", codecinput.strengths("jpeg", 75)), ("png", codecinput.strengths())):
+    for folder, read in (("jpeg", codecinput.strengths("jpeg", 75)), ("png", codecinput.strengths())):
         items, _ = D.load_items([str(tmp_path / folder)])
-        assert len(items) == 1 and items[0].paired
-        sample = D.Renderer(items, "mild", codecs=True).sample(D.train_spec(items, 0, 48, 0))
-        assert sample["component"] == "pairs" and sample["codec"] == told
+        assert len(items) == 1 and items[0].paired and items[0].codec == (read if folder == "jpeg" else None)
+        renderer = D.Renderer(items, "mild", codecs=True)
+        told = set()
+        for k in range(6):  # half the samples as read, half told nothing (an MJPG camera's frames)
+            spec = D.train_spec(items, k, 48, 0)
+            sample = renderer.sample(spec)
+            assert sample["component"] == "pairs"
+            assert sample["codec"] == (read if spec.seed % 2 == 0 else codecinput.strengths())
+            told.add(sample["codec"])
+        assert told == {read, codecinput.strengths()}

@@ -45,7 +45,7 @@ def progress_hooks(quiet, label):
 @click.argument("input_path", metavar="INPUT")
 @click.argument("output", metavar="OUTPUT")
 @click.option("--model", "-m", default="nano", show_default=True,
-              help="A preset with shipped weights (pico, nano, nano-fast, small, nano-level or small-level for a noisy camera, nano-t for video), a .pt checkpoint, an .onnx file or a bundle folder.")
+              help="A preset with shipped weights (pico, nano, nano-fast, small, nano-level or small-level for a noisy camera, nano-codec or small-codec for compressed video and JPEGs, nano-t for video), a .pt checkpoint, an .onnx file or a bundle folder.")
 @click.option("--backend", "-b", default=None, help="Force a backend (default: the first available).")
 @click.option("--threads", type=int, default=None, help="Inference threads (default: all cores).")
 @click.option("--reference", "-r", default=None,

@@ -632,9 +632,14 @@ class Renderer:
     def codec(self, spec: Spec, qps: Sequence[float] = ()) -> Tuple[float, float]:
         """What the codec did to a synthetic sample (:mod:`edgerestore.codecinput`; an H.264 one's QP
         as :attr:`codec_qp` says: ``qps`` read back from its encode, or it is encoded again); a real
-        pair's as the runtime reads its degraded file (a JPEG's quality; anything else untouched)."""
+        pair's as the runtime reads its degraded file (a JPEG's quality; anything else untouched),
+        or, for every other sample seed, nothing: a USB camera's MJPG frames are JPEGs the runtime
+        cannot read, and the real noise in them must be removed all the same (trained only as
+        read, a codec student denoised the PolyU crops told nothing by +0.14 dB instead of +1.37:
+        docs/distill.md, "`nano-codec` and `small-codec`")."""
         if self.items[spec.item].paired:
-            return self.items[spec.item].codec or codecinput.strengths()
+            read = self.items[spec.item].codec
+            return read if read and spec.seed % 2 == 0 else codecinput.strengths()
         params = deg.sample_params(self.degradation, spec.seed)
         if params.codec == "h264" and self.codec_qp == "decoded":
             if not qps:  # a cached sample: the same encode again (deterministic), read back
