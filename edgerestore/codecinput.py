@@ -1,5 +1,5 @@
-"""What the codec did to a frame, as a ``codec_input`` student is told it (a prototype): two
-strengths, 0 for a frame the codec did not touch. Standard library only (board code may import it).
+"""What the codec did to a frame, as a ``codec_input`` student is told it: two strengths, 0 for a
+frame the codec did not touch. Standard library only (board code may import it).
 
 * JPEG: ``(100 - quality) / 50``: quality 90 reads 0.2, quality 50 reads 1.0. A decoder knows the
   quality from the file's quantisation tables.

@@ -43,9 +43,10 @@ class StudentConfig:
     gives a stride-``scale`` head. The picture alone does not tell camera noise from detail
     (docs/distill.md, "Noise-level input"). Frame-by-frame students only."""
     codec_input: bool = False
-    """A prototype, not exportable yet: the network is also told what the codec did to the frame,
-    (JPEG strength, H.264 strength) of :mod:`edgerestore.codecinput`, as two more per-channel
-    biases of the head (docs/distill.md, "A codec input"). Frame-by-frame students only."""
+    """The network is also told what the codec did to the frame, (JPEG strength, H.264 strength) of
+    :mod:`edgerestore.codecinput`, as two more per-channel biases of the head: a picture alone does
+    not tell a codec's texture from noise (docs/distill.md, "`nano-codec` and `small-codec`").
+    Frame-by-frame students only."""
     gate_open: float = field(default=0.0, compare=False)
     """Temporal students with ``agreement``, training only: the gate starts as the hand-set blend
     ``gate_open * exp(-(d / gate_tau)^2)`` of ``benchmarks/motion_ceiling.py`` (``d`` in levels),
