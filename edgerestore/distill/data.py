@@ -634,9 +634,8 @@ class Renderer:
         as :attr:`codec_qp` says: ``qps`` read back from its encode, or it is encoded again); a real
         pair's as the runtime reads its degraded file (a JPEG's quality; anything else untouched),
         or, for every other sample seed, nothing: a USB camera's MJPG frames are JPEGs the runtime
-        cannot read, and the real noise in them must be removed all the same (trained only as
-        read, a codec student denoised the PolyU crops told nothing by +0.14 dB instead of +1.37:
-        docs/distill.md, "`nano-codec` and `small-codec`")."""
+        cannot read, and the real noise in them must be removed all the same (docs/distill.md,
+        "`nano-codec` and `small-codec`")."""
         if self.items[spec.item].paired:
             read = self.items[spec.item].codec
             return read if read and spec.seed % 2 == 0 else codecinput.strengths()

@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
-import torch
-
 from edgerestore.noiselevel import calibration_level
 
 
@@ -50,19 +48,23 @@ def of(config) -> List[Condition]:
     return [c for c in TABLE if getattr(config, c.flag, False)]
 
 
-def head_weight(student, cond: Condition) -> torch.Tensor:
+def head_weight(student, cond: Condition):
     """``[width, C]``: ``cond``'s head biases per unit."""
     weight = getattr(student, cond.head).detach()
     return weight.reshape(cond.width, -1)
 
 
-def weights(student) -> torch.Tensor:
+def weights(student):
     """``[K, C]``: every condition's head biases, stacked in input order."""
+    import torch
+
     return torch.cat([head_weight(student, c) for c in of(student)], 0)
 
 
-def sample(cond: Condition) -> torch.Tensor:
+def sample(cond: Condition):
     """The input's example value for tracing."""
+    import torch
+
     return torch.zeros(cond.width)
 
 

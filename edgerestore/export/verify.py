@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from edgerestore.export.conditions import CODEC, LEVEL, TABLE
 from edgerestore.runtime.quality import psnr
 
 BARS = {"fp32": 45.0, "fp16": 45.0, "int8": 38.0}
@@ -61,9 +62,9 @@ def _db(value: float) -> float:
     return IDENTICAL if math.isinf(value) else round(float(value), 2)
 
 
-VERIFY_LEVEL = 0.5
+VERIFY_LEVEL = LEVEL.verify[0]
 """The noise level a ``level_input`` student is verified at (5 levels of 255: a noisy camera)."""
-VERIFY_CODEC = (0.0, 1.0)
+VERIFY_CODEC = CODEC.verify
 """The codec strengths a ``codec_input`` student is verified at (H.264 at QP 30: a video call)."""
 
 
@@ -214,10 +215,8 @@ def run_tensorrt_simulated(path: Path, backend: str, clips: List[List[np.ndarray
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads or 0)
         session = ort.InferenceSession(str(sim), options, providers=["CPUExecutionProvider"])
-    from edgerestore.export.onnx import CODEC_NAME, LEVEL_NAME
-
     inputs = session.get_inputs()
-    verified = {LEVEL_NAME: [VERIFY_LEVEL], CODEC_NAME: list(VERIFY_CODEC)}
+    verified = {cond.name: list(cond.verify) for cond in TABLE}
     extra = {i.name: np.array(verified[i.name], np.float32) for i in inputs if i.name in verified}
     inputs = [i for i in inputs if i.name not in verified]
     shape = [int(d) for d in inputs[0].shape]

@@ -331,8 +331,7 @@ class Pipeline(object):
                         reset()  # a reconnect, a loop, or the frames skipped while bypassed
                     bypassed = False
                     # a frame's codec strengths, where its source read them, for a codec model
-                    restored = (self.backend.infer(frame.image) if frame.codec is None
-                                else self.backend.infer(frame.image, codec=frame.codec))
+                    restored = self.backend.infer(frame.image, codec=frame.codec)
                 done = time.monotonic()
                 infer_timer.add(done - start, done)
                 if self.transform is not None:

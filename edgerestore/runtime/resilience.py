@@ -491,7 +491,7 @@ class FallbackBackend(object):
             return self._bypass(image, codec)
         while True:
             try:
-                out = self.current.infer(image) if codec is None else self.current.infer(image, codec=codec)
+                out = self.current.infer(image, codec=codec)
             except Exception as exc:  # noqa: BLE001 - a crashed backend: the next one takes over
                 failed = self.candidates[self.index]
                 self.failures.append((failed.label, _one_line(exc)))
