@@ -346,3 +346,76 @@ def test_a_student_with_filter_bases_exports_to_every_format_with_its_bases(targ
         backend.load(str(result.out_dir / "model.onnx"))
         out = backend.infer(frame[0])
         assert np.abs(out.astype(int) - with_bases).max() <= 1
+
+
+def test_basis_responses_are_quantized_as_far_as_parity_allows(monkeypatch, tmp_path):
+    """The filter bases' response convolution: 7-bit int8 weights, else 8-bit uint8 ones (u8u8
+    kernels never saturate), else float, whichever first keeps the core's parity; each mode's graph
+    is what it says, and the first two still run as QLinearConv after ONNX Runtime's optimizer."""
+    import onnxruntime as ort
+
+    from edgerestore.export import calibration, quantize
+    from tests.export_helpers import tiny_student
+
+    student = tiny_student(context=True, bases=1)
+    frames = calibration.build(SIZE).frames[:2]
+    seen = {}
+    for floor, want in ((0.0, "int8"), (99.0, "float")):
+        monkeypatch.setattr(quantize, "RESPONSES_PARITY", floor)
+        path = quantize.quantize_student(student, tmp_path / ("m-%s.onnx" % want), frames)
+        meta = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}["edgerestore.quantization"])
+        assert meta["responses"] == want
+        seen[want] = meta["core_parity_db"]
+    assert seen["float"] >= seen["int8"] - 0.5
+
+    core, qcore = tmp_path / "core.onnx", tmp_path / "core-q.onnx"
+    quantize._export_core(student, core, 13)
+    feeds = quantize.calibration_feeds(student, quantize.calibration_crops(frames, student.stride))
+    for mode, dtype in (("int8", np.int8), ("uint8", np.uint8), ("float", None)):
+        quantize._quantize_core(core, qcore, feeds, "percentile", mode)
+        model = onnx.load(str(qcore))
+        conv = next(n for n in model.graph.node if n.op_type == "Conv" and "responses" in n.name)
+        producers = {o: n for n in model.graph.node for o in n.output}
+        weight = producers.get(conv.input[1])
+        if dtype is None:
+            assert weight is None  # a float initializer, not dequantized
+            continue
+        assert weight.op_type == "DequantizeLinear"
+        stored = next(i for i in model.graph.initializer if i.name == weight.input[0])
+        values = onnx.numpy_helper.to_array(stored)
+        assert values.dtype == dtype
+        if mode == "uint8":
+            assert values.max() - values.min() > 127  # the whole 8 bits, not reduce_range's 7
+        assert quantize.core_parity(core, qcore, feeds) > 40.0
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / ("opt-%s.onnx" % mode))
+        ort.InferenceSession(str(qcore), options, providers=["CPUExecutionProvider"])
+        ops = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+        assert "Conv" not in ops, (mode, ops)
+    with pytest.raises(ValueError, match="responses mode"):
+        quantize._quantize_core(core, qcore, feeds, "percentile", "int4")
+
+
+def test_simulated_tensorrt_int8_quantizes_the_weights_of_int8_layers_only(tmp_path):
+    """TensorRT runs a layer in INT8 only when the tensors it consumes and produces have scales; the
+    others (the layers that read pixels, and the last one) keep float weights in the simulation too."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgerestore.export.verify import simulate_int8
+
+    rng = np.random.default_rng(0)
+    weights = {name: rng.normal(size=(4, 4, 1, 1)).astype(np.float32) for name in ("wa", "wb", "wc")}
+    nodes = [helper.make_node("Conv", ["x", "wa"], ["y"], name="a"), helper.make_node("Conv", ["y", "wb"], ["z"], name="b"),
+             helper.make_node("Conv", ["z", "wc"], ["out"], name="c")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 2])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 2, 2])],
+                              [numpy_helper.from_array(w, n) for n, w in weights.items()])
+    src = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(src))
+    sim = onnx.load(str(simulate_int8(src, {"y": 0.1, "z": 0.1}, tmp_path / "sim.onnx")))
+    stored = {i.name: numpy_helper.to_array(i) for i in sim.graph.initializer}
+    assert np.array_equal(stored["wa"], weights["wa"]) and np.array_equal(stored["wc"], weights["wc"])
+    step = np.abs(weights["wb"]).reshape(4, -1).max(axis=1).reshape(4, 1, 1, 1) / 127.0
+    assert not np.array_equal(stored["wb"], weights["wb"])
+    assert np.allclose(stored["wb"] / step, np.round(stored["wb"] / step), atol=1e-3)
+    assert {n.op_type for n in sim.graph.node} >= {"QuantizeLinear", "DequantizeLinear"}

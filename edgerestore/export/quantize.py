@@ -24,8 +24,8 @@ docs/export.md, "INT8 graph"):
 * **Filter bases from the planar frame.** A student's basis responses (:class:`edgerestore.export.onnx.BlockBases`) are a
   stride-``s`` convolution of ``frame_planar`` (a transpose of the uint8 frame, cast to float): a
   quarter of the multiply-adds of the same filter as a 3x3 convolution over the ``3s²``-channel
-  blocks. That convolution stays float when quantizing it costs too much parity
-  (:data:`RESPONSES_PARITY`).
+  blocks. Its weights are 7-bit int8, or 8-bit uint8, or it stays float, whichever first keeps the
+  core's parity (:data:`RESPONSES`).
 * **Rank information** on every hand-made uint8 tensor: without it ORT's NHWC transformer skips
   the first convolution and leaves transposes in the graph.
 
@@ -64,6 +64,10 @@ PLANAR_INPUT = "frame_planar"
 CORE_OUTPUT = "correction"
 COARSE_OUTPUT = "coarse_correction"
 CROP = (256, 384)  # calibration crops: real pixel statistics at a fraction of a full frame's memory
+RESPONSES = ("int8", "uint8", "float")
+"""How the filter bases' response convolutions are quantized, tried in this order until the core's
+parity reaches :data:`RESPONSES_PARITY`: the default 7-bit int8 weights; 8-bit uint8 weights (ONNX
+Runtime's u8u8 kernels, which no x86 CPU saturates); float."""
 RESPONSES_PARITY = 50.0
 """dB: when the quantized core's corrections fall below this parity with the float core's on the
 calibration crops, the filter bases' responses (high-pass filters of the frame) are left in float:
@@ -232,9 +236,10 @@ def _export_core(student: StudentNet, path: Path, opset: int) -> None:
                           do_constant_folding=True, dynamo=False)
 
 
-def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, float_responses: bool = False) -> None:
-    """Static QDQ quantization of the float ``core``, calibrated on ``feeds`` (:func:`calibration_feeds`);
-    ``float_responses`` leaves the filter bases' response convolutions in float (see :data:`RESPONSES_PARITY`)."""
+def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, responses: str = "int8") -> None:
+    """Static QDQ quantization of the float ``core``, calibrated on ``feeds`` (:func:`calibration_feeds`).
+
+    ``responses`` is how the filter bases' response convolutions are quantized (:data:`RESPONSES`)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -252,8 +257,15 @@ def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, floa
 
     import onnx
 
-    responses = [n.name for n in onnx.load(str(core)).graph.node if PLANAR_INPUT in n.input] if float_responses else []
     unit = {"scale": np.array(1.0, np.float32), "zero_point": np.array(0, np.uint8)}
+    if responses not in RESPONSES:
+        raise ValueError("unknown responses mode %r; choose one of %s" % (responses, ", ".join(RESPONSES)))
+    convs = [n for n in onnx.load(str(core)).graph.node if PLANAR_INPUT in n.input]
+    excluded = [n.name for n in convs] if responses == "float" else []
+    overrides = {name: [unit] for name in (CORE_INPUT, PLANAR_INPUT)}
+    if responses == "uint8":  # 8-bit unsigned weights: u8u8 kernels add in 32 bits and never saturate
+        overrides.update({n.input[1]: [{"quant_type": QuantType.QUInt8, "symmetric": False, "reduce_range": False}]
+                          for n in convs})
     methods = {"percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax,
                "entropy": CalibrationMethod.Entropy}
     # The calibrators print progress and the quantizer logs a pre-processing hint on the root
@@ -267,8 +279,7 @@ def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, floa
                 str(core), str(qcore), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                 reduce_range=True,  # 7-bit weights: x86 u8s8 kernels without VNNI saturate 8-bit ones
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
-                nodes_to_exclude=responses or None,
-                extra_options={"TensorQuantOverrides": {name: [unit] for name in (CORE_INPUT, PLANAR_INPUT)}},
+                nodes_to_exclude=excluded or None, extra_options={"TensorQuantOverrides": overrides},
             )
     finally:
         root.setLevel(level)
@@ -374,12 +385,12 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             feeds = calibration_feeds(student, crops)
-            _quantize_core(core, qcore, feeds, method)
-            parity = core_parity(core, qcore, feeds)
-            responses = "uint8"
-            if student.config.filter_bases and parity < RESPONSES_PARITY:
-                _quantize_core(core, qcore, feeds, method, float_responses=True)
-                parity, responses = core_parity(core, qcore, feeds), "float"
+            for responses in RESPONSES if student.config.filter_bases else RESPONSES[:1]:
+                _quantize_core(core, qcore, feeds, method, responses)
+                parity = core_parity(core, qcore, feeds)
+                if parity >= RESPONSES_PARITY:
+                    break
+            responses = responses if student.config.filter_bases else None
         total = correction_sum_range(student, feeds) if student.config.context_width else None
         model = _wrap(qcore, student.config.scale, total, conditions.of(student))
     if ir_version is not None:
@@ -389,8 +400,9 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
     info = {"stride": student.stride, "contract": CONTRACT, "config": json.dumps(student.config.to_dict())}
     info.update(condition_metadata(student))
     info.update({"quantization": json.dumps({"format": "QDQ", "weights": "int8 per-channel symmetric, 7-bit range",
+                                        "responses": responses,
                                         "activations": "uint8 asymmetric", "calibration": method,
-                                        "frames": len(frames), "crops": len(crops), "responses": responses,
+                                        "frames": len(frames), "crops": len(crops),
                                         "core_parity_db": round(parity, 2)})})
     info.update(metadata or {})
     write_metadata(path, info)

@@ -140,15 +140,20 @@ def simulate_fp16(onnx_path, dst) -> Path:
 
 
 def simulate_int8(onnx_path, scales: Dict[str, float], dst) -> Path:
-    """Float-I/O graph with INT8 fake quantization: Q/DQ at each cached tensor's scale, per-channel weights."""
+    """Float-I/O graph with INT8 fake quantization: Q/DQ at each cached tensor's scale, and per-channel
+    INT8 weights in the convolutions TensorRT runs in INT8, those whose input and output both have a
+    scale (it runs a layer that consumes or produces a tensor without one in FP16, weights included:
+    here the layers that read the frame's pixels)."""
     import onnx
     from onnx import helper, numpy_helper
 
     model = onnx.load(str(onnx_path))
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}
+    outputs = {o.name for o in graph.output}
     for node in graph.node:
-        if node.op_type in ("Conv", "ConvTranspose") and node.input[1] in inits:
+        int8 = node.input[0] in scales and node.output[0] in scales and node.output[0] not in outputs
+        if node.op_type in ("Conv", "ConvTranspose") and node.input[1] in inits and int8:
             w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
             axis = 0 if node.op_type == "Conv" else 1  # output channels
             amax = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
@@ -158,7 +163,6 @@ def simulate_int8(onnx_path, scales: Dict[str, float], dst) -> Path:
             step = step.reshape(shape)
             inits[node.input[1]].CopyFrom(numpy_helper.from_array(
                 (np.clip(np.round(w / step), -127, 127) * step).astype(np.float32), node.input[1]))
-    outputs = {o.name for o in graph.output}
     new_nodes = []
     for name, scale in sorted(scales.items()):
         if name in outputs:
