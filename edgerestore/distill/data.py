@@ -558,7 +558,7 @@ class Renderer:
     item carries one. Picklable: DataLoader workers get a copy (the images are shared by fork)."""
 
     def __init__(self, items: Sequence[Item], degradation, weights: Sequence[float] = (), levels: bool = False,
-                 align: int = 1, codecs: bool = False, codec_qp: str = "crf"):
+                 align: int = 1, codecs: bool = False, codec_qp: str = "crf", blurs: bool = False):
         self.items = list(items)
         self.degradation, self.degradation_dict = resolve_degradation(degradation)
         self.sources = source_table(self.items, weights)
@@ -566,6 +566,7 @@ class Renderer:
         self.codecs = codecs  # a codec_input student's trainer: each sample's codec strengths
         self.codec_qp = codec_qp  # an H.264 crop's QP: its CRF, or as decoded (data.codec_qp)
         self.align = align  # the crop starts on the compression grid of what is degraded (data.align)
+        self.blurs = blurs  # a blur_input student's trainer: each sample's blur kernel's moments
 
     def key(self, spec: Spec) -> str:
         """Cache key of a sample: the item's content, the box, the degradation and its seed."""
@@ -627,7 +628,16 @@ class Renderer:
                   "teacher": teacher, "component": self.component(spec), "level": self.noise_level(spec, degraded, clean)}
         if self.codecs:
             sample["codec"] = self.codec(spec, qps)
+        if self.blurs:
+            sample["blur"] = self.blur(spec)
         return sample
+
+    def blur(self, spec: Spec) -> Tuple[float, float, float]:
+        """The second moments of a synthetic sample's blur kernel (:func:`~edgerestore.distill.degrade.blur_moments`);
+        a real pair's are unknown and read as none."""
+        if self.items[spec.item].paired:
+            return 0.0, 0.0, 0.0
+        return deg.blur_moments(deg.blur_kernel(deg.sample_params(self.degradation, spec.seed)))
 
     def codec(self, spec: Spec, qps: Sequence[float] = ()) -> Tuple[float, float]:
         """What the codec did to a synthetic sample (:mod:`edgerestore.codecinput`; an H.264 one's QP
@@ -751,7 +761,7 @@ class Pool:
         out = {"degraded": [], "clean": []}
         if with_teacher:
             out["teacher"] = []
-        levels, codecs = [], []
+        levels, codecs, blurs = [], [], []
         for _ in range(batch):
             sample = self.slots[int(rng.integers(self.size))]
             levels.append(sample.get("level", 0.0))
@@ -760,6 +770,7 @@ class Pool:
             top = int(rng.integers((h - patch) // align + 1)) * align
             left = int(rng.integers((w - patch) // align + 1)) * align
             code = int(rng.integers(8)) if augment else 0
+            blurs.append(deg.blur_descriptor(deg.augmented_moments(sample.get("blur", (0.0, 0.0, 0.0)), code)))
             for name in out:
                 piece = sample[name][..., top:top + patch, left:left + patch, :]
                 if code & 4:
@@ -768,6 +779,7 @@ class Pool:
         arrays = {name: np.stack(pieces) for name, pieces in out.items()}
         arrays["level"] = np.asarray(levels, dtype=np.float32)
         arrays["codec"] = np.asarray(codecs, dtype=np.float32)
+        arrays["blur"] = np.asarray(blurs, dtype=np.float32)
         return arrays
 
 

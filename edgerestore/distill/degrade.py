@@ -25,7 +25,7 @@ import io
 import math
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -274,6 +274,40 @@ def blur_kernel(params: DegradationParams) -> Optional[np.ndarray]:
             kernel = cv2.filter2D(big, -1, disc[::-1, ::-1], borderType=cv2.BORDER_CONSTANT)
             kernel = (kernel / kernel.sum()).astype(np.float32)
     return kernel
+
+
+BLUR_UNIT = 10.0
+"""Pixels² per unit of :func:`blur_descriptor` (a straight 11-pixel shake has a variance of about 10)."""
+
+
+def blur_moments(kernel: Optional[np.ndarray]) -> Tuple[float, float, float]:
+    """``(cxx, cyy, cxy)``: the second central moments of a blur kernel in pixels² (``x`` across,
+    ``y`` down; ``(0, 0, 0)`` for ``None``): its extent and direction, whatever its shape."""
+    if kernel is None:
+        return 0.0, 0.0, 0.0
+    k = kernel.astype(np.float64) / float(kernel.sum())
+    ys, xs = np.mgrid[:k.shape[0], :k.shape[1]]
+    mx, my = float((k * xs).sum()), float((k * ys).sum())
+    return (float((k * (xs - mx) ** 2).sum()), float((k * (ys - my) ** 2).sum()),
+            float((k * (xs - mx) * (ys - my)).sum()))
+
+
+def augmented_moments(moments: Sequence[float], code: int) -> Tuple[float, float, float]:
+    """:func:`blur_moments` of a patch mirrored left-right (``code & 4``) and then turned by
+    ``code & 3`` quarter turns (``np.rot90``), as a training patch is augmented."""
+    cxx, cyy, cxy = (float(v) for v in moments)
+    if code & 4:
+        cxy = -cxy
+    if code & 1:  # a quarter turn swaps the axes and mirrors one
+        cxx, cyy, cxy = cyy, cxx, -cxy
+    return cxx, cyy, cxy
+
+
+def blur_descriptor(moments: Sequence[float]) -> Tuple[float, float, float]:
+    """What a ``blur_input`` student is told of a blur: ``(cxx + cyy, cxx - cyy, 2 cxy) / BLUR_UNIT``
+    (its size, and its elongation along x/y and along the diagonals; 0 = no blur)."""
+    cxx, cyy, cxy = (float(v) for v in moments)
+    return (cxx + cyy) / BLUR_UNIT, (cxx - cyy) / BLUR_UNIT, 2.0 * cxy / BLUR_UNIT
 
 
 # --------------------------------------------------------------------------- the chain

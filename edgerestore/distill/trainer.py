@@ -43,6 +43,7 @@ import torch.distributed as dist
 from torch import nn
 
 from edgerestore.distill import data as D
+from edgerestore.distill import degrade as deg
 from edgerestore.distill.config import DistillConfig, save_config
 from edgerestore.distill.losses import DistillLoss, FeatureAdapter
 from edgerestore.distill.teacher import (
@@ -257,15 +258,16 @@ class _TrainNet(nn.Module):
         self._features = inputs[0]
 
     def forward(self, x: torch.Tensor, frames: int = 0, flows: Optional[torch.Tensor] = None,
-                level: Optional[torch.Tensor] = None, codec: Optional[torch.Tensor] = None):
+                level: Optional[torch.Tensor] = None, codec: Optional[torch.Tensor] = None,
+                blur: Optional[torch.Tensor] = None):
         """``x``: a batch of crops, or ``[B*T, 3, H, W]`` clips of ``frames`` frames (clip-major),
         with their ``flows`` for a motion-compensated student (:func:`clip_flows`); ``level``: each
         crop's noise level, for a ``level_input`` student; ``codec``: its codec strengths, for a
-        ``codec_input`` one."""
+        ``codec_input`` one; ``blur``: its blur descriptor, for a ``blur_input`` one."""
         if frames > 1 and self.student.temporal:
             out = run_clips(self.student, x, frames, quantize_state=True, flows=flows)
         else:
-            out = self.student(x, level=level, codec=codec)
+            out = self.student(x, level=level, codec=codec, blur=blur)
         if self.adapter is None:
             return out, None, None
         features, self._features = self._features, None
@@ -423,12 +425,12 @@ def prepare(config: DistillConfig, device, echo: Callable[[str], None] = print, 
                                                       (val_items, d.val_frames, D.validation_degradation(d)))]
     else:
         architecture = student_config(config.student)
-        levels, codecs = architecture.level_input, architecture.codec_input
+        levels, codecs, blurs = architecture.level_input, architecture.codec_input, architecture.blur_input
         qp = config.data.codec_qp
         renderers = [D.Renderer(train_items, config.data.degradation, config.data.weights, levels=levels,
-                                align=config.data.align, codecs=codecs, codec_qp=qp),
+                                align=config.data.align, codecs=codecs, codec_qp=qp, blurs=blurs),
                      D.Renderer(val_items, D.validation_degradation(config.data), levels=levels, codecs=codecs,
-                                codec_qp=qp)]
+                                codec_qp=qp, blurs=blurs)]
     check_route(config, renderers[0], teacher)
     return Prepared(renderers[0], renderers[1], counts, teacher, cache, needs_outputs, needs_features)
 
@@ -656,7 +658,8 @@ class Trainer:
                 temporal += temporal_error(out, clean)
             else:
                 codec = torch.tensor(sample["codec"], device=self.dist.device) if "codec" in sample else None
-                out = model(x, level=float(sample.get("level", 0.0)), codec=codec)
+                blur = torch.tensor(deg.blur_descriptor(sample["blur"]), device=self.dist.device) if "blur" in sample else None
+                out = model(x, level=float(sample.get("level", 0.0)), codec=codec, blur=blur)
             total += psnr(out, clean)
             count += 1
         model.train(was_training)
@@ -721,7 +724,8 @@ class Trainer:
         flows = clip_flows(arrays["degraded"], device) if needs_flows else None
         level = torch.from_numpy(arrays["level"]).to(device)
         codec = torch.from_numpy(arrays["codec"]).to(device)
-        out, adapted, student_features = self.ddp(x, frames, flows, level, codec)
+        blur = torch.from_numpy(arrays["blur"]).to(device) if "blur" in arrays else None
+        out, adapted, student_features = self.ddp(x, frames, flows, level, codec, blur)
         if teacher_features is not None:
             teacher_features = match_features(teacher_features, student_features.shape[-2:])
         loss, terms = self.loss(out, clean, target, adapted, teacher_features, frames=frames, flows=flows,

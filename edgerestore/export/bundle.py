@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from edgerestore.errors import CheckpointError, ConfigError, InputNotFoundError, UnknownNameError
+from edgerestore.errors import CheckpointError, ConfigError, InputNotFoundError, UnknownNameError, UnsupportedInputError
 from edgerestore.export.targets import Format, Target, get_format, get_target, select_formats
 from edgerestore.files import file_sha256
 from edgerestore.runtime.bundle import MANIFEST, SCHEMA
@@ -85,6 +85,10 @@ def load_model(spec: str):
                                      "checkpoint: edgerestore export path/to/student.pt --target ..." % (preset, preset))
         path = Path(shipped)
         student, info = load_student(path, expect=get_preset(preset).config)
+    if student.config.blur_input:
+        raise UnsupportedInputError("%s is a blur_input student, a training prototype: no export format and no "
+                                    "runtime source can tell it a frame's blur — export a student trained without "
+                                    "student.config.blur_input" % path.name)
     return student.eval(), {"preset": preset, "source": path.name, "source_sha256": file_sha256(path),
                             "config": student.config.to_dict(), "stride": student.stride}
 

@@ -47,6 +47,11 @@ class StudentConfig:
     :mod:`edgerestore.codecinput`, as two more per-channel biases of the head: a picture alone does
     not tell a codec's texture from noise (docs/distill.md, "`nano-codec` and `small-codec`").
     Frame-by-frame students only."""
+    blur_input: bool = False
+    """A prototype to measure what knowing the blur is worth (docs/distill.md, "Told the blur"): the
+    network is told each crop's blur kernel's second moments (:func:`edgerestore.distill.degrade.blur_descriptor`)
+    as three more per-channel biases of the head. Training and PyTorch evaluation only: no export
+    and no runtime source knows a frame's blur. Frame-by-frame students only."""
     gate_open: float = field(default=0.0, compare=False)
     """Temporal students with ``agreement``, training only: the gate starts as the hand-set blend
     ``gate_open * exp(-(d / gate_tau)^2)`` of ``benchmarks/motion_ceiling.py`` (``d`` in levels),

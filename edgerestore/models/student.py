@@ -187,6 +187,10 @@ class StudentNet(nn.Module):
                 raise ValueError("codec_input is for frame-by-frame students")
             # The same for the codec's two strengths (edgerestore.codecinput): zero at the start.
             self.codec_head = nn.Parameter(torch.zeros(len(CODEC_FIELDS), c))
+        if config.blur_input:
+            if config.temporal:
+                raise ValueError("blur_input is for frame-by-frame students")
+            self.blur_head = nn.Parameter(torch.zeros(3, c))  # the blur descriptor's biases: zero at the start
         if config.gate_open > 0.0 and not (config.temporal and config.agreement):
             raise ValueError("gate_open sets where the agreement gate starts: it needs temporal and agreement")
         if config.temporal:
@@ -248,12 +252,14 @@ class StudentNet(nn.Module):
         return self.context(self.body(head))
 
     def step(self, x: torch.Tensor, state: Optional[State] = None, level: Optional[Level] = None,
-             codec: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[State]]:
+             codec: Optional[torch.Tensor] = None, blur: Optional[torch.Tensor] = None
+             ) -> Tuple[torch.Tensor, Optional[State]]:
         """One frame: ``(restored, new state)``. ``state`` is ``None`` for the first frame of a
         stream (or after a cut); frame-by-frame students have no state. ``level``: the frames' noise
         level (:data:`Level`) for a ``level_input`` student (others ignore it); ``None`` reads as 0.
         ``codec``: a ``codec_input`` student's ``[B, 2]`` (or ``[2]``) codec strengths
-        (:mod:`edgerestore.codecinput`); ``None`` reads as an uncompressed frame.
+        (:mod:`edgerestore.codecinput`); ``None`` reads as an uncompressed frame. ``blur``: a
+        ``blur_input`` student's ``[B, 3]`` blur descriptors; ``None`` reads as no blur.
 
         The hidden state is the frame's head features *before* the previous frame's were mixed in:
         one frame of memory, no feedback loop. (Feeding back the mixed features drifted: a
@@ -266,6 +272,9 @@ class StudentNet(nn.Module):
         if self.config.codec_input and codec is not None:
             strengths = torch.as_tensor(codec, dtype=x.dtype, device=x.device).reshape(-1, len(CODEC_FIELDS))
             head = head + (strengths @ self.codec_head)[:, :, None, None]
+        if self.config.blur_input and blur is not None:
+            described = torch.as_tensor(blur, dtype=x.dtype, device=x.device).reshape(-1, 3)
+            head = head + (described @ self.blur_head)[:, :, None, None]
         head = self.act(head)
         if not self.config.temporal:
             features = self._features(head, None)
@@ -289,11 +298,12 @@ class StudentNet(nn.Module):
         return out, (out, head)
 
     def forward(self, x: torch.Tensor, state: Optional[State] = None, level: Optional[Level] = None,
-                codec: Optional[torch.Tensor] = None) -> torch.Tensor:
+                codec: Optional[torch.Tensor] = None, blur: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Restore ``x`` (a temporal student: given its state after the previous frame, ``None``
         = first frame; a ``level_input`` student: given the noise ``level``; a ``codec_input`` one
-        the ``codec`` strengths); :meth:`step` also returns the new state."""
-        return self.step(x, state, level, codec)[0]
+        the ``codec`` strengths; a ``blur_input`` one the ``blur`` descriptors); :meth:`step` also
+        returns the new state."""
+        return self.step(x, state, level, codec, blur)[0]
 
     def scale_residual(self, strength: float) -> None:
         """Multiply the correction by ``strength`` (in place): the tail and the filter-basis weights
