@@ -26,7 +26,7 @@ import json, sys
 from edgerestore.runtime.runner import run
 from edgerestore.runtime.preview import run_preview
 a = run(%r, ["file://%s"], model=%r)
-b = run("test://pattern?size=64x48&fps=200", ["null://", "http://127.0.0.1:0"], model=%r, max_frames=10)
+b = run("test://pattern?size=64x48&realtime=0", ["null://", "http://127.0.0.1:0"], model=%r, max_frames=10)
 c = run_preview("test://pattern?size=64x48&realtime=0&frames=5", ["null://"], model=%r, mode="split")
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision", "edgerestore.models"))
 print(json.dumps({"frames": [a["frames"], b["frames"], c["frames"]], "heavy": heavy,
