@@ -188,6 +188,12 @@ def test_filter_bases_grow_from_a_checkpoint_without_them_and_start_as_it(tmp_pa
     assert macs_per_pixel(plain) + 27 < macs_per_pixel(grown) <= 1000  # the filter and its weights count
     with pytest.raises(CheckpointError, match="different architecture"):
         load_student(path, expect=replace(base, filter_bases=1))  # only with grow
+    one = save_student(tmp_path / "one.pt", grown, preset=None)  # a second basis grows on a first one
+    two, _ = load_student(one, expect=replace(base, filter_bases=2), grow=True)
+    with torch.no_grad():
+        assert torch.equal(two(x), grown(x))
+    with pytest.raises(CheckpointError, match="different architecture"):
+        load_student(one, expect=replace(base, filter_bases=0), grow=True)  # grow never shrinks
     with pytest.raises(CheckpointError, match="different architecture"):
         load_student(path, expect=replace(base, width=16), grow=True)  # only the growable fields
     with pytest.raises(ValueError, match="filter_bases is 0, 1"):

@@ -94,7 +94,7 @@ def describe_state_mismatch(model: torch.nn.Module, state: dict) -> str:
 
 GROWABLE = ("filter_bases", "level_input", "codec_input", "blur_input")
 """Config flags whose modules start as the identity: a checkpoint without one can start a student
-with it (``student.init``), which then begins as the checkpoint's network."""
+with it, or more filter bases than it has (``student.init``), which then begins as the checkpoint's network."""
 
 
 def load_student(path, expect: Optional[StudentConfig] = None, grow: bool = False) -> Tuple[StudentNet, dict]:
@@ -116,7 +116,7 @@ def load_student(path, expect: Optional[StudentConfig] = None, grow: bool = Fals
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError("%s has an unusable architecture config: %s" % (path, exc)) from exc
     added = {flag: getattr(expect, flag) for flag in GROWABLE
-             if grow and expect is not None and getattr(expect, flag) and not getattr(config, flag)}
+             if grow and expect is not None and getattr(expect, flag) > getattr(config, flag)}
     if added and replace(config, **added) == expect:
         config = expect
     if expect is not None and config != expect:
