@@ -23,23 +23,20 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import student_quality as sq  # noqa: E402
 
 from edgerestore import codecinput  # noqa: E402
-from edgerestore.export.onnx import reference_uint8  # noqa: E402
 from edgerestore.models.checkpoint import load_student  # noqa: E402
 from edgerestore.runtime.quality import psnr  # noqa: E402
 
 
 def restore(model, image, level=0.0, codec=None, blur=None):
-    """``image`` restored as the exported graph would (uint8 in and out), padded to the stride;
-    ``blur``: a ``blur_input`` prototype's descriptor (benchmarks/blur_input.py)."""
+    """``image`` restored as the exported graph would (uint8 in and out, as
+    :func:`edgerestore.export.onnx.reference_uint8`), padded to the stride; ``blur``: a
+    ``blur_input`` prototype's descriptor (benchmarks/blur_input.py)."""
     h, w = image.shape[:2]
     pad_h, pad_w = (-h) % model.stride, (-w) % model.stride
     padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
-    if blur is None:
-        codec = None if codec is None else torch.tensor(codec)
-        return reference_uint8(model, torch.from_numpy(padded)[None], level=level, codec=codec)[0, :h, :w].numpy()
     x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255.0
     with torch.no_grad():
-        y = model(x, level=level, codec=codec, blur=torch.tensor([blur], dtype=torch.float32)) * 255.0
+        y = model(x, level=level, codec=codec, blur=None if blur is None else torch.tensor([blur])) * 255.0
     return torch.clamp(y + 0.5, 0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()[:h, :w]
 
 

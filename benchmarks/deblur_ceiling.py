@@ -25,14 +25,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from edgerestore.distill.degrade import blur_kernel, get_preset, sample_params  # noqa: E402
+from edgerestore.runtime.quality import psnr  # noqa: E402
 
 LAMBDAS = (3e-3, 1e-2, 2e-2, 3e-2, 5e-2)
 SIGMAS = (3.0, 6.0, 10.0)
-
-
-def psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 99.0 if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
 
 
 def wiener(image, kernel, lams):

@@ -724,7 +724,7 @@ class Trainer:
         flows = clip_flows(arrays["degraded"], device) if needs_flows else None
         level = torch.from_numpy(arrays["level"]).to(device)
         codec = torch.from_numpy(arrays["codec"]).to(device)
-        blur = torch.from_numpy(arrays["blur"]).to(device) if "blur" in arrays else None
+        blur = torch.from_numpy(arrays["blur"]).to(device)
         out, adapted, student_features = self.ddp(x, frames, flows, level, codec, blur)
         if teacher_features is not None:
             teacher_features = match_features(teacher_features, student_features.shape[-2:])
