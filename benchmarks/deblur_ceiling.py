@@ -10,6 +10,9 @@ gain at each fixed ``lam`` and with the best ``lam`` per draw (an oracle twice o
 the regulariser). A student is blind (it must infer the kernel from the picture), so this bounds
 what a *linear* restorer can do with the kernel given, not what a network can learn; it says how
 much of each subset's loss is blur that an inverse filter can undo through the noise and the codec.
+``--fit 9,15,21`` adds the best ``S x S`` linear filter for each draw, fitted by least squares to the
+sharp photo (an oracle of another kind: what a filter of that support, told everything, can do;
+a student's full-resolution filters are 3x3 to 9x9).
 
     python benchmarks/deblur_ceiling.py --draws 3 --photos runs/kodak/kodak-eval \
         --denoiser ../shared/teachers/ffdnet_color.pth
@@ -56,8 +59,10 @@ def main(argv=None):
     parser.add_argument("--photos", default=None, help="also this folder's draws (e.g. runs/kodak/kodak-eval)")
     parser.add_argument("--subsets", default="blur,mild", help="comma-separated subsets with blur")
     parser.add_argument("--denoiser", default=None, help="FFDNet weights (teachers/ffdnet_color.pth): also denoise first")
+    parser.add_argument("--fit", default="", help="comma-separated sizes S: also the best SxS filter per draw")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    sizes = [int(v) for v in args.fit.split(",") if v]
     denoise = _ffdnet(args.denoiser, args.threads) if args.denoiser else None
 
     from student_quality import eval_pairs
@@ -65,8 +70,8 @@ def main(argv=None):
     pairs, seeds = eval_pairs(args.draws, args.photos, with_seeds=True)
     wanted = set(args.subsets.split(","))
     print("| subset | draws | input PSNR | " + " | ".join("lam %g" % lam for lam in LAMBDAS)
-          + " | best lam per draw |")
-    print("|---|---|---|" + "---|" * (len(LAMBDAS) + 1))
+          + " | best lam per draw |" + "".join(" best %dx%d filter |" % (n, n) for n in sizes))
+    print("|---|---|---|" + "---|" * (len(LAMBDAS) + 1 + len(sizes)))
     for name, (preset, keys) in seeds.items():
         if preset not in wanted:
             continue
@@ -75,6 +80,7 @@ def main(argv=None):
             if sources is None:
                 continue
             inputs, gains, best = [], {lam: [] for lam in LAMBDAS}, []
+            fitted = {n: [] for n in sizes}
             for (degraded, clean), seed in zip(pairs[name], keys):
                 base = psnr(degraded, clean)
                 inputs.append(base)
@@ -88,9 +94,33 @@ def main(argv=None):
                 for lam in LAMBDAS:
                     gains[lam].append(max(row[lam]))
                 best.append(max(0.0, max(max(v) for v in row.values())))
-            print("| %s%s | %d | %.2f | %s | %+.2f |" % (
+                if not label:
+                    for n in sizes:
+                        fitted[n].append(psnr(best_filter(degraded, clean, n), clean) - base)
+            print("| %s%s | %d | %.2f | %s | %+.2f |%s" % (
                 name, label, len(inputs), np.mean(inputs),
-                " | ".join("%+.2f" % np.mean(gains[lam]) for lam in LAMBDAS), np.mean(best)), flush=True)
+                " | ".join("%+.2f" % np.mean(gains[lam]) for lam in LAMBDAS), np.mean(best),
+                "".join(" %+.2f |" % np.mean(fitted[n]) if fitted[n] else " |" for n in sizes)), flush=True)
+
+
+def best_filter(degraded, clean, size, samples=20000, seed=0):
+    """``degraded`` through the ``size x size`` filter (one for every colour) that brings it closest to
+    ``clean`` in the least-squares sense, fitted on ``samples`` random pixels per colour."""
+    import cv2
+
+    half = size // 2
+    source = degraded.astype(np.float32)
+    padded = np.pad(source, ((half, half), (half, half), (0, 0)), mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size), axis=(0, 1))  # H, W, 3, S, S
+    rng = np.random.default_rng(seed)
+    ys = rng.integers(0, source.shape[0], samples)
+    xs = rng.integers(0, source.shape[1], samples)
+    rows = windows[ys, xs].reshape(samples * 3, size * size)
+    target = clean.astype(np.float32)[ys, xs].reshape(samples * 3)
+    gram = rows.T.astype(np.float64) @ rows + 1e-3 * np.eye(size * size)
+    weights = np.linalg.solve(gram, rows.T.astype(np.float64) @ target).reshape(size, size)
+    out = cv2.filter2D(source, -1, weights.astype(np.float32), borderType=cv2.BORDER_REFLECT_101)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def _ffdnet(weights, threads):

@@ -5,7 +5,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from edgerestore.errors import CheckpointError, InputNotFoundError, UnknownNameError
+from edgerestore.errors import CheckpointError, InputNotFoundError, UnknownNameError, UnsupportedInputError
 from edgerestore.export.onnx import export_onnx, reference_uint8
 from edgerestore.models.checkpoint import load_student, save_student
 from edgerestore.models.config import StudentConfig
@@ -200,3 +200,44 @@ def test_filter_bases_grow_from_a_checkpoint_without_them_and_start_as_it(tmp_pa
         StudentNet(replace(base, filter_bases=3))
     with pytest.raises(ValueError, match="frame-by-frame"):
         StudentNet(replace(get_preset("nano-t").config, filter_bases=1))
+
+
+def test_an_oriented_bank_grows_as_the_same_network_and_sharpens_along_its_angle(tmp_path):
+    from dataclasses import replace
+
+    from edgerestore.export.bundle import export_bundle
+    from edgerestore.models.student import BANK_SIZE
+
+    base = get_preset("small").config
+    path = save_student(tmp_path / "small.pt", _randomised(base), preset="small")
+    grown, _ = load_student(path, expect=replace(base, oriented_bank=4), grow=True)
+    plain, _ = load_student(path)
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(grown(x), plain(x))  # zero weights: the same network
+    # each filter starts as delta minus a line blur: it sums to zero and its response to a line at
+    # its own angle is the weakest of the bank (that line is already blurred along it)
+    filters = grown.bank.filters.weight[:, 0]
+    assert filters.shape == (4, BANK_SIZE, BANK_SIZE)
+    assert filters.sum((1, 2)).abs().max() < 1e-5
+    across = torch.zeros(1, 1, 21, 21)
+    across[0, 0, 10, 4:17] = 1.0  # a horizontal line: angle 0
+    response = torch.nn.functional.conv2d(across, grown.bank.filters.weight, padding=BANK_SIZE // 2)
+    energy = response[0, :, 10, 7:14].pow(2).sum(1)
+    assert int(energy.argmin()) == 0
+    assert macs_per_pixel(grown) == macs_per_pixel(plain) + 4 * BANK_SIZE**2 + 4 * base.width
+    with torch.no_grad():
+        grown.bank.weights.weight.fill_(0.3)
+        changed = grown(x)
+        assert not torch.equal(changed, plain(x))
+        # the correction is the same in every colour (the bank reads luma)
+        bank = changed - plain(x)
+        assert torch.allclose(bank[:, 0], bank[:, 1], atol=1e-6) and torch.allclose(bank[:, 0], bank[:, 2], atol=1e-6)
+        grown.scale_residual(0.0)
+        assert torch.allclose(grown(x), x)
+    with pytest.raises(ValueError, match="frame-by-frame"):
+        StudentNet(replace(get_preset("nano-t").config, oriented_bank=2))
+    banked = save_student(tmp_path / "bank.pt", grown, preset=None)
+    with pytest.raises(UnsupportedInputError, match="oriented_bank"):
+        export_bundle(str(banked), "cpu", tmp_path / "bundle", formats=["onnx"])
+    assert not (tmp_path / "bundle").exists()

@@ -89,6 +89,9 @@ def load_model(spec: str):
         raise UnsupportedInputError("%s is a blur_input student, a training prototype: no export format and no "
                                     "runtime source can tell it a frame's blur — export a student trained without "
                                     "student.config.blur_input" % path.name)
+    if student.config.oriented_bank:
+        raise UnsupportedInputError("%s has an oriented_bank, a training prototype no export format builds yet — "
+                                    "export a student trained without student.config.oriented_bank" % path.name)
     return student.eval(), {"preset": preset, "source": path.name, "source_sha256": file_sha256(path),
                             "config": student.config.to_dict(), "stride": student.stride}
 

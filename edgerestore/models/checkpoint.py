@@ -92,7 +92,7 @@ def describe_state_mismatch(model: torch.nn.Module, state: dict) -> str:
     return "; ".join(parts)
 
 
-GROWABLE = ("filter_bases", "level_input", "codec_input", "blur_input")
+GROWABLE = ("filter_bases", "oriented_bank", "level_input", "codec_input", "blur_input")
 """Config flags whose modules start as the identity: a checkpoint without one can start a student
 with it, or more filter bases than it has (``student.init``), which then begins as the checkpoint's network."""
 

@@ -107,6 +107,38 @@ class FilterBasis(nn.Module):
         return weighted_responses(self.filters, self.weights, x, features)
 
 
+BANK_SIZE = 9
+"""Side of an oriented bank's filters (``config.oriented_bank``): a 6-px line blur and its margin."""
+
+BANK_LINE = 6.0
+"""Length (px) of the line blur each oriented filter starts from."""
+
+
+class OrientedBank(nn.Module):
+    """``sum_i w_i * h_i(luma)`` added to every colour: full-resolution filters of the frame's luma
+    starting as ``delta - line blur`` at ``count`` evenly spaced angles (one step of Van Cittert
+    deconvolution along that direction), weighted per pixel by ``w_i`` from the features (one
+    transposed convolution, zero at the start)."""
+
+    def __init__(self, width: int, scale: int, count: int):
+        super().__init__()
+        from edgerestore.distill.degrade import linear_kernel
+
+        self.filters = nn.Conv2d(1, count, BANK_SIZE, padding=BANK_SIZE // 2, bias=False)
+        with torch.no_grad():
+            for i in range(count):
+                line = torch.from_numpy(linear_kernel(BANK_LINE, 180.0 * i / count))
+                kernel = -line
+                kernel[BANK_SIZE // 2, BANK_SIZE // 2] += 1.0
+                self.filters.weight[i, 0].copy_(kernel)
+        self.weights = nn.ConvTranspose2d(width, count, scale, stride=scale, bias=False)
+        nn.init.zeros_(self.weights.weight)
+
+    def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        luma = x.mean(1, keepdim=True)
+        return (self.weights(features) * self.filters(luma)).sum(1, keepdim=True)
+
+
 def weighted_responses(filters, weights, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """``sum_i weights_i(features) * filters_i(x)`` (the student's filter bases, and the export
     graphs' versions of them in other layouts)."""
@@ -172,6 +204,10 @@ class StudentNet(nn.Module):
             if config.temporal:
                 raise ValueError("filter_bases is for frame-by-frame students")
             self.bases = FilterBasis(c, s, config.filter_bases)
+        if config.oriented_bank:
+            if config.temporal:
+                raise ValueError("oriented_bank is for frame-by-frame students")
+            self.bank = OrientedBank(c, s, config.oriented_bank)
         # No bias: a per-channel constant correction is not worth a full-resolution add at export.
         self.tail = nn.ConvTranspose2d(c, 3, s, stride=s, bias=False)
         nn.init.zeros_(self.tail.weight)  # start as the identity
@@ -281,6 +317,8 @@ class StudentNet(nn.Module):
             out = x + self.tail(features)
             if self.config.filter_bases:
                 out = out + self.bases(x, features)
+            if self.config.oriented_bank:
+                out = out + self.bank(x, features)
             return out, None
         previous, hidden = state if state is not None else (x, None)
         features = self._features(head, hidden)
@@ -306,8 +344,8 @@ class StudentNet(nn.Module):
         return self.step(x, state, level, codec, blur)[0]
 
     def scale_residual(self, strength: float) -> None:
-        """Multiply the correction by ``strength`` (in place): the tail and the filter-basis weights
-        are the only layers after the features, and the correction is linear in each, so the
+        """Multiply the correction by ``strength`` (in place): the tail, the filter-basis and the
+        oriented bank's weights are the only layers after the features, and the correction is linear in each, so the
         output becomes ``x + strength * (f(x) - x)`` (a temporal student's before its blend) with
         the same graph and the same speed."""
         if not 0.0 <= strength <= 1.0:
@@ -317,3 +355,5 @@ class StudentNet(nn.Module):
             if self.config.filter_bases:
                 for weights in self.bases.weights:
                     weights.weight.mul_(strength)
+            if self.config.oriented_bank:
+                self.bank.weights.weight.mul_(strength)

@@ -1,0 +1,286 @@
+#!/usr/bin/env python
+"""Can one predicted ``S x S`` filter per frame deblur? A prototype of frame-level filter prediction.
+
+``python benchmarks/deblur_ceiling.py --fit 5,9`` showed that the best 9x9 linear filter *per draw*
+(fitted to the sharp photo: an oracle) gains about +2 dB on ``mild`` and +5 on blur-only frames,
+where the students gain +0.4 / +0.0. This trains a small MLP that predicts that filter (one for the
+whole crop, every colour) from what it is given, and scores it on ``student_quality.py``'s draws:
+
+* ``told``: the draw's true blur descriptor (``degrade.blur_descriptor``: the oracle input of the
+  ``blur_input`` prototype);
+* ``blind``: statistics of the frame a runtime can compute for ~30 operations per pixel: the mean
+  absolute luma difference at 4 directions x 6 distances (a blur along a direction lowers the
+  differences along it up to its length), on a log scale, plus the frame's level of detail.
+
+    python benchmarks/global_filter.py --mode blind --steps 3000 --photos runs/kodak/kodak-eval
+
+Gain = output PSNR - input PSNR (clean: output against input), mean (worst).
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import student_quality as sq  # noqa: E402
+
+from edgerestore.distill import data as D  # noqa: E402
+from edgerestore.distill import degrade as deg  # noqa: E402
+from edgerestore.runtime.quality import psnr  # noqa: E402
+
+OFFSETS = [(1, 0), (1, 1), (0, 1), (-1, 1)]  # (dx, dy): 0, 45, 90, 135 degrees (a quarter turn maps them onto each other)
+DISTANCES = (1, 2, 3, 4, 6, 8)
+FEATURES = len(OFFSETS) * len(DISTANCES) + 1
+
+
+def frame_statistics(x: torch.Tensor) -> torch.Tensor:
+    """``[B,3,H,W]`` in 0..1 -> ``[B, FEATURES]``: log mean |luma(p + d*o) - luma(p)| per direction
+    ``o`` and distance ``d``, less their mean, and that mean (the frame's detail)."""
+    luma = x.mean(1)
+    margin = max(DISTANCES)
+    core = luma[:, margin:-margin, margin:-margin]
+    height, width = core.shape[1:]
+    values = []
+    for dx, dy in OFFSETS:
+        for d in DISTANCES:
+            moved = luma[:, margin + d * dy:margin + d * dy + height, margin + d * dx:margin + d * dx + width]
+            values.append(torch.log((moved - core).abs().mean((1, 2)) + 1e-4))
+    logs = torch.stack(values, 1)
+    mean = logs.mean(1, keepdim=True)
+    return torch.cat([logs - mean, mean + 4.0], 1)
+
+
+ANGLES = 8
+LENGTHS = (3.0, 5.0, 7.0, 9.0, 11.0)
+RADII = (0.75, 1.25, 1.75)
+WIENER_LAMBDA = 0.01
+
+
+def inverse_bank(size: int) -> torch.Tensor:
+    """``[K, size, size]``: Wiener inverses (lambda 0.01) of line blurs at :data:`ANGLES` angles and
+    :data:`LENGTHS` lengths and of discs of :data:`RADII`, cut to ``size x size``, less a delta (so each
+    is a correction: zero on a flat picture)."""
+    grid = 64
+    kernels = [deg.linear_kernel(length, 180.0 * a / ANGLES) for length in LENGTHS for a in range(ANGLES)]
+    kernels += [deg.defocus_kernel(r) for r in RADII]
+    bank = []
+    for kernel in kernels:
+        psf = np.zeros((grid, grid))
+        k = kernel.shape[0]
+        psf[:k, :k] = kernel
+        psf = np.roll(psf, (-(k // 2), -(k // 2)), axis=(0, 1))
+        otf = np.fft.fft2(psf)
+        inverse = np.real(np.fft.ifft2(np.conj(otf) / (np.abs(otf) ** 2 + WIENER_LAMBDA)))
+        inverse = np.fft.fftshift(inverse)[grid // 2 - size // 2:grid // 2 + size // 2 + 1,
+                                           grid // 2 - size // 2:grid // 2 + size // 2 + 1]
+        # as a correlation (what conv2d computes) of a convolution's inverse: flipped
+        inverse = inverse[::-1, ::-1] / inverse.sum()
+        inverse[size // 2, size // 2] -= 1.0
+        bank.append(inverse)
+    return torch.tensor(np.stack(bank), dtype=torch.float32)
+
+
+class FilterPredictor(torch.nn.Module):
+    """inputs -> one ``size x size`` filter per frame, starting at the identity (a delta): free taps,
+    or (``basis``) a weighted sum of :func:`inverse_bank`'s corrections."""
+
+    def __init__(self, inputs: int, size: int, hidden: int = 128, basis: bool = False,
+                 precondition: torch.Tensor = None):
+        super().__init__()
+        self.size = size
+        if precondition is not None:  # the taps are this matrix times the output: whitened coordinates
+            self.register_buffer("bank", precondition)
+        elif basis:
+            self.register_buffer("bank", inverse_bank(size).flatten(1))
+        outputs = self.bank.shape[0] if basis else size * size
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(inputs, hidden), torch.nn.ReLU(),
+                                       torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
+                                       torch.nn.Linear(hidden, outputs))
+        torch.nn.init.zeros_(self.mlp[-1].weight)
+        torch.nn.init.zeros_(self.mlp[-1].bias)
+        delta = torch.zeros(size * size)
+        delta[size * size // 2] = 1.0
+        self.register_buffer("delta", delta)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        taps = self.mlp(inputs)
+        if hasattr(self, "bank"):
+            taps = taps @ self.bank
+        return (self.delta + taps).view(-1, self.size, self.size)
+
+
+def whitening(degraded: np.ndarray, size: int, samples: int = 200000, floor: float = 1e-4) -> torch.Tensor:
+    """``G^(-1/2)`` of the ``size x size`` patches of ``degraded`` (uint8 crops, every colour), with
+    eigenvalues floored at ``floor`` times the largest, scaled so that its largest eigenvalue is 1: in
+    these coordinates the least-squares filter problem is about equally steep in every direction, so
+    gradient descent reaches the fine (deconvolving) taps as fast as the coarse ones."""
+    rng = np.random.default_rng(0)
+    n, h, w, _ = degraded.shape
+    crops = rng.integers(n, size=samples)
+    ys, xs = rng.integers(h - size, size=samples), rng.integers(w - size, size=samples)
+    colours = rng.integers(3, size=samples)
+    offsets = np.arange(size)
+    patches = degraded[crops[:, None, None], ys[:, None, None] + offsets[None, :, None],
+                       xs[:, None, None] + offsets[None, None, :], colours[:, None, None]].reshape(samples, -1) / 255.0
+    gram = patches.T @ patches / samples
+    values, vectors = np.linalg.eigh(gram)
+    values = np.maximum(values, floor * values.max())
+    matrix = vectors @ np.diag(1.0 / np.sqrt(values)) @ vectors.T
+    return torch.tensor(matrix * np.sqrt(values.min()),
+                        dtype=torch.float32)
+
+
+def apply(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """Each frame of ``x`` [B,3,H,W] through its own filter [B,S,S] (every colour), reflect-padded."""
+    b, c, h, w = x.shape
+    half = filters.shape[-1] // 2
+    padded = F.pad(x.reshape(1, b * c, h, w), (half, half, half, half), mode="reflect")
+    weight = filters.repeat_interleave(c, 0)[:, None]
+    return F.conv2d(padded, weight, groups=b * c).view(b, c, h, w)
+
+
+def inputs_of(mode, x, blurs, levels=None):
+    parts = [] if levels is None else [levels[:, None]]
+    if mode in ("blind", "both"):
+        parts.append(frame_statistics(x))
+    if mode in ("told", "both"):
+        parts.append(blurs)
+    return torch.cat(parts, 1)
+
+
+def render(paths, count, crop, seed, mix):
+    items, _ = D.load_items(paths, memory_mb=4096)
+    renderer = D.Renderer(items, {"mix": mix}, blurs=True, levels=True)
+    clean, degraded, blurs, levels = [], [], [], []
+    for k in range(count):
+        sample = renderer.sample(D.train_spec(items, k, crop, seed))
+        if sample["clean"].shape[:2] != (crop, crop):
+            continue
+        clean.append(sample["clean"])
+        degraded.append(sample["degraded"])
+        blurs.append(sample["blur"])
+        levels.append(sample["level"])
+    return np.stack(clean), np.stack(degraded), np.asarray(blurs, np.float64), np.asarray(levels, np.float32)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("told", "blind", "both"), default="blind")
+    parser.add_argument("--size", type=int, default=9, help="the filter's side (odd)")
+    parser.add_argument("--basis", action="store_true",
+                        help="predict weights of fixed Wiener inverses of line and disc blurs, not free taps")
+    parser.add_argument("--precondition", action="store_true",
+                        help="free taps in whitened coordinates of the crops' patches (well-conditioned descent)")
+    parser.add_argument("--level", action="store_true",
+                        help="also give it the frame's noise level (what the level presets' runtime measures)")
+    parser.add_argument("--after", default=None, metavar="STUDENT",
+                        help="also score this student's output through the filter (predicted from the input)")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--crops", type=int, default=4000, help="training crops rendered once")
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--data", nargs="+", default=["../shared/data/train", "../shared/data/train_photos"])
+    parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--photos", default=None, metavar="DIR", help="as student_quality.py --photos")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--mix", default="mild:0.55,blur:0.1,compression:0.15,none:0.2",
+                        help="training degradations, PRESET:WEIGHT,...")
+    parser.add_argument("--save", default=None, help="write the trained predictor here")
+    parser.add_argument("--load", default=None, help="score this saved predictor instead of training one")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    started = time.time()
+    mix = {name: float(weight) for name, weight in (part.split(":") for part in args.mix.split(","))}
+    clean, degraded, moments, noise = render(args.data, args.crops, args.crop, 0, mix)
+    print("rendered %d crops in %.0f s" % (len(clean), time.time() - started), flush=True)
+    inputs = FEATURES * (args.mode != "told") + 3 * (args.mode != "blind") + args.level
+    model = FilterPredictor(inputs, args.size, basis=args.basis,
+                            precondition=whitening(degraded, args.size) if args.precondition else None)
+    optim = torch.optim.Adam(model.parameters(), lr=args.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, args.steps)
+    rng = np.random.default_rng(0)
+    margin = args.size // 2
+    if args.load:
+        model.load_state_dict(torch.load(args.load)["state_dict"])
+    for step in range(1, 0 if args.load else args.steps + 1):
+        picks = rng.integers(len(clean), size=args.batch)
+        codes = rng.integers(8, size=args.batch)
+        xs, ys, bs = [], [], []
+        for n, code in zip(picks, codes):
+            pair = [degraded[n], clean[n]]
+            if code & 4:
+                pair = [p[:, ::-1] for p in pair]
+            pair = [np.rot90(p, code & 3) for p in pair]
+            xs.append(np.ascontiguousarray(pair[0]))
+            ys.append(np.ascontiguousarray(pair[1]))
+            bs.append(deg.blur_descriptor(deg.augmented_moments(moments[n], int(code))))
+        x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0
+        y = torch.from_numpy(np.stack(ys)).permute(0, 3, 1, 2).float() / 255.0
+        given = torch.from_numpy(noise[picks]) if args.level else None
+        out = apply(x, model(inputs_of(args.mode, x, torch.tensor(bs, dtype=torch.float32), given)))
+        diff = (out - y)[:, :, margin:-margin, margin:-margin]
+        loss = torch.sqrt(diff * diff + 1e-6).mean()
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        schedule.step()
+        if step % 500 == 0 or step == args.steps:
+            print("step %d loss %.5f (%.0f s)" % (step, loss.item(), time.time() - started), flush=True)
+    if args.save:
+        torch.save({"mode": args.mode, "size": args.size, "state_dict": model.state_dict()}, args.save)
+    model.eval()
+    pairs, seeds = sq.eval_pairs(args.draws, args.photos, with_seeds=True)
+    blurs = {subset: [(0.0, 0.0, 0.0)] * len(items) for subset, items in pairs.items()}
+    for subset, (preset, keys) in seeds.items():
+        config = deg.get_preset(preset)
+        blurs[subset] = [deg.blur_descriptor(deg.blur_moments(deg.blur_kernel(deg.sample_params(config, k))))
+                         for k in keys]
+    levels = sq.eval_levels(pairs, seeds)
+    name = "%s%s %dx%d%s, %d steps" % (args.mode, " + level" * args.level, args.size, args.size,
+                                       " basis" * args.basis + " whitened" * args.precondition, args.steps)
+    rows = [(name, None)]
+    if args.after:
+        from codec_input import restore
+
+        from edgerestore.models.checkpoint import load_student
+
+        student = load_student(args.after)[0].eval()
+        codecs = sq.eval_codecs(pairs, seeds, "crf")
+        rows = [(sq.label(args.after), (student, codecs, False)), (sq.label(args.after) + " then " + name, (student, codecs, True))]
+    print("| pipeline | %s |" % " | ".join(pairs))
+    print("|---|%s" % ("---|" * len(pairs)))
+    for label, after in rows:
+        cells = []
+        for subset, items in pairs.items():
+            gains = []
+            for n, ((noisy, sharp), blur) in enumerate(zip(items, blurs[subset])):
+                x = torch.from_numpy(np.ascontiguousarray(noisy)).permute(2, 0, 1)[None].float() / 255.0
+                source = x
+                if after is not None:
+                    student, codecs, filtered = after
+                    first = restore(student, noisy, levels[subset][n], codecs[subset][n])
+                    source = torch.from_numpy(np.ascontiguousarray(first)).permute(2, 0, 1)[None].float() / 255.0
+                    if not filtered:
+                        out = source
+                if after is None or after[2]:
+                    given = torch.tensor([levels[subset][n]], dtype=torch.float32) if args.level else None
+                    with torch.no_grad():
+                        out = apply(source, model(inputs_of(args.mode, x, torch.tensor([blur], dtype=torch.float32), given)))
+                restored = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+                gains.append(psnr(restored, sharp) if noisy is sharp else psnr(restored, sharp) - psnr(noisy, sharp))
+            mean, worst = float(np.mean(gains)), float(np.min(gains))
+            cells.append(("%.2f (worst %.2f)" if subset.startswith("clean") else "%+.3f (%+.2f)") % (mean, worst))
+        print("| %s | %s |" % (label, " | ".join(cells)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
