@@ -155,12 +155,21 @@ def inputs_of(mode, x, blurs, levels=None):
     return torch.cat(parts, 1)
 
 
-def render(paths, count, crop, seed, mix):
-    items, _ = D.load_items(paths, memory_mb=4096)
-    renderer = D.Renderer(items, {"mix": mix}, blurs=True, levels=True)
+DATA = ("../shared/data/train", "../shared/data/train_photos", "../shared/data/real_noise/polyu")
+WEIGHTS = ()
+"""Training photos and the real-noise pairs (their held-out scenes left out); no weights: every image
+or pair is as likely (the pairs are ~6 % of the crops)."""
+
+
+def render(paths, count, crop, seed, mix, weights=()):
+    """``count`` training crops: clean, degraded, blur moments (a real pair's: none), noise level."""
+    from edgerestore.benchmarks.evalset import POLYU_EXCLUDE
+
+    items, _ = D.load_items(paths, memory_mb=4096, exclude=POLYU_EXCLUDE)
+    renderer = D.Renderer(items, {"mix": mix}, weights, blurs=True, levels=True)
     clean, degraded, blurs, levels = [], [], [], []
     for k in range(count):
-        sample = renderer.sample(D.train_spec(items, k, crop, seed))
+        sample = renderer.sample(D.train_spec(items, k, crop, seed, renderer.sources))
         if sample["clean"].shape[:2] != (crop, crop):
             continue
         clean.append(sample["clean"])
@@ -187,7 +196,9 @@ def main():
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--data", nargs="+", default=["../shared/data/train", "../shared/data/train_photos"])
+    parser.add_argument("--data", nargs="+", default=list(DATA), help="training folders (default: %(default)s)")
+    parser.add_argument("--weights", nargs="*", type=float, default=list(WEIGHTS),
+                        help="their shares of the crops (default: none, every image alike)")
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--photos", default=None, metavar="DIR", help="as student_quality.py --photos")
     parser.add_argument("--threads", type=int, default=1)
@@ -195,18 +206,29 @@ def main():
                         help="training degradations, PRESET:WEIGHT,...")
     parser.add_argument("--save", default=None, help="write the trained predictor here")
     parser.add_argument("--load", default=None, help="score this saved predictor instead of training one")
+    parser.add_argument("--estimator", default=None,
+                        help="told mode: tell it blur_estimate.py's estimate, not the true blur (in training too, "
+                             "unless --load)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     started = time.time()
     mix = {name: float(weight) for name, weight in (part.split(":") for part in args.mix.split(","))}
-    clean, degraded, moments, noise = render(args.data, args.crops, args.crop, 0, mix)
+    clean, degraded, moments, noise = render(args.data, args.crops, args.crop, 0, mix, args.weights)
     print("rendered %d crops in %.0f s" % (len(clean), time.time() - started), flush=True)
     inputs = FEATURES * (args.mode != "told") + 3 * (args.mode != "blind") + args.level
     model = FilterPredictor(inputs, args.size, basis=args.basis,
                             precondition=whitening(degraded, args.size) if args.precondition else None)
     optim = torch.optim.Adam(model.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, args.steps)
+    estimator = None
+    if args.estimator:  # trained (and scored) on what the estimator reads off each crop, not the truth
+        from blur_estimate import Estimator, frame_descriptor
+
+        saved = torch.load(args.estimator)
+        estimator = Estimator()
+        estimator.load_state_dict(saved["state_dict"])
+        estimator.eval()
     rng = np.random.default_rng(0)
     margin = args.size // 2
     if args.load:
@@ -226,7 +248,11 @@ def main():
         x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0
         y = torch.from_numpy(np.stack(ys)).permute(0, 3, 1, 2).float() / 255.0
         given = torch.from_numpy(noise[picks]) if args.level else None
-        out = apply(x, model(inputs_of(args.mode, x, torch.tensor(bs, dtype=torch.float32), given)))
+        told = torch.tensor(bs, dtype=torch.float32)
+        if estimator is not None:
+            with torch.no_grad():
+                told = estimator(x)
+        out = apply(x, model(inputs_of(args.mode, x, told, given)))
         diff = (out - y)[:, :, margin:-margin, margin:-margin]
         loss = torch.sqrt(diff * diff + 1e-6).mean()
         optim.zero_grad()
@@ -244,9 +270,12 @@ def main():
         config = deg.get_preset(preset)
         blurs[subset] = [deg.blur_descriptor(deg.blur_moments(deg.blur_kernel(deg.sample_params(config, k))))
                          for k in keys]
+    if args.estimator:
+        blurs = {subset: [frame_descriptor(estimator, noisy, saved["patch"], saved["patches"]) for noisy, _ in items]
+                 for subset, items in pairs.items()}
     levels = sq.eval_levels(pairs, seeds)
-    name = "%s%s %dx%d%s, %d steps" % (args.mode, " + level" * args.level, args.size, args.size,
-                                       " basis" * args.basis + " whitened" * args.precondition, args.steps)
+    name = "%s%s %dx%d%s, %s" % (args.mode + " (estimated)" * bool(args.estimator), " + level" * args.level, args.size, args.size,
+                                       " basis" * args.basis + " whitened" * args.precondition, os.path.basename(args.load) if args.load else "%d steps" % args.steps)
     rows = [(name, None)]
     if args.after:
         from codec_input import restore

@@ -602,3 +602,66 @@ def test_student_quality_tells_a_codec_model_what_a_decoder_reads_off_each_draw(
         codecinput.of_params(sample_params(get_preset("compression"), k)) for k in seeds["compression"][1]]
     results = {"mild": ((28.0, 28.3, 0, 0, 0, 0), -0.1)}
     assert module.bars("nano-codec", results)[0][0] == "mild >= +1.5 dB"
+
+
+def test_frame_filter_prototype_starts_as_the_identity_and_its_bank_deblurs():
+    """benchmarks/global_filter.py: the predictor starts as a delta, each frame gets its own filter,
+    the Wiener bank's corrections sum to zero and lie along their angle, the whitening evens out
+    the patches' spectrum, and the statistics see the blur's direction."""
+    import cv2
+    import torch
+
+    from edgerestore.distill import degrade as deg
+
+    gf = _benchmark_script("global_filter")
+    rng = np.random.default_rng(0)
+    x = torch.rand(2, 3, 24, 32)
+    model = gf.FilterPredictor(3, 9)
+    assert torch.equal(gf.apply(x, model(torch.zeros(2, 3))), x)
+    filters = torch.randn(2, 5, 5)
+    out = gf.apply(x, filters)
+    for n in range(2):
+        padded = torch.nn.functional.pad(x[n:n + 1], (2, 2, 2, 2), mode="reflect")
+        own = torch.nn.functional.conv2d(padded, filters[n].expand(3, 1, 5, 5), groups=3)
+        assert torch.allclose(out[n:n + 1], own, atol=1e-5)
+
+    bank = gf.inverse_bank(9)
+    assert bank.shape == (gf.ANGLES * len(gf.LENGTHS) + len(gf.RADII), 9, 9)
+    assert bank.sum((1, 2)).abs().max() < 1e-5
+    across, down = bank[gf.ANGLES].numpy(), bank[gf.ANGLES + gf.ANGLES // 2].numpy()  # length 5 at 0 and 90 degrees
+    assert np.allclose(across, down.T, atol=1e-4)  # a quarter turn apart
+    assert np.allclose(across, across[::-1, ::-1], atol=1e-4)  # a line blur's inverse is point-symmetric
+    assert np.abs(across)[4].sum() > 4 * np.abs(across)[0].sum()  # it works along its line (the centre row)
+    kernel = deg.linear_kernel(5.0, 0.0)
+    crops = (rng.random((8, 40, 40, 3)) * 255).astype(np.uint8)
+    crops = np.stack([cv2.GaussianBlur(c, (0, 0), 1.5) for c in crops])
+    white = gf.whitening(crops, 5, samples=20000).double().numpy()
+    patches = np.lib.stride_tricks.sliding_window_view(crops[..., 0] / 255.0, (5, 5), axis=(1, 2)).reshape(-1, 25)
+    gram = patches.T @ patches / len(patches)
+    assert np.linalg.cond(white @ gram @ white) < 0.01 * np.linalg.cond(gram)
+
+    noise = torch.from_numpy(rng.random((1, 3, 64, 64), dtype=np.float32))
+    across = torch.from_numpy(cv2.filter2D(noise[0].permute(1, 2, 0).numpy(), -1, kernel[::-1, ::-1].copy())
+                              ).permute(2, 0, 1)[None]
+    stats = gf.frame_statistics(across)[0]
+    horizontal, vertical = stats[:len(gf.DISTANCES)], stats[2 * len(gf.DISTANCES):3 * len(gf.DISTANCES)]
+    assert (horizontal[:3] < vertical[:3]).all()
+
+
+def test_best_filter_oracle_and_blur_estimate_shapes():
+    """benchmarks/deblur_ceiling.py's per-draw least-squares filter undoes what a filter did (a
+    one-pixel shift), and benchmarks/blur_estimate.py reads one descriptor off a frame's tiles."""
+    from edgerestore.runtime.quality import psnr
+
+    ceiling = _benchmark_script("deblur_ceiling")
+    estimate = _benchmark_script("blur_estimate")
+    rng = np.random.default_rng(1)
+    import cv2
+
+    clean = cv2.GaussianBlur((rng.random((64, 80, 3)) * 255).astype(np.uint8), (0, 0), 1.2)
+    shifted = np.roll(clean, 1, axis=1)
+    out = ceiling.best_filter(shifted, clean, 5, samples=4000)
+    assert psnr(out[4:-4, 4:-4], clean[4:-4, 4:-4]) > 45 > psnr(shifted, clean)
+    model = estimate.Estimator().eval()
+    descriptor = estimate.frame_descriptor(model, clean, patch=32, patches=4)
+    assert len(descriptor) == 3 and all(np.isfinite(descriptor))
