@@ -74,6 +74,8 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--save", default=None)
     args = parser.parse_args()
+    if args.weights and len(args.weights) != len(args.data):
+        parser.error("--weights needs one share per --data folder (%d), got %d" % (len(args.data), len(args.weights)))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     started = time.time()

@@ -210,6 +210,10 @@ def main():
                         help="told mode: tell it blur_estimate.py's estimate, not the true blur (in training too, "
                              "unless --load)")
     args = parser.parse_args()
+    if args.estimator and args.mode != "told":
+        parser.error("--estimator replaces the true blur a --mode told predictor is given")
+    if args.weights and len(args.weights) != len(args.data):
+        parser.error("--weights needs one share per --data folder (%d), got %d" % (len(args.data), len(args.weights)))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     started = time.time()
@@ -274,9 +278,11 @@ def main():
         blurs = {subset: [frame_descriptor(estimator, noisy, saved["patch"], saved["patches"]) for noisy, _ in items]
                  for subset, items in pairs.items()}
     levels = sq.eval_levels(pairs, seeds)
-    name = "%s%s %dx%d%s, %s" % (args.mode + " (estimated)" * bool(args.estimator), " + level" * args.level, args.size, args.size,
-                                       " basis" * args.basis + " whitened" * args.precondition, os.path.basename(args.load) if args.load else "%d steps" % args.steps)
-    rows = [(name, None)]
+    name = "%s%s %dx%d%s, %s" % (
+        args.mode + " (estimated)" * bool(args.estimator), " + level" * args.level, args.size, args.size,
+        " basis" * args.basis + " whitened" * args.precondition,
+        os.path.basename(args.load) if args.load else "%d steps" % args.steps)
+    rows = [(name, None, True)]  # (label, student first or None, through the filter)
     if args.after:
         from codec_input import restore
 
@@ -284,26 +290,23 @@ def main():
 
         student = load_student(args.after)[0].eval()
         codecs = sq.eval_codecs(pairs, seeds, "crf")
-        rows = [(sq.label(args.after), (student, codecs, False)), (sq.label(args.after) + " then " + name, (student, codecs, True))]
+        rows = [(sq.label(args.after), student, False), (sq.label(args.after) + " then " + name, student, True)]
     print("| pipeline | %s |" % " | ".join(pairs))
     print("|---|%s" % ("---|" * len(pairs)))
-    for label, after in rows:
+    for label, first, filtered in rows:
         cells = []
         for subset, items in pairs.items():
             gains = []
             for n, ((noisy, sharp), blur) in enumerate(zip(items, blurs[subset])):
                 x = torch.from_numpy(np.ascontiguousarray(noisy)).permute(2, 0, 1)[None].float() / 255.0
-                source = x
-                if after is not None:
-                    student, codecs, filtered = after
-                    first = restore(student, noisy, levels[subset][n], codecs[subset][n])
-                    source = torch.from_numpy(np.ascontiguousarray(first)).permute(2, 0, 1)[None].float() / 255.0
-                    if not filtered:
-                        out = source
-                if after is None or after[2]:
+                out = x
+                if first is not None:
+                    restored = restore(first, noisy, levels[subset][n], codecs[subset][n])
+                    out = torch.from_numpy(np.ascontiguousarray(restored)).permute(2, 0, 1)[None].float() / 255.0
+                if filtered:  # the filter is predicted from the input frame, applied to what came before it
                     given = torch.tensor([levels[subset][n]], dtype=torch.float32) if args.level else None
                     with torch.no_grad():
-                        out = apply(source, model(inputs_of(args.mode, x, torch.tensor([blur], dtype=torch.float32), given)))
+                        out = apply(out, model(inputs_of(args.mode, x, torch.tensor([blur], dtype=torch.float32), given)))
                 restored = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
                 gains.append(psnr(restored, sharp) if noisy is sharp else psnr(restored, sharp) - psnr(noisy, sharp))
             mean, worst = float(np.mean(gains)), float(np.min(gains))

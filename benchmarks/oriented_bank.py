@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""What an oriented deconvolution bank (``StudentConfig.oriented_bank``) would cost at 1080p.
+"""What an oriented deconvolution bank (``StudentConfig.oriented_bank``) would cost at 1080p, and
+one filter per frame (``benchmarks/global_filter.py``) applied with OpenCV.
 
 The bank is a prototype that the exporter refuses; this times its own graph (the luma, the
 ``count`` full-resolution filters, their per-pixel weights from the features, the weighted sum) in
 ONNX Runtime as float ONNX, interleaved with a shipped student's uint8 graph, so the ratio says how
-much of a frame it would add:
+much of a frame it would add. The last row is one 9x9 filter on every colour of the uint8 frame
+(``cv2.filter2D``, OpenCV's threads limited to ``--threads``), as a runtime stage would run it:
 
     python benchmarks/oriented_bank.py --banks 8x9 4x9 8x5 --rounds 20 --reference edgerestore/weights/small.onnx
 """
@@ -73,11 +75,19 @@ def main():
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         sessions["bank %s (%d MACs/px)" % (spec, count * size * size + count * args.width + count + 3)] = (
             session, {"frame": frame, "features": features})
-    times = {name: [] for name in sessions}
+    import cv2
+
+    cv2.setNumThreads(args.threads)
+    picture = np.ascontiguousarray((frame[0].transpose(1, 2, 0) * 255).astype(np.uint8))
+    taps = np.random.default_rng(2).normal(0, 0.05, (9, 9)).astype(np.float32)
+    taps[4, 4] += 1.0
+    runs = {name: (lambda s=session, f=feeds: s.run(None, f)) for name, (session, feeds) in sessions.items()}
+    runs["frame filter 9x9, every colour (cv2.filter2D)"] = lambda: cv2.filter2D(picture, -1, taps)
+    times = {name: [] for name in runs}
     for _ in range(args.rounds):
-        for name, (session, feeds) in sessions.items():
+        for name, run in runs.items():
             start = time.perf_counter()
-            session.run(None, feeds)
+            run()
             times[name].append((time.perf_counter() - start) * 1000.0)
     print("| graph | median ms | best ms |")
     print("|---|---|---|")

@@ -38,12 +38,12 @@ class StudentConfig:
     network). A positive weight sharpens, a negative one smooths: per-pixel denoising and
     deblurring that a correction through ``width`` features per patch cannot express."""
     oriented_bank: int = 0
-    """A prototype (docs/distill.md, "An oriented deconvolution bank"): this many full-resolution
+    """A prototype (docs/distill.md, "Why the students cannot deconvolve"): this many full-resolution
     :data:`edgerestore.models.student.BANK_SIZE`-square filters of the frame's luma, learned from "delta minus a
     line blur" at evenly spaced angles, whose responses are added to every colour with a weight per
-    pixel that the features predict (zero at the start: the same network). What camera shake
-    needs and a 3x3 or 5x5 isotropic basis cannot do: sharpen along one direction over a blur's
-    length. Training and PyTorch evaluation only: the exporter refuses it."""
+    pixel that the features predict (zero at the start: the same network): sharpening along one
+    direction over a blur's length, which a 3x3 or 5x5 isotropic basis cannot do. Measured to add
+    little for much time (docs). Training and PyTorch evaluation only: the exporter refuses it."""
     level_input: bool = False
     """The network is told each frame's sensor-noise level (:mod:`edgerestore.noiselevel`; 0 = clean)
     as a per-channel bias of the head times the level: what a level plane as a fourth input channel
