@@ -179,6 +179,32 @@ def render(paths, count, crop, seed, mix, weights=()):
     return np.stack(clean), np.stack(degraded), np.asarray(blurs, np.float64), np.asarray(levels, np.float32)
 
 
+def add_data_arguments(parser):
+    """The training data, its mix and the evaluation draws (this script's and blur_estimate.py's)."""
+    parser.add_argument("--data", nargs="+", default=list(DATA), help="training folders (default: %(default)s)")
+    parser.add_argument("--weights", nargs="*", type=float, default=list(WEIGHTS),
+                        help="their shares of the crops (default: none, every image alike)")
+    parser.add_argument("--mix", default="mild:0.55,blur:0.1,compression:0.15,none:0.2",
+                        help="training degradations, PRESET:WEIGHT,...")
+    parser.add_argument("--crops", type=int, default=4000, help="training crops rendered once")
+    parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--photos", default=None, metavar="DIR", help="as student_quality.py --photos")
+    parser.add_argument("--threads", type=int, default=1)
+
+
+def training_crops(parser, args, crop):
+    """:func:`render` of the arguments of :func:`add_data_arguments` (checked first)."""
+    if args.weights and len(args.weights) != len(args.data):
+        parser.error("--weights needs one share per --data folder (%d), got %d" % (len(args.data), len(args.weights)))
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    started = time.time()
+    mix = {name: float(weight) for name, weight in (part.split(":") for part in args.mix.split(","))}
+    crops = render(args.data, args.crops, crop, 0, mix, args.weights)
+    print("rendered %d crops in %.0f s" % (len(crops[0]), time.time() - started), flush=True)
+    return crops
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=("told", "blind", "both"), default="blind")
@@ -192,34 +218,20 @@ def main():
     parser.add_argument("--after", default=None, metavar="STUDENT",
                         help="also score this student's output through the filter (predicted from the input)")
     parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--crops", type=int, default=4000, help="training crops rendered once")
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--data", nargs="+", default=list(DATA), help="training folders (default: %(default)s)")
-    parser.add_argument("--weights", nargs="*", type=float, default=list(WEIGHTS),
-                        help="their shares of the crops (default: none, every image alike)")
-    parser.add_argument("--draws", type=int, default=3)
-    parser.add_argument("--photos", default=None, metavar="DIR", help="as student_quality.py --photos")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--mix", default="mild:0.55,blur:0.1,compression:0.15,none:0.2",
-                        help="training degradations, PRESET:WEIGHT,...")
     parser.add_argument("--save", default=None, help="write the trained predictor here")
     parser.add_argument("--load", default=None, help="score this saved predictor instead of training one")
     parser.add_argument("--estimator", default=None,
                         help="told mode: tell it blur_estimate.py's estimate, not the true blur (in training too, "
                              "unless --load)")
+    add_data_arguments(parser)
     args = parser.parse_args()
     if args.estimator and args.mode != "told":
         parser.error("--estimator replaces the true blur a --mode told predictor is given")
-    if args.weights and len(args.weights) != len(args.data):
-        parser.error("--weights needs one share per --data folder (%d), got %d" % (len(args.data), len(args.weights)))
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    clean, degraded, moments, noise = training_crops(parser, args, args.crop)
     started = time.time()
-    mix = {name: float(weight) for name, weight in (part.split(":") for part in args.mix.split(","))}
-    clean, degraded, moments, noise = render(args.data, args.crops, args.crop, 0, mix, args.weights)
-    print("rendered %d crops in %.0f s" % (len(clean), time.time() - started), flush=True)
     inputs = FEATURES * (args.mode != "told") + 3 * (args.mode != "blind") + args.level
     model = FilterPredictor(inputs, args.size, basis=args.basis,
                             precondition=whitening(degraded, args.size) if args.precondition else None)
