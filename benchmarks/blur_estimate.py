@@ -30,23 +30,30 @@ from edgerestore.distill import degrade as deg  # noqa: E402
 
 
 class Estimator(torch.nn.Module):
-    """``[B,3,P,P]`` in 0..1 -> ``[B,3]`` blur descriptors."""
+    """``[B,3,P,P]`` in 0..1 (and with ``level``, the frames' noise levels ``[B]``) -> ``[B,3]`` blur
+    descriptors."""
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, level: bool = False):
         super().__init__()
+        self.level = level
         layers, channels = [], 3
         for out, stride in ((16, 1), (width, 2), (width, 2), (2 * width, 2), (2 * width, 1)):
             layers += [torch.nn.Conv2d(channels, out, 3, stride=stride, padding=1), torch.nn.ReLU()]
             channels = out
         self.body = torch.nn.Sequential(*layers)
-        self.head = torch.nn.Linear(channels, 3)
+        self.head = torch.nn.Linear(channels + level, 3)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x - x.mean((1, 2, 3), keepdim=True)).mean((2, 3)))
+    def forward(self, x: torch.Tensor, level: torch.Tensor = None) -> torch.Tensor:
+        pooled = self.body(x - x.mean((1, 2, 3), keepdim=True)).mean((2, 3))
+        if self.level:
+            pooled = torch.cat([pooled, level.reshape(-1, 1).expand(len(pooled), 1)], 1)
+        return self.head(pooled)
 
 
-def frame_descriptor(model: Estimator, image: np.ndarray, patch: int = 64, patches: int = 16) -> tuple:
-    """The mean estimate over the ``patches`` most detailed ``patch``-pixel tiles of ``image`` (uint8 HWC)."""
+def frame_descriptor(model: Estimator, image: np.ndarray, patch: int = 64, patches: int = 16,
+                     level: float = 0.0) -> tuple:
+    """The mean estimate over the ``patches`` most detailed ``patch``-pixel tiles of ``image`` (uint8
+    HWC); ``level``: the frame's noise level, for an estimator told it."""
     h, w = image.shape[:2]
     tiles = [image[y:y + patch, x:x + patch] for y in range(0, h - patch + 1, patch)
              for x in range(0, w - patch + 1, patch)]
@@ -54,7 +61,7 @@ def frame_descriptor(model: Estimator, image: np.ndarray, patch: int = 64, patch
     chosen = [tiles[i] for i in np.argsort(detail)[::-1][:patches]]
     x = torch.from_numpy(np.stack(chosen)).permute(0, 3, 1, 2).float() / 255.0
     with torch.no_grad():
-        return tuple(float(v) for v in model(x).mean(0))
+        return tuple(float(v) for v in model(x, torch.tensor([level], dtype=torch.float32)).mean(0))
 
 
 def main():
@@ -64,12 +71,13 @@ def main():
     parser.add_argument("--patches", type=int, default=16, help="tiles per frame at evaluation")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--level", action="store_true", help="also tell it the frame's noise level")
     parser.add_argument("--save", default=None)
     gf.add_data_arguments(parser)
     args = parser.parse_args()
-    _, degraded, moments, _ = gf.training_crops(parser, args, 128)
+    _, degraded, moments, noise = gf.training_crops(parser, args, 128)
     started = time.time()
-    model = Estimator()
+    model = Estimator(level=args.level)
     optim = torch.optim.Adam(model.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, args.steps)
     rng = np.random.default_rng(0)
@@ -86,7 +94,8 @@ def main():
             xs.append(np.ascontiguousarray(np.rot90(tile, code & 3)))
             ys.append(deg.blur_descriptor(deg.augmented_moments(moments[n], int(code))))
         x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0
-        loss = torch.nn.functional.mse_loss(model(x), torch.tensor(ys, dtype=torch.float32))
+        estimate = model(x, torch.from_numpy(noise[picks]))
+        loss = torch.nn.functional.mse_loss(estimate, torch.tensor(ys, dtype=torch.float32))
         optim.zero_grad()
         loss.backward()
         optim.step()
@@ -95,15 +104,18 @@ def main():
             print("step %d loss %.4f (%.0f s)" % (step, loss.item(), time.time() - started), flush=True)
     model.eval()
     if args.save:
-        torch.save({"patch": p, "patches": args.patches, "state_dict": model.state_dict()}, args.save)
+        torch.save({"patch": p, "patches": args.patches, "level": args.level, "state_dict": model.state_dict()},
+                   args.save)
     pairs, seeds = sq.eval_pairs(args.draws, args.photos, with_seeds=True)
+    levels = sq.eval_levels(pairs, seeds)
     print("| subset | draws | descriptor error (RMS), estimated | told zero |")
     print("|---|---|---|---|")
     for subset, (preset, keys) in seeds.items():
         config = deg.get_preset(preset)
         truth = np.array([deg.blur_descriptor(deg.blur_moments(deg.blur_kernel(deg.sample_params(config, k))))
                           for k in keys])
-        guess = np.array([frame_descriptor(model, d, p, args.patches) for d, _ in pairs[subset]])
+        guess = np.array([frame_descriptor(model, d, p, args.patches, level)
+                          for (d, _), level in zip(pairs[subset], levels[subset])])
         print("| %s | %d | %.3f | %.3f |" % (subset, len(keys), np.sqrt(((guess - truth) ** 2).mean()),
                                              np.sqrt((truth ** 2).mean())), flush=True)
 

@@ -242,7 +242,7 @@ def main():
         from blur_estimate import Estimator, frame_descriptor
 
         saved = torch.load(args.estimator)
-        estimator = Estimator()
+        estimator = Estimator(level=saved.get("level", False))
         estimator.load_state_dict(saved["state_dict"])
         estimator.eval()
     rng = np.random.default_rng(0)
@@ -267,7 +267,7 @@ def main():
         told = torch.tensor(bs, dtype=torch.float32)
         if estimator is not None:
             with torch.no_grad():
-                told = estimator(x)
+                told = estimator(x, torch.from_numpy(noise[picks]))
         out = apply(x, model(inputs_of(args.mode, x, told, given)))
         diff = (out - y)[:, :, margin:-margin, margin:-margin]
         loss = torch.sqrt(diff * diff + 1e-6).mean()
@@ -286,10 +286,11 @@ def main():
         config = deg.get_preset(preset)
         blurs[subset] = [deg.blur_descriptor(deg.blur_moments(deg.blur_kernel(deg.sample_params(config, k))))
                          for k in keys]
-    if args.estimator:
-        blurs = {subset: [frame_descriptor(estimator, noisy, saved["patch"], saved["patches"]) for noisy, _ in items]
-                 for subset, items in pairs.items()}
     levels = sq.eval_levels(pairs, seeds)
+    if args.estimator:
+        blurs = {subset: [frame_descriptor(estimator, noisy, saved["patch"], saved["patches"], level)
+                          for (noisy, _), level in zip(items, levels[subset])]
+                 for subset, items in pairs.items()}
     name = "%s%s %dx%d%s, %s" % (
         args.mode + " (estimated)" * bool(args.estimator), " + level" * args.level, args.size, args.size,
         " basis" * args.basis + " whitened" * args.precondition,
