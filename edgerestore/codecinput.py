@@ -63,7 +63,9 @@ def h264_qp(raw: bytes):
 def frame_h264_qp(frame):
     """:func:`h264_qp` of a PyAV video frame decoded with ``codec_context.options =
     {"export_side_data": "venc_params"}``; ``None`` without that side data."""
-    for data in getattr(frame, "side_data", ()):
+    side = getattr(frame, "side_data", ())
+    # PyAV < 18.1.1 iterates the side data itself; 18.1.1 made the container a mapping of type -> data.
+    for data in (side.values() if hasattr(side, "values") else side):
         if str(getattr(data.type, "name", data.type)).endswith("VIDEO_ENC_PARAMS"):
             return h264_qp(bytes(data))
     return None

@@ -167,3 +167,12 @@ def small_evalset(tmp_path_factory, data_dir):
 
     folder = make_small_evalset(tmp_path_factory.mktemp("eval") / "set", data_dir)
     return str(folder), evalset.load_evalset(str(folder))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Kill child processes a failed test left behind (a hung DataLoader worker, say): an orphan that
+    keeps pytest's output pipe open stalls CI long after the summary line (it did once, for 90 min)."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()

@@ -102,6 +102,36 @@ def test_h264_roundtrip_handles_odd_sizes_and_sequences(clean):
     assert psnr(out[1], frames[1]) > 28
 
 
+def test_h264_roundtrip_works_in_a_process_forked_after_one():
+    """DataLoader workers fork after the parent decoded video; PyAV >= 18's default swscale thread
+    pool hung the child's next conversion forever (it stalled CI)."""
+    import subprocess
+    import sys
+
+    script = ("import os, numpy as np\n"
+              "from edgerestore.distill.degrade import h264_roundtrip\n"
+              "frames = [np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8)]\n"
+              "h264_roundtrip(frames, 30, qps=[])\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    h264_roundtrip(frames, 30, qps=[])\n"
+              "    os._exit(0)\n"
+              "_, status = os.waitpid(pid, 0)\n"
+              "raise SystemExit(os.waitstatus_to_exitcode(status))\n")
+    import os
+    import signal
+
+    # its own process group, no shared pipes: a hung child is killed with its parent, never left behind
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.wait(timeout=60) == 0
+    except subprocess.TimeoutExpired:
+        pytest.fail("h264_roundtrip hung in a forked process")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
+
+
 def test_degrade_sequence_shares_blur_but_not_noise(clean):
     frames = [clean] * 3
     config = dg.with_ranges(dg.PRESETS["mild"], motion_prob=1.0, jpeg_prob=0.0, h264_prob=0.0,

@@ -216,7 +216,7 @@ def read_video(path: Path, stride: int, max_frames: int) -> List[np.ndarray]:
         with av.open(str(path)) as container:
             for index, frame in enumerate(container.decode(video=0)):
                 if index % stride == 0:
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    frames.append(deg.frame_rgb(frame))
                     if len(frames) >= max_frames:
                         break
     except av.error.FFmpegError as exc:
@@ -717,6 +717,9 @@ class SampleStream(Dataset):
         return sample
 
 
+WORKER_TIMEOUT_S = 600  # far above one sample's time on a loaded 2-core machine (~0.1 s)
+
+
 def sample_stream(renderer: Renderer, crop: int, seed: int, first: int, count: int, rank: int, world: int,
                   workers: int, lookup: Optional[Callable] = None, prefetch: int = 8):
     """Iterate, in order, over local samples ``first .. first+count-1`` of process ``rank``, rendered
@@ -727,13 +730,17 @@ def sample_stream(renderer: Renderer, crop: int, seed: int, first: int, count: i
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
     options = {}
     if workers > 0:
-        options = {"worker_init_fn": _worker_init, "prefetch_factor": max(2, prefetch // workers)}
+        # a worker that hangs (a library that does not survive the fork) stops the run with an
+        # error after ``WORKER_TIMEOUT_S`` instead of stalling it for ever
+        options = {"worker_init_fn": _worker_init, "prefetch_factor": max(2, prefetch // workers),
+                   "timeout": WORKER_TIMEOUT_S}
         if "fork" in torch.multiprocessing.get_all_start_methods():
             options["multiprocessing_context"] = "fork"  # the images are shared, not pickled
             # OpenCV's pthread pool does not survive a fork: a worker that inherits the pool of a
             # parent which already ran a parallel OpenCV call (e.g. the Lanczos warps of the
             # validation clips) hangs in its first parallel call. One thread in the parent
             # before forking leaves no pool behind (the workers use one thread anyway).
+            # PyAV's swscale pool is the same trap: the workers convert with deg.frame_rgb.
             cv2.setNumThreads(1)
     loader = DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=workers,
                         collate_fn=_identity, **options)

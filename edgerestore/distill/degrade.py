@@ -331,6 +331,15 @@ def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1]
 
 
+def frame_rgb(frame) -> np.ndarray:
+    """A PyAV video frame as RGB uint8, converted on this thread. PyAV 18 gives swscale a thread pool by
+    default, and a DataLoader worker forked after the parent converted a frame hangs in it for ever."""
+    try:
+        return frame.to_ndarray(format="rgb24", threads=1)
+    except TypeError:  # older PyAV has no ``threads`` and converts on the calling thread
+        return frame.to_ndarray(format="rgb24")
+
+
 def h264_roundtrip(frames: list, crf: int, qps: Optional[list] = None) -> list:
     """Encode and decode RGB uint8 frames with libx264 at ``crf`` (4:2:0), the way a call does.
 
@@ -363,7 +372,7 @@ def h264_roundtrip(frames: list, crf: int, qps: Optional[list] = None) -> list:
 
             stream.codec_context.options = {"export_side_data": "venc_params"}
         for frame in container.decode(stream):
-            decoded.append(frame.to_ndarray(format="rgb24")[:height, :width])
+            decoded.append(frame_rgb(frame)[:height, :width])
             if qps is not None:
                 qps.append(frame_h264_qp(frame))
     if len(decoded) != len(frames):
