@@ -223,6 +223,9 @@ def main():
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--save", default=None, help="write the trained predictor here")
     parser.add_argument("--load", default=None, help="score this saved predictor instead of training one")
+    parser.add_argument("--gate", default="", metavar="L1,L2,...",
+                        help="also score the filter skipped on frames whose measured noise level is above each "
+                             "of these (a gate for real sensor noise); needs --level")
     parser.add_argument("--estimator", default=None,
                         help="told mode: tell it blur_estimate.py's estimate, not the true blur (in training too, "
                              "unless --load)")
@@ -230,6 +233,12 @@ def main():
     args = parser.parse_args()
     if args.estimator and args.mode != "told":
         parser.error("--estimator replaces the true blur a --mode told predictor is given")
+    try:
+        gates = [float(g) for g in args.gate.split(",") if g.strip()]
+    except ValueError:
+        parser.error("--gate takes noise levels separated by commas, e.g. --gate 0.02,0.04")
+    if gates and not args.level:
+        parser.error("--gate reads the frame's noise level: add --level")
     clean, degraded, moments, noise = training_crops(parser, args, args.crop)
     started = time.time()
     inputs = FEATURES * (args.mode != "told") + 3 * (args.mode != "blind") + args.level
@@ -295,7 +304,7 @@ def main():
         args.mode + " (estimated)" * bool(args.estimator), " + level" * args.level, args.size, args.size,
         " basis" * args.basis + " whitened" * args.precondition,
         os.path.basename(args.load) if args.load else "%d steps" % args.steps)
-    rows = [(name, None, True)]  # (label, student first or None, through the filter)
+    rows = [(name, None, True)]  # (label, student first or None, through the filter: True or a gate level)
     if args.after:
         from codec_input import restore
 
@@ -304,6 +313,11 @@ def main():
         student = load_student(args.after)[0].eval()
         codecs = sq.eval_codecs(pairs, seeds, "crf")
         rows = [(sq.label(args.after), student, False), (sq.label(args.after) + " then " + name, student, True)]
+    rows += [(label + ", skipped above level %g" % gate, first, gate)
+             for gate in gates for label, first, filtered in rows[-1:]]
+    for subset, values in levels.items():
+        print("noise level %s: %s (median %.4f)" % (subset, " ".join("%.4f" % v for v in np.percentile(
+            values, (0, 25, 75, 100))), np.median(values)))
     print("| pipeline | %s |" % " | ".join(pairs))
     print("|---|%s" % ("---|" * len(pairs)))
     for label, first, filtered in rows:
@@ -316,7 +330,9 @@ def main():
                 if first is not None:
                     restored = restore(first, noisy, levels[subset][n], codecs[subset][n])
                     out = torch.from_numpy(np.ascontiguousarray(restored)).permute(2, 0, 1)[None].float() / 255.0
-                if filtered:  # the filter is predicted from the input frame, applied to what came before it
+                # the gate: a threshold on the frame's measured noise level
+                through = filtered if isinstance(filtered, bool) else levels[subset][n] <= filtered
+                if through:  # the filter is predicted from the input frame, applied to what came before it
                     given = torch.tensor([levels[subset][n]], dtype=torch.float32) if args.level else None
                     with torch.no_grad():
                         out = apply(out, model(inputs_of(args.mode, x, torch.tensor([blur], dtype=torch.float32), given)))

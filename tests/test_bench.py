@@ -665,3 +665,25 @@ def test_best_filter_oracle_and_blur_estimate_shapes():
     model = estimate.Estimator().eval()
     descriptor = estimate.frame_descriptor(model, clean, patch=32, patches=4)
     assert len(descriptor) == 3 and all(np.isfinite(descriptor))
+
+
+def test_motion_blur_draws_a_smear_the_flow_between_frames_measures():
+    """benchmarks/motion_blur.py: frame 2 is frame 1 moved by ``v`` and smeared along it; the flow
+    between the two degraded frames gives ``v`` back (a steady pan), and with the true exposure share
+    the blur."""
+    from skimage import data as skdata
+
+    module = _benchmark_script("motion_blur")
+    photo = np.ascontiguousarray(skdata.astronaut()[100:292, 120:376])
+    previous, current, second, sharp, truth, (vx, vy, share, crf) = module.draw(photo, np.random.default_rng(3), tremor=0.0)
+    still = module.draw(photo, np.random.default_rng(3), still=True)
+    assert still[4] == (0.0, 0.0, 0.0) and still[5][:2] == (0.0, 0.0)
+    assert previous.shape == current.shape == second.shape == sharp.shape and 20 <= crf <= 30
+    assert not np.array_equal(current, second)  # another draw of the noise
+    flow = module.dense_flow(current, previous)
+    h, w = flow.shape[:2]
+    fx, fy = -np.median(flow[h // 4:-h // 4, w // 4:-w // 4].reshape(-1, 2), axis=0)
+    assert abs(fx - vx) < 0.5 and abs(fy - vy) < 0.5
+    found = module.line_descriptor(float(np.hypot(fx, fy)) * share, float(np.degrees(np.arctan2(fy, fx))))
+    assert np.allclose(found, truth, atol=0.05) and truth[0] > 0.05
+    assert module.line_descriptor(0.2, 30.0) == (0.0, 0.0, 0.0)

@@ -1,0 +1,222 @@
+"""Can video tell a frame's motion blur? The camera's motion between two frames (the runtime's DIS
+flow) against the picture-only patch estimator (benchmarks/blur_estimate.py).
+
+A hand-held camera that moves ``v`` pixels per frame smears each frame along ``v`` over the
+exposure's share ``s`` of the frame interval: about a line ``|v| s`` pixels long. Each draw takes a
+held-out photo, a drift (4-14 px per frame, any direction: a 1-14 px smear, about ``mild``'s 3-11),
+a hand's tremor on top of it (:func:`draw`), a share (0.3-1), and renders two consecutive frames,
+each smeared by the path during its exposure; then sensor noise and an H.264 round trip. Still
+draws (``--stills``) do not move. Each method tells frame 2's blur descriptor
+(``degrade.blur_descriptor``):
+
+- ``flow, share known``: a line along ``-median(flow)`` between the two degraded frames, times the
+  true share (what a camera that reports its exposure time would give);
+- ``flow, share g``: the same with the share guessed (``--share-guess``: a camera that does not
+  report its exposure);
+- ``flow direction, estimated size``: the direction from the flow, the size from the estimator;
+- ``flow-bounded estimate``: the same, its size at most that of a smear over the whole frame
+  interval (share 1): a camera that did not move did not smear;
+- ``patch estimator``: blur_estimate.py's estimate from the picture alone;
+- ``no blur``: the zero descriptor.
+
+It prints each one's RMS error and, with ``--after`` and ``--filter``, the PSNR gain of a student
+followed by a told frame filter (global_filter.py ``--save``) given that descriptor.
+"""
+
+import argparse
+import math
+import os
+import sys
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import global_filter as gf  # noqa: E402
+
+from edgerestore import codecinput, noiselevel  # noqa: E402
+from edgerestore.distill import degrade as deg  # noqa: E402
+from edgerestore.runtime.motion import dense_flow  # noqa: E402
+from edgerestore.runtime.quality import psnr  # noqa: E402
+
+
+def line_descriptor(length, angle_deg):
+    if length < 0.5:
+        return (0.0, 0.0, 0.0)
+    return deg.blur_descriptor(deg.blur_moments(deg.linear_kernel(length, angle_deg)))
+
+
+def moved(photo, dx, dy):
+    h, w = photo.shape[:2]
+    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(photo, matrix, (w, h), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+
+
+def smear(path, start, end):
+    """The kernel of a camera at ``path(t)`` (``t`` in frame intervals) exposed from ``start`` to
+    ``end``, centred on its mean position, and that position."""
+    points = path(np.linspace(start, end, 64))
+    centre = points.mean(0)
+    extent = float(np.abs(points - centre).max())
+    if extent < 0.05:
+        return np.ones((1, 1), np.float32), centre
+    kernel = deg._splat(points - centre, deg._kernel_size(2.0 * extent))
+    return (kernel / kernel.sum()).astype(np.float32), centre
+
+
+def draw(photo, rng, margin=24, still=False, tremor=0.5):
+    """Two degraded consecutive frames, a second noise draw of the second, and the truth; ``still``:
+    a camera that does not move (no blur: a laptop on a desk). The camera drifts at a steady velocity
+    plus a hand's tremor (4-12 Hz at 30 fps, up to ``tremor`` times the drift's speed), so the smear
+    during an exposure is neither straight nor exactly the motion between frames."""
+    speed, angle = rng.uniform(4.0, 14.0) * (not still), rng.uniform(0.0, 360.0)
+    share, sigma, crf = rng.uniform(0.3, 1.0), rng.uniform(2.0, 8.0), int(rng.integers(20, 31))
+    vx, vy = speed * math.cos(math.radians(angle)), speed * math.sin(math.radians(angle))
+    swing, turn = tremor * speed * rng.uniform(0.0, 1.0), rng.uniform(0.0, 2.0 * math.pi)
+    omega, phase = 2.0 * math.pi * rng.uniform(4.0, 12.0) / 30.0, rng.uniform(0.0, 2.0 * math.pi)
+
+    def path(t):  # velocity (vx, vy) + swing * sin(omega t + phase) along ``turn``, integrated
+        wobble = swing * (math.cos(phase) - np.cos(omega * t + phase)) / omega
+        return np.stack([vx * t + wobble * math.cos(turn), vy * t + wobble * math.sin(turn)], axis=1)
+
+    crop = (slice(margin, -margin), slice(margin, -margin))
+    sharp, blurred = [], []
+    for k in (0, 1):  # each exposure ends at its frame's time
+        kernel, (cx, cy) = smear(path, k - share, k)
+        sharp.append(moved(photo, cx, cy))
+        blurred.append(cv2.filter2D(sharp[-1].astype(np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT))
+    draws = []
+    for _ in range(2):
+        noisy = [np.clip(deg.add_sensor_noise(b, sigma, 0.0, rng) + 0.5, 0, 255).astype(np.uint8)[crop]
+                 for b in blurred]
+        draws.append(deg.h264_roundtrip(noisy, crf))
+    truth = deg.blur_descriptor(deg.blur_moments(kernel)) if kernel.size > 1 else (0.0, 0.0, 0.0)
+    return draws[0][0], draws[0][1], draws[1][1], sharp[1][crop], truth, (vx, vy, share, crf)
+
+
+def told_filter(state):
+    """A saved ``--mode told --level`` frame filter (its whitening comes with its state)."""
+    size = state["size"]
+    model = gf.FilterPredictor(1 + 3, size, precondition=torch.eye(size * size))
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
+
+
+def through(model, x, descriptor, level):
+    """``x`` [1,3,H,W] through the filter ``model`` predicts from ``descriptor`` and ``level``, as uint8."""
+    with torch.no_grad():
+        taps = model(gf.inputs_of("told", None, torch.tensor([descriptor], dtype=torch.float32),
+                                  torch.tensor([level], dtype=torch.float32)))
+        out = gf.apply(x, taps)
+    return (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", required=True, metavar="DIR", help="held-out photos (runs/kodak/kodak-eval)")
+    parser.add_argument("--draws", type=int, default=3, help="draws per photo")
+    parser.add_argument("--estimator", required=True, help="blur_estimate.py --save file")
+    parser.add_argument("--after", default=None, metavar="STUDENT", help="score this student first")
+    parser.add_argument("--filter", default=None, help="global_filter.py --mode told --save file")
+    parser.add_argument("--blind-filter", default=None,
+                        help="also score this filter (global_filter.py --mode told --estimator ... --save) given "
+                             "the patch estimate it was trained on: the picture-only pipeline")
+    parser.add_argument("--tremor", type=float, default=0.5,
+                        help="the hand tremor's largest speed, as a share of the drift's (0: a steady pan)")
+    parser.add_argument("--stills", type=int, default=1, help="draws per photo from a camera that does not move")
+    parser.add_argument("--share-guess", default="0.4,0.65,1", metavar="S1,S2,...",
+                        help="exposure shares to guess instead of the true one (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    if bool(args.after) != bool(args.filter):
+        parser.error("--after and --filter go together: a student, then a told filter")
+    try:
+        guesses = [float(g) for g in args.share_guess.split(",") if g.strip()]
+    except ValueError:
+        parser.error("--share-guess takes shares separated by commas, e.g. 0.4,0.65,1")
+    torch.set_num_threads(args.threads)
+    from blur_estimate import Estimator, frame_descriptor
+
+    saved = torch.load(args.estimator)
+    estimator = Estimator(level=saved.get("level", False))
+    estimator.load_state_dict(saved["state_dict"])
+    estimator.eval()
+    names = sorted(n for n in os.listdir(args.photos) if n.lower().endswith((".png", ".jpg")))
+    if not names:
+        parser.error("no photos in %s" % args.photos)
+    rng = np.random.default_rng(2026)
+    methods = ("flow, share known", "flow direction, estimated size", "flow-bounded estimate", "patch estimator",
+               "no blur")
+    methods += tuple("flow, share %g" % g for g in guesses)
+    rows = []  # (truth, {method: descriptor}, previous, current, sharp, level, crf, still)
+    for name in names:
+        photo = cv2.imread(os.path.join(args.photos, name))[:, :, ::-1].copy()
+        for n in range(args.draws + args.stills):
+            still = n >= args.draws
+            previous, current, second, sharp, truth, (vx, vy, share, crf) = draw(photo, rng, still=still, tremor=args.tremor)
+            level = noiselevel.of_two_frames(current, second)
+            flow = dense_flow(current, previous)
+            h, w = flow.shape[:2]
+            centre = flow[h // 4:-h // 4, w // 4:-w // 4].reshape(-1, 2)
+            fx, fy = -np.median(centre, axis=0)
+            speed, angle = math.hypot(fx, fy), math.degrees(math.atan2(fy, fx))
+            patch = frame_descriptor(estimator, current, saved["patch"], saved["patches"], level)
+            size = max(0.0, patch[0])
+            bounded = min(size, line_descriptor(speed, angle)[0])
+            along = (math.cos(2 * math.radians(angle)), math.sin(2 * math.radians(angle)))
+            found = {methods[0]: line_descriptor(speed * share, angle),
+                     methods[1]: (size, size * along[0], size * along[1]),
+                     methods[2]: (bounded, bounded * along[0], bounded * along[1]),
+                     methods[3]: patch, methods[4]: (0.0, 0.0, 0.0)}
+            found.update((methods[5 + k], line_descriptor(speed * g, angle)) for k, g in enumerate(guesses))
+            rows.append((truth, found, previous, current, sharp, level, crf, still))
+        print("%s: %d draws" % (name, len(rows)), file=sys.stderr, flush=True)
+    groups = (("moving", [r for r in rows if not r[-1]]), ("still", [r for r in rows if r[-1]]))
+    groups = [(label, group) for label, group in groups if group]
+    print("%d moving and %d still draws (%d photos); descriptor RMS error (size, x/y, diagonal):\n"
+          % (args.draws * len(names), args.stills * len(names), len(names)))
+    print("| descriptor | %s |\n|---|%s" % (" | ".join(label for label, _ in groups), "---|" * len(groups)))
+    for method in methods:
+        cells = []
+        for _, group in groups:
+            errors = np.array([np.subtract(found[method], truth) for truth, found, *_ in group])
+            cells.append("%.3f" % float(np.sqrt((errors ** 2).mean())))
+        print("| %s | %s |" % (method, " | ".join(cells)))
+    if not args.after:
+        return
+    from codec_input import restore
+
+    from edgerestore.models.checkpoint import load_student
+
+    student = load_student(args.after)[0].eval()
+    state = torch.load(args.filter)
+    size = state["size"]
+    model = told_filter(state)
+    blind = told_filter(torch.load(args.blind_filter)) if args.blind_filter else None
+    print("\n| %s, then a told %dx%d filter given | %s |\n|---|%s"
+          % (os.path.basename(args.after), size, size, " | ".join("%s: mean gain dB (worst)" % label
+                                                                    for label, _ in groups), "---|" * len(groups)))
+    gains = {}  # method -> [(gain, still)]
+    for truth, found, _, current, sharp, level, crf, still in rows:
+        # told its noise level and codec as the level / codec presets' runtime is (the CRF for the QP)
+        first = restore(student, current, level, codecinput.strengths("h264", h264_qp=float(crf)))
+        x = torch.from_numpy(np.ascontiguousarray(first)).permute(2, 0, 1)[None].float() / 255.0
+        base = psnr(current, sharp)
+        gains.setdefault("(no filter)", []).append((psnr(first, sharp) - base, still))
+        runs = [(model, method, descriptor) for method, descriptor in [("truth", truth)] + list(found.items())]
+        if blind is not None:
+            runs.append((blind, "patch estimator, --blind-filter", found[methods[3]]))
+        for predictor, method, descriptor in runs:
+            restored = through(predictor, x, descriptor, level)
+            gains.setdefault(method, []).append((psnr(restored, sharp) - base, still))
+    for method, values in gains.items():
+        cells = []
+        for label, _ in groups:
+            picked = [gain for gain, still in values if still == (label == "still")]
+            cells.append("%+.3f (%+.2f)" % (float(np.mean(picked)), float(np.min(picked))))
+        print("| %s | %s |" % (method, " | ".join(cells)))
+
+if __name__ == "__main__":
+    main()
