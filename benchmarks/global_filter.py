@@ -146,6 +146,19 @@ def apply(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return F.conv2d(padded, weight, groups=b * c).view(b, c, h, w)
 
 
+def fit_step(model, optim, schedule, x, y, inputs, margin):
+    """One step of the filter ``model`` predicts from ``inputs``, applied to ``x``, towards ``y``
+    (Charbonnier, ``margin`` pixels of the border left out); the loss."""
+    out = apply(x, model(inputs))
+    diff = (out - y)[:, :, margin:-margin, margin:-margin]
+    loss = torch.sqrt(diff * diff + 1e-6).mean()
+    optim.zero_grad()
+    loss.backward()
+    optim.step()
+    schedule.step()
+    return loss
+
+
 def inputs_of(mode, x, blurs, levels=None):
     parts = [] if levels is None else [levels[:, None]]
     if mode in ("blind", "both"):
@@ -277,13 +290,7 @@ def main():
         if estimator is not None:
             with torch.no_grad():
                 told = estimator(x, torch.from_numpy(noise[picks]))
-        out = apply(x, model(inputs_of(args.mode, x, told, given)))
-        diff = (out - y)[:, :, margin:-margin, margin:-margin]
-        loss = torch.sqrt(diff * diff + 1e-6).mean()
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        schedule.step()
+        loss = fit_step(model, optim, schedule, x, y, inputs_of(args.mode, x, told, given), margin)
         if step % 500 == 0 or step == args.steps:
             print("step %d loss %.5f (%.0f s)" % (step, loss.item(), time.time() - started), flush=True)
     if args.save:

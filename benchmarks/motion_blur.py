@@ -24,9 +24,11 @@ followed by a told frame filter (global_filter.py ``--save``) given that descrip
 """
 
 import argparse
+import glob
 import math
 import os
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -113,6 +115,74 @@ def through(model, x, descriptor, level):
     return (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
 
 
+METHODS = ("flow, share known", "flow direction, estimated size", "flow-bounded estimate", "patch estimator",
+           "no blur")
+
+
+def describe(previous, current, share, level, estimator, saved, guesses=(), patches=None):
+    """``{method: descriptor}`` of frame ``current`` (:data:`METHODS`, then a line along the flow for
+    each guessed share); ``share``: the true exposure share; ``patches``: tiles the estimator reads."""
+    from blur_estimate import frame_descriptor
+
+    flow = dense_flow(current, previous)
+    h, w = flow.shape[:2]
+    fx, fy = -np.median(flow[h // 4:-h // 4, w // 4:-w // 4].reshape(-1, 2), axis=0)
+    speed, angle = math.hypot(fx, fy), math.degrees(math.atan2(fy, fx))
+    patch = frame_descriptor(estimator, current, saved["patch"], patches or saved["patches"], level)
+    size = max(0.0, patch[0])
+    bounded = min(size, line_descriptor(speed, angle)[0])  # no longer than a whole interval's smear
+    along = (math.cos(2 * math.radians(angle)), math.sin(2 * math.radians(angle)))
+    found = dict(zip(METHODS, (line_descriptor(speed * share, angle), (size, size * along[0], size * along[1]),
+                               (bounded, bounded * along[0], bounded * along[1]), patch, (0.0, 0.0, 0.0))))
+    found.update(("flow, share %g" % g, line_descriptor(speed * g, angle)) for g in guesses)
+    return found
+
+
+def training_set(folders, count, crop, rng, estimator, saved):
+    """``count`` draws (a quarter still) of random ``crop``-pixel pieces of the photos in ``folders``:
+    degraded frame 2, sharp frame 2, noise level, and each method's descriptor (:func:`describe`)."""
+    paths = sorted(p for folder in folders for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True)
+                   if p.lower().endswith((".png", ".jpg", ".jpeg")))
+    if not paths:
+        raise SystemExit("no photos under %s" % ", ".join(folders))
+    xs, ys, levels, found = [], [], [], []
+    margin, started = 24, time.time()
+    while len(xs) < count:
+        photo = cv2.imread(paths[int(rng.integers(len(paths)))])
+        side = crop + 2 * margin
+        if photo is None or min(photo.shape[:2]) < side:
+            continue
+        top, left = int(rng.integers(photo.shape[0] - side + 1)), int(rng.integers(photo.shape[1] - side + 1))
+        piece = np.ascontiguousarray(photo[top:top + side, left:left + side, ::-1])
+        previous, current, second, sharp, truth, (_, _, share, _) = draw(piece, rng, margin, rng.random() < 0.25)
+        level = noiselevel.of_two_frames(current, second)
+        found.append(describe(previous, current, share, level, estimator, saved, patches=4))
+        xs.append(current)
+        ys.append(sharp)
+        levels.append(level)
+        if len(xs) % 500 == 0:
+            print("rendered %d crops (%.0f s)" % (len(xs), time.time() - started), file=sys.stderr, flush=True)
+    return np.stack(xs), np.stack(ys), np.asarray(levels, np.float32), found
+
+
+def train_filter(xs, ys, levels, descriptors, steps, lr=3e-3, batch=16, size=9, seed=0):
+    """A told, whitened ``size x size`` filter (global_filter.py's) trained on these descriptors."""
+    model = gf.FilterPredictor(1 + 3, size, precondition=gf.whitening(xs, size))
+    optim = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, steps)
+    rng, margin, started = np.random.default_rng(seed), size // 2, time.time()
+    told = torch.tensor(descriptors, dtype=torch.float32)
+    for step in range(1, steps + 1):
+        picks = rng.integers(len(xs), size=batch)
+        x = torch.from_numpy(xs[picks]).permute(0, 3, 1, 2).float() / 255.0
+        y = torch.from_numpy(ys[picks]).permute(0, 3, 1, 2).float() / 255.0
+        loss = gf.fit_step(model, optim, schedule, x, y,
+                           gf.inputs_of("told", x, told[picks], torch.from_numpy(levels[picks])), margin)
+        if step % 500 == 0 or step == steps:
+            print("step %d loss %.5f (%.0f s)" % (step, loss.item(), time.time() - started), file=sys.stderr, flush=True)
+    return model.eval()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", required=True, metavar="DIR", help="held-out photos (runs/kodak/kodak-eval)")
@@ -128,6 +198,14 @@ def main():
     parser.add_argument("--stills", type=int, default=1, help="draws per photo from a camera that does not move")
     parser.add_argument("--share-guess", default="0.4,0.65,1", metavar="S1,S2,...",
                         help="exposure shares to guess instead of the true one (default: %(default)s)")
+    parser.add_argument("--train", nargs="*", default=[], choices=("share", "bounded"),
+                        help="also train a told filter on motion-blurred crops of the --data photos, given a "
+                             "line along the flow x the true share ('share') or the flow-bounded estimate "
+                             "('bounded'), and score it given the same")
+    parser.add_argument("--data", nargs="+", default=["../shared/data/train", "../shared/data/train_photos"])
+    parser.add_argument("--crops", type=int, default=4000, help="training crops (--train)")
+    parser.add_argument("--steps", type=int, default=3000, help="training steps (--train)")
+    parser.add_argument("--save", default=None, metavar="PREFIX", help="write each trained filter to PREFIX-<kind>.pt")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     if bool(args.after) != bool(args.filter):
@@ -137,19 +215,28 @@ def main():
     except ValueError:
         parser.error("--share-guess takes shares separated by commas, e.g. 0.4,0.65,1")
     torch.set_num_threads(args.threads)
-    from blur_estimate import Estimator, frame_descriptor
+    from blur_estimate import Estimator
 
     saved = torch.load(args.estimator)
     estimator = Estimator(level=saved.get("level", False))
     estimator.load_state_dict(saved["state_dict"])
     estimator.eval()
+    trained = {}
+    if args.train:
+        if not args.after:
+            parser.error("--train scores what it trains: give --after and --filter too")
+        xs, ys, levels, found = training_set(args.data, args.crops, 128, np.random.default_rng(7), estimator, saved)
+        for kind in args.train:
+            key = METHODS[0] if kind == "share" else METHODS[2]
+            trained[key] = train_filter(xs, ys, levels, [f[key] for f in found], args.steps)
+            if args.save:
+                torch.save({"mode": "told", "size": 9, "state_dict": trained[key].state_dict()},
+                           "%s-%s.pt" % (args.save, kind))
     names = sorted(n for n in os.listdir(args.photos) if n.lower().endswith((".png", ".jpg")))
     if not names:
         parser.error("no photos in %s" % args.photos)
     rng = np.random.default_rng(2026)
-    methods = ("flow, share known", "flow direction, estimated size", "flow-bounded estimate", "patch estimator",
-               "no blur")
-    methods += tuple("flow, share %g" % g for g in guesses)
+    methods = METHODS + tuple("flow, share %g" % g for g in guesses)
     rows = []  # (truth, {method: descriptor}, previous, current, sharp, level, crf, still)
     for name in names:
         photo = cv2.imread(os.path.join(args.photos, name))[:, :, ::-1].copy()
@@ -157,20 +244,7 @@ def main():
             still = n >= args.draws
             previous, current, second, sharp, truth, (vx, vy, share, crf) = draw(photo, rng, still=still, tremor=args.tremor)
             level = noiselevel.of_two_frames(current, second)
-            flow = dense_flow(current, previous)
-            h, w = flow.shape[:2]
-            centre = flow[h // 4:-h // 4, w // 4:-w // 4].reshape(-1, 2)
-            fx, fy = -np.median(centre, axis=0)
-            speed, angle = math.hypot(fx, fy), math.degrees(math.atan2(fy, fx))
-            patch = frame_descriptor(estimator, current, saved["patch"], saved["patches"], level)
-            size = max(0.0, patch[0])
-            bounded = min(size, line_descriptor(speed, angle)[0])
-            along = (math.cos(2 * math.radians(angle)), math.sin(2 * math.radians(angle)))
-            found = {methods[0]: line_descriptor(speed * share, angle),
-                     methods[1]: (size, size * along[0], size * along[1]),
-                     methods[2]: (bounded, bounded * along[0], bounded * along[1]),
-                     methods[3]: patch, methods[4]: (0.0, 0.0, 0.0)}
-            found.update((methods[5 + k], line_descriptor(speed * g, angle)) for k, g in enumerate(guesses))
+            found = describe(previous, current, share, level, estimator, saved, guesses)
             rows.append((truth, found, previous, current, sharp, level, crf, still))
         print("%s: %d draws" % (name, len(rows)), file=sys.stderr, flush=True)
     groups = (("moving", [r for r in rows if not r[-1]]), ("still", [r for r in rows if r[-1]]))
@@ -208,6 +282,7 @@ def main():
         runs = [(model, method, descriptor) for method, descriptor in [("truth", truth)] + list(found.items())]
         if blind is not None:
             runs.append((blind, "patch estimator, --blind-filter", found[methods[3]]))
+        runs += [(trained[key], "%s, the filter trained on it" % key, found[key]) for key in trained]
         for predictor, method, descriptor in runs:
             restored = through(predictor, x, descriptor, level)
             gains.setdefault(method, []).append((psnr(restored, sharp) - base, still))

@@ -687,3 +687,14 @@ def test_motion_blur_draws_a_smear_the_flow_between_frames_measures():
     found = module.line_descriptor(float(np.hypot(fx, fy)) * share, float(np.degrees(np.arctan2(fy, fx))))
     assert np.allclose(found, truth, atol=0.05) and truth[0] > 0.05
     assert module.line_descriptor(0.2, 30.0) == (0.0, 0.0, 0.0)
+    # a camera that held still did not smear, whatever the picture-only estimator reads
+    import torch
+
+    estimate = _benchmark_script("blur_estimate")
+    model, saved = estimate.Estimator(level=True).eval(), {"patch": 32, "patches": 4}
+    with torch.no_grad():
+        model.head.bias.fill_(1.0)  # an estimator that sees blur everywhere
+    still_found = module.describe(still[0], still[1], 0.5, 0.0, model, saved)
+    assert still_found["flow-bounded estimate"] == (0.0, 0.0, 0.0) and still_found["patch estimator"][0] > 0.5
+    moving = module.describe(previous, current, share, 0.0, model, saved)
+    assert np.allclose(moving["flow, share known"], found) and moving["flow-bounded estimate"][0] > 0
