@@ -171,7 +171,8 @@ def small_evalset(tmp_path_factory, data_dir):
 
 def pytest_sessionfinish(session, exitstatus):
     """Kill child processes a failed test left behind (a hung DataLoader worker, say): an orphan that
-    keeps pytest's output pipe open stalls CI long after the summary line (it did once, for 90 min)."""
+    keeps pytest's output pipe open stalls CI after the summary line. Stop 32's CI ran to its 90-minute
+    limit after such a worker hung."""
     import multiprocessing
 
     for child in multiprocessing.active_children():
