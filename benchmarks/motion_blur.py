@@ -140,12 +140,12 @@ def describe(previous, current, share, level, estimator, saved, guesses=(), patc
 
 def training_set(folders, count, crop, rng, estimator, saved):
     """``count`` draws (a quarter still) of random ``crop``-pixel pieces of the photos in ``folders``:
-    degraded frame 2, sharp frame 2, noise level, and each method's descriptor (:func:`describe`)."""
+    degraded frame 2, sharp frame 2, noise level, CRF, and each method's descriptor (:func:`describe`)."""
     paths = sorted(p for folder in folders for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True)
                    if p.lower().endswith((".png", ".jpg", ".jpeg")))
     if not paths:
         raise SystemExit("no photos under %s" % ", ".join(folders))
-    xs, ys, levels, found = [], [], [], []
+    xs, ys, levels, crfs, found = [], [], [], [], []
     margin, started = 24, time.time()
     while len(xs) < count:
         photo = cv2.imread(paths[int(rng.integers(len(paths)))])
@@ -154,15 +154,16 @@ def training_set(folders, count, crop, rng, estimator, saved):
             continue
         top, left = int(rng.integers(photo.shape[0] - side + 1)), int(rng.integers(photo.shape[1] - side + 1))
         piece = np.ascontiguousarray(photo[top:top + side, left:left + side, ::-1])
-        previous, current, second, sharp, truth, (_, _, share, _) = draw(piece, rng, margin, rng.random() < 0.25)
+        previous, current, second, sharp, truth, (_, _, share, crf) = draw(piece, rng, margin, rng.random() < 0.25)
         level = noiselevel.of_two_frames(current, second)
         found.append(describe(previous, current, share, level, estimator, saved, patches=4))
         xs.append(current)
         ys.append(sharp)
         levels.append(level)
+        crfs.append(crf)
         if len(xs) % 500 == 0:
             print("rendered %d crops (%.0f s)" % (len(xs), time.time() - started), file=sys.stderr, flush=True)
-    return np.stack(xs), np.stack(ys), np.asarray(levels, np.float32), found
+    return np.stack(xs), np.stack(ys), np.asarray(levels, np.float32), crfs, found
 
 
 def train_filter(xs, ys, levels, descriptors, steps, lr=3e-3, batch=16, size=9, seed=0):
@@ -202,6 +203,9 @@ def main():
                         help="also train a told filter on motion-blurred crops of the --data photos, given a "
                              "line along the flow x the true share ('share') or the flow-bounded estimate "
                              "('bounded'), and score it given the same")
+    parser.add_argument("--train-after", action="store_true",
+                        help="train on the --after student's outputs (what the filter is applied to), not on the "
+                             "degraded crops")
     parser.add_argument("--data", nargs="+", default=["../shared/data/train", "../shared/data/train_photos"])
     parser.add_argument("--crops", type=int, default=4000, help="training crops (--train)")
     parser.add_argument("--steps", type=int, default=3000, help="training steps (--train)")
@@ -225,12 +229,22 @@ def main():
     if args.train:
         if not args.after:
             parser.error("--train scores what it trains: give --after and --filter too")
-        xs, ys, levels, found = training_set(args.data, args.crops, 128, np.random.default_rng(7), estimator, saved)
+        xs, ys, levels, crfs, found = training_set(args.data, args.crops, 128, np.random.default_rng(7), estimator,
+                                                   saved)
+        if args.train_after:  # the filter learns to follow the student, as it is scored
+            from codec_input import restore
+
+            from edgerestore.models.checkpoint import load_student
+
+            first = load_student(args.after)[0].eval()
+            xs = np.stack([restore(first, x, level, codecinput.strengths("h264", h264_qp=float(crf)))
+                           for x, level, crf in zip(xs, levels, crfs)])
         for kind in args.train:
             key = METHODS[0] if kind == "share" else METHODS[2]
-            trained[key] = train_filter(xs, ys, levels, [f[key] for f in found], args.steps)
+            label = "%s, the filter trained on it%s" % (key, " after the student" * args.train_after)
+            trained[label] = (train_filter(xs, ys, levels, [f[key] for f in found], args.steps), key)
             if args.save:
-                torch.save({"mode": "told", "size": 9, "state_dict": trained[key].state_dict()},
+                torch.save({"mode": "told", "size": 9, "state_dict": trained[label][0].state_dict()},
                            "%s-%s.pt" % (args.save, kind))
     names = sorted(n for n in os.listdir(args.photos) if n.lower().endswith((".png", ".jpg")))
     if not names:
@@ -282,7 +296,7 @@ def main():
         runs = [(model, method, descriptor) for method, descriptor in [("truth", truth)] + list(found.items())]
         if blind is not None:
             runs.append((blind, "patch estimator, --blind-filter", found[methods[3]]))
-        runs += [(trained[key], "%s, the filter trained on it" % key, found[key]) for key in trained]
+        runs += [(net, label, found[key]) for label, (net, key) in trained.items()]
         for predictor, method, descriptor in runs:
             restored = through(predictor, x, descriptor, level)
             gains.setdefault(method, []).append((psnr(restored, sharp) - base, still))
