@@ -29,6 +29,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -89,13 +90,48 @@ def draw(photo, rng, margin=24, still=False, tremor=0.5):
         kernel, (cx, cy) = smear(path, k - share, k)
         sharp.append(moved(photo, cx, cy))
         blurred.append(cv2.filter2D(sharp[-1].astype(np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT))
+    previous, current, second = noisy_pair(blurred, sigma, crf, rng, crop)
+    truth = deg.blur_descriptor(deg.blur_moments(kernel)) if kernel.size > 1 else (0.0, 0.0, 0.0)
+    return previous, current, second, sharp[1][crop], truth, (vx, vy, share, crf)
+
+
+def noisy_pair(blurred, sigma, crf, rng, crop=(slice(None), slice(None))):
+    """Two blurred frames through sensor noise, ``crop`` and H.264, and another noise draw of the second."""
     draws = []
     for _ in range(2):
         noisy = [np.clip(deg.add_sensor_noise(b, sigma, 0.0, rng) + 0.5, 0, 255).astype(np.uint8)[crop]
                  for b in blurred]
         draws.append(deg.h264_roundtrip(noisy, crf))
-    truth = deg.blur_descriptor(deg.blur_moments(kernel)) if kernel.size > 1 else (0.0, 0.0, 0.0)
-    return draws[0][0], draws[0][1], draws[1][1], sharp[1][crop], truth, (vx, vy, share, crf)
+    return draws[0][0], draws[0][1], draws[1][1]
+
+
+def clip_draw(frames, t, rng, steps=16):
+    """Frames ``t - 1`` and ``t`` of a real clip smeared along their own motion (a blur that follows
+    the clip's real, spatially varying motion: parallax, moving objects), then noise and H.264.
+
+    With ``frame_k(x) ~ frame_{k-1}(x + flow(x))`` and the motion straight over a frame interval,
+    pixel ``x`` at ``a`` of an interval before frame ``k`` shows ``frame_k(x - a flow(x))``: the
+    exposure (the last ``share`` of the interval) averages those, and the sharp target is the picture
+    at the exposure's middle, ``a = share / 2``. ``truth``: a line along the median motion x the share
+    (the blur is not one kernel)."""
+    share, sigma, crf = rng.uniform(0.3, 1.0), rng.uniform(2.0, 8.0), int(rng.integers(20, 31))
+    blurred, sharp = [], None
+    for k in (t - 1, t):
+        flow = dense_flow(frames[k], frames[k - 1])  # frames[k](x) ~ frames[k-1](x + flow)
+        h, w = flow.shape[:2]
+        grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=2)
+        image = frames[k].astype(np.float32)
+        total = np.zeros_like(image)
+        for a in np.linspace(0.0, share, steps):  # where each point was during the exposure
+            where = (grid - np.float32(a) * flow).astype(np.float32)
+            total += cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        blurred.append(total / steps)
+        middle = (grid - np.float32(share / 2.0) * flow).astype(np.float32)
+        sharp = cv2.remap(frames[k], middle, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    fx, fy = -np.median(flow.reshape(-1, 2), axis=0)
+    truth = line_descriptor(math.hypot(fx, fy) * share, math.degrees(math.atan2(fy, fx)))
+    previous, current, second = noisy_pair(blurred, sigma, crf, rng)
+    return previous, current, second, sharp, truth, (fx, fy, share, crf)
 
 
 def told_filter(state):
@@ -197,6 +233,9 @@ def main():
     parser.add_argument("--tremor", type=float, default=0.5,
                         help="the hand tremor's largest speed, as a share of the drift's (0: a steady pan)")
     parser.add_argument("--stills", type=int, default=1, help="draws per photo from a camera that does not move")
+    parser.add_argument("--clips", default=None, metavar="DIR",
+                        help="also real clips (*.mp4), each frame smeared along its own motion (clip_draw)")
+    parser.add_argument("--clip-draws", type=int, default=4, help="frames drawn per clip")
     parser.add_argument("--share-guess", default="0.4,0.65,1", metavar="S1,S2,...",
                         help="exposure shares to guess instead of the true one (default: %(default)s)")
     parser.add_argument("--train", nargs="*", default=[], choices=("share", "bounded"),
@@ -251,7 +290,7 @@ def main():
         parser.error("no photos in %s" % args.photos)
     rng = np.random.default_rng(2026)
     methods = METHODS + tuple("flow, share %g" % g for g in guesses)
-    rows = []  # (truth, {method: descriptor}, previous, current, sharp, level, crf, still)
+    rows = []  # (truth, {method: descriptor}, previous, current, sharp, level, crf, group)
     for name in names:
         photo = cv2.imread(os.path.join(args.photos, name))[:, :, ::-1].copy()
         for n in range(args.draws + args.stills):
@@ -259,12 +298,24 @@ def main():
             previous, current, second, sharp, truth, (vx, vy, share, crf) = draw(photo, rng, still=still, tremor=args.tremor)
             level = noiselevel.of_two_frames(current, second)
             found = describe(previous, current, share, level, estimator, saved, guesses)
-            rows.append((truth, found, previous, current, sharp, level, crf, still))
+            rows.append((truth, found, previous, current, sharp, level, crf, "still" if still else "moving"))
         print("%s: %d draws" % (name, len(rows)), file=sys.stderr, flush=True)
-    groups = (("moving", [r for r in rows if not r[-1]]), ("still", [r for r in rows if r[-1]]))
+    clips = sorted(glob.glob(os.path.join(args.clips, "*.mp4"))) if args.clips else []
+    for path in clips:
+        from edgerestore.distill.data import read_video
+
+        frames = read_video(Path(path), 1, 1000)
+        for t in np.linspace(2, len(frames) - 1, args.clip_draws).astype(int):
+            previous, current, second, sharp, truth, (_, _, share, crf) = clip_draw(frames, int(t), rng)
+            level = noiselevel.of_two_frames(current, second)
+            found = describe(previous, current, share, level, estimator, saved, guesses)
+            rows.append((truth, found, previous, current, sharp, level, crf, "real clips"))
+        print("%s: %d draws" % (path, len(rows)), file=sys.stderr, flush=True)
+    groups = [(label, [r for r in rows if r[-1] == label]) for label in ("moving", "still", "real clips")]
     groups = [(label, group) for label, group in groups if group]
-    print("%d moving and %d still draws (%d photos); descriptor RMS error (size, x/y, diagonal):\n"
-          % (args.draws * len(names), args.stills * len(names), len(names)))
+    print("%s (%d photos%s); descriptor RMS error (size, x/y, diagonal; for the real clips against a line along "
+          "their median motion):\n" % (" and ".join("%d %s draws" % (len(g), label) for label, g in groups),
+                                       len(names), ", %d clips" % len(clips) if clips else ""))
     print("| descriptor | %s |\n|---|%s" % (" | ".join(label for label, _ in groups), "---|" * len(groups)))
     for method in methods:
         cells = []
@@ -286,24 +337,24 @@ def main():
     print("\n| %s, then a told %dx%d filter given | %s |\n|---|%s"
           % (os.path.basename(args.after), size, size, " | ".join("%s: mean gain dB (worst)" % label
                                                                     for label, _ in groups), "---|" * len(groups)))
-    gains = {}  # method -> [(gain, still)]
-    for truth, found, _, current, sharp, level, crf, still in rows:
+    gains = {}  # method -> [(gain, group)]
+    for truth, found, _, current, sharp, level, crf, group in rows:
         # told its noise level and codec as the level / codec presets' runtime is (the CRF for the QP)
         first = restore(student, current, level, codecinput.strengths("h264", h264_qp=float(crf)))
         x = torch.from_numpy(np.ascontiguousarray(first)).permute(2, 0, 1)[None].float() / 255.0
         base = psnr(current, sharp)
-        gains.setdefault("(no filter)", []).append((psnr(first, sharp) - base, still))
+        gains.setdefault("(no filter)", []).append((psnr(first, sharp) - base, group))
         runs = [(model, method, descriptor) for method, descriptor in [("truth", truth)] + list(found.items())]
         if blind is not None:
             runs.append((blind, "patch estimator, --blind-filter", found[methods[3]]))
         runs += [(net, label, found[key]) for label, (net, key) in trained.items()]
         for predictor, method, descriptor in runs:
             restored = through(predictor, x, descriptor, level)
-            gains.setdefault(method, []).append((psnr(restored, sharp) - base, still))
+            gains.setdefault(method, []).append((psnr(restored, sharp) - base, group))
     for method, values in gains.items():
         cells = []
         for label, _ in groups:
-            picked = [gain for gain, still in values if still == (label == "still")]
+            picked = [gain for gain, group in values if group == label]
             cells.append("%+.3f (%+.2f)" % (float(np.mean(picked)), float(np.min(picked))))
         print("| %s | %s |" % (method, " | ".join(cells)))
 
