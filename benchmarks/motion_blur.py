@@ -134,6 +134,34 @@ def clip_draw(frames, t, rng, steps=16):
     return previous, current, second, sharp, truth, (fx, fy, share, crf)
 
 
+def bounded(size, speed, angle):
+    """The estimator's ``size`` along the flow's direction, at most a whole interval's smear."""
+    capped = min(size, line_descriptor(speed, angle)[0])
+    along = (math.cos(2 * math.radians(angle)), math.sin(2 * math.radians(angle)))
+    return (capped, capped * along[0], capped * along[1])
+
+
+def tiled(model, x, flow, tile, told, level):
+    """``x`` [1,3,H,W] through one filter per ``tile``-pixel tile, each predicted from
+    ``told(speed, angle)`` of the tile's median motion (``flow``: HxWx2, current to previous)."""
+    _, _, h, w = x.shape
+    half = model.size // 2
+    padded = torch.nn.functional.pad(x, (half, half, half, half), mode="reflect")
+    out = torch.empty_like(x)
+    level = torch.tensor([level], dtype=torch.float32)
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            bottom, right = min(h, top + tile), min(w, left + tile)
+            fx, fy = -np.median(flow[top:bottom, left:right].reshape(-1, 2), axis=0)
+            descriptor = told(math.hypot(fx, fy), math.degrees(math.atan2(fy, fx)))
+            with torch.no_grad():
+                taps = model(gf.inputs_of("told", None, torch.tensor([descriptor], dtype=torch.float32), level))
+                piece = padded[:, :, top:bottom + 2 * half, left:right + 2 * half]
+                out[:, :, top:bottom, left:right] = torch.nn.functional.conv2d(
+                    piece.reshape(3, 1, *piece.shape[2:]), taps[:, None]).reshape(1, 3, bottom - top, right - left)
+    return (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+
+
 def told_filter(state):
     """A saved ``--mode told --level`` frame filter (its whitening comes with its state)."""
     size = state["size"]
@@ -166,10 +194,9 @@ def describe(previous, current, share, level, estimator, saved, guesses=(), patc
     speed, angle = math.hypot(fx, fy), math.degrees(math.atan2(fy, fx))
     patch = frame_descriptor(estimator, current, saved["patch"], patches or saved["patches"], level)
     size = max(0.0, patch[0])
-    bounded = min(size, line_descriptor(speed, angle)[0])  # no longer than a whole interval's smear
     along = (math.cos(2 * math.radians(angle)), math.sin(2 * math.radians(angle)))
     found = dict(zip(METHODS, (line_descriptor(speed * share, angle), (size, size * along[0], size * along[1]),
-                               (bounded, bounded * along[0], bounded * along[1]), patch, (0.0, 0.0, 0.0))))
+                               bounded(size, speed, angle), patch, (0.0, 0.0, 0.0))))
     found.update(("flow, share %g" % g, line_descriptor(speed * g, angle)) for g in guesses)
     return found
 
@@ -236,6 +263,8 @@ def main():
     parser.add_argument("--clips", default=None, metavar="DIR",
                         help="also real clips (*.mp4), each frame smeared along its own motion (clip_draw)")
     parser.add_argument("--clip-draws", type=int, default=4, help="frames drawn per clip")
+    parser.add_argument("--tiles", type=int, default=0, metavar="PX",
+                        help="also score one filter per PX-pixel tile, told the tile's median flow")
     parser.add_argument("--share-guess", default="0.4,0.65,1", metavar="S1,S2,...",
                         help="exposure shares to guess instead of the true one (default: %(default)s)")
     parser.add_argument("--train", nargs="*", default=[], choices=("share", "bounded"),
@@ -290,7 +319,7 @@ def main():
         parser.error("no photos in %s" % args.photos)
     rng = np.random.default_rng(2026)
     methods = METHODS + tuple("flow, share %g" % g for g in guesses)
-    rows = []  # (truth, {method: descriptor}, previous, current, sharp, level, crf, group)
+    rows = []  # (truth, {method: descriptor}, previous, current, sharp, level, crf, share, group)
     for name in names:
         photo = cv2.imread(os.path.join(args.photos, name))[:, :, ::-1].copy()
         for n in range(args.draws + args.stills):
@@ -298,7 +327,7 @@ def main():
             previous, current, second, sharp, truth, (vx, vy, share, crf) = draw(photo, rng, still=still, tremor=args.tremor)
             level = noiselevel.of_two_frames(current, second)
             found = describe(previous, current, share, level, estimator, saved, guesses)
-            rows.append((truth, found, previous, current, sharp, level, crf, "still" if still else "moving"))
+            rows.append((truth, found, previous, current, sharp, level, crf, share, "still" if still else "moving"))
         print("%s: %d draws" % (name, len(rows)), file=sys.stderr, flush=True)
     clips = sorted(glob.glob(os.path.join(args.clips, "*.mp4"))) if args.clips else []
     for path in clips:
@@ -309,7 +338,7 @@ def main():
             previous, current, second, sharp, truth, (_, _, share, crf) = clip_draw(frames, int(t), rng)
             level = noiselevel.of_two_frames(current, second)
             found = describe(previous, current, share, level, estimator, saved, guesses)
-            rows.append((truth, found, previous, current, sharp, level, crf, "real clips"))
+            rows.append((truth, found, previous, current, sharp, level, crf, share, "real clips"))
         print("%s: %d draws" % (path, len(rows)), file=sys.stderr, flush=True)
     groups = [(label, [r for r in rows if r[-1] == label]) for label in ("moving", "still", "real clips")]
     groups = [(label, group) for label, group in groups if group]
@@ -338,7 +367,7 @@ def main():
           % (os.path.basename(args.after), size, size, " | ".join("%s: mean gain dB (worst)" % label
                                                                     for label, _ in groups), "---|" * len(groups)))
     gains = {}  # method -> [(gain, group)]
-    for truth, found, _, current, sharp, level, crf, group in rows:
+    for truth, found, previous, current, sharp, level, crf, share, group in rows:
         # told its noise level and codec as the level / codec presets' runtime is (the CRF for the QP)
         first = restore(student, current, level, codecinput.strengths("h264", h264_qp=float(crf)))
         x = torch.from_numpy(np.ascontiguousarray(first)).permute(2, 0, 1)[None].float() / 255.0
@@ -351,6 +380,15 @@ def main():
         for predictor, method, descriptor in runs:
             restored = through(predictor, x, descriptor, level)
             gains.setdefault(method, []).append((psnr(restored, sharp) - base, group))
+        if args.tiles:  # one filter per tile, told the tile's own motion
+            flow = dense_flow(current, previous)
+            size = max(0.0, found[METHODS[3]][0])
+            per_tile = (("flow x share", lambda length, a, share=share: line_descriptor(length * share, a)),
+                        ("flow-bounded", lambda length, a, size=size: bounded(size, length, a)))
+            for name, told in per_tile:
+                method = "%s, per %d-px tile" % (name, args.tiles)
+                restored = tiled(model, x, flow, args.tiles, told, level)
+                gains.setdefault(method, []).append((psnr(restored, sharp) - base, group))
     for method, values in gains.items():
         cells = []
         for label, _ in groups:

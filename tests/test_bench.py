@@ -717,3 +717,28 @@ def test_motion_blur_smears_a_real_clip_along_its_own_motion():
     middle = module.moved(photo, (2 - share / 2) * vx, (2 - share / 2) * vy)
     assert psnr(sharp[inner], middle[inner]) > max(30.0, psnr(frames[2][inner], middle[inner]) + 3)
     assert truth[0] > 0 and truth[1] > 0  # a mostly horizontal smear
+
+
+def test_motion_blur_filters_per_tile_agree_with_one_filter_under_one_motion():
+    """benchmarks/motion_blur.tiled: a flow that is the same everywhere gives every tile the frame's
+    filter, so the tiles put together are the one-filter output; a flow that differs changes them."""
+    import torch
+
+    module = _benchmark_script("motion_blur")
+    torch.manual_seed(0)
+    model = module.gf.FilterPredictor(4, 5, precondition=torch.eye(25) * 0.1)
+    torch.nn.init.normal_(model.mlp[-1].weight, std=0.5)  # taps that depend on the motion
+    x = torch.rand(1, 3, 40, 56)
+    flow = np.zeros((40, 56, 2), np.float32)
+    flow[...] = (-3.0, -1.0)
+
+    def told(length, angle):
+        return module.line_descriptor(length * 0.8, angle)
+
+    whole = module.through(model, x, told(float(np.hypot(3.0, 1.0)), float(np.degrees(np.arctan2(1.0, 3.0)))), 0.1)
+    def gap(a):  # the largest difference in uint8 levels (1: float rounding of another conv kernel)
+        return int(np.abs(a.astype(np.int16) - whole).max())
+
+    assert gap(module.tiled(model, x, flow, 16, told, 0.1)) <= 1
+    flow[:, 28:] = (0.0, 0.0)  # the right half holds still
+    assert gap(module.tiled(model, x, flow, 16, told, 0.1)) > 4
