@@ -20,7 +20,10 @@ draws (``--stills``) do not move. Each method tells frame 2's blur descriptor
 - ``no blur``: the zero descriptor.
 
 It prints each one's RMS error and, with ``--after`` and ``--filter``, the PSNR gain of a student
-followed by a told frame filter (global_filter.py ``--save``) given that descriptor.
+followed by a told frame filter (global_filter.py ``--save``) given that descriptor. ``--clips``
+adds real clips smeared along their own motion (:func:`clip_draw`), ``--tiles`` one filter per tile
+told its local flow (:func:`tiled`), ``--train`` filters trained on such draws. Measured: docs/distill.md,
+"The camera's motion tells the blur".
 """
 
 import argparse
@@ -282,6 +285,12 @@ def main():
     args = parser.parse_args()
     if bool(args.after) != bool(args.filter):
         parser.error("--after and --filter go together: a student, then a told filter")
+    if (args.tiles or args.blind_filter) and not args.after:
+        parser.error("--tiles and --blind-filter score filters after a student: give --after and --filter too")
+    for flag in ("photos", "estimator", "after", "filter", "blind_filter", "clips"):
+        path = getattr(args, flag)
+        if path and not os.path.exists(path):
+            parser.error("--%s %s does not exist" % (flag.replace("_", "-"), path))
     try:
         guesses = [float(g) for g in args.share_guess.split(",") if g.strip()]
     except ValueError:
