@@ -49,12 +49,14 @@ from edgerestore.runtime.quality import psnr  # noqa: E402
 
 
 def line_descriptor(length, angle_deg):
+    """The descriptor of a straight smear ``length`` px long at ``angle_deg``; none under half a pixel."""
     if length < 0.5:
         return (0.0, 0.0, 0.0)
     return deg.blur_descriptor(deg.blur_moments(deg.linear_kernel(length, angle_deg)))
 
 
 def moved(photo, dx, dy):
+    """``photo`` moved by ``(dx, dy)`` pixels (Lanczos, reflected borders)."""
     h, w = photo.shape[:2]
     matrix = np.float32([[1, 0, dx], [0, 1, dy]])
     return cv2.warpAffine(photo, matrix, (w, h), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
