@@ -146,9 +146,22 @@ def bounded(size, speed, angle):
     return (capped, capped * along[0], capped * along[1])
 
 
-def tiled(model, x, flow, tile, told, level):
+def consistent(flow, back, tolerance=1.0):
+    """Where the flow is trustworthy: following ``flow`` (current to previous) and then ``back``
+    (previous to current) returns within ``tolerance`` px (a forward-backward check; DIS gives no
+    confidence of its own)."""
+    h, w = flow.shape[:2]
+    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=2)
+    there = (grid + flow).astype(np.float32)
+    returned = cv2.remap(back, there, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return np.linalg.norm(flow + returned, axis=2) < tolerance
+
+
+def tiled(model, x, flow, tile, told, level, reliable=None):
     """``x`` [1,3,H,W] through one filter per ``tile``-pixel tile, each predicted from
-    ``told(speed, angle)`` of the tile's median motion (``flow``: HxWx2, current to previous)."""
+    ``told(speed, angle)`` of the tile's median motion (``flow``: HxWx2, current to previous).
+    ``reliable`` (HxW bool, :func:`consistent`): the median over those pixels only, and a tile with
+    fewer than half of them is told "no blur"."""
     _, _, h, w = x.shape
     half = model.size // 2
     padded = torch.nn.functional.pad(x, (half, half, half, half), mode="reflect")
@@ -157,8 +170,14 @@ def tiled(model, x, flow, tile, told, level):
     for top in range(0, h, tile):
         for left in range(0, w, tile):
             bottom, right = min(h, top + tile), min(w, left + tile)
-            fx, fy = -np.median(flow[top:bottom, left:right].reshape(-1, 2), axis=0)
-            descriptor = told(math.hypot(fx, fy), math.degrees(math.atan2(fy, fx)))
+            vectors = flow[top:bottom, left:right].reshape(-1, 2)
+            if reliable is not None:
+                vectors = vectors[reliable[top:bottom, left:right].reshape(-1)]
+            if reliable is not None and len(vectors) < 0.5 * (bottom - top) * (right - left):
+                descriptor = (0.0, 0.0, 0.0)
+            else:
+                fx, fy = -np.median(vectors, axis=0)
+                descriptor = told(math.hypot(fx, fy), math.degrees(math.atan2(fy, fx)))
             with torch.no_grad():
                 taps = model(gf.inputs_of("told", None, torch.tensor([descriptor], dtype=torch.float32), level))
                 piece = padded[:, :, top:bottom + 2 * half, left:right + 2 * half]
@@ -393,6 +412,7 @@ def main():
             gains.setdefault(method, []).append((psnr(restored, sharp) - base, group))
         if args.tiles:  # one filter per tile, told the tile's own motion
             flow = dense_flow(current, previous)
+            reliable = consistent(flow, dense_flow(previous, current))
             size = max(0.0, found[METHODS[3]][0])
             per_tile = (("flow x share", lambda length, a, share=share: line_descriptor(length * share, a)),
                         ("flow-bounded", lambda length, a, size=size: bounded(size, length, a)))
@@ -400,6 +420,8 @@ def main():
                 method = "%s, per %d-px tile" % (name, args.tiles)
                 restored = tiled(model, x, flow, args.tiles, told, level)
                 gains.setdefault(method, []).append((psnr(restored, sharp) - base, group))
+                restored = tiled(model, x, flow, args.tiles, told, level, reliable)
+                gains.setdefault(method + ", checked forward-backward", []).append((psnr(restored, sharp) - base, group))
     for method, values in gains.items():
         cells = []
         for label, _ in groups:

@@ -742,3 +742,18 @@ def test_motion_blur_filters_per_tile_agree_with_one_filter_under_one_motion():
     assert gap(module.tiled(model, x, flow, 16, told, 0.1)) <= 1
     flow[:, 28:] = (0.0, 0.0)  # the right half holds still
     assert gap(module.tiled(model, x, flow, 16, told, 0.1)) > 4
+    whole = module.through(model, x, (0.0, 0.0, 0.0), 0.1)  # no flow to trust: every tile told "no blur"
+    assert gap(module.tiled(model, x, flow, 16, told, 0.1, np.zeros((40, 56), bool))) <= 1
+
+
+def test_motion_blur_forward_backward_check_flags_a_flow_that_does_not_return():
+    """benchmarks/motion_blur.consistent: a flow and its exact inverse agree; where the way back
+    disagrees by more than the tolerance, the flow is not trusted."""
+    module = _benchmark_script("motion_blur")
+    flow = np.zeros((24, 32, 2), np.float32)
+    flow[...] = (2.0, -1.0)
+    back = -flow
+    assert module.consistent(flow, back).all()
+    back[:, 16:] = 0.0  # the way back says the right half did not move
+    trusted = module.consistent(flow, back)
+    assert trusted[:, :12].all() and not trusted[:, 20:].any()
