@@ -50,6 +50,14 @@ class Estimator(torch.nn.Module):
         return self.head(pooled)
 
 
+def load_estimator(path: str):
+    """A ``--save`` file as ``(estimator in eval mode, the saved dict)`` (its ``patch`` and ``patches``)."""
+    saved = torch.load(path)
+    model = Estimator(level=saved.get("level", False))
+    model.load_state_dict(saved["state_dict"])
+    return model.eval(), saved
+
+
 def frame_descriptor(model: Estimator, image: np.ndarray, patch: int = 64, patches: int = 16,
                      level: float = 0.0) -> tuple:
     """The mean estimate over the ``patches`` most detailed ``patch``-pixel tiles of ``image`` (uint8

@@ -146,6 +146,11 @@ def apply(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     return F.conv2d(padded, weight, groups=b * c).view(b, c, h, w)
 
 
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """The first frame of ``x`` [B,3,H,W] in 0..1 as HxWx3 uint8."""
+    return (x[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+
+
 def fit_step(model, optim, schedule, x, y, inputs, margin):
     """One step of the filter ``model`` predicts from ``inputs``, applied to ``x``, towards ``y``
     (Charbonnier, ``margin`` pixels of the border left out); the loss."""
@@ -261,12 +266,9 @@ def main():
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, args.steps)
     estimator = None
     if args.estimator:  # trained (and scored) on what the estimator reads off each crop, not the truth
-        from blur_estimate import Estimator, frame_descriptor
+        from blur_estimate import frame_descriptor, load_estimator
 
-        saved = torch.load(args.estimator)
-        estimator = Estimator(level=saved.get("level", False))
-        estimator.load_state_dict(saved["state_dict"])
-        estimator.eval()
+        estimator, saved = load_estimator(args.estimator)
     rng = np.random.default_rng(0)
     margin = args.size // 2
     if args.load:
@@ -327,23 +329,31 @@ def main():
             values, (0, 25, 75, 100))), np.median(values)))
     print("| pipeline | %s |" % " | ".join(pairs))
     print("|---|%s" % ("---|" * len(pairs)))
+    outputs = {}  # (student first?, subset, n, through the filter) -> uint8: each computed once, the gates share them
+
+    def output(first, subset, n, noisy, blur, through):
+        key = (first is not None, subset, n, through)
+        if key not in outputs:
+            x = torch.from_numpy(np.ascontiguousarray(noisy)).permute(2, 0, 1)[None].float() / 255.0
+            out = x
+            if first is not None:
+                restored = restore(first, noisy, levels[subset][n], codecs[subset][n])
+                out = torch.from_numpy(np.ascontiguousarray(restored)).permute(2, 0, 1)[None].float() / 255.0
+            if through:  # the filter is predicted from the input frame, applied to what came before it
+                given = torch.tensor([levels[subset][n]], dtype=torch.float32) if args.level else None
+                with torch.no_grad():
+                    out = apply(out, model(inputs_of(args.mode, x, torch.tensor([blur], dtype=torch.float32), given)))
+            outputs[key] = to_uint8(out)
+        return outputs[key]
+
     for label, first, filtered in rows:
         cells = []
         for subset, items in pairs.items():
             gains = []
             for n, ((noisy, sharp), blur) in enumerate(zip(items, blurs[subset])):
-                x = torch.from_numpy(np.ascontiguousarray(noisy)).permute(2, 0, 1)[None].float() / 255.0
-                out = x
-                if first is not None:
-                    restored = restore(first, noisy, levels[subset][n], codecs[subset][n])
-                    out = torch.from_numpy(np.ascontiguousarray(restored)).permute(2, 0, 1)[None].float() / 255.0
                 # the gate: a threshold on the frame's measured noise level
                 through = filtered if isinstance(filtered, bool) else levels[subset][n] <= filtered
-                if through:  # the filter is predicted from the input frame, applied to what came before it
-                    given = torch.tensor([levels[subset][n]], dtype=torch.float32) if args.level else None
-                    with torch.no_grad():
-                        out = apply(out, model(inputs_of(args.mode, x, torch.tensor([blur], dtype=torch.float32), given)))
-                restored = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+                restored = output(first, subset, n, noisy, blur, through)
                 gains.append(psnr(restored, sharp) if noisy is sharp else psnr(restored, sharp) - psnr(noisy, sharp))
             mean, worst = float(np.mean(gains)), float(np.min(gains))
             cells.append(("%.2f (worst %.2f)" if subset.startswith("clean") else "%+.3f (%+.2f)") % (mean, worst))

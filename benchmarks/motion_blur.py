@@ -44,7 +44,7 @@ import global_filter as gf  # noqa: E402
 
 from edgerestore import codecinput, noiselevel  # noqa: E402
 from edgerestore.distill import degrade as deg  # noqa: E402
-from edgerestore.runtime.motion import dense_flow  # noqa: E402
+from edgerestore.runtime.motion import Flow, dense_flow, warp  # noqa: E402
 from edgerestore.runtime.quality import psnr  # noqa: E402
 
 
@@ -121,10 +121,10 @@ def clip_draw(frames, t, rng, steps=16):
     (the blur is not one kernel)."""
     share, sigma, crf = rng.uniform(0.3, 1.0), rng.uniform(2.0, 8.0), int(rng.integers(20, 31))
     blurred, sharp = [], None
+    h, w = frames[t].shape[:2]
+    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=2)
     for k in (t - 1, t):
         flow = dense_flow(frames[k], frames[k - 1])  # frames[k](x) ~ frames[k-1](x + flow)
-        h, w = flow.shape[:2]
-        grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=2)
         image = frames[k].astype(np.float32)
         total = np.zeros_like(image)
         for a in np.linspace(0.0, share, steps):  # where each point was during the exposure
@@ -139,21 +139,21 @@ def clip_draw(frames, t, rng, steps=16):
     return previous, current, second, sharp, truth, (fx, fy, share, crf)
 
 
+def oriented(size, angle):
+    """A descriptor of ``size`` elongated along ``angle_deg`` (a line's, whatever its length)."""
+    return (size, size * math.cos(2 * math.radians(angle)), size * math.sin(2 * math.radians(angle)))
+
+
 def bounded(size, speed, angle):
     """The estimator's ``size`` along the flow's direction, at most a whole interval's smear."""
-    capped = min(size, line_descriptor(speed, angle)[0])
-    along = (math.cos(2 * math.radians(angle)), math.sin(2 * math.radians(angle)))
-    return (capped, capped * along[0], capped * along[1])
+    return oriented(min(size, line_descriptor(speed, angle)[0]), angle)
 
 
 def consistent(flow, back, tolerance=1.0):
     """Where the flow is trustworthy: following ``flow`` (current to previous) and then ``back``
     (previous to current) returns within ``tolerance`` px (a forward-backward check; DIS gives no
     confidence of its own)."""
-    h, w = flow.shape[:2]
-    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=2)
-    there = (grid + flow).astype(np.float32)
-    returned = cv2.remap(back, there, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    returned = warp(back, Flow(flow, flow.shape))  # back(x + flow(x)), as the runtime warps state
     return np.linalg.norm(flow + returned, axis=2) < tolerance
 
 
@@ -173,7 +173,7 @@ def tiled(model, x, flow, tile, told, level, reliable=None):
             vectors = flow[top:bottom, left:right].reshape(-1, 2)
             if reliable is not None:
                 vectors = vectors[reliable[top:bottom, left:right].reshape(-1)]
-            if reliable is not None and len(vectors) < 0.5 * (bottom - top) * (right - left):
+            if len(vectors) < 0.5 * (bottom - top) * (right - left):  # under half of the tile trusted
                 descriptor = (0.0, 0.0, 0.0)
             else:
                 fx, fy = -np.median(vectors, axis=0)
@@ -183,7 +183,7 @@ def tiled(model, x, flow, tile, told, level, reliable=None):
                 piece = padded[:, :, top:bottom + 2 * half, left:right + 2 * half]
                 out[:, :, top:bottom, left:right] = torch.nn.functional.conv2d(
                     piece.reshape(3, 1, *piece.shape[2:]), taps[:, None]).reshape(1, 3, bottom - top, right - left)
-    return (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+    return gf.to_uint8(out)
 
 
 def told_filter(state):
@@ -200,7 +200,7 @@ def through(model, x, descriptor, level):
         taps = model(gf.inputs_of("told", None, torch.tensor([descriptor], dtype=torch.float32),
                                   torch.tensor([level], dtype=torch.float32)))
         out = gf.apply(x, taps)
-    return (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+    return gf.to_uint8(out)
 
 
 METHODS = ("flow, share known", "flow direction, estimated size", "flow-bounded estimate", "patch estimator",
@@ -218,8 +218,7 @@ def describe(previous, current, share, level, estimator, saved, guesses=(), patc
     speed, angle = math.hypot(fx, fy), math.degrees(math.atan2(fy, fx))
     patch = frame_descriptor(estimator, current, saved["patch"], patches or saved["patches"], level)
     size = max(0.0, patch[0])
-    along = (math.cos(2 * math.radians(angle)), math.sin(2 * math.radians(angle)))
-    found = dict(zip(METHODS, (line_descriptor(speed * share, angle), (size, size * along[0], size * along[1]),
+    found = dict(zip(METHODS, (line_descriptor(speed * share, angle), oriented(size, angle),
                                bounded(size, speed, angle), patch, (0.0, 0.0, 0.0))))
     found.update(("flow, share %g" % g, line_descriptor(speed * g, angle)) for g in guesses)
     return found
@@ -317,12 +316,9 @@ def main():
     except ValueError:
         parser.error("--share-guess takes shares separated by commas, e.g. 0.4,0.65,1")
     torch.set_num_threads(args.threads)
-    from blur_estimate import Estimator
+    from blur_estimate import load_estimator
 
-    saved = torch.load(args.estimator)
-    estimator = Estimator(level=saved.get("level", False))
-    estimator.load_state_dict(saved["state_dict"])
-    estimator.eval()
+    estimator, saved = load_estimator(args.estimator)
     trained = {}
     if args.train:
         if not args.after:
@@ -360,9 +356,9 @@ def main():
             rows.append((truth, found, previous, current, sharp, level, crf, share, "still" if still else "moving"))
         print("%s: %d draws" % (name, len(rows)), file=sys.stderr, flush=True)
     clips = sorted(glob.glob(os.path.join(args.clips, "*.mp4"))) if args.clips else []
-    for path in clips:
-        from edgerestore.distill.data import read_video
+    from edgerestore.distill.data import read_video
 
+    for path in clips:
         frames = read_video(Path(path), 1, 1000)
         for t in np.linspace(2, len(frames) - 1, args.clip_draws).astype(int):
             previous, current, second, sharp, truth, (_, _, share, crf) = clip_draw(frames, int(t), rng)
