@@ -56,7 +56,7 @@ setup(
     include_package_data=True,
     package_data={
         "edgerestore": [
-            "weights/*.onnx", "weights/*.pt", "weights/*.md", "weights/*.json",
+            "weights/*.onnx", "weights/*.filter.npz", "weights/*.pt", "weights/*.md", "weights/*.json",
             "calibration_data/*", "data/*", "data/**/*", "devices/*.md", "devices/*.sh",
         ],
     },

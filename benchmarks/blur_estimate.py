@@ -7,7 +7,7 @@ patches: a small CNN looks at ``--patch``-pixel crops and regresses the descript
 size and elongations); a frame's estimate is the mean over ``--patches`` of its most detailed
 patches. Trained on rendered crops of the training photos (the same mix as
 ``benchmarks/global_filter.py``), scored on ``student_quality.py``'s draws against the true
-descriptors, and saved for ``global_filter.py --estimator``:
+descriptors, and saved for ``global_filter.py --estimator`` (``--train-after STUDENT``: read that student's outputs instead):
 
     python benchmarks/blur_estimate.py --steps 4000 --save runs/blur-estimator.pt
 """
@@ -83,7 +83,10 @@ def main():
     parser.add_argument("--save", default=None)
     gf.add_data_arguments(parser)
     args = parser.parse_args()
-    _, degraded, moments, noise = gf.training_crops(parser, args, 128)
+    gf.check_after(parser, args)
+    _, degraded, moments, noise, codecs = gf.training_crops(parser, args, 128)
+    if args.train_after:  # it reads the student's output: real noise mostly gone, the blur still there
+        degraded = gf.through_student(args.train_after, degraded, noise, codecs)
     started = time.time()
     model = Estimator(level=args.level)
     optim = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -112,10 +115,20 @@ def main():
             print("step %d loss %.4f (%.0f s)" % (step, loss.item(), time.time() - started), flush=True)
     model.eval()
     if args.save:
-        torch.save({"patch": p, "patches": args.patches, "level": args.level, "state_dict": model.state_dict()},
-                   args.save)
+        torch.save({"patch": p, "patches": args.patches, "level": args.level, "after": bool(args.train_after),
+                    "state_dict": model.state_dict()}, args.save)
     pairs, seeds = sq.eval_pairs(args.draws, args.photos, with_seeds=True)
     levels = sq.eval_levels(pairs, seeds)
+    frames = {subset: [noisy for noisy, _ in items] for subset, items in pairs.items()}
+    if args.train_after:
+        from codec_input import restore
+
+        from edgerestore.models.checkpoint import load_student
+
+        student = load_student(args.train_after)[0].eval()
+        codecs = sq.eval_codecs(pairs, seeds, "crf")
+        frames = {subset: [restore(student, f, level, codec) for f, level, codec
+                           in zip(frames[subset], levels[subset], codecs[subset])] for subset in frames}
     print("| subset | draws | descriptor error (RMS), estimated | told zero |")
     print("|---|---|---|---|")
     for subset, (preset, keys) in seeds.items():
@@ -123,7 +136,7 @@ def main():
         truth = np.array([deg.blur_descriptor(deg.blur_moments(deg.blur_kernel(deg.sample_params(config, k))))
                           for k in keys])
         guess = np.array([frame_descriptor(model, d, p, args.patches, level)
-                          for (d, _), level in zip(pairs[subset], levels[subset])])
+                          for d, level in zip(frames[subset], levels[subset])])
         print("| %s | %d | %.3f | %.3f |" % (subset, len(keys), np.sqrt(((guess - truth) ** 2).mean()),
                                              np.sqrt((truth ** 2).mean())), flush=True)
 

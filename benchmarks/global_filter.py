@@ -180,12 +180,13 @@ or pair is as likely (the pairs are ~6 % of the crops)."""
 
 
 def render(paths, count, crop, seed, mix, weights=()):
-    """``count`` training crops: clean, degraded, blur moments (a real pair's: none), noise level."""
+    """``count`` training crops: clean, degraded, blur moments (a real pair's: none), noise level, codec
+    strengths (:mod:`edgerestore.codecinput`, an H.264 crop's QP its CRF)."""
     from edgerestore.benchmarks.evalset import POLYU_EXCLUDE
 
     items, _ = D.load_items(paths, memory_mb=4096, exclude=POLYU_EXCLUDE)
-    renderer = D.Renderer(items, {"mix": mix}, weights, blurs=True, levels=True)
-    clean, degraded, blurs, levels = [], [], [], []
+    renderer = D.Renderer(items, {"mix": mix}, weights, blurs=True, levels=True, codecs=True)
+    clean, degraded, blurs, levels, codecs = [], [], [], [], []
     for k in range(count):
         sample = renderer.sample(D.train_spec(items, k, crop, seed, renderer.sources))
         if sample["clean"].shape[:2] != (crop, crop):
@@ -194,7 +195,23 @@ def render(paths, count, crop, seed, mix, weights=()):
         degraded.append(sample["degraded"])
         blurs.append(sample["blur"])
         levels.append(sample["level"])
-    return np.stack(clean), np.stack(degraded), np.asarray(blurs, np.float64), np.asarray(levels, np.float32)
+        codecs.append(sample["codec"])
+    return (np.stack(clean), np.stack(degraded), np.asarray(blurs, np.float64), np.asarray(levels, np.float32),
+            codecs)
+
+
+def through_student(path, degraded, levels, codecs):
+    """Each uint8 crop of ``degraded`` restored by the student checkpoint at ``path``, told its level and
+    codec strengths (what a filter after the student, or an estimator reading its output, sees)."""
+    from codec_input import restore
+
+    from edgerestore.models.checkpoint import load_student
+
+    started = time.time()
+    student = load_student(path)[0].eval()
+    out = np.stack([restore(student, x, level, codec) for x, level, codec in zip(degraded, levels, codecs)])
+    print("%s restored %d crops in %.0f s" % (os.path.basename(path), len(out), time.time() - started), flush=True)
+    return out
 
 
 def add_data_arguments(parser):
@@ -208,6 +225,15 @@ def add_data_arguments(parser):
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--photos", default=None, metavar="DIR", help="as student_quality.py --photos")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--train-after", default=None, metavar="STUDENT",
+                        help="train on this student's outputs of the crops, not on the degraded crops "
+                             "(and score on its outputs of the draws)")
+
+
+def check_after(parser, args):
+    """``--train-after`` names a checkpoint that exists."""
+    if args.train_after and not os.path.exists(args.train_after):
+        parser.error("--train-after %s: no such checkpoint (a student .pt)" % args.train_after)
 
 
 def training_crops(parser, args, crop):
@@ -257,11 +283,17 @@ def main():
         parser.error("--gate takes noise levels separated by commas, e.g. --gate 0.02,0.04")
     if gates and not args.level:
         parser.error("--gate reads the frame's noise level: add --level")
-    clean, degraded, moments, noise = training_crops(parser, args, args.crop)
+    check_after(parser, args)
+    if args.train_after and args.after not in (None, args.train_after):
+        parser.error("--train-after and --after name different students: the filter is scored after the one it "
+                     "was trained after (drop --after)")
+    args.after = args.after or args.train_after
+    clean, degraded, moments, noise, crop_codecs = training_crops(parser, args, args.crop)
+    restored = through_student(args.train_after, degraded, noise, crop_codecs) if args.train_after else degraded
     started = time.time()
     inputs = FEATURES * (args.mode != "told") + 3 * (args.mode != "blind") + args.level
     model = FilterPredictor(inputs, args.size, basis=args.basis,
-                            precondition=whitening(degraded, args.size) if args.precondition else None)
+                            precondition=whitening(restored, args.size) if args.precondition else None)
     optim = torch.optim.Adam(model.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optim, args.steps)
     estimator = None
@@ -269,6 +301,8 @@ def main():
         from blur_estimate import frame_descriptor, load_estimator
 
         estimator, saved = load_estimator(args.estimator)
+    # what the estimator reads: the frame it was trained on (blur_estimate.py --train-after: the student's output)
+    reads = restored if estimator is not None and saved.get("after") else degraded
     rng = np.random.default_rng(0)
     margin = args.size // 2
     if args.load:
@@ -276,14 +310,12 @@ def main():
     for step in range(1, 0 if args.load else args.steps + 1):
         picks = rng.integers(len(clean), size=args.batch)
         codes = rng.integers(8, size=args.batch)
-        xs, ys, bs = [], [], []
+        xs, ys, bs, es = [], [], [], []
         for n, code in zip(picks, codes):
-            pair = [degraded[n], clean[n]]
+            group = [restored[n], clean[n], reads[n]]
             if code & 4:
-                pair = [p[:, ::-1] for p in pair]
-            pair = [np.rot90(p, code & 3) for p in pair]
-            xs.append(np.ascontiguousarray(pair[0]))
-            ys.append(np.ascontiguousarray(pair[1]))
+                group = [p[:, ::-1] for p in group]
+            xs, ys, es = [v + [np.ascontiguousarray(np.rot90(p, code & 3))] for v, p in zip((xs, ys, es), group)]
             bs.append(deg.blur_descriptor(deg.augmented_moments(moments[n], int(code))))
         x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0
         y = torch.from_numpy(np.stack(ys)).permute(0, 3, 1, 2).float() / 255.0
@@ -291,12 +323,14 @@ def main():
         told = torch.tensor(bs, dtype=torch.float32)
         if estimator is not None:
             with torch.no_grad():
-                told = estimator(x, torch.from_numpy(noise[picks]))
+                told = estimator(torch.from_numpy(np.stack(es)).permute(0, 3, 1, 2).float() / 255.0,
+                                 torch.from_numpy(noise[picks]))
         loss = fit_step(model, optim, schedule, x, y, inputs_of(args.mode, x, told, given), margin)
         if step % 500 == 0 or step == args.steps:
             print("step %d loss %.5f (%.0f s)" % (step, loss.item(), time.time() - started), flush=True)
     if args.save:
-        torch.save({"mode": args.mode, "size": args.size, "state_dict": model.state_dict()}, args.save)
+        torch.save({"mode": args.mode, "size": args.size, "after": bool(args.train_after),
+                    "state_dict": model.state_dict()}, args.save)
     model.eval()
     pairs, seeds = sq.eval_pairs(args.draws, args.photos, with_seeds=True)
     blurs = {subset: [(0.0, 0.0, 0.0)] * len(items) for subset, items in pairs.items()}
@@ -305,15 +339,7 @@ def main():
         blurs[subset] = [deg.blur_descriptor(deg.blur_moments(deg.blur_kernel(deg.sample_params(config, k))))
                          for k in keys]
     levels = sq.eval_levels(pairs, seeds)
-    if args.estimator:
-        blurs = {subset: [frame_descriptor(estimator, noisy, saved["patch"], saved["patches"], level)
-                          for (noisy, _), level in zip(items, levels[subset])]
-                 for subset, items in pairs.items()}
-    name = "%s%s %dx%d%s, %s" % (
-        args.mode + " (estimated)" * bool(args.estimator), " + level" * args.level, args.size, args.size,
-        " basis" * args.basis + " whitened" * args.precondition,
-        os.path.basename(args.load) if args.load else "%d steps" % args.steps)
-    rows = [(name, None, True)]  # (label, student first or None, through the filter: True or a gate level)
+    firsts = {}  # subset -> the --after student's outputs of its draws
     if args.after:
         from codec_input import restore
 
@@ -321,6 +347,19 @@ def main():
 
         student = load_student(args.after)[0].eval()
         codecs = sq.eval_codecs(pairs, seeds, "crf")
+        firsts = {subset: [restore(student, noisy, level, codec) for (noisy, _), level, codec
+                           in zip(items, levels[subset], codecs[subset])] for subset, items in pairs.items()}
+    if args.estimator:
+        read = firsts if saved.get("after") else {s: [noisy for noisy, _ in items] for s, items in pairs.items()}
+        blurs = {subset: [frame_descriptor(estimator, frame, saved["patch"], saved["patches"], level)
+                          for frame, level in zip(read[subset], levels[subset])]
+                 for subset in pairs}
+    name = "%s%s %dx%d%s, %s" % (
+        args.mode + " (estimated)" * bool(args.estimator), " + level" * args.level, args.size, args.size,
+        " basis" * args.basis + " whitened" * args.precondition,
+        os.path.basename(args.load) if args.load else "%d steps" % args.steps)
+    rows = [(name, None, True)]  # (label, student first or None, through the filter: True or a gate level)
+    if args.after:
         rows = [(sq.label(args.after), student, False), (sq.label(args.after) + " then " + name, student, True)]
     rows += [(label + ", skipped above level %g" % gate, first, gate)
              for gate in gates for label, first, filtered in rows[-1:]]
@@ -337,8 +376,9 @@ def main():
             x = torch.from_numpy(np.ascontiguousarray(noisy)).permute(2, 0, 1)[None].float() / 255.0
             out = x
             if first is not None:
-                restored = restore(first, noisy, levels[subset][n], codecs[subset][n])
-                out = torch.from_numpy(np.ascontiguousarray(restored)).permute(2, 0, 1)[None].float() / 255.0
+                out = torch.from_numpy(np.ascontiguousarray(firsts[subset][n])).permute(2, 0, 1)[None].float() / 255.0
+                if args.train_after:  # its statistics too are read off what it is applied to
+                    x = out
             if through:  # the filter is predicted from the input frame, applied to what came before it
                 given = torch.tensor([levels[subset][n]], dtype=torch.float32) if args.level else None
                 with torch.no_grad():

@@ -288,6 +288,9 @@ def main():
     parser.add_argument("--clip-draws", type=int, default=4, help="frames drawn per clip")
     parser.add_argument("--tiles", type=int, default=0, metavar="PX",
                         help="also score one filter per PX-pixel tile, told the tile's median flow")
+    parser.add_argument("--stage", nargs="*", default=[], metavar="FILE",
+                        help="also score the runtime's motion deblur stage (edgerestore.runtime.framefilter) with each "
+                             "of these .filter.npz files, after --after, per --tiles px tile (default 96)")
     parser.add_argument("--share-guess", default="0.4,0.65,1", metavar="S1,S2,...",
                         help="exposure shares to guess instead of the true one (default: %(default)s)")
     parser.add_argument("--train", nargs="*", default=[], choices=("share", "bounded"),
@@ -307,10 +310,12 @@ def main():
         parser.error("--after and --filter go together: a student, then a told filter")
     if (args.tiles or args.blind_filter) and not args.after:
         parser.error("--tiles and --blind-filter score filters after a student: give --after and --filter too")
-    for flag in ("photos", "estimator", "after", "filter", "blind_filter", "clips"):
-        path = getattr(args, flag)
-        if path and not os.path.exists(path):
-            parser.error("--%s %s does not exist" % (flag.replace("_", "-"), path))
+    for flag in ("photos", "estimator", "after", "filter", "blind_filter", "clips", "stage"):
+        for path in getattr(args, flag) if flag == "stage" else [getattr(args, flag)]:
+            if path and not os.path.exists(path):
+                parser.error("--%s %s does not exist" % (flag.replace("_", "-"), path))
+    if args.stage and not args.after:
+        parser.error("--stage runs after a student: give --after and --filter too")
     try:
         guesses = [float(g) for g in args.share_guess.split(",") if g.strip()]
     except ValueError:
@@ -389,6 +394,9 @@ def main():
     size = state["size"]
     model = told_filter(state)
     blind = told_filter(torch.load(args.blind_filter)) if args.blind_filter else None
+    from edgerestore.runtime.framefilter import TILE, FrameFilter, MotionDeblur
+
+    stages = [(os.path.basename(f), MotionDeblur(FrameFilter.load(f), args.tiles or TILE)) for f in args.stage]
     print("\n| %s, then a told %dx%d filter given | %s |\n|---|%s"
           % (os.path.basename(args.after), size, size, " | ".join("%s: mean gain dB (worst)" % label
                                                                     for label, _ in groups), "---|" * len(groups)))
@@ -406,6 +414,12 @@ def main():
         for predictor, method, descriptor in runs:
             restored = through(predictor, x, descriptor, level)
             gains.setdefault(method, []).append((psnr(restored, sharp) - base, group))
+        for label, stage in stages:  # the runtime's stage, as a video stream meets it: the previous frame first
+            stage.reset("draw")
+            stage.motion(previous, "draw")
+            restored = stage(first, current, "draw", level)
+            gains.setdefault("runtime stage, %s, %d-px tiles" % (label, stage.tile), []).append(
+                (psnr(restored, sharp) - base, group))
         if args.tiles:  # one filter per tile, told the tile's own motion
             flow = dense_flow(current, previous)
             reliable = consistent(flow, dense_flow(previous, current))

@@ -61,10 +61,14 @@ def progress_hooks(quiet, label):
                    "JPEG's quality; anything else is uncompressed), none, jpeg:QUALITY or h264:QP (what the "
                    "frames went through before, e.g. h264:30 for a video call's frames saved losslessly). Other "
                    "models ignore it.")
+@click.option("--deblur", default="none", show_default=True, type=click.Choice(["none", "motion"]),
+              help="motion: after the model, sharpen each moving part of a video frame along the camera's motion "
+                   "(measured between frames; still frames and single images are left alone). Needs a model "
+                   "with a motion deblur filter: nano-codec.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--no-audio", is_flag=True, help="Leave the input's audio out (by default a video's audio is "
               "copied into the restored video as it is, not re-encoded).")
-def restore(input_path, output, model, backend, threads, reference, metrics_every, noise_level, codec, quiet,
+def restore(input_path, output, model, backend, threads, reference, metrics_every, noise_level, codec, deblur, quiet,
             no_audio):
     """Restore INPUT (a video, an image or a folder of images) into OUTPUT.
 
@@ -88,7 +92,7 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
         result = run_restore(input_path, output, model, backend=backend, threads=threads,
                              reference=reference, metrics_every=metrics_every,
                              on_start=on_start, on_frame=on_frame, audio=not no_audio, noise_level=noise_level,
-                             codec=codec)
+                             codec=codec, deblur=deblur)
     finally:
         close()
     info = result["backend"]
@@ -114,4 +118,11 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
                        "camera's level with --noise-level N (`edgerestore noise-level` measures it)", err=True)
     if info.get("codec"):
         click.echo("codec: %s (last frame's strengths %s)" % (info["codec"]["setting"], info["codec"]["last"]))
+    if info.get("frame_filter"):
+        stage = info["frame_filter"]
+        click.echo("motion deblur: %d of %d frame(s) moved and were sharpened (%d tile(s) of %d px)"
+                   % (stage["frames_filtered"], result["frames"], stage["tiles_filtered"], stage["tile"]))
+        if result["frames"] < 2:
+            click.echo("note: one picture has no motion to measure: --deblur motion leaves it as the model made it",
+                       err=True)
     print_quality(result.get("quality"))

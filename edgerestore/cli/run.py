@@ -17,7 +17,8 @@ SINK_HELP = ("Where restored frames go (repeatable): display://0, file://out.mp4
 
 
 # The flags a service reads (its config file's overrides); the last four mean nothing to a one-off run.
-SERVICE_FLAGS = ("--source", "--sink", "--model", "--backend", "--providers", "--threads", "--noise-level", "--stats-every",
+SERVICE_FLAGS = ("--source", "--sink", "--model", "--backend", "--providers", "--threads", "--noise-level", "--deblur",
+                 "--stats-every",
                  "--http", "--resolution", "--log-level", "--log-file")
 SERVICE_ONLY = SERVICE_FLAGS[-4:]
 LISTS = ("--sink", "--backend", "--providers")
@@ -48,6 +49,9 @@ def stats_printer():
 @click.option("--noise-level", default=None,
               help="For a model with a noise-level input: auto (measured from the still parts of the picture, "
                    "frame to frame) or your camera's level (`edgerestore noise-level` measures it).  [default: auto]")
+@click.option("--deblur", default=None, type=click.Choice(["none", "motion"]),
+              help="motion: after the model, sharpen each moving part of a frame along the camera's motion, "
+                   "measured between frames (a model with a motion deblur filter: nano-codec).  [default: none]")
 @click.option("--stats-every", type=float, default=None, help="Seconds between JSON statistics lines.  [default: 5]")
 @click.option("--frames", "max_frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
@@ -109,7 +113,8 @@ def run(flags):
     options = RunOptions(backend=flags.backend, threads=flags.threads, providers=flags.providers,
                          stats_interval=5.0 if flags.stats_every is None else flags.stats_every,
                          on_stats=stats_printer(), max_frames=flags.max_frames, duration=flags.duration,
-                         handle_signals=True, noise_level=flags.noise_level or "auto")
+                         handle_signals=True, noise_level=flags.noise_level or "auto",
+                         deblur=flags.deblur or "none")
     bar = None
     if not flags.quiet and opened.frame_count and not flags.loop:
         from tqdm import tqdm

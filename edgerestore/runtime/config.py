@@ -285,6 +285,9 @@ FIELDS = [
     Field("model", "noise_level", "auto", _noise_level,
           "for a model with a noise-level input: \"auto\" (measured from the still parts of the picture, "
           "frame to frame) or the camera's level, a number >= 0 (`edgerestore noise-level` measures it)"),
+    Field("model", "deblur", "none", _choice(("none", "motion")),
+          "\"motion\": after the model, sharpen each moving part of a frame along the camera's motion (a model "
+          "with a motion deblur filter beside it: nano-codec); \"none\": nothing"),
     Field("model", "warmup", True, _boolean, "run a few frames through the model before the first real one"),
     Field("output", "sinks", ["null://"], _string_list(_sink_uri),
           "where restored frames go: file:///var/lib/edgerestore/out.mp4, v4l2loopback:///dev/video10, "
@@ -330,6 +333,7 @@ FLAGS = {
     "--providers": ("model", "providers"),
     "--threads": ("model", "threads"),
     "--noise-level": ("model", "noise_level"),
+    "--deblur": ("model", "deblur"),
     "--stats-every": ("logging", "stats_every"),
     "--http": ("http", "listen"),
     "--log-level": ("logging", "level"),

@@ -397,10 +397,12 @@ class FallbackBackend(object):
     the switches caused by failures, ``failures`` keeps ``(candidate label, error)`` pairs.
     """
 
-    def __init__(self, candidates, threads=None, log=None, loader=default_loader, retry=None, noise_level="auto"):
+    def __init__(self, candidates, threads=None, log=None, loader=default_loader, retry=None, noise_level="auto",
+                 deblur="none"):
         self.candidates = list(candidates)
         self.threads = threads
         self.noise_level = noise_level
+        self.deblur = deblur
         self.log = log or NullLog()
         self._loader = loader
         self.retry = retry or Backoff(10.0, 300.0)
@@ -446,6 +448,8 @@ class FallbackBackend(object):
                 backend = self._loader(candidate, self.threads)
                 if hasattr(backend, "set_noise_level"):
                     backend.set_noise_level(self.noise_level)
+                if hasattr(backend, "set_deblur"):
+                    backend.set_deblur(self.deblur)  # a candidate without the stage's filter fails: the next may have it
                 if self._size:
                     backend.warmup(*self._size)
             except Exception as exc:  # noqa: BLE001 - the next candidate may work

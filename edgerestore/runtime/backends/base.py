@@ -158,6 +158,22 @@ class Backend(object):
         self.codec_input = None  # a codec model's codec input (set by load)
         self.codec = "auto"
         self.codec_now = codecinput.strengths()
+        self.frame_filter = None  # the motion deblur stage after the model (runtime/framefilter.py)
+
+    def set_deblur(self, value):
+        """``"motion"``: run the motion deblur stage (:mod:`edgerestore.runtime.framefilter`) of the filter
+        file beside the loaded model on every restored frame of a moving video; ``"none"``: nothing."""
+        from edgerestore.runtime import framefilter
+
+        if framefilter.parse_deblur(value) == "none":
+            self.frame_filter = None
+            return self
+        path = framefilter.sidecar(self.model_path)
+        if path is None:
+            raise ConfigError("%s has no motion deblur filter (%s beside it): use --model nano-codec, which ships "
+                              "one, or --deblur none" % (self.model_path, framefilter.SUFFIX))
+        self.frame_filter = framefilter.MotionDeblur(framefilter.FrameFilter.load(path))
+        return self
 
     def set_noise_level(self, value):
         """``"auto"`` or a fixed level (:func:`parse_noise_level`); models without a level input
@@ -242,6 +258,8 @@ class Backend(object):
         """Forget the state of ``stream`` (``None``: the default stream) and its noise meter's readings;
         the next frame starts afresh."""
         self.level_meters.pop(stream, None)
+        if self.frame_filter is not None:
+            self.frame_filter.reset(stream)
         state = self.streams.get(stream)
         if state is not None and state.values is not None:
             state.values = None
@@ -252,6 +270,8 @@ class Backend(object):
         for stream in list(self.streams):
             self.reset(stream)
         self.level_meters = {}
+        if self.frame_filter is not None:
+            self.frame_filter.previous = {}
 
     def _stream_state(self, stream, image):
         """The state to run ``image`` with (a fresh one after a cut, a size change or a reset)."""
@@ -308,8 +328,16 @@ class Backend(object):
         if self.codec_input is not None:
             self.codec_now = self.codec if self.codec != "auto" else (codec or codecinput.strengths())
         if not self.state_spec and image.shape[0] * image.shape[1] > TILE_ABOVE:
-            return self._infer_tiled(image)
-        return self._infer_frame(image, stream)
+            out = self._infer_tiled(image)
+        else:
+            out = self._infer_frame(image, stream)
+        if self.frame_filter is not None:
+            start = time.perf_counter()
+            # told the frame's noise level: the model's, or measured here for a model without a level input
+            level = self.level_now if self.level_input is not None else self.stream_level(stream, image)
+            out = self.frame_filter(out, image, stream, level)
+            self.total_seconds += time.perf_counter() - start
+        return out
 
     def _infer_frame(self, image, stream):
         padded, size = pad_to_multiple(image, self.stride)
@@ -365,6 +393,10 @@ class Backend(object):
             info["noise_level"] = {"setting": self.noise_level, "last": round(float(self.level_now), 3)}
         if self.codec_input is not None:
             info["codec"] = {"setting": self.codec, "last": [round(float(v), 3) for v in self.codec_now]}
+        if self.frame_filter is not None:
+            info["frame_filter"] = {"file": self.frame_filter.path, "tile": self.frame_filter.tile,
+                                    "frames_filtered": self.frame_filter.filtered,
+                                    "tiles_filtered": self.frame_filter.tiles_filtered}
         if self.state_spec:
             info["temporal"] = {"state": [entry["input"] for entry in self.state_spec], "streams": len(self.streams),
                                 "motion_compensated": self.motion_compensated,

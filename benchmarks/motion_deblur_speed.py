@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""What the motion deblur stage (``--deblur motion``) costs per frame, against the model alone.
+
+A photo scaled to ``--size`` pans ``--speed`` px per frame (every tile moves: the stage's worst
+case), or holds still (only the flow is computed). The shipped ``nano-codec`` runs on ONNX Runtime
+with ``--threads``; each way is timed over ``--frames`` frames per round, the rounds interleaved,
+and the median ms per frame is printed with the parts of the stage (flow, blur estimate, filters)
+and this CPU's flags:
+
+    python benchmarks/motion_deblur_speed.py --photo runs/kodak/kodak-eval/kodim02.png
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from edgerestore.runtime import framefilter  # noqa: E402
+
+
+def cpu_flags():
+    """The vector extensions this CPU reports (what INT8 and FP32 speed depend on)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "neon", "asimd")
+    return " ".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512"
+
+
+def frames(photo, size, speed, count):
+    """``count`` frames of ``photo`` scaled to cover ``size`` (w, h), panning ``speed`` px per frame."""
+    import cv2
+
+    width, height = size
+    margin = int(speed * count) + 1
+    scale = max((width + margin) / photo.shape[1], height / photo.shape[0])
+    big = cv2.resize(photo, (int(np.ceil(photo.shape[1] * scale)), int(np.ceil(photo.shape[0] * scale))),
+                     interpolation=cv2.INTER_CUBIC)
+    return [np.ascontiguousarray(big[:height, int(round(k * speed)):int(round(k * speed)) + width])
+            for k in range(count)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photo", required=True, help="a photo to pan over (e.g. a Kodak image)")
+    parser.add_argument("--model", default=None, help="ONNX model with a filter beside it (default: shipped nano-codec)")
+    parser.add_argument("--size", default="1920x1080", help="frame WIDTHxHEIGHT (default: %(default)s)")
+    parser.add_argument("--speed", type=float, default=6.0, help="pan, px per frame (default: %(default)s)")
+    parser.add_argument("--frames", type=int, default=8, help="frames per round (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    import cv2
+
+    from edgerestore.runtime.backends import create_backend
+    from edgerestore.weights import shipped_path
+
+    try:
+        size = tuple(int(v) for v in args.size.lower().split("x"))
+        assert len(size) == 2 and min(size) > 0
+    except (ValueError, AssertionError):
+        parser.error("--size takes WIDTHxHEIGHT, e.g. 1920x1080")
+    photo = cv2.imread(args.photo)
+    if photo is None:
+        parser.error("%s is not a readable image" % args.photo)
+    model = args.model or shipped_path("nano-codec", ".onnx")
+    if not framefilter.sidecar(model):
+        parser.error("%s has no %s beside it" % (model, framefilter.SUFFIX))
+    cv2.setNumThreads(args.threads)
+    plain = create_backend("onnxruntime", threads=args.threads).load(model)
+    staged = create_backend("onnxruntime", threads=args.threads).load(model).set_deblur("motion")
+    panning = frames(photo[:, :, ::-1], size, args.speed, args.frames)
+    still = [panning[0]] * args.frames
+    ways = (("the model alone, panning", plain, panning), ("with the stage, panning", staged, panning),
+            ("with the stage, still", staged, still))
+    times = dict((name, []) for name, _, _ in ways)
+    for backend in (plain, staged):
+        backend.infer(panning[0])  # warm up
+    for _ in range(args.rounds):
+        for name, backend, sequence in ways:
+            backend.reset()
+            for image in sequence:
+                start = time.perf_counter()
+                backend.infer(image)
+                times[name].append(time.perf_counter() - start)
+    # the stage's parts, on the last panning pair
+    stage = staged.frame_filter
+    restored = plain.infer(panning[-1])
+    parts = {"flow": [], "blur estimate": [], "one filter per tile": []}
+    for _ in range(args.rounds):
+        stage.reset()
+        stage.motion(panning[-2], None)
+        start = time.perf_counter()
+        stage.motion(panning[-1], None)
+        parts["flow"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        stage.weights.estimate(panning[-1], 0.2)
+        parts["blur estimate"].append(time.perf_counter() - start)
+        stage.reset()
+        stage.motion(panning[-2], None)
+        start = time.perf_counter()
+        stage(restored, panning[-1], None, 0.2)
+        parts["one filter per tile"].append(time.perf_counter() - start - parts["flow"][-1] - parts["blur estimate"][-1])
+    print("%dx%d frames, pan %.3g px/frame, %s, ONNX Runtime %d threads, %d rounds x %d frames interleaved; CPU flags: %s\n"
+          % (size[0], size[1], args.speed, os.path.basename(model), args.threads, args.rounds, args.frames, cpu_flags()))
+    print("| way | median ms per frame | vs the model alone |\n|---|---|---|")
+    base = float(np.median(times[ways[0][0]]))
+    for name, _, _ in ways:
+        ms = float(np.median(times[name]))
+        print("| %s | %.1f | %.2fx the time |" % (name, 1000 * ms, ms / base))
+    print("\n| part of the stage (panning) | median ms |\n|---|---|")
+    for name, values in parts.items():
+        print("| %s | %.1f |" % (name, 1000 * float(np.median(values))))
+
+
+if __name__ == "__main__":
+    main()
