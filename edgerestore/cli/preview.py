@@ -15,9 +15,12 @@ from edgerestore.cli.run import SOURCE_HELP
 @click.option("--threads", type=int, default=None, help="Inference threads (default: all cores).")
 @click.option("--mode", type=click.Choice(["side", "split"]), default="side", show_default=True,
               help="side: raw | restored next to each other; split: one picture, a divider wipes across.")
+@click.option("--deblur", type=click.Choice(["none", "motion"]), default="none", show_default=True,
+              help="motion: after the model, sharpen each moving part of the frame along the camera's motion "
+                   "(a model with a motion deblur filter: nano-codec).")
 @click.option("--stats/--no-stats", default=False, help="Also print JSON statistics lines.")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-def preview(source, sinks, model, backend, threads, mode, stats, duration):
+def preview(source, sinks, model, backend, threads, mode, deblur, stats, duration):
     """Show the camera raw and restored, live, with backend, FPS and latency.
 
     \b
@@ -31,12 +34,13 @@ def preview(source, sinks, model, backend, threads, mode, stats, duration):
       edgerestore preview --source csi://0                 # HDMI screen of a Jetson or Pi
       edgerestore preview --source v4l2:///dev/video0 --mode split
       edgerestore preview --source test://pattern --sink http://127.0.0.1:8080   # in a browser
+      edgerestore preview --source picam://0 --model nano-codec --deblur motion   # a hand-held camera
     """
     from edgerestore.cli.run import stats_printer
     from edgerestore.runtime.preview import run_preview
 
     summary = run_preview(source, sinks, model=model, backend=backend, threads=threads, mode=mode,
                           on_stats=stats_printer() if stats else None, duration=duration,
-                          handle_signals=True)
+                          handle_signals=True, deblur=deblur)
     click.echo("%d frame(s), %s FPS, latency p50 %s ms, dropped %d" % (
         summary["frames"], summary["fps"], summary["latency_ms_p50"], summary["dropped"]), err=True)
