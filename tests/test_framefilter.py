@@ -199,3 +199,27 @@ def test_run_and_the_service_take_deblur_motion(cli, tmp_path):
         assert chain.current.frame_filter is not None
     finally:
         chain.close()
+
+
+def test_an_export_bundle_carries_the_filter_and_runs_the_stage(cli, tmp_path):
+    """`edgerestore export nano-codec` puts the filter in the bundle (hashed in the manifest); the
+    bundle's model runs --deblur motion as the shipped one does; a tampered filter is refused."""
+    import json
+
+    bundle = tmp_path / "bundle"
+    result = cli("export", "nano-codec", "--target", "cpu", "--format", "onnx", "--no-verify", "--out", bundle)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["model"]["frame_filter"] == {"source": "nano-codec.filter.npz", "file": "filter.npz"}
+    assert "filter.npz" in manifest["files"]
+    _smeared_pan(tmp_path / "pan", tmp_path / "sharp", frames=3)
+    shipped = cli("restore", tmp_path / "pan", tmp_path / "a", "--model", "nano-codec", "--deblur", "motion", "-q")
+    bundled = cli("restore", tmp_path / "pan", tmp_path / "b", "--model", bundle, "--deblur", "motion", "-q")
+    assert shipped.returncode == 0 and bundled.returncode == 0, bundled.stderr
+    assert "motion deblur: 2 of 3" in bundled.stdout
+    for name in ("000.png", "001.png", "002.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    with open(bundle / "filter.npz", "ab") as handle:
+        handle.write(b"x")
+    result = cli("restore", tmp_path / "pan", tmp_path / "c", "--model", bundle, "--deblur", "motion", check=False)
+    assert result.returncode != 0 and "filter.npz" in result.stderr

@@ -92,8 +92,14 @@ def load_model(spec: str):
     if student.config.oriented_bank:
         raise UnsupportedInputError("%s has an oriented_bank, a training prototype no export format builds yet — "
                                     "export a student trained without student.config.oriented_bank" % path.name)
-    return student.eval(), {"preset": preset, "source": path.name, "source_sha256": file_sha256(path),
-                            "config": student.config.to_dict(), "stride": student.stride}
+    from edgerestore.runtime.framefilter import sidecar
+
+    info = {"preset": preset, "source": path.name, "source_sha256": file_sha256(path),
+            "config": student.config.to_dict(), "stride": student.stride}
+    found = sidecar(path)
+    if found:  # the motion deblur stage's filter travels with the student's exports
+        info["frame_filter"] = {"source": os.path.basename(found), "file": None, "path": os.path.abspath(found)}
+    return student.eval(), info
 
 
 @dataclass
@@ -308,6 +314,13 @@ def write_manifest(job: ExportJob, plan: ExportPlan, artifacts: list, calib_meth
     for entry in artifacts:
         for name in [entry["file"]] + entry["extra_files"]:
             files[name] = file_sha256(str(job.out_dir / name))
+    found = plan.model_info.get("frame_filter")
+    if found:  # beside every artifact: --deblur motion on the board (runtime/framefilter.py)
+        from edgerestore.runtime.framefilter import BUNDLE_FILE
+
+        shutil.copyfile(found.pop("path"), str(job.out_dir / BUNDLE_FILE))
+        found["file"] = BUNDLE_FILE
+        files[BUNDLE_FILE] = file_sha256(str(job.out_dir / BUNDLE_FILE))
     target_row = plan.target
     manifest = {
         "schema": SCHEMA,

@@ -23,6 +23,9 @@ from edgerestore.errors import ConfigError
 SUFFIX = ".filter.npz"
 """A model file's frame filter sits beside it: ``model.onnx`` -> ``model.filter.npz``."""
 
+BUNDLE_FILE = "filter.npz"
+"""In an export bundle (beside ``manifest.json``) the one filter serves every artifact."""
+
 TILE = 96
 """Pixels per side of the tiles that get a filter of their own (the motion of a real scene varies
 across the frame: parallax, a wide-angle lens, things that move)."""
@@ -43,14 +46,18 @@ STRIDES = (1, 2, 2, 2, 1)
 
 
 def sidecar(model_path):
-    """The frame-filter file that goes with ``model_path`` (``.onnx``, ``.tflite``, ...), or None."""
+    """The frame-filter file that goes with ``model_path`` (``.onnx``, ``.tflite``, a ``.pt``
+    checkpoint, ...): ``<stem>.filter.npz`` beside it, or a bundle's :data:`BUNDLE_FILE`; None when none."""
     stem = str(model_path)
-    for suffix in (".trt.onnx", ".onnx", ".tflite", ".engine", ".plan"):
+    for suffix in (".trt.onnx", ".onnx", ".tflite", ".engine", ".plan", ".pt", ".pth"):
         if stem.lower().endswith(suffix):
             stem = stem[:-len(suffix)]
             break
-    path = stem + SUFFIX
-    return path if os.path.isfile(path) else None
+    folder = os.path.dirname(os.path.abspath(str(model_path)))
+    for path in (stem + SUFFIX, os.path.join(folder, BUNDLE_FILE)):
+        if os.path.isfile(path) and (path.endswith(SUFFIX) or os.path.isfile(os.path.join(folder, "manifest.json"))):
+            return path
+    return None
 
 
 def _conv3x3(x, weight, bias, stride):
