@@ -8,7 +8,7 @@ that size along its motion, capped at a whole frame interval's smear ("flow-boun
 turns it and the level into the taps of the tile's filter. A tile that did not move is left as the
 student made it, and so is a still picture (no previous frame). The file is an ``.npz`` written by
 :func:`save` from ``benchmarks/blur_estimate.py`` and ``benchmarks/global_filter.py`` checkpoints
-(``python -m edgerestore.runtime.framefilter --help``); docs/distill.md has how it was trained and
+(``python -m edgerestore.export.framefilter --help``); docs/distill.md has how it was trained and
 measured.
 """
 
@@ -98,10 +98,10 @@ class FrameFilter(object):
                 arrays = dict((key, data[key]) for key in data.files)
         except (OSError, ValueError) as exc:
             raise ConfigError("frame filter %s cannot be read (%s): write it again with "
-                              "`python -m edgerestore.runtime.framefilter`" % (path, exc))
+                              "`python -m edgerestore.export.framefilter`" % (path, exc))
         if "meta" not in arrays:
             raise ConfigError("%s is not a frame-filter file (no meta): write it with "
-                              "`python -m edgerestore.runtime.framefilter`" % path)
+                              "`python -m edgerestore.export.framefilter`" % path)
         return cls(arrays, path)
 
     def tiles(self, image):
@@ -365,35 +365,3 @@ def save(path, estimator_state, filter_state, estimator_meta, student=None):
     np.savez(tmp, **arrays)
     os.replace(tmp, str(path))
     return path
-
-
-def main(argv=None):
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m edgerestore.runtime.framefilter",
-        description="Write a frame-filter file (.filter.npz) from a blur estimator and a filter predictor "
-                    "trained after one student (needs torch).",
-        epilog="example: python -m edgerestore.runtime.framefilter runs/blur-estimator-after.pt "
-               "runs/filter.pt edgerestore/weights/nano-motion.filter.npz --student nano-codec")
-    parser.add_argument("estimator", help="benchmarks/blur_estimate.py --level --save file (with --train-after "
-                                          "STUDENT it reads the student's output)")
-    parser.add_argument("filter", help="benchmarks/global_filter.py --mode told --precondition --level --save file")
-    parser.add_argument("out", help="the .filter.npz to write (beside the student's model file: %s)" % SUFFIX)
-    parser.add_argument("--student", default=None, help="the student the filter was trained after (recorded in the file)")
-    args = parser.parse_args(argv)
-    if not args.out.endswith(SUFFIX):
-        parser.error("the output must end in %s, so the runtime finds it beside its model" % SUFFIX)
-    for path in (args.estimator, args.filter):
-        if not os.path.isfile(path):
-            parser.error("%s does not exist" % path)
-    import torch
-
-    estimator = torch.load(args.estimator)
-    predictor = torch.load(args.filter)
-    save(args.out, estimator["state_dict"], predictor["state_dict"], estimator, args.student)
-    print("wrote %s" % args.out)
-
-
-if __name__ == "__main__":
-    main()
