@@ -291,6 +291,8 @@ def main():
     parser.add_argument("--stage", nargs="*", default=[], metavar="FILE",
                         help="also score the runtime's motion deblur stage (edgerestore.runtime.framefilter) with each "
                              "of these .filter.npz files, after --after, per --tiles px tile (default 96)")
+    parser.add_argument("--stage-luma", action="store_true",
+                        help="also score each --stage with the filter's correction of the luma added to every colour")
     parser.add_argument("--share-guess", default="0.4,0.65,1", metavar="S1,S2,...",
                         help="exposure shares to guess instead of the true one (default: %(default)s)")
     parser.add_argument("--train", nargs="*", default=[], choices=("share", "bounded"),
@@ -396,7 +398,8 @@ def main():
     blind = told_filter(torch.load(args.blind_filter)) if args.blind_filter else None
     from edgerestore.runtime.framefilter import TILE, FrameFilter, MotionDeblur
 
-    stages = [(os.path.basename(f), MotionDeblur(FrameFilter.load(f), args.tiles or TILE)) for f in args.stage]
+    stages = [(os.path.basename(f) + ", luma" * luma, MotionDeblur(FrameFilter.load(f), args.tiles or TILE, luma=luma))
+              for f in args.stage for luma in (False, True)[:1 + args.stage_luma]]
     print("\n| %s, then a told %dx%d filter given | %s |\n|---|%s"
           % (os.path.basename(args.after), size, size, " | ".join("%s: mean gain dB (worst)" % label
                                                                     for label, _ in groups), "---|" * len(groups)))
