@@ -223,3 +223,18 @@ def test_an_export_bundle_carries_the_filter_and_runs_the_stage(cli, tmp_path):
         handle.write(b"x")
     result = cli("restore", tmp_path / "pan", tmp_path / "c", "--model", bundle, "--deblur", "motion", check=False)
     assert result.returncode != 0 and "filter.npz" in result.stderr
+
+
+def test_the_luma_variant_equals_the_colour_one_on_a_grey_picture(tmp_path):
+    """On a grey frame every colour is the luma, so adding the luma's correction to each colour is
+    filtering each colour (up to the last level's rounding)."""
+    grey = [np.repeat(frame.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+            for frame in (_scene(), _scene(shift_x=6))]
+    outs = []
+    for luma in (False, True):
+        stage = _stage(tmp_path, tile=32)
+        stage.luma = luma
+        stage(grey[0], grey[0], None, 0.1)
+        outs.append(stage(grey[1], grey[1], None, 0.1).astype(int))
+    assert np.abs(outs[0] - grey[1]).max() > 2  # it filtered
+    assert np.abs(outs[0] - outs[1]).max() <= 1
