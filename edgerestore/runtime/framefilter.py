@@ -53,11 +53,11 @@ def sidecar(model_path):
         if stem.lower().endswith(suffix):
             stem = stem[:-len(suffix)]
             break
+    if os.path.isfile(stem + SUFFIX):
+        return stem + SUFFIX
     folder = os.path.dirname(os.path.abspath(str(model_path)))
-    for path in (stem + SUFFIX, os.path.join(folder, BUNDLE_FILE)):
-        if os.path.isfile(path) and (path.endswith(SUFFIX) or os.path.isfile(os.path.join(folder, "manifest.json"))):
-            return path
-    return None
+    bundled = os.path.join(folder, BUNDLE_FILE)
+    return bundled if os.path.isfile(bundled) and os.path.isfile(os.path.join(folder, "manifest.json")) else None
 
 
 def _conv3x3(x, weight, bias, stride):
@@ -75,8 +75,8 @@ def _conv3x3(x, weight, bias, stride):
 
 
 class FrameFilter(object):
-    """A loaded frame-filter file: :meth:`estimate` a frame's blur, :meth:`kernel` a descriptor,
-    :meth:`apply` a kernel. ``reads``: which frame the estimator was trained on (``input`` or the
+    """A loaded frame-filter file: :meth:`estimate` a frame's blur, :meth:`kernel` a descriptor (run
+    it with :func:`filtered`). ``reads``: which frame the estimator was trained on (``input`` or the
     student's ``output``); ``student``: the student it was trained and measured after."""
 
     def __init__(self, arrays, path=None):
@@ -88,7 +88,6 @@ class FrameFilter(object):
         self.size = int(meta["size"])
         self.student = meta.get("student")
         self.reads = meta.get("reads", "input")
-        self.meta = meta
 
     @classmethod
     def load(cls, path):
@@ -144,14 +143,14 @@ class FrameFilter(object):
         taps = self.arrays["delta"] + h @ self.arrays["bank"]
         return taps.reshape(self.size, self.size).astype(np.float32)
 
-    @staticmethod
-    def apply(image, kernel):
-        """``image`` (uint8 HxWxC) through ``kernel`` on every colour, borders mirrored (not repeating
-        the edge pixel), rounded back to uint8."""
-        import cv2
 
-        out = cv2.filter2D(image, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT_101)
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+def filtered(piece, kernel):
+    """``piece`` (uint8 HxW or HxWxC, ``kernel.shape // 2`` pixels of border included) through ``kernel``
+    on every channel: uint8, rounded and saturated (float32 for a float32 piece); crop the border off."""
+    import cv2
+
+    return cv2.filter2D(piece, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
 
 
 def tile_motion(moving, frame_shape, scale, tile):
@@ -308,12 +307,11 @@ class MotionDeblur(object):
             (_, key, _), (top, bottom, left, right) = item
             piece = padded[top:bottom + 2 * half, left:right + 2 * half]
             if self.luma:
-                correction = cv2.filter2D(piece, -1, kernels[key], borderType=cv2.BORDER_REFLECT_101)[half:-half, half:-half]
+                correction = filtered(piece, kernels[key])[half:-half, half:-half]
                 sharpened = restored[top:bottom, left:right].astype(np.float32) + correction[:, :, None]
                 out[top:bottom, left:right] = np.clip(np.rint(sharpened), 0, 255).astype(np.uint8)
-                return
-            filtered = cv2.filter2D(piece, -1, kernels[key], borderType=cv2.BORDER_REFLECT_101)  # rounded, saturated
-            out[top:bottom, left:right] = filtered[half:-half, half:-half]
+            else:
+                out[top:bottom, left:right] = filtered(piece, kernels[key])[half:-half, half:-half]
 
         if self.pool is None and self.threads > 1 and len(strips) > 1:
             from concurrent.futures import ThreadPoolExecutor
