@@ -121,14 +121,7 @@ def main():
     levels = sq.eval_levels(pairs, seeds)
     frames = {subset: [noisy for noisy, _ in items] for subset, items in pairs.items()}
     if args.train_after:
-        from codec_input import restore
-
-        from edgerestore.models.checkpoint import load_student
-
-        student = load_student(args.train_after)[0].eval()
-        codecs = sq.eval_codecs(pairs, seeds, "crf")
-        frames = {subset: [restore(student, f, level, codec) for f, level, codec
-                           in zip(frames[subset], levels[subset], codecs[subset])] for subset in frames}
+        frames = gf.student_outputs(args.train_after, pairs, seeds, levels)
     print("| subset | draws | descriptor error (RMS), estimated | told zero |")
     print("|---|---|---|---|")
     for subset, (preset, keys) in seeds.items():

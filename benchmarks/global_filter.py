@@ -214,6 +214,19 @@ def through_student(path, degraded, levels, codecs):
     return out
 
 
+def student_outputs(path, pairs, seeds, levels):
+    """``{subset: [output]}``: the student checkpoint at ``path`` on each of :func:`student_quality.eval_pairs`'
+    draws, told its level and codec (an H.264 draw's CRF) as the level and codec presets' runtime is."""
+    from codec_input import restore
+
+    from edgerestore.models.checkpoint import load_student
+
+    student = load_student(path)[0].eval()
+    codecs = sq.eval_codecs(pairs, seeds, "crf")
+    return {subset: [restore(student, noisy, level, codec) for (noisy, _), level, codec
+                     in zip(items, levels[subset], codecs[subset])] for subset, items in pairs.items()}
+
+
 def add_data_arguments(parser):
     """The training data, its mix and the evaluation draws (this script's and blur_estimate.py's)."""
     parser.add_argument("--data", nargs="+", default=list(DATA), help="training folders (default: %(default)s)")
@@ -339,16 +352,7 @@ def main():
         blurs[subset] = [deg.blur_descriptor(deg.blur_moments(deg.blur_kernel(deg.sample_params(config, k))))
                          for k in keys]
     levels = sq.eval_levels(pairs, seeds)
-    firsts = {}  # subset -> the --after student's outputs of its draws
-    if args.after:
-        from codec_input import restore
-
-        from edgerestore.models.checkpoint import load_student
-
-        student = load_student(args.after)[0].eval()
-        codecs = sq.eval_codecs(pairs, seeds, "crf")
-        firsts = {subset: [restore(student, noisy, level, codec) for (noisy, _), level, codec
-                           in zip(items, levels[subset], codecs[subset])] for subset, items in pairs.items()}
+    firsts = student_outputs(args.after, pairs, seeds, levels) if args.after else {}  # subset -> its outputs
     if args.estimator:
         read = firsts if saved.get("after") else {s: [noisy for noisy, _ in items] for s, items in pairs.items()}
         blurs = {subset: [frame_descriptor(estimator, frame, saved["patch"], saved["patches"], level)
@@ -358,9 +362,9 @@ def main():
         args.mode + " (estimated)" * bool(args.estimator), " + level" * args.level, args.size, args.size,
         " basis" * args.basis + " whitened" * args.precondition,
         os.path.basename(args.load) if args.load else "%d steps" % args.steps)
-    rows = [(name, None, True)]  # (label, student first or None, through the filter: True or a gate level)
+    rows = [(name, None, True)]  # (label, after the --after student: True or None, through the filter: True or a gate)
     if args.after:
-        rows = [(sq.label(args.after), student, False), (sq.label(args.after) + " then " + name, student, True)]
+        rows = [(sq.label(args.after), True, False), (sq.label(args.after) + " then " + name, True, True)]
     rows += [(label + ", skipped above level %g" % gate, first, gate)
              for gate in gates for label, first, filtered in rows[-1:]]
     for subset, values in levels.items():

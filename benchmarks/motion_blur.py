@@ -44,15 +44,9 @@ import global_filter as gf  # noqa: E402
 
 from edgerestore import codecinput, noiselevel  # noqa: E402
 from edgerestore.distill import degrade as deg  # noqa: E402
+from edgerestore.runtime.framefilter import bounded, line_descriptor, oriented  # noqa: E402
 from edgerestore.runtime.motion import Flow, dense_flow, warp  # noqa: E402
 from edgerestore.runtime.quality import psnr  # noqa: E402
-
-
-def line_descriptor(length, angle_deg):
-    """The descriptor of a straight smear ``length`` px long at ``angle_deg``; none under half a pixel."""
-    if length < 0.5:
-        return (0.0, 0.0, 0.0)
-    return deg.blur_descriptor(deg.blur_moments(deg.linear_kernel(length, angle_deg)))
 
 
 def moved(photo, dx, dy):
@@ -137,16 +131,6 @@ def clip_draw(frames, t, rng, steps=16):
     truth = line_descriptor(math.hypot(fx, fy) * share, math.degrees(math.atan2(fy, fx)))
     previous, current, second = noisy_pair(blurred, sigma, crf, rng)
     return previous, current, second, sharp, truth, (fx, fy, share, crf)
-
-
-def oriented(size, angle):
-    """A descriptor of ``size`` elongated along ``angle_deg`` (a line's, whatever its length)."""
-    return (size, size * math.cos(2 * math.radians(angle)), size * math.sin(2 * math.radians(angle)))
-
-
-def bounded(size, speed, angle):
-    """The estimator's ``size`` along the flow's direction, at most a whole interval's smear."""
-    return oriented(min(size, line_descriptor(speed, angle)[0]), angle)
 
 
 def consistent(flow, back, tolerance=1.0):

@@ -55,6 +55,8 @@ def main():
     parser.add_argument("--frames", type=int, default=8, help="frames per round (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tiles", type=int, nargs="+", default=[framefilter.TILE],
+                        help="tile sides to time the stage at, px (default: %(default)s)")
     args = parser.parse_args()
     import cv2
 
@@ -74,13 +76,16 @@ def main():
         parser.error("%s has no %s beside it" % (model, framefilter.SUFFIX))
     cv2.setNumThreads(args.threads)
     plain = create_backend("onnxruntime", threads=args.threads).load(model)
-    staged = create_backend("onnxruntime", threads=args.threads).load(model).set_deblur("motion")
     panning = frames(photo[:, :, ::-1], size, args.speed, args.frames)
     still = [panning[0]] * args.frames
-    ways = (("the model alone, panning", plain, panning), ("with the stage, panning", staged, panning),
-            ("with the stage, still", staged, still))
+    ways = [("the model alone, panning", plain, panning)]
+    for tile in args.tiles:
+        staged = create_backend("onnxruntime", threads=args.threads).load(model).set_deblur("motion")
+        staged.frame_filter.tile = tile
+        ways += [("with the stage, %d-px tiles, panning" % tile, staged, panning),
+                 ("with the stage, %d-px tiles, still" % tile, staged, still)]
     times = dict((name, []) for name, _, _ in ways)
-    for backend in (plain, staged):
+    for _, backend, _ in ways:
         backend.infer(panning[0])  # warm up
     for _ in range(args.rounds):
         for name, backend, sequence in ways:
@@ -89,8 +94,8 @@ def main():
                 start = time.perf_counter()
                 backend.infer(image)
                 times[name].append(time.perf_counter() - start)
-    # the stage's parts, on the last panning pair
-    stage = staged.frame_filter
+    # the stage's parts, on the last panning pair, at the last tile size
+    stage = ways[-1][1].frame_filter
     restored = plain.infer(panning[-1])
     parts = {"flow": [], "blur estimate": [], "one filter per tile": []}
     for _ in range(args.rounds):
@@ -114,7 +119,7 @@ def main():
     for name, _, _ in ways:
         ms = float(np.median(times[name]))
         print("| %s | %.1f | %.2fx the time |" % (name, 1000 * ms, ms / base))
-    print("\n| part of the stage (panning) | median ms |\n|---|---|")
+    print("\n| part of the stage (panning, %d-px tiles) | median ms |\n|---|---|" % stage.tile)
     for name, values in parts.items():
         print("| %s | %.1f |" % (name, 1000 * float(np.median(values))))
 

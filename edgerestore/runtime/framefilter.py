@@ -26,7 +26,7 @@ SUFFIX = ".filter.npz"
 BUNDLE_FILE = "filter.npz"
 """In an export bundle (beside ``manifest.json``) the one filter serves every artifact."""
 
-TILE = 96
+TILE = 64
 """Pixels per side of the tiles that get a filter of their own (the motion of a real scene varies
 across the frame: parallax, a wide-angle lens, things that move)."""
 
