@@ -268,7 +268,8 @@ def main():
                         help="the hand tremor's largest speed, as a share of the drift's (0: a steady pan)")
     parser.add_argument("--stills", type=int, default=1, help="draws per photo from a camera that does not move")
     parser.add_argument("--clips", default=None, metavar="DIR",
-                        help="also real clips (*.mp4), each frame smeared along its own motion (clip_draw)")
+                        help="also real clips (*.mp4, or folders of numbered PNG frames), each frame smeared along its own "
+                             "motion (clip_draw)")
     parser.add_argument("--clip-draws", type=int, default=4, help="frames drawn per clip")
     parser.add_argument("--tiles", type=int, default=0, metavar="PX",
                         help="also score one filter per PX-pixel tile, told the tile's median flow")
@@ -346,11 +347,17 @@ def main():
             found = describe(previous, current, share, level, estimator, saved, guesses)
             rows.append((truth, found, previous, current, sharp, level, crf, share, "still" if still else "moving"))
         print("%s: %d draws" % (name, len(rows)), file=sys.stderr, flush=True)
-    clips = sorted(glob.glob(os.path.join(args.clips, "*.mp4"))) if args.clips else []
+    clips = []
+    if args.clips:  # videos, and folders of numbered frames
+        clips = sorted(glob.glob(os.path.join(args.clips, "*.mp4")) + [
+            d for d in glob.glob(os.path.join(args.clips, "*")) if os.path.isdir(d) and glob.glob(os.path.join(d, "*.png"))])
     from edgerestore.distill.data import read_video
 
     for path in clips:
-        frames = read_video(Path(path), 1, 1000)
+        if os.path.isdir(path):
+            frames = [cv2.imread(f)[:, :, ::-1].copy() for f in sorted(glob.glob(os.path.join(path, "*.png")))]
+        else:
+            frames = read_video(Path(path), 1, 1000)
         for t in np.linspace(2, len(frames) - 1, args.clip_draws).astype(int):
             previous, current, second, sharp, truth, (_, _, share, crf) = clip_draw(frames, int(t), rng)
             level = noiselevel.of_two_frames(current, second)
@@ -407,12 +414,21 @@ def main():
             restored = stage(first, current, "draw", level)
             gains.setdefault("runtime stage, %s, %d-px tiles" % (label, stage.tile), []).append(
                 (psnr(restored, sharp) - base, group))
+            stage.reset("draw")  # the same, told the exposure as a camera that reports it tells it
+            stage.motion(previous, "draw")
+            restored = stage(first, current, "draw", level, exposure=share)
+            gains.setdefault("runtime stage, %s, %d-px tiles, told the exposure" % (label, stage.tile), []).append(
+                (psnr(restored, sharp) - base, group))
         if args.tiles:  # one filter per tile, told the tile's own motion
             flow = dense_flow(current, previous)
             reliable = consistent(flow, dense_flow(previous, current))
             size = max(0.0, found[METHODS[3]][0])
             per_tile = (("flow x share", lambda length, a, share=share: line_descriptor(length * share, a)),
-                        ("flow-bounded", lambda length, a, size=size: bounded(size, length, a)))
+                        ("flow-bounded", lambda length, a, size=size: bounded(size, length, a)),
+                        # the estimate capped by the smear of the exposure, not of the whole interval: what a
+                        # camera that reports its exposure time allows
+                        ("exposure-bounded", lambda length, a, size=size, share=share: bounded(size, length * share, a)),
+                        ("bounded at half the interval", lambda length, a, size=size: bounded(size, length * 0.5, a)))
             for name, told in per_tile:
                 method = "%s, per %d-px tile" % (name, args.tiles)
                 restored = tiled(model, x, flow, args.tiles, told, level)

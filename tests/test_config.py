@@ -117,6 +117,7 @@ BAD_FIELDS = [
     ("http", 'token = "short"', "http.token", "too short"),
     ("http", 'token_file = "/no/such/token"', "http.token_file", "does not exist"),
     ("model", 'deblur = "sideways"', "model.deblur", "accepted: none, motion"),
+    ("model", "exposure = 1.5", "model.exposure", "a number > 0 and <= 1"),
     ("logging", 'level = "verbose"', "logging.level", "accepted: debug, info, warning, error"),
     ("logging", 'file = "/no/such/dir/x.log"', "logging.file", "does not exist"),
     ("logging", "stats_every = 0", "logging.stats_every", "out of range"),

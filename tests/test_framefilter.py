@@ -158,7 +158,8 @@ def test_restore_deblur_motion_sharpens_a_smeared_pan_and_leaves_its_first_frame
 
     _smeared_pan(tmp_path / "pan", tmp_path / "sharp")
     plain = cli("restore", tmp_path / "pan", tmp_path / "plain", "--model", "nano-codec", "-q")
-    staged = cli("restore", tmp_path / "pan", tmp_path / "staged", "--model", "nano-codec", "--deblur", "motion", "-q")
+    staged = cli("restore", tmp_path / "pan", tmp_path / "staged", "--model", "nano-codec", "--deblur", "motion",
+                 "--exposure", "1", "-q")  # each frame smeared over the whole frame interval
     assert plain.returncode == 0 and staged.returncode == 0, staged.stderr
     assert "motion deblur: 4 of 5 frame(s) moved" in staged.stdout
     gains = []
@@ -242,3 +243,22 @@ def test_the_luma_variant_equals_the_colour_one_on_a_grey_picture(tmp_path):
         outs.append(stage(grey[1], grey[1], None, 0.1).astype(int))
     assert np.abs(outs[0] - grey[1]).max() > 2  # it filtered
     assert np.abs(outs[0] - outs[1]).max() <= 1
+
+
+def test_the_exposure_bounds_the_smear_and_bad_values_are_one_line(tmp_path):
+    """Told a short exposure the stage leaves a slow tile alone (it cannot have smeared half a pixel)
+    and sharpens a fast one less; an exposure outside (0, 1] is a one-line error naming the fix."""
+    stage = _stage(tmp_path, tile=32)
+    first, moved = _scene(), _scene(shift_x=6)
+    outs = {}
+    for exposure in (1.0, 0.5, 0.05):
+        stage.reset()
+        stage(first, first, None, 0.1)
+        outs[exposure] = stage(moved, moved, None, 0.1, exposure=exposure)
+    assert outs[0.05] is moved  # 6 px x 0.05 = 0.3 px: left alone
+    change = dict((e, float(np.abs(outs[e].astype(int) - moved).mean())) for e in (1.0, 0.5))
+    assert change[1.0] >= change[0.5] > 0.0
+    assert framefilter.parse_exposure("auto") == "auto" and framefilter.parse_exposure("0.5") == 0.5
+    for bad in ("0", "1.5", "fast", "-0.2"):
+        with pytest.raises(ConfigError, match="0 < share <= 1"):
+            framefilter.parse_exposure(bad)

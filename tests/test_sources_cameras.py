@@ -186,7 +186,8 @@ class FakeRequest(object):
         self.released = False
 
     def get_metadata(self):
-        return {"SensorTimestamp": self.stamp_ns}
+        # picamera2's per-frame metadata: exposure and frame duration in microseconds (1/100 s of 1/30)
+        return {"SensorTimestamp": self.stamp_ns, "ExposureTime": 10000, "FrameDuration": 33333}
 
     def release(self):
         self.released = True
@@ -300,6 +301,7 @@ def test_picamera_formats_give_rgb_that_outlives_the_buffer(fmt, width):
         assert np.array_equal(frame.image, expected)  # still right after the buffer was recycled
         assert frame.image.shape == (6, width, 3) and frame.image.flags.c_contiguous
     assert frames[1].pts - frames[0].pts == pytest.approx(0.0333333, abs=1e-6)  # sensor timestamps
+    assert frames[0].exposure == pytest.approx(0.3, abs=1e-4)  # for --deblur motion: ExposureTime / FrameDuration
     assert camera.waits == [0.5, 0.5]
     source.close()
     assert camera.closed and not camera.started

@@ -65,10 +65,15 @@ def progress_hooks(quiet, label):
               help="motion: after the model, sharpen each moving part of a video frame along the camera's motion "
                    "(measured between frames; still frames and single images are left alone). Needs a model "
                    "with a motion deblur filter: nano-codec.")
+@click.option("--exposure", default="auto", show_default=True,
+              help="With --deblur motion: the camera's exposure as a share of the frame interval (1/60 s at 30 fps is 0.5), "
+                   "which bounds how far a frame can have smeared; auto: what the camera reports (picamera2), "
+                   "else 0.5.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--no-audio", is_flag=True, help="Leave the input's audio out (by default a video's audio is "
               "copied into the restored video as it is, not re-encoded).")
-def restore(input_path, output, model, backend, threads, reference, metrics_every, noise_level, codec, deblur, quiet,
+def restore(input_path, output, model, backend, threads, reference, metrics_every, noise_level, codec, deblur, exposure,
+            quiet,
             no_audio):
     """Restore INPUT (a video, an image or a folder of images) into OUTPUT.
 
@@ -92,7 +97,7 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
         result = run_restore(input_path, output, model, backend=backend, threads=threads,
                              reference=reference, metrics_every=metrics_every,
                              on_start=on_start, on_frame=on_frame, audio=not no_audio, noise_level=noise_level,
-                             codec=codec, deblur=deblur)
+                             codec=codec, deblur=deblur, exposure=exposure)
     finally:
         close()
     info = result["backend"]

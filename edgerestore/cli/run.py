@@ -17,7 +17,7 @@ SINK_HELP = ("Where restored frames go (repeatable): display://0, file://out.mp4
 
 
 # The flags a service reads (its config file's overrides); the last four mean nothing to a one-off run.
-SERVICE_FLAGS = ("--source", "--sink", "--model", "--backend", "--providers", "--threads", "--noise-level", "--deblur",
+SERVICE_FLAGS = ("--source", "--sink", "--model", "--backend", "--providers", "--threads", "--noise-level", "--deblur", "--exposure",
                  "--stats-every",
                  "--http", "--resolution", "--log-level", "--log-file")
 SERVICE_ONLY = SERVICE_FLAGS[-4:]
@@ -52,6 +52,10 @@ def stats_printer():
 @click.option("--deblur", default=None, type=click.Choice(["none", "motion"]),
               help="motion: after the model, sharpen each moving part of a frame along the camera's motion, "
                    "measured between frames (a model with a motion deblur filter: nano-codec).  [default: none]")
+@click.option("--exposure", default=None,
+              help="With --deblur motion: the camera's exposure as a share of the frame interval (1/60 s at 30 fps is 0.5), "
+                   "which bounds how far a frame can have smeared; auto: what the camera reports (picamera2), "
+                   "else 0.5." + "  [default: auto]")
 @click.option("--stats-every", type=float, default=None, help="Seconds between JSON statistics lines.  [default: 5]")
 @click.option("--frames", "max_frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
@@ -103,18 +107,20 @@ def run(flags):
         if getattr(flags, _field(flag)) is not None:
             raise click.UsageError("%s is a service option: add --service or --config FILE" % flag)
     from edgerestore.runtime.backends.base import parse_noise_level
+    from edgerestore.runtime.framefilter import parse_exposure
     from edgerestore.runtime.runner import RunOptions
     from edgerestore.runtime.runner import run as run_pipeline
     from edgerestore.runtime.sources import open_source
 
     parse_noise_level(flags.noise_level or "auto")  # a bad value fails before the camera opens
+    parse_exposure(flags.exposure)
 
     opened = open_source(flags.source, loop=True) if flags.loop else open_source(flags.source)
     options = RunOptions(backend=flags.backend, threads=flags.threads, providers=flags.providers,
                          stats_interval=5.0 if flags.stats_every is None else flags.stats_every,
                          on_stats=stats_printer(), max_frames=flags.max_frames, duration=flags.duration,
                          handle_signals=True, noise_level=flags.noise_level or "auto",
-                         deblur=flags.deblur or "none")
+                         deblur=flags.deblur or "none", exposure=flags.exposure or "auto")
     bar = None
     if not flags.quiet and opened.frame_count and not flags.loop:
         from tqdm import tqdm

@@ -81,6 +81,18 @@ def _range_text(minimum, maximum, above, noun="number"):
     return "a %s" % noun
 
 
+def _exposure(value):
+    from edgerestore.errors import ConfigError
+    from edgerestore.runtime.framefilter import parse_exposure
+
+    if isinstance(value, bool):
+        raise _Invalid("not an exposure share", "\"auto\" or a number > 0 and <= 1")
+    try:
+        return parse_exposure(value)
+    except ConfigError:
+        raise _Invalid("not an exposure share", "\"auto\" or a number > 0 and <= 1")
+
+
 def _noise_level(value):
     from edgerestore.errors import ConfigError
     from edgerestore.runtime.backends.base import parse_noise_level
@@ -288,6 +300,9 @@ FIELDS = [
     Field("model", "deblur", "none", _choice(("none", "motion")),
           "\"motion\": after the model, sharpen each moving part of a frame along the camera's motion (a model "
           "with a motion deblur filter beside it: nano-codec); \"none\": nothing"),
+    Field("model", "exposure", "auto", _exposure,
+          "with deblur = \"motion\": the camera's exposure as a share of the frame interval (1/60 s at 30 fps "
+          "is 0.5), a number > 0 and <= 1, or \"auto\" (what the camera reports, else 0.5)"),
     Field("model", "warmup", True, _boolean, "run a few frames through the model before the first real one"),
     Field("output", "sinks", ["null://"], _string_list(_sink_uri),
           "where restored frames go: file:///var/lib/edgerestore/out.mp4, v4l2loopback:///dev/video10, "
@@ -334,6 +349,7 @@ FLAGS = {
     "--threads": ("model", "threads"),
     "--noise-level": ("model", "noise_level"),
     "--deblur": ("model", "deblur"),
+    "--exposure": ("model", "exposure"),
     "--stats-every": ("logging", "stats_every"),
     "--http": ("http", "listen"),
     "--log-level": ("logging", "level"),

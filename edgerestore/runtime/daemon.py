@@ -76,7 +76,8 @@ def start_backend(config, log, size=None):
     """A started :class:`FallbackBackend` for ``config.model``; raises when nothing can run."""
     candidates, rejected = build_candidates(config.model, log, size)
     chain = FallbackBackend(candidates, threads=config.model.threads or None, log=log,
-                            noise_level=config.model.noise_level, deblur=config.model.deblur)
+                            noise_level=config.model.noise_level, deblur=config.model.deblur,
+                            exposure=config.model.exposure)
     if not candidates and rejected:
         raise BackendUnavailableError("no usable model: %s" % "; ".join(rejected))
     return chain.start(size if config.model.warmup else None)

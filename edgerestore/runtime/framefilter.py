@@ -31,7 +31,13 @@ TILE = 64
 across the frame: parallax, a wide-angle lens, things that move)."""
 
 STILL = 0.5
-"""A tile whose motion is under this many pixels per frame is left alone."""
+"""A tile whose smear (its motion per frame times the exposure's share) is under this many pixels is
+left alone."""
+
+SHARE = 0.5
+"""Where the camera does not report its exposure, a tile's blur is capped by the smear of this share of
+the frame interval at its speed. A whole interval's (1) over-sharpened real clips (docs/distill.md,
+"The motion deblur stage")."""
 
 SPEED_STEP = 0.5
 ANGLE_STEP = 7.5
@@ -220,12 +226,15 @@ class MotionDeblur(object):
     """The stage: ``stage(restored, image, stream, level)`` -> the restored frame, each moving tile
     through its own filter. ``restored``: the student's output of ``image`` (uint8 HxWx3, the input
     frame); ``stream``: which video it continues (the flow is from that stream's previous frame);
-    ``level``: the frame's noise level. :meth:`reset` forgets a stream (a cut, a reconnect).
+    ``level``: the frame's noise level; ``exposure``: the exposure's share of the frame interval where the
+    camera reports it (else ``share``: each tile's blur is at most the smear of that share of the
+    interval at its speed). :meth:`reset` forgets a stream (a cut, a reconnect).
     ``luma``: add the filter's correction of the luma to every colour (a third of the filtering; 0.03 dB
     less on moving frames, docs/distill.md)."""
 
-    def __init__(self, weights, tile=TILE, threads=None, luma=False):
+    def __init__(self, weights, tile=TILE, threads=None, luma=False, share=SHARE):
         self.weights = weights
+        self.share = float(share)
         self.tile = int(tile)
         self.luma = bool(luma)
         self.threads = int(threads or os.cpu_count() or 1)
@@ -257,12 +266,13 @@ class MotionDeblur(object):
         scale = float(image.shape[1]) / flow.field.shape[1], float(image.shape[0]) / flow.field.shape[0]
         return -flow.field * np.array(scale, np.float32), scale
 
-    def __call__(self, restored, image, stream=None, level=0.0):
+    def __call__(self, restored, image, stream=None, level=0.0, exposure=None):
         found = self.motion(image, stream)
         if found is None:
             return restored
         moving, (sx, sy) = found
         h, w = restored.shape[:2]
+        share = self.share if exposure is None else float(exposure)
         strips = {}  # (tile row, quantised motion) -> [top, bottom, left, right]: neighbours told alike share a call
         motion = tile_motion(moving, (h, w), (sy, sx), self.tile)
         for row in range(motion.shape[0]):
@@ -272,7 +282,7 @@ class MotionDeblur(object):
                 left, right = column * self.tile, min(w, (column + 1) * self.tile)
                 fx, fy = (float(v) for v in motion[row, column])
                 speed = math.hypot(fx, fy)
-                if speed < STILL:
+                if speed * share < STILL:  # it smeared less than half a pixel while the shutter was open
                     last = None
                     continue
                 # a smear along an angle and along the opposite one are the same blur
@@ -298,7 +308,7 @@ class MotionDeblur(object):
         kernels = {}
         for _, (speed_bin, angle_bin), _ in strips:
             if (speed_bin, angle_bin) not in kernels:
-                descriptor = bounded(size, speed_bin * SPEED_STEP, angle_bin * ANGLE_STEP)
+                descriptor = bounded(size, speed_bin * SPEED_STEP * share, angle_bin * ANGLE_STEP)
                 kernels[(speed_bin, angle_bin)] = self.weights.kernel(descriptor, level)
                 if self.luma:
                     kernels[(speed_bin, angle_bin)][half, half] -= 1.0  # the correction: kernel minus identity
@@ -337,6 +347,22 @@ def parse_deblur(value):
     if value not in DEBLUR:
         raise ConfigError("deblur %r: give none or motion (the motion deblur stage for moving video)" % (value,))
     return value
+
+
+def parse_exposure(value):
+    """``"auto"`` (the camera's, where it reports it; else :data:`SHARE`) or the exposure's share of the
+    frame interval, a number in (0, 1]; a one-line error names the fix."""
+    text = str("auto" if value is None else value).strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        share = float(text)
+    except ValueError:
+        share = float("nan")
+    if not 0.0 < share <= 1.0:
+        raise ConfigError("exposure %r: give auto or the exposure's share of the frame interval, 0 < share <= 1 "
+                          "(1/60 s at 30 fps is 0.5)" % (value,))
+    return share
 
 
 def save(path, estimator_state, filter_state, estimator_meta, student=None):

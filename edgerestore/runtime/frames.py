@@ -19,12 +19,15 @@ class Frame(object):
     continuity (a stream that reconnected, a file that looped): models that carry state from
     frame to frame start afresh there. ``codec`` is what the decoder read of the compression, as
     :mod:`edgerestore.codecinput` strengths (an H.264 frame's QP, a JPEG's quality), or None
-    (an uncompressed frame, or a source that cannot tell).
+    (an uncompressed frame, or a source that cannot tell). ``exposure`` is the exposure's share of the
+    frame interval (0..1) where the camera reports it (picamera2's ``ExposureTime`` over
+    ``FrameDuration``), else None: the motion deblur stage bounds the smear by it.
     """
 
-    __slots__ = ("image", "index", "pts", "captured", "raw", "discontinuity", "codec")
+    __slots__ = ("image", "index", "pts", "captured", "raw", "discontinuity", "codec", "exposure")
 
-    def __init__(self, image, index, pts=None, captured=None, raw=None, discontinuity=False, codec=None):
+    def __init__(self, image, index, pts=None, captured=None, raw=None, discontinuity=False, codec=None,
+                 exposure=None):
         self.image = image
         self.index = index
         self.pts = pts
@@ -32,11 +35,12 @@ class Frame(object):
         self.raw = raw
         self.discontinuity = discontinuity
         self.codec = codec
+        self.exposure = exposure
 
     def with_image(self, image):
         """The restored frame: same index and times, ``raw`` set to this frame's picture."""
         return Frame(image, self.index, self.pts, self.captured, raw=self.image, discontinuity=self.discontinuity,
-                     codec=self.codec)
+                     codec=self.codec, exposure=self.exposure)
 
 
 def pad_to_multiple(image, multiple):

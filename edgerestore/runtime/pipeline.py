@@ -331,7 +331,8 @@ class Pipeline(object):
                         reset()  # a reconnect, a loop, or the frames skipped while bypassed
                     bypassed = False
                     # a frame's codec strengths, where its source read them, for a codec model
-                    restored = self.backend.infer(frame.image, codec=frame.codec)
+                    # and its exposure, where the camera reported it, for the motion deblur stage
+                    restored = self.backend.infer(frame.image, codec=frame.codec, exposure=frame.exposure)
                 done = time.monotonic()
                 infer_timer.add(done - start, done)
                 if self.transform is not None:

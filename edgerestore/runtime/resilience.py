@@ -398,11 +398,12 @@ class FallbackBackend(object):
     """
 
     def __init__(self, candidates, threads=None, log=None, loader=default_loader, retry=None, noise_level="auto",
-                 deblur="none"):
+                 deblur="none", exposure="auto"):
         self.candidates = list(candidates)
         self.threads = threads
         self.noise_level = noise_level
         self.deblur = deblur
+        self.exposure = exposure
         self.log = log or NullLog()
         self._loader = loader
         self.retry = retry or Backoff(10.0, 300.0)
@@ -450,6 +451,7 @@ class FallbackBackend(object):
                     backend.set_noise_level(self.noise_level)
                 if hasattr(backend, "set_deblur"):
                     backend.set_deblur(self.deblur)  # a candidate without the stage's filter fails: the next may have it
+                    backend.set_exposure(self.exposure)
                 if self._size:
                     backend.warmup(*self._size)
             except Exception as exc:  # noqa: BLE001 - the next candidate may work
@@ -488,14 +490,14 @@ class FallbackBackend(object):
             except Exception:  # noqa: BLE001 - it crashed already
                 pass
 
-    def infer(self, image, codec=None):
+    def infer(self, image, codec=None, exposure=None):
         if self._pending is not None:
             self._take_pending()
         if self.current is None:
-            return self._bypass(image, codec)
+            return self._bypass(image, codec, exposure)
         while True:
             try:
-                out = self.current.infer(image, codec=codec)
+                out = self.current.infer(image, codec=codec, exposure=exposure)
             except Exception as exc:  # noqa: BLE001 - a crashed backend: the next one takes over
                 failed = self.candidates[self.index]
                 self.failures.append((failed.label, _one_line(exc)))
@@ -507,7 +509,7 @@ class FallbackBackend(object):
                 self._size = image.shape[:2]
                 if not self._load_from(self.index + 1):
                     self._exhaust()
-                    return self._bypass(image, codec)
+                    return self._bypass(image, codec, exposure)
                 continue
             name = self.current.name
             self.frames_by_backend[name] = self.frames_by_backend.get(name, 0) + 1
@@ -522,7 +524,7 @@ class FallbackBackend(object):
                        "retrying the backends in %.0f s" % delay, retry_in_s=round(delay, 1),
                        candidates=[c.label for c in self.candidates])
 
-    def _bypass(self, image, codec=None):
+    def _bypass(self, image, codec=None, exposure=None):
         """No backend runs: ``model = "none"``, or every candidate failed (then retried now and then)."""
         if not self.exhausted:
             return image
@@ -530,7 +532,7 @@ class FallbackBackend(object):
             self._size = image.shape[:2]
             if self._load_from(0):
                 self.retry.reset()
-                return self.infer(image, codec)
+                return self.infer(image, codec, exposure)
             self._exhaust()
         self.bypassed += 1
         return image

@@ -8,7 +8,7 @@ import os
 from edgerestore.errors import UnsupportedInputError
 from edgerestore.runtime.artifacts import load_first, resolve
 from edgerestore.runtime.backends.base import parse_codec, parse_noise_level
-from edgerestore.runtime.framefilter import parse_deblur
+from edgerestore.runtime.framefilter import parse_deblur, parse_exposure
 from edgerestore.runtime.pipeline import Pipeline
 from edgerestore.runtime.sinks import open_sink
 from edgerestore.runtime.sinks.quality import QualitySink
@@ -115,7 +115,7 @@ def check_paths(input_path, output):
 
 def restore(input_path, output, model, backend=None, threads=None, reference=None,
             metrics_every=1, on_frame=None, on_start=None, audio=True, noise_level="auto", codec="auto",
-            deblur="none"):
+            deblur="none", exposure="auto"):
     """Restore ``input_path`` into ``output`` with ``model`` (what ``--model`` takes).
 
     Returns a summary dict: ``frames``, end-to-end ``fps``, ``inference_ms`` (mean per frame),
@@ -126,17 +126,19 @@ def restore(input_path, output, model, backend=None, threads=None, reference=Non
     given (:func:`~edgerestore.runtime.backends.base.parse_noise_level`); ``codec``: what a model with a
     codec input is told (:func:`~edgerestore.runtime.backends.base.parse_codec`; ``"auto"``: what the
     source reads off each frame); ``deblur``: ``"motion"`` runs the motion deblur stage after the model
-    (:mod:`edgerestore.runtime.framefilter`).
+    (:mod:`edgerestore.runtime.framefilter`), told ``exposure`` (``"auto"`` or the share of the frame interval).
     """
     check_paths(input_path, output)
     noise_level = parse_noise_level(noise_level)
     codec = parse_codec(codec)
     deblur = parse_deblur(deblur)
+    exposure = parse_exposure(exposure)
     source = open_source(input_path)
     try:
         engine = load_backend(model, backend, threads, frame_size=source.size).set_noise_level(noise_level)
         engine.set_codec(codec)
         engine.set_deblur(deblur)
+        engine.set_exposure(exposure)
         _check_pairing(source, output)
         if on_start is not None:
             on_start(source)

@@ -44,11 +44,11 @@ RunOptions = namedtuple("RunOptions", [
     "transform", "live", "queue_size", "warmup", "bypass",  # how the pipeline runs
     "max_frames", "duration", "handle_signals",        # when it stops
     "noise_level",                                     # what a noise-level model is told
-    "deblur",                                          # the stage after the model: none or motion
+    "deblur", "exposure",                              # the stage after the model, and its exposure
 ])
 """How :func:`run` runs; every field has a default (``RunOptions()._replace(threads=2)``)."""
 RunOptions.__new__.__defaults__ = (None, None, None, 5.0, None, None, None, None, None, 2, True, False,
-                                   None, None, False, "auto", "none")
+                                   None, None, False, "auto", "none", "auto")
 
 
 def run(source, sinks, model=DEFAULT_MODEL, options=None, **changes):
@@ -73,6 +73,7 @@ def run(source, sinks, model=DEFAULT_MODEL, options=None, **changes):
         if engine is not None:
             engine.set_noise_level(opts.noise_level)
             engine.set_deblur(opts.deblur)
+            engine.set_exposure(opts.exposure)
         for sink in sinks:
             opened_sinks.append(
                 open_sink(sink, fps=opened_source.fps, size=opened_source.size) if isinstance(sink, str) else sink)

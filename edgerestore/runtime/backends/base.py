@@ -159,6 +159,7 @@ class Backend(object):
         self.codec = "auto"
         self.codec_now = codecinput.strengths()
         self.frame_filter = None  # the motion deblur stage after the model (runtime/framefilter.py)
+        self.exposure = "auto"  # what the stage is told of the exposure: the frame's, or a fixed share
 
     def set_deblur(self, value):
         """``"motion"``: run the motion deblur stage (:mod:`edgerestore.runtime.framefilter`) of the filter
@@ -173,6 +174,14 @@ class Backend(object):
             raise ConfigError("%s has no motion deblur filter (%s beside it): use --model nano-codec, which ships "
                               "one, or --deblur none" % (self.model_path, framefilter.SUFFIX))
         self.frame_filter = framefilter.MotionDeblur(framefilter.FrameFilter.load(path))
+        return self
+
+    def set_exposure(self, value):
+        """``"auto"`` (each frame's, where the camera reports it) or a fixed share of the frame interval
+        (:func:`~edgerestore.runtime.framefilter.parse_exposure`), for the motion deblur stage."""
+        from edgerestore.runtime.framefilter import parse_exposure
+
+        self.exposure = parse_exposure(value)
         return self
 
     def set_noise_level(self, value):
@@ -316,12 +325,14 @@ class Backend(object):
                 name = entry["input"]
                 state.values[name] = motion.warp_state(state.values[name], entry, flow)
 
-    def infer(self, image, stream=None, codec=None):
+    def infer(self, image, stream=None, codec=None, exposure=None):
         """Restore one RGB uint8 ``HxWx3`` frame of any size; returns a frame of the same size.
 
         A temporal model continues ``stream`` (any hashable; ``None`` = the default stream), and so
         does a noise-level model's ``"auto"`` level. ``codec``: the frame's codec strengths as its
-        source read them (:class:`~edgerestore.runtime.frames.Frame`), for a codec model's ``"auto"``.
+        source read them (:class:`~edgerestore.runtime.frames.Frame`), for a codec model's ``"auto"``;
+        ``exposure``: the exposure's share of the frame interval where the camera reports it, for the
+        motion deblur stage.
         """
         if self.level_input is not None:
             self.level_now = self.stream_level(stream, image)
@@ -335,7 +346,7 @@ class Backend(object):
             start = time.perf_counter()
             # told the frame's noise level: the model's, or measured here for a model without a level input
             level = self.level_now if self.level_input is not None else self.stream_level(stream, image)
-            out = self.frame_filter(out, image, stream, level)
+            out = self.frame_filter(out, image, stream, level, exposure if self.exposure == "auto" else self.exposure)
             self.total_seconds += time.perf_counter() - start
         return out
 

@@ -29,7 +29,8 @@ class LiveSource(Source):
         self._t0 = time.monotonic()
 
     def _read(self):
-        """``(rgb_image, pts_seconds_or_None)``, or ``None`` when no frame came in time."""
+        """``(rgb_image, pts_seconds_or_None)``, or ``None`` when no frame came in time; a source may add
+        the frame's codec strengths and its exposure's share of the frame interval (or None for either)."""
         raise NotImplementedError
 
     def _release(self):
@@ -53,7 +54,8 @@ class LiveSource(Source):
             if pts is None:
                 pts = time.monotonic() - self._t0
             # a decoding source may add what its codec did to the frame (edgerestore.codecinput)
-            yield Frame(image, index, pts, discontinuity=self.discontinuity, codec=got[2] if len(got) > 2 else None)
+            yield Frame(image, index, pts, discontinuity=self.discontinuity, codec=got[2] if len(got) > 2 else None,
+                        exposure=got[3] if len(got) > 3 else None)
             self.discontinuity = False
             index += 1
 

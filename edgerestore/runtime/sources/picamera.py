@@ -23,6 +23,15 @@ DEFAULT_FORMAT = "XBGR8888"
 LIST_HINT = "`rpicam-hello --list-cameras` (libcamera-hello on older Raspberry Pi OS) lists cameras"
 
 
+def exposure_share(metadata):
+    """The exposure's share of the frame interval from a request's metadata (``ExposureTime`` and
+    ``FrameDuration``, both microseconds), within 0..1; None when either is missing."""
+    exposure, duration = metadata.get("ExposureTime"), metadata.get("FrameDuration")
+    if not exposure or not duration or duration <= 0:
+        return None
+    return min(1.0, max(0.0, float(exposure) / float(duration)))
+
+
 def owned_rgb(array, order):
     """RGB uint8 from a camera buffer view in one copy, never a view of the buffer itself."""
     out = as_rgb(array, order)
@@ -112,15 +121,17 @@ class PicameraSource(LiveSource):
         try:
             with self._module.MappedArray(request, "main") as mapped:
                 image = owned_rgb(mapped.array, self.order)
-            pts = None
+            pts = exposure = None
             try:
-                stamp = request.get_metadata().get("SensorTimestamp")
+                metadata = request.get_metadata()
+                stamp = metadata.get("SensorTimestamp")
                 pts = stamp / 1e9 if stamp else None
+                exposure = exposure_share(metadata)
             except Exception:
                 pts = None
         finally:
             request.release()  # give the buffer back to the camera at once
-        return image, pts
+        return image, pts, None, exposure
 
     def _release(self):
         try:
