@@ -81,28 +81,28 @@ def _range_text(minimum, maximum, above, noun="number"):
     return "a %s" % noun
 
 
-def _exposure(value):
-    from edgerestore.errors import ConfigError
-    from edgerestore.runtime.framefilter import parse_exposure
+def _parsed(where, what, accepted):
+    """A field checked by the runtime's own parser ``where`` (``"module:function"``, imported when a value
+    is checked), whose one-line error becomes ``what`` with ``accepted``; true/false are refused."""
+    def check(value):
+        import importlib
 
-    if isinstance(value, bool):
-        raise _Invalid("not an exposure share", "\"auto\" or a number > 0 and <= 1")
-    try:
-        return parse_exposure(value)
-    except ConfigError:
-        raise _Invalid("not an exposure share", "\"auto\" or a number > 0 and <= 1")
+        from edgerestore.errors import ConfigError
+
+        module, name = where.split(":")
+        if isinstance(value, bool):
+            raise _Invalid(what, accepted)
+        try:
+            return getattr(importlib.import_module(module), name)(value)
+        except ConfigError:
+            raise _Invalid(what, accepted)
+    return check
 
 
-def _noise_level(value):
-    from edgerestore.errors import ConfigError
-    from edgerestore.runtime.backends.base import parse_noise_level
-
-    if isinstance(value, bool):
-        raise _Invalid("not a noise level", "\"auto\" or a number >= 0")
-    try:
-        return parse_noise_level(value)
-    except ConfigError:
-        raise _Invalid("not a noise level", "\"auto\" or a number >= 0")
+_exposure = _parsed("edgerestore.runtime.framefilter:parse_exposure", "not an exposure share",
+                    "\"auto\" or a number > 0 and <= 1")
+_noise_level = _parsed("edgerestore.runtime.backends.base:parse_noise_level", "not a noise level",
+                       "\"auto\" or a number >= 0")
 
 
 def _boolean(value):
