@@ -18,9 +18,12 @@ from edgerestore.cli.run import SOURCE_HELP
 @click.option("--deblur", type=click.Choice(["none", "motion"]), default="none", show_default=True,
               help="motion: after the model, sharpen each moving part of the frame along the camera's motion "
                    "(a model with a motion deblur filter: nano-codec).")
+@click.option("--exposure", default="auto", show_default=True,
+              help="With --deblur motion: the camera's exposure as a share of the frame interval (1/60 s at 30 fps "
+                   "is 0.5); auto: what the camera reports (picamera2), else 0.5.")
 @click.option("--stats/--no-stats", default=False, help="Also print JSON statistics lines.")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-def preview(source, sinks, model, backend, threads, mode, deblur, stats, duration):
+def preview(source, sinks, model, backend, threads, mode, deblur, exposure, stats, duration):
     """Show the camera raw and restored, live, with backend, FPS and latency.
 
     \b
@@ -41,6 +44,6 @@ def preview(source, sinks, model, backend, threads, mode, deblur, stats, duratio
 
     summary = run_preview(source, sinks, model=model, backend=backend, threads=threads, mode=mode,
                           on_stats=stats_printer() if stats else None, duration=duration,
-                          handle_signals=True, deblur=deblur)
+                          handle_signals=True, deblur=deblur, exposure=exposure)
     click.echo("%d frame(s), %s FPS, latency p50 %s ms, dropped %d" % (
         summary["frames"], summary["fps"], summary["latency_ms_p50"], summary["dropped"]), err=True)
