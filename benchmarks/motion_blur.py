@@ -188,7 +188,7 @@ def through(model, x, descriptor, level):
 
 
 METHODS = ("flow, share known", "flow direction, estimated size", "flow-bounded estimate", "patch estimator",
-           "no blur")
+           "no blur", "bounded at half the interval")
 
 
 def describe(previous, current, share, level, estimator, saved, guesses=(), patches=None):
@@ -203,7 +203,7 @@ def describe(previous, current, share, level, estimator, saved, guesses=(), patc
     patch = frame_descriptor(estimator, current, saved["patch"], patches or saved["patches"], level)
     size = max(0.0, patch[0])
     found = dict(zip(METHODS, (line_descriptor(speed * share, angle), oriented(size, angle),
-                               bounded(size, speed, angle), patch, (0.0, 0.0, 0.0))))
+                               bounded(size, speed, angle), patch, (0.0, 0.0, 0.0), bounded(size, speed * 0.5, angle))))
     found.update(("flow, share %g" % g, line_descriptor(speed * g, angle)) for g in guesses)
     return found
 
@@ -280,10 +280,11 @@ def main():
                         help="also score each --stage with the filter's correction of the luma added to every colour")
     parser.add_argument("--share-guess", default="0.4,0.65,1", metavar="S1,S2,...",
                         help="exposure shares to guess instead of the true one (default: %(default)s)")
-    parser.add_argument("--train", nargs="*", default=[], choices=("share", "bounded"),
+    parser.add_argument("--train", nargs="*", default=[], choices=("share", "bounded", "half"),
                         help="also train a told filter on motion-blurred crops of the --data photos, given a "
-                             "line along the flow x the true share ('share') or the flow-bounded estimate "
-                             "('bounded'), and score it given the same")
+                             "line along the flow x the true share ('share'), the flow-bounded estimate "
+                             "('bounded') or the estimate bounded at half the interval ('half', the runtime "
+                             "stage's default), and score it given the same")
     parser.add_argument("--train-after", action="store_true",
                         help="train on the --after student's outputs (what the filter is applied to), not on the "
                              "degraded crops")
@@ -326,7 +327,7 @@ def main():
             xs = np.stack([restore(first, x, level, codecinput.strengths("h264", h264_qp=float(crf)))
                            for x, level, crf in zip(xs, levels, crfs)])
         for kind in args.train:
-            key = METHODS[0] if kind == "share" else METHODS[2]
+            key = {"share": METHODS[0], "bounded": METHODS[2], "half": METHODS[5]}[kind]
             label = "%s, the filter trained on it%s" % (key, " after the student" * args.train_after)
             trained[label] = (train_filter(xs, ys, levels, [f[key] for f in found], args.steps), key)
             if args.save:
