@@ -87,6 +87,7 @@ def restore(input_path, output, model, backend, threads, reference, metrics_ever
       edgerestore restore call.mp4 call_restored.mp4
       edgerestore restore frames/ restored/ --model small
       edgerestore restore blurry.png sharp.png --reference clean.png
+      edgerestore restore shaky.mp4 out.mp4 --model nano-codec --deblur motion
     """
     from edgerestore.runtime.restore import check_paths
     from edgerestore.runtime.restore import restore as run_restore
