@@ -27,6 +27,7 @@ import global_filter as gf  # noqa: E402
 import student_quality as sq  # noqa: E402
 
 from edgerestore.distill import degrade as deg  # noqa: E402
+from edgerestore.runtime.framefilter import detailed_tiles  # noqa: E402
 
 
 class Estimator(torch.nn.Module):
@@ -62,12 +63,7 @@ def frame_descriptor(model: Estimator, image: np.ndarray, patch: int = 64, patch
                      level: float = 0.0) -> tuple:
     """The mean estimate over the ``patches`` most detailed ``patch``-pixel tiles of ``image`` (uint8
     HWC); ``level``: the frame's noise level, for an estimator told it."""
-    h, w = image.shape[:2]
-    tiles = [image[y:y + patch, x:x + patch] for y in range(0, h - patch + 1, patch)
-             for x in range(0, w - patch + 1, patch)]
-    detail = [float(np.abs(np.diff(t.astype(np.float32), axis=1)).mean()) for t in tiles]
-    chosen = [tiles[i] for i in np.argsort(detail)[::-1][:patches]]
-    x = torch.from_numpy(np.stack(chosen)).permute(0, 3, 1, 2).float() / 255.0
+    x = torch.from_numpy(detailed_tiles(image, patch, patches)).permute(0, 3, 1, 2)
     with torch.no_grad():
         return tuple(float(v) for v in model(x, torch.tensor([level], dtype=torch.float32)).mean(0))
 

@@ -43,6 +43,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import global_filter as gf  # noqa: E402
 
 from edgerestore import codecinput, noiselevel  # noqa: E402
+from edgerestore.blurkernel import kernel_size, splat  # noqa: E402
 from edgerestore.distill import degrade as deg  # noqa: E402
 from edgerestore.runtime.framefilter import bounded, line_descriptor, oriented  # noqa: E402
 from edgerestore.runtime.motion import Flow, dense_flow, warp  # noqa: E402
@@ -64,7 +65,7 @@ def smear(path, start, end):
     extent = float(np.abs(points - centre).max())
     if extent < 0.05:
         return np.ones((1, 1), np.float32), centre
-    kernel = deg._splat(points - centre, deg._kernel_size(2.0 * extent))
+    kernel = splat(points - centre, kernel_size(2.0 * extent))
     return (kernel / kernel.sum()).astype(np.float32), centre
 
 

@@ -19,18 +19,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from edgerestore.devices.detect import vector_flags  # noqa: E402
 from edgerestore.runtime import framefilter  # noqa: E402
-
-
-def cpu_flags():
-    """The vector extensions this CPU reports (what INT8 and FP32 speed depend on)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
-    except OSError:
-        return "unknown"
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "neon", "asimd")
-    return " ".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512"
 
 
 def frames(photo, size, speed, count):
@@ -113,7 +103,7 @@ def main():
         stage(restored, panning[-1], None, 0.2)
         parts["one filter per tile"].append(time.perf_counter() - start - parts["flow"][-1] - parts["blur estimate"][-1])
     print("%dx%d frames, pan %.3g px/frame, %s, ONNX Runtime %d threads, %d rounds x %d frames interleaved; CPU flags: %s\n"
-          % (size[0], size[1], args.speed, os.path.basename(model), args.threads, args.rounds, args.frames, cpu_flags()))
+          % (size[0], size[1], args.speed, os.path.basename(model), args.threads, args.rounds, args.frames, " ".join(vector_flags()) or "none of the vector extensions"))
     print("| way | median ms per frame | vs the model alone |\n|---|---|---|")
     base = float(np.median(times[ways[0][0]]))
     for name, _, _ in ways:

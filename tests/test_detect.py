@@ -144,6 +144,16 @@ def test_generic_pc_and_missing_everything(tmp_path):
         "temperature_c": None, "zones": {}, "cpu_mhz": None, "throttled": None}
 
 
+def test_vector_flags_of_an_x86_and_an_arm_cpu(tmp_path):
+    """The CPU features speed is reported with (benchmarks print them beside their figures)."""
+    x86 = _tree(tmp_path / "x86", {"/proc/cpuinfo": "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f "
+                                                     "avx512bw avx512_vnni\n"})
+    arm = _tree(tmp_path / "arm", {"/proc/cpuinfo": "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"})
+    assert detect.vector_flags(str(x86)) == ["avx2", "fma", "avx512f", "avx512_vnni"]
+    assert detect.vector_flags(str(arm)) == ["asimd"]
+    assert detect.vector_flags(str(tmp_path / "nothing")) == []
+
+
 @pytest.mark.parametrize("text, expected", [
     ("# R32 (release), REVISION: 6.1, GCID: 27863751", "32.6.1"),
     ("# R36 (release), REVISION: 4.3, GCID: 38968081", "36.4.3"),

@@ -2,7 +2,7 @@
 
 import click
 
-from edgerestore.cli.run import SOURCE_HELP
+from edgerestore.cli.run import DEBLUR_HELP, EXPOSURE_HELP, SOURCE_HELP
 
 
 @click.command()
@@ -15,12 +15,8 @@ from edgerestore.cli.run import SOURCE_HELP
 @click.option("--threads", type=int, default=None, help="Inference threads (default: all cores).")
 @click.option("--mode", type=click.Choice(["side", "split"]), default="side", show_default=True,
               help="side: raw | restored next to each other; split: one picture, a divider wipes across.")
-@click.option("--deblur", type=click.Choice(["none", "motion"]), default="none", show_default=True,
-              help="motion: after the model, sharpen each moving part of the frame along the camera's motion "
-                   "(a model with a motion deblur filter: nano-codec).")
-@click.option("--exposure", default="auto", show_default=True,
-              help="With --deblur motion: the camera's exposure as a share of the frame interval (1/60 s at 30 fps "
-                   "is 0.5); auto: what the camera reports (picamera2), else 0.5.")
+@click.option("--deblur", type=click.Choice(["none", "motion"]), default="none", show_default=True, help=DEBLUR_HELP)
+@click.option("--exposure", default="auto", show_default=True, help=EXPOSURE_HELP)
 @click.option("--stats/--no-stats", default=False, help="Also print JSON statistics lines.")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 def preview(source, sinks, model, backend, threads, mode, deblur, exposure, stats, duration):

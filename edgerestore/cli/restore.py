@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from edgerestore.cli.run import DEBLUR_HELP, EXPOSURE_HELP
+
 
 def print_quality(quality, echo=click.echo):
     """The before/after table of a quality block (``restore --reference`` and the demo)."""
@@ -61,14 +63,8 @@ def progress_hooks(quiet, label):
                    "JPEG's quality; anything else is uncompressed), none, jpeg:QUALITY or h264:QP (what the "
                    "frames went through before, e.g. h264:30 for a video call's frames saved losslessly). Other "
                    "models ignore it.")
-@click.option("--deblur", default="none", show_default=True, type=click.Choice(["none", "motion"]),
-              help="motion: after the model, sharpen each moving part of a video frame along the camera's motion "
-                   "(measured between frames; still frames and single images are left alone). Needs a model "
-                   "with a motion deblur filter: nano-codec.")
-@click.option("--exposure", default="auto", show_default=True,
-              help="With --deblur motion: the camera's exposure as a share of the frame interval (1/60 s at 30 fps is 0.5), "
-                   "which bounds how far a frame can have smeared; auto: what the camera reports (picamera2), "
-                   "else 0.5.")
+@click.option("--deblur", default="none", show_default=True, type=click.Choice(["none", "motion"]), help=DEBLUR_HELP)
+@click.option("--exposure", default="auto", show_default=True, help=EXPOSURE_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--no-audio", is_flag=True, help="Leave the input's audio out (by default a video's audio is "
               "copied into the restored video as it is, not re-encoded).")

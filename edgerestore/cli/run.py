@@ -12,6 +12,12 @@ from edgerestore.cli.flags import flags_object
 
 SOURCE_HELP = ("Where frames come from: a video file or image folder, v4l2:///dev/video0, csi://0, "
                "picam://0, rtsp://..., test://pattern?size=1280x720&fps=30.")
+DEBLUR_HELP = ("motion: after the model, sharpen each moving part of a video frame along the camera's motion, "
+               "measured between frames (still frames and single images are left alone). Needs a model with a "
+               "motion deblur filter: nano-codec.")
+EXPOSURE_HELP = ("With --deblur motion: the camera's exposure as a share of the frame interval (1/60 s at 30 fps is "
+                 "0.5), which bounds how far a frame can have smeared; auto: what the camera reports (picamera2), "
+                 "else 0.5.")
 SINK_HELP = ("Where restored frames go (repeatable): display://0, file://out.mp4, http://127.0.0.1:8080, "
              "v4l2loopback:///dev/video10, null://.")
 
@@ -49,13 +55,8 @@ def stats_printer():
 @click.option("--noise-level", default=None,
               help="For a model with a noise-level input: auto (measured from the still parts of the picture, "
                    "frame to frame) or your camera's level (`edgerestore noise-level` measures it).  [default: auto]")
-@click.option("--deblur", default=None, type=click.Choice(["none", "motion"]),
-              help="motion: after the model, sharpen each moving part of a frame along the camera's motion, "
-                   "measured between frames (a model with a motion deblur filter: nano-codec).  [default: none]")
-@click.option("--exposure", default=None,
-              help="With --deblur motion: the camera's exposure as a share of the frame interval (1/60 s at 30 fps is 0.5), "
-                   "which bounds how far a frame can have smeared; auto: what the camera reports (picamera2), "
-                   "else 0.5." + "  [default: auto]")
+@click.option("--deblur", default=None, type=click.Choice(["none", "motion"]), help=DEBLUR_HELP + "  [default: none]")
+@click.option("--exposure", default=None, help=EXPOSURE_HELP + "  [default: auto]")
 @click.option("--stats-every", type=float, default=None, help="Seconds between JSON statistics lines.  [default: 5]")
 @click.option("--frames", "max_frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")

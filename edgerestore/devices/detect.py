@@ -116,6 +116,17 @@ def _cpuinfo_fields(root):
     return fields, processors
 
 
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "neon", "asimd", "asimddp", "fphp")
+"""The CPU features FP32 and INT8 inference speed hangs on (x86 ``flags``, ARM ``Features``)."""
+
+
+def vector_flags(root="/"):
+    """Which of :data:`VECTOR_FLAGS` this CPU reports in /proc/cpuinfo (an empty list where it says none)."""
+    fields, _ = _cpuinfo_fields(root)
+    have = set((fields.get("flags") or fields.get("Features") or "").split())
+    return [flag for flag in VECTOR_FLAGS if flag in have]
+
+
 def _khz_to_mhz(text):
     try:
         return int(text) // 1000

@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from edgerestore.blurkernel import blur_descriptor, blur_moments, linear_kernel
 from edgerestore.errors import ConfigError
 
 SUFFIX = ".filter.npz"
@@ -43,9 +44,6 @@ SPEED_STEP = 0.5
 ANGLE_STEP = 7.5
 """A tile's motion is rounded to these (px per frame, degrees): neighbours that move alike get one
 filter and one OpenCV call (a pan: one per row of tiles)."""
-
-BLUR_UNIT = 10.0
-"""Pixels² per unit of blur descriptor (as ``edgerestore.distill.degrade.BLUR_UNIT``)."""
 
 STRIDES = (1, 2, 2, 2, 1)
 """The estimator's 3x3 convolutions (each followed by a ReLU): their strides."""
@@ -80,6 +78,28 @@ def _conv3x3(x, weight, bias, stride):
     return (columns @ kernel + bias).reshape(n, out_h, out_w, -1)
 
 
+def detailed_tiles(image, patch, count):
+    """The ``count`` most detailed ``patch``-pixel tiles of ``image`` (uint8 HxWx3) on a grid (most
+    absolute step across first), as float32 [N,P,P,3] in 0..1 (a frame smaller than one tile: the
+    whole frame). What the blur estimator reads, here and in ``benchmarks/blur_estimate.py``."""
+    p = patch
+    h, w = image.shape[:2]
+    if h < p or w < p:
+        return image[None].astype(np.float32) / 255.0
+    import cv2
+
+    ny, nx = h // p, w // p
+    core = np.ascontiguousarray(image[:ny * p, :nx * p])
+    steps = np.zeros(core.shape, np.uint8)
+    steps[:, 1:] = cv2.absdiff(core[:, 1:], core[:, :-1])
+    steps[:, ::p] = 0  # a step across a tile's left edge is not the tile's
+    # each tile's total absolute step across, inside the tile (row-major tile order)
+    detail = steps.reshape(ny, p, nx, p * steps.shape[2]).sum(axis=(1, 3), dtype=np.int64).reshape(-1)
+    chosen = np.argsort(detail)[::-1][:count]
+    tiles = [core[(i // nx) * p:(i // nx + 1) * p, (i % nx) * p:(i % nx + 1) * p] for i in chosen]
+    return np.stack(tiles).astype(np.float32) / 255.0
+
+
 class FrameFilter(object):
     """A loaded frame-filter file: :meth:`estimate` a frame's blur, :meth:`kernel` a descriptor (run
     it with :func:`filtered`). ``reads``: which frame the estimator was trained on (``input`` or the
@@ -110,24 +130,8 @@ class FrameFilter(object):
         return cls(arrays, path)
 
     def tiles(self, image):
-        """The ``patches`` most detailed ``patch``-pixel tiles of ``image`` (uint8 HxWx3) on a grid,
-        as float32 [N,P,P,3] in 0..1 (a frame smaller than one tile: the whole frame)."""
-        p = self.patch
-        h, w = image.shape[:2]
-        if h < p or w < p:
-            return image[None].astype(np.float32) / 255.0
-        import cv2
-
-        ny, nx = h // p, w // p
-        core = np.ascontiguousarray(image[:ny * p, :nx * p])
-        steps = np.zeros(core.shape, np.uint8)
-        steps[:, 1:] = cv2.absdiff(core[:, 1:], core[:, :-1])
-        steps[:, ::p] = 0  # a step across a tile's left edge is not the tile's
-        # each tile's total absolute step across, inside the tile (row-major tile order)
-        detail = steps.reshape(ny, p, nx, p * steps.shape[2]).sum(axis=(1, 3), dtype=np.int64).reshape(-1)
-        chosen = np.argsort(detail)[::-1][:self.patches]
-        tiles = [core[(i // nx) * p:(i // nx + 1) * p, (i % nx) * p:(i % nx + 1) * p] for i in chosen]
-        return np.stack(tiles).astype(np.float32) / 255.0
+        """:func:`detailed_tiles` of ``image``, as this estimator reads it."""
+        return detailed_tiles(image, self.patch, self.patches)
 
     def estimate(self, image, level=0.0):
         """The blur descriptor of ``image`` (3 floats: size and two elongations), told its noise level."""
@@ -187,29 +191,10 @@ def tile_motion(moving, frame_shape, scale, tile):
 
 def line_descriptor(length, angle_deg):
     """The blur descriptor (size, elongation along x/y, along the diagonals) of a straight smear
-    ``length`` px long at ``angle_deg``, rasterised as the trainer draws it
-    (``edgerestore.distill.degrade.linear_kernel``); none under :data:`STILL` px."""
+    ``length`` px long at ``angle_deg``, drawn as the trainer draws it; none under :data:`STILL` px."""
     if length < STILL:
         return (0.0, 0.0, 0.0)
-    steps = max(2, int(length * 8))
-    t = np.linspace(-0.5, 0.5, steps) * length
-    theta = math.radians(angle_deg)
-    size = int(math.ceil(length)) + 3
-    size += 1 - size % 2
-    shifted = np.stack([t * math.cos(theta), t * math.sin(theta)], axis=1) + (size - 1) / 2.0
-    base = np.floor(shifted).astype(np.int64)
-    frac = shifted - base
-    kernel = np.zeros((size, size), np.float64)
-    for dx in (0, 1):
-        for dy in (0, 1):
-            weight = (frac[:, 0] if dx else 1 - frac[:, 0]) * (frac[:, 1] if dy else 1 - frac[:, 1])
-            np.add.at(kernel, (base[:, 1] + dy, base[:, 0] + dx), weight)
-    k = kernel / kernel.sum()
-    ys, xs = np.mgrid[:size, :size]
-    mx, my = float((k * xs).sum()), float((k * ys).sum())
-    cxx, cyy = float((k * (xs - mx) ** 2).sum()), float((k * (ys - my) ** 2).sum())
-    cxy = float((k * (xs - mx) * (ys - my)).sum())
-    return (cxx + cyy) / BLUR_UNIT, (cxx - cyy) / BLUR_UNIT, 2.0 * cxy / BLUR_UNIT
+    return blur_descriptor(blur_moments(linear_kernel(length, angle_deg)))
 
 
 def oriented(size, angle_deg):
@@ -246,7 +231,11 @@ class MotionDeblur(object):
         self.tiles_filtered = 0
 
     def reset(self, stream=None):
+        """Forget ``stream``'s previous frame: its next frame is left alone (nothing to measure against)."""
         self.previous.pop(stream, None)
+
+    def reset_all(self):
+        self.previous = {}
 
     def motion(self, image, stream):
         """``HxWx2`` float32 motion of ``image`` since the stream's previous frame (frame pixels, from the

@@ -280,7 +280,7 @@ class Backend(object):
             self.reset(stream)
         self.level_meters = {}
         if self.frame_filter is not None:
-            self.frame_filter.previous = {}
+            self.frame_filter.reset_all()
 
     def _stream_state(self, stream, image):
         """The state to run ``image`` with (a fresh one after a cut, a size change or a reset)."""
