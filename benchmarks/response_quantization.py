@@ -3,9 +3,9 @@
 
 ``parity``: for each preset's shipped weights, the core's parity (dB, corrections of the quantized
 core against the float core's on the package's calibration crops) with the response convolution's
-weights in each mode of ``quantize.RESPONSES`` (7-bit int8, 8-bit uint8, float), and with 8-bit
-*int8* weights (``--int8-8bit``: what a VNNI CPU would allow; AVX2 ones may saturate them). The
-exporter takes the first mode at or over ``quantize.RESPONSES_PARITY``.
+weights quantized each way of :data:`VARIANTS` (7-bit and 8-bit int8, 8-bit uint8, each tap rounded
+to its nearest step or each filter keeping its float sum; float), and what the exporter picks: the
+first mode of ``quantize.RESPONSES`` at or over ``quantize.RESPONSES_PARITY``.
 
 ``layouts``: 1080p ONNX Runtime time of single-node graphs that compute a 3x3 per-colour filter's
 responses of the uint8 frame at stride 4: the dense 6x6 kernel the exporter uses, a 3-group one,
@@ -27,10 +27,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def parity(presets, int8_8bit=False, size=(720, 1280)):
+VARIANTS = (
+    # (column, mode, all 8 bits, keep each filter's sum)
+    ("int8 7-bit, nearest", "int8", False, False),
+    ("int8 7-bit", "int8", False, True),
+    ("int8 8-bit", "int8", True, True),
+    ("uint8, nearest", "uint8", False, False),
+    ("uint8", "uint8", False, True),
+    ("float", "float", False, False),
+)
+"""The response weights' quantizations compared: "nearest" rounds each tap to its nearest step (the
+exporter before stop 35); the others keep each filter's float sum (``quantize._keep_response_sums``)."""
+
+
+def parity(presets, size=(720, 1280)):
     import onnx
-    import onnxruntime.quantization as ort_quantization
-    from onnxruntime.quantization import QuantType
 
     from edgerestore.export import calibration, quantize
     from edgerestore.models.checkpoint import load_student
@@ -38,8 +49,8 @@ def parity(presets, int8_8bit=False, size=(720, 1280)):
     warnings.simplefilter("ignore")
     frames = calibration.build(size=size).frames
     weights = Path(__file__).resolve().parents[1] / "edgerestore" / "weights"
-    print("| preset | " + " | ".join(quantize.RESPONSES) + (" | int8 (8-bit)" if int8_8bit else "") + " | exporter |")
-    print("|---|" + "---|" * (len(quantize.RESPONSES) + 1 + int(int8_8bit)))
+    print("| preset | " + " | ".join(v[0] for v in VARIANTS) + " | exporter |")
+    print("|---|" + "---|" * (len(VARIANTS) + 1))
     for name in presets:
         student, _ = load_student(weights / ("%s.pt" % name))
         if not student.config.filter_bases:
@@ -49,28 +60,22 @@ def parity(presets, int8_8bit=False, size=(720, 1280)):
             core, qcore = Path(tmp) / "core.onnx", Path(tmp) / "core-q.onnx"
             quantize._export_core(student, core, 13)
             feeds = quantize.calibration_feeds(student, quantize.calibration_crops(frames, student.stride))
-            row = {}
+            convs = [n for n in onnx.load(str(core)).graph.node if quantize.PLANAR_INPUT in n.input]
+            row = []
+            for _, mode, eight_bit, keep in VARIANTS:
+                quantize._quantize_static(core, qcore, feeds, "percentile", mode, convs, eight_bit)
+                note = ""
+                if keep:
+                    steps = quantize._keep_response_sums(core, qcore, [n.name for n in convs])
+                    note = "" if not eight_bit or all(map(quantize.pairs_unsaturable, steps)) else " (may saturate)"
+                row.append("%.2f%s" % (quantize.core_parity(core, qcore, feeds), note))
+            picked = None
             for mode in quantize.RESPONSES:
-                quantize._quantize_core(core, qcore, feeds, "percentile", mode)
-                row[mode] = quantize.core_parity(core, qcore, feeds)
-            if int8_8bit:
-                convs = [n for n in onnx.load(str(core)).graph.node if quantize.PLANAR_INPUT in n.input]
-                real = ort_quantization.quantize_static
-
-                def eight_bit(*args, convs=convs, real=real, **kwargs):
-                    kwargs["extra_options"]["TensorQuantOverrides"].update(
-                        {n.input[1]: [{"quant_type": QuantType.QInt8, "symmetric": True, "reduce_range": False}]
-                         for n in convs})
-                    return real(*args, **kwargs)
-
-                ort_quantization.quantize_static = eight_bit  # _quantize_core imports it when called
-                try:
-                    quantize._quantize_core(core, qcore, feeds, "percentile", "int8")
-                finally:
-                    ort_quantization.quantize_static = real
-                row["int8 (8-bit)"] = quantize.core_parity(core, qcore, feeds)
-        picked = next((m for m in quantize.RESPONSES if row[m] >= quantize.RESPONSES_PARITY), quantize.RESPONSES[-1])
-        print("| %s | %s | %s |" % (name, " | ".join("%.2f" % v for v in row.values()), picked), flush=True)
+                made = quantize._quantize_core(core, qcore, feeds, "percentile", mode)
+                if quantize.core_parity(core, qcore, feeds) >= quantize.RESPONSES_PARITY:
+                    picked = made
+                    break
+        print("| %s | %s | %s |" % (name, " | ".join(row), picked or made), flush=True)
 
 
 def _layout_models(scale=4, seed=0):
@@ -154,13 +159,12 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("parity", help="core parity of each quantization mode, per preset")
     p.add_argument("presets", nargs="+", help="presets with shipped weights, e.g. nano-codec small-level")
-    p.add_argument("--int8-8bit", action="store_true", help="also 8-bit int8 weights (VNNI only)")
     t = sub.add_parser("layouts", help="1080p time of the ways to compute the responses")
     t.add_argument("--rounds", type=int, default=30)
     t.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if args.what == "parity":
-        parity(args.presets, args.int8_8bit)
+        parity(args.presets)
     else:
         layouts(args.rounds, args.threads)
 

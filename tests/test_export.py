@@ -349,9 +349,10 @@ def test_a_student_with_filter_bases_exports_to_every_format_with_its_bases(targ
 
 
 def test_basis_responses_are_quantized_as_far_as_parity_allows(monkeypatch, tmp_path):
-    """The filter bases' response convolution: 7-bit int8 weights, else 8-bit uint8 ones (u8u8
-    kernels never saturate), else float, whichever first keeps the core's parity; each mode's graph
-    is what it says, and the first two still run as QLinearConv after ONNX Runtime's optimizer."""
+    """The filter bases' response convolution: int8 weights (all 8 bits where no x86 kernel can
+    saturate on them), else 8-bit uint8 ones (u8u8 kernels never saturate), else float, whichever
+    first keeps the core's parity; each mode's graph is what it says, and the first two still run
+    as QLinearConv after ONNX Runtime's optimizer."""
     import onnxruntime as ort
 
     from edgerestore.export import calibration, quantize
@@ -360,13 +361,13 @@ def test_basis_responses_are_quantized_as_far_as_parity_allows(monkeypatch, tmp_
     student = tiny_student(context=True, bases=1)
     frames = calibration.build(SIZE).frames[:2]
     seen = {}
-    for floor, want in ((0.0, "int8"), (99.0, "float")):
+    for floor, want in ((0.0, "int8 8-bit"), (99.0, "float")):
         monkeypatch.setattr(quantize, "RESPONSES_PARITY", floor)
         path = quantize.quantize_student(student, tmp_path / ("m-%s.onnx" % want), frames)
         meta = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}["edgerestore.quantization"])
         assert meta["responses"] == want
         seen[want] = meta["core_parity_db"]
-    assert seen["float"] >= seen["int8"] - 0.5
+    assert seen["float"] >= seen["int8 8-bit"] - 0.5
 
     core, qcore = tmp_path / "core.onnx", tmp_path / "core-q.onnx"
     quantize._export_core(student, core, 13)
@@ -384,8 +385,7 @@ def test_basis_responses_are_quantized_as_far_as_parity_allows(monkeypatch, tmp_
         stored = next(i for i in model.graph.initializer if i.name == weight.input[0])
         values = onnx.numpy_helper.to_array(stored)
         assert values.dtype == dtype
-        if mode == "uint8":
-            assert values.max() - values.min() > 127  # the whole 8 bits, not reduce_range's 7
+        assert int(values.max()) - int(values.min()) > 127  # the whole 8 bits, not reduce_range's 7
         assert quantize.core_parity(core, qcore, feeds) > 40.0
         options = ort.SessionOptions()
         options.optimized_model_filepath = str(tmp_path / ("opt-%s.onnx" % mode))
@@ -394,6 +394,83 @@ def test_basis_responses_are_quantized_as_far_as_parity_allows(monkeypatch, tmp_
         assert "Conv" not in ops, (mode, ops)
     with pytest.raises(ValueError, match="responses mode"):
         quantize._quantize_core(core, qcore, feeds, "percentile", "int4")
+
+
+def test_response_weights_keep_their_sums_and_cannot_saturate(tmp_path):
+    """Each quantized response filter keeps its float filter's sum (a high-pass filter's DC gain:
+    rounding each tap to its nearest step leaks brightness into the response), its zero taps stay
+    zero, and 8-bit int8 weights are taken only where no pair of taps can saturate an int16 sum."""
+    import torch
+    from onnx import numpy_helper
+
+    from edgerestore.export import calibration, quantize
+    from tests.export_helpers import tiny_student
+
+    assert quantize.pairs_unsaturable(np.array([[127, -20, -20, -19, 0, 0]]))
+    assert not quantize.pairs_unsaturable(np.array([[127, 2, -20, 0]]))  # 255 * 129 > 32767
+    assert not quantize.pairs_unsaturable(np.array([[-100, -40, 127]]))
+    student = tiny_student(bases=1)
+    with torch.no_grad():  # an uneven high-pass filter, as training leaves them
+        filt = student.bases.filters[0].weight
+        filt.add_(torch.linspace(-0.02, 0.03, filt.numel()).view_as(filt) * (filt != 0))
+    frames = calibration.build(SIZE).frames[:2]
+    core, qcore = tmp_path / "core.onnx", tmp_path / "core-q.onnx"
+    quantize._export_core(student, core, 13)
+    feeds = quantize.calibration_feeds(student, quantize.calibration_crops(frames, student.stride))
+    floats = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(core)).graph.initializer}
+    conv = next(n for n in onnx.load(str(core)).graph.node if quantize.PLANAR_INPUT in n.input)
+    weight = floats[conv.input[1]].reshape(len(floats[conv.input[1]]), -1)
+    for mode in ("int8", "uint8"):
+        made = quantize._quantize_core(core, qcore, feeds, "percentile", mode)
+        assert made == {"int8": "int8 8-bit", "uint8": "uint8"}[mode]
+        model = onnx.load(str(qcore))
+        inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        dq = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0].startswith(conv.input[1]))
+        scale = np.broadcast_to(inits[dq.input[1]].reshape(-1), (len(weight),))
+        steps = inits[dq.input[0]].astype(np.int64).reshape(len(weight), -1) - \
+            np.broadcast_to(inits[dq.input[2]].astype(np.int64).reshape(-1), (len(weight),))[:, None]
+        assert (steps[weight == 0] == 0).all()
+        want = np.round(weight.sum(1) / scale)
+        assert (steps.sum(1) == want).all(), mode
+        assert np.abs(steps * scale[:, None] - weight).max() <= 1.5 * scale.max()  # moved by one step at most
+    # two large positive taps: 8-bit int8 could saturate an AVX2 kernel, so the weights keep 7 bits
+    with torch.no_grad():
+        student.bases.filters[0].weight[:, :, 0, 0] = 0.7
+    quantize._export_core(student, core, 13)
+    assert quantize._quantize_core(core, qcore, feeds, "percentile", "int8") == "int8 7-bit"
+
+
+@pytest.mark.parametrize("level,codec", [(True, False), (False, True), (True, True)])
+def test_int8_condition_channels_pad_the_head_to_a_multiple_of_4(tmp_path, level, codec):
+    """A student's noise level and codec strengths are uint8 channels of the INT8 graph's blocks,
+    padded with zero-weight channels to a multiple of 4 input channels (ONNX Runtime's fast
+    symmetric INT8 convolution needs it); the graph runs as QLinearConvs only, and the conditions
+    still move its output."""
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from edgerestore.export import blocks, calibration, conditions, quantize
+    from tests.export_helpers import tiny_student
+
+    student = tiny_student(bases=1, level=level, codec=codec)
+    path = quantize.quantize_student(student, tmp_path / "m.onnx", calibration.build(SIZE).frames[:2])
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    assert not [n for n in onnx.load(options.optimized_model_filepath).graph.node if n.op_type == "Conv"]
+    s, conds = student.config.scale, conditions.of(student)
+    head = numpy_helper.to_array(next(i for i in onnx.load(str(path)).graph.initializer
+                                      if i.name == "head.weight_quantized"))
+    used = 3 * s * s + sum(c.width for c in conds)
+    assert head.shape[1] == blocks.head_channels(s, conds) and head.shape[1] % 4 == 0 and head.shape[1] > used
+    assert (head[:, used:] == 0).all() and (head[:, 3 * s * s:used] != 0).any()
+    frame = np.random.default_rng(0).integers(0, 256, (1, 8 * s, 12 * s, 3), dtype=np.uint8)
+    outs = []
+    for value in (0.0, 1.5):
+        feed = {"frame": frame}
+        feed.update({c.name: np.full(c.width, value, np.float32) for c in conds})
+        outs.append(session.run(None, feed)[0])
+    assert np.abs(outs[0].astype(int) - outs[1]).mean() > 0.5
 
 
 def test_simulated_tensorrt_int8_quantizes_the_weights_of_int8_layers_only(tmp_path):

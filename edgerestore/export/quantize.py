@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from edgerestore.export import conditions
-from edgerestore.export.blocks import block_tail_weight
+from edgerestore.export.blocks import block_tail_weight, head_channels
 from edgerestore.export.onnx import CONTRACT, block_bases, condition_metadata, write_metadata
 from edgerestore.models.student import StudentNet
 
@@ -96,14 +96,17 @@ class BlockCore(nn.Module):
         s, width = student.config.scale, student.config.width
         k = 3 * s * s
         conds = conditions.of(student)
-        # a student's noise level and codec strengths are more uint8 block channels (``code`` per unit)
-        self.head = nn.Conv2d(k + sum(c.width for c in conds), width, 1)
+        # a student's noise level and codec strengths are more uint8 block channels (``code`` per unit),
+        # padded with zero-weight channels to a multiple of 4 (blocks.head_channels)
+        channels = head_channels(s, conds)
+        self.head = nn.Conv2d(channels, width, 1)
         self.tail = nn.Conv2d(width, k, 1, bias=False)
         with torch.no_grad():
             head = student.head.weight.permute(0, 2, 3, 1).reshape(width, k, 1, 1) / 255.0
             for cond in conds:
                 extra = conditions.head_weight(student, cond).t().reshape(width, cond.width, 1, 1) / cond.code
                 head = torch.cat([head, extra], 1)
+            head = torch.cat([head, head.new_zeros(width, channels - head.shape[1], 1, 1)], 1)
             self.head.weight.copy_(head)
             self.head.bias.copy_(student.head.bias)
             self.tail.weight.copy_(block_tail_weight(student))
@@ -152,14 +155,17 @@ def coarse_tail(student: StudentNet) -> nn.Conv2d:
 def core_feed(student: StudentNet, frame: np.ndarray, values=None) -> dict:
     """The inputs of :class:`BlockCore` for an ``HxWx3`` uint8 frame (and the ``values`` of the
     student's conditions, one sequence each, default 0: last block channels of their uint8
-    codes), by input name (float32)."""
+    codes, then zero channels up to :func:`~edgerestore.export.blocks.head_channels`), by input
+    name (float32)."""
     blocks = to_blocks(frame, student.config.scale)
     conds = conditions.of(student)
     if values is None:
         values = [(0.0,) * c.width for c in conds]
-    for cond, value in zip(conds, values):
-        code = conditions.uint8_code(cond, value).astype(np.float32).reshape(1, cond.width, 1, 1)
-        blocks = np.concatenate([blocks, np.broadcast_to(code, (1, cond.width) + blocks.shape[2:])], axis=1)
+    codes = [conditions.uint8_code(cond, value) for cond, value in zip(conds, values)]
+    if codes:
+        pad = head_channels(student.config.scale, conds) - blocks.shape[1] - sum(len(c) for c in codes)
+        code = np.concatenate(codes + [np.zeros(pad)]).astype(np.float32).reshape(1, -1, 1, 1)
+        blocks = np.concatenate([blocks, np.broadcast_to(code, code.shape[:2] + blocks.shape[2:])], axis=1)
     feed = {CORE_INPUT: blocks}
     if student.config.filter_bases:
         feed[PLANAR_INPUT] = np.ascontiguousarray(frame.transpose(2, 0, 1)[None].astype(np.float32))
@@ -236,10 +242,55 @@ def _export_core(student: StudentNet, path: Path, opset: int) -> None:
                           do_constant_folding=True, dynamo=False)
 
 
-def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, responses: str = "int8") -> None:
+def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, responses: str = "int8") -> str:
     """Static QDQ quantization of the float ``core``, calibrated on ``feeds`` (:func:`calibration_feeds`).
 
-    ``responses`` is how the filter bases' response convolutions are quantized (:data:`RESPONSES`)."""
+    ``responses`` is how the filter bases' response convolutions are quantized (:data:`RESPONSES`);
+    returns what their weights became (``int8 8-bit``, ``int8 7-bit``, ``uint8``, ``float``): int8
+    weights take all 8 bits when :func:`pairs_unsaturable` proves that no x86 kernel can saturate
+    on them, and every response filter keeps its float sum (:func:`_keep_response_sums`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    float_core = onnx.load(str(core))
+    convs = [n for n in float_core.graph.node if PLANAR_INPUT in n.input]
+    weights = {i.name: numpy_helper.to_array(i) for i in float_core.graph.initializer}
+    full = responses == "int8" and bool(convs) and all(
+        pairs_unsaturable(int8_steps(weights[n.input[1]])) for n in convs)
+    for eight_bit in ((True, False) if full else (False,)):
+        _quantize_static(core, qcore, feeds, method, responses, convs, eight_bit)
+        if responses == "float" or not convs:
+            return responses
+        steps = _keep_response_sums(core, qcore, [n.name for n in convs])
+        if not eight_bit or all(pairs_unsaturable(q) for q in steps):
+            return responses + (" 8-bit" if eight_bit else " 7-bit" if responses == "int8" else "")
+    raise AssertionError("unreachable")
+
+
+def int8_steps(weight: np.ndarray, top: int = 127) -> np.ndarray:
+    """``weight`` [out, ...] rounded per output channel to symmetric steps of ``max|w| / top``."""
+    flat = weight.reshape(len(weight), -1).astype(np.float64)
+    peak = np.abs(flat).max(1, keepdims=True)
+    return np.round(flat / np.where(peak > 0, peak, 1.0) * top).astype(np.int64)
+
+
+def pairs_unsaturable(steps: np.ndarray) -> bool:
+    """Whether int8 weights ``steps`` [out, taps] are safe from x86's uint8 x int8 kernels without VNNI
+    (AVX2, AVX-512 without VNNI): they add *pairs* of products of uint8 inputs and int8 weights in
+    int16, saturating, and which two taps make a pair depends on the kernel's packing. Safe whatever
+    the packing if, in every output channel, the two largest positive taps times 255 stay under
+    32767 and so do the two most negative: true of a high-pass filter, whose one large tap is its
+    centre."""
+    for row in steps.reshape(len(steps), -1):
+        for side in (np.maximum(row, 0), np.maximum(-row, 0)):
+            if 255 * int(np.sort(side)[-2:].sum()) > 32767:
+                return False
+    return True
+
+
+def _quantize_static(core: Path, qcore: Path, feeds: List[dict], method: str, responses: str, convs,
+                     eight_bit: bool) -> None:
+    """ONNX Runtime's ``quantize_static`` of ``core`` into ``qcore`` (see :func:`_quantize_core`)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -255,17 +306,17 @@ def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, resp
         def get_next(self):
             return next(self.items, None)
 
-    import onnx
-
     unit = {"scale": np.array(1.0, np.float32), "zero_point": np.array(0, np.uint8)}
     if responses not in RESPONSES:
         raise ValueError("unknown responses mode %r; choose one of %s" % (responses, ", ".join(RESPONSES)))
-    convs = [n for n in onnx.load(str(core)).graph.node if PLANAR_INPUT in n.input]
     excluded = [n.name for n in convs] if responses == "float" else []
     overrides = {name: [unit] for name in (CORE_INPUT, PLANAR_INPUT)}
     if responses == "uint8":  # 8-bit unsigned weights: u8u8 kernels add in 32 bits and never saturate
         overrides.update({n.input[1]: [{"quant_type": QuantType.QUInt8, "symmetric": False, "reduce_range": False}]
                           for n in convs})
+    if eight_bit:  # signed, all 8 bits, per output channel (pairs_unsaturable holds)
+        overrides.update({n.input[1]: [{"quant_type": QuantType.QInt8, "symmetric": True, "reduce_range": False,
+                                        "axis": 0}] for n in convs})
     methods = {"percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax,
                "entropy": CalibrationMethod.Entropy}
     # The calibrators print progress and the quantizer logs a pre-processing hint on the root
@@ -283,6 +334,59 @@ def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, resp
             )
     finally:
         root.setLevel(level)
+
+
+def _keep_response_sums(core: Path, qcore: Path, names: List[str]) -> List[np.ndarray]:
+    """Round the quantized response filters so that each keeps its float filter's sum (its DC gain).
+
+    A basis response is a high-pass filter (taps summing to ~0) that the student multiplies by
+    large weights. Rounding each tap to the nearest step leaves its sum off by up to half a step per
+    tap, so a flat area of brightness 128 gets a response of several levels where the float filter
+    gives ~0: the bulk of the 7-bit int8 error of `nano-codec`, `small-level` and `small-codec`
+    (docs/export.md). Here the taps nearest to rounding the other way are moved by one step until
+    the quantized sum is the float sum rounded to the step; the filters' zero taps stay zero.
+    Returns each filter's steps (stored value minus zero point) [out, taps]."""
+    import onnx
+    from onnx import numpy_helper
+
+    done = []
+    floats = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(core)).graph.initializer}
+    model = onnx.load(str(qcore))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {n.output[0]: n for n in graph.node}
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
+    float_convs = {n.name: n for n in onnx.load(str(core)).graph.node if n.op_type == "Conv"}
+    for name in names:
+        dq = producer.get(convs[name].input[1]) if name in convs else None
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
+            raise RuntimeError("unexpected quantized core: the weights of %s are not a quantized initializer" % name)
+        weight = floats[float_convs[name].input[1]].astype(np.float64)
+        stored = numpy_helper.to_array(inits[dq.input[0]])
+        scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64).reshape(-1)
+        zero = (numpy_helper.to_array(inits[dq.input[2]]).astype(np.int64).reshape(-1)
+                if len(dq.input) > 2 else np.zeros_like(scale, np.int64))
+        info = np.iinfo(stored.dtype)
+        count = weight.shape[0]  # output channels: a per-tensor scale is the same for each
+        scale, zero = np.broadcast_to(scale, (count,)), np.broadcast_to(zero, (count,))
+        steps = stored.astype(np.int64).reshape(count, -1) - zero[:, None]
+        exact = weight.reshape(count, -1) / scale[:, None]
+        for out in range(count):
+            live = np.flatnonzero(exact[out] != 0)
+            short = int(np.round(exact[out].sum())) - int(steps[out].sum())
+            if not short or not len(live):
+                continue
+            step = int(np.sign(short))
+            # the taps whose rounding was closest to going the other way, that stay in range
+            lo, hi = info.min - zero[out], info.max - zero[out]
+            room = live[(steps[out, live] + step >= lo) & (steps[out, live] + step <= hi)]
+            order = room[np.argsort(-(exact[out, room] - steps[out, room]) * step, kind="stable")]
+            steps[out, order[:abs(short)]] += step
+        fixed = (steps + zero[:, None]).reshape(stored.shape).astype(stored.dtype)
+        inits[dq.input[0]].CopyFrom(numpy_helper.from_array(fixed, dq.input[0]))
+        done.append(steps)
+    onnx.save(model, str(qcore))
+    return done
 
 
 def core_parity(core: Path, qcore: Path, feeds: List[dict]) -> float:
@@ -386,11 +490,11 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
             warnings.simplefilter("ignore")
             feeds = calibration_feeds(student, crops)
             for responses in RESPONSES if student.config.filter_bases else RESPONSES[:1]:
-                _quantize_core(core, qcore, feeds, method, responses)
+                made = _quantize_core(core, qcore, feeds, method, responses)
                 parity = core_parity(core, qcore, feeds)
                 if parity >= RESPONSES_PARITY:
                     break
-            responses = responses if student.config.filter_bases else None
+            responses = made if student.config.filter_bases else None
         total = correction_sum_range(student, feeds) if student.config.context_width else None
         model = _wrap(qcore, student.config.scale, total, conditions.of(student))
     if ir_version is not None:
