@@ -60,7 +60,7 @@ def parity(presets, size=(720, 1280)):
             core, qcore = Path(tmp) / "core.onnx", Path(tmp) / "core-q.onnx"
             quantize._export_core(student, core, 13)
             feeds = quantize.calibration_feeds(student, quantize.calibration_crops(frames, student.stride))
-            convs = [n for n in onnx.load(str(core)).graph.node if quantize.PLANAR_INPUT in n.input]
+            convs = quantize.response_convs(onnx.load(str(core)).graph)
             row = []
             for _, mode, eight_bit, keep in VARIANTS:
                 quantize._quantize_static(core, qcore, feeds, "percentile", mode, convs, eight_bit)

@@ -418,7 +418,7 @@ def test_response_weights_keep_their_sums_and_cannot_saturate(tmp_path):
     quantize._export_core(student, core, 13)
     feeds = quantize.calibration_feeds(student, quantize.calibration_crops(frames, student.stride))
     floats = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(core)).graph.initializer}
-    conv = next(n for n in onnx.load(str(core)).graph.node if quantize.PLANAR_INPUT in n.input)
+    conv = quantize.response_convs(onnx.load(str(core)).graph)[0]
     weight = floats[conv.input[1]].reshape(len(floats[conv.input[1]]), -1)
     for mode in ("int8", "uint8"):
         made = quantize._quantize_core(core, qcore, feeds, "percentile", mode)
@@ -471,6 +471,36 @@ def test_int8_condition_channels_pad_the_head_to_a_multiple_of_4(tmp_path, level
         feed.update({c.name: np.full(c.width, value, np.float32) for c in conds})
         outs.append(session.run(None, feed)[0])
     assert np.abs(outs[0].astype(int) - outs[1]).mean() > 0.5
+
+
+def test_int8_basis_responses_from_the_blocks_or_the_frame(tmp_path):
+    """The filter bases' responses of an INT8 graph come from the uint8 blocks (a 3x3 convolution
+    with a multiple of 4 input channels: ONNX Runtime's fast symmetric kernel) or from the planar
+    frame (the Raspberry Pi targets); the same filter either way, so the outputs agree."""
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from edgerestore.export import calibration, quantize, targets
+    from tests.export_helpers import tiny_student
+
+    assert targets.TARGETS["cpu"].int8_responses == "blocks" and targets.TARGETS["rpi4"].int8_responses == "frame"
+    student = tiny_student(bases=1, level=True)
+    frames = calibration.build(SIZE).frames[:2]
+    frame = np.random.default_rng(1).integers(0, 256, (1, 64, 96, 3), dtype=np.uint8)
+    outs = {}
+    for source in quantize.SOURCES:
+        path = quantize.quantize_student(student, tmp_path / ("%s.onnx" % source), frames, source=source)
+        model = onnx.load(str(path))
+        meta = json.loads({p.key: p.value for p in model.metadata_props}["edgerestore.quantization"])
+        assert meta["responses_from"] == source
+        weight = numpy_helper.to_array(next(i for i in model.graph.initializer
+                                            if i.name == "bases.responses.0.weight_quantized"))
+        assert weight.shape[1:] == ((52, 3, 3) if source == "blocks" else (3, 6, 6))  # 48 + level, padded
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        outs[source] = session.run(None, {"frame": frame, "noise_level": np.array([0.5], np.float32)})[0].astype(int)
+    assert np.abs(outs["blocks"] - outs["frame"]).mean() < 0.2
+    with pytest.raises(ValueError, match="response source"):
+        quantize.BlockCore(student, "rows")
 
 
 def test_simulated_tensorrt_int8_quantizes_the_weights_of_int8_layers_only(tmp_path):

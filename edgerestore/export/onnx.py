@@ -129,13 +129,13 @@ class BlockBases(nn.Module):
     into the block layout by :func:`frame_to_blocks`.
     The weight is a 1x1 convolution of the features, repeated over the colours."""
 
-    def __init__(self, student: StudentNet, source: str = "rows"):
+    def __init__(self, student: StudentNet, source: str = "rows", channels: int = 0):
         super().__init__()
         s, width = student.config.scale, student.config.width
         self.responses = nn.ModuleList()
         self.weights = nn.ModuleList()
-        if source not in ("rows", "frame", "depthwise"):
-            raise ValueError("unknown filter-basis source %r (rows, frame or depthwise)" % source)
+        if source not in ("rows", "frame", "depthwise", "blocks"):
+            raise ValueError("unknown filter-basis source %r (rows, frame, depthwise or blocks)" % source)
         for filt, weights in zip(student.bases.filters, student.bases.weights):
             # the per-pixel weight (ConvTranspose [width, 1, s, s]) as block channels (dy*s + dx)*3 + colour
             weight = nn.Conv2d(width, 3 * s * s, 1, bias=False)
@@ -148,6 +148,9 @@ class BlockBases(nn.Module):
                 continue
             k = filt.kernel_size[0]
             p = k // 2
+            if source == "blocks":
+                self.responses.append(_blocks_response(filt, s, channels or 3 * s * s))
+                continue
             if source == "rows":
                 response = nn.Conv2d(1, 3 * s * s, (s + k - 1, 3 * (s + k - 1)), stride=(s, 3 * s),
                                      padding=(p, 3 * p), bias=False)
@@ -182,6 +185,30 @@ def frame_to_blocks(frame: torch.Tensor, scale: int) -> torch.Tensor:
     return torch.cat([p.reshape(n, height // scale, width // scale, c * scale) for p in phases], dim=3)
 
 
+def _blocks_response(filt: nn.Conv2d, scale: int, channels: int) -> nn.Conv2d:
+    """A depthwise ``k x k`` filter of the frame as a 3x3 convolution of its ``[n, channels, h, w]``
+    blocks (the first ``3s²`` channels the pixels, any others ignored), zero-padded: block output
+    channel ``(dy*s + dx)*3 + colour`` reads pixel ``(dy + u - k//2, dx + v - k//2)`` of the block
+    grid around it (``k <= 2s + 1``)."""
+    k, s = filt.kernel_size[0], scale
+    p = k // 2
+    if p > s:
+        raise ValueError("a %dx%d filter reaches beyond the neighbouring blocks of stride %d" % (k, k, s))
+    conv = nn.Conv2d(channels, 3 * s * s, 3, padding=1, bias=False)
+    kernel = torch.zeros_like(conv.weight)
+    for dy in range(s):
+        for dx in range(s):
+            for colour in range(3):
+                for u in range(k):
+                    for v in range(k):
+                        r, c = dy + u - p, dx + v - p
+                        source = ((r % s) * s + c % s) * 3 + colour
+                        kernel[(dy * s + dx) * 3 + colour, source, r // s + 1, c // s + 1] = filt.weight[colour, 0, u, v]
+    with torch.no_grad():
+        conv.weight.copy_(kernel)
+    return conv
+
+
 class _BlockResponse(nn.Module):
     """A depthwise filter of the planar frame, returned in the block layout ``[n, 3s², h, w]``."""
 
@@ -193,9 +220,9 @@ class _BlockResponse(nn.Module):
         return frame_to_blocks(self.filt(planar).permute(0, 2, 3, 1), self.scale).permute(0, 3, 1, 2)
 
 
-def block_bases(student: StudentNet, source: str = "rows") -> Optional[BlockBases]:
+def block_bases(student: StudentNet, source: str = "rows", channels: int = 0) -> Optional[BlockBases]:
     """:class:`BlockBases` of ``student``, or None when it has no filter bases."""
-    return BlockBases(student, source) if student.config.filter_bases else None
+    return BlockBases(student, source, channels) if student.config.filter_bases else None
 
 
 class ConditionBias(nn.Module):

@@ -64,6 +64,11 @@ PLANAR_INPUT = "frame_planar"
 CORE_OUTPUT = "correction"
 COARSE_OUTPUT = "coarse_correction"
 CROP = (256, 384)  # calibration crops: real pixel statistics at a fraction of a full frame's memory
+SOURCES = ("blocks", "frame")
+"""What an INT8 graph computes its filter bases' responses from (:class:`BlockCore`): a 3x3
+convolution of the uint8 blocks (4x the multiply-adds, but ONNX Runtime's fast symmetric kernel,
+MLAS ConvSym, runs it: 1.5x faster on x86) or a stride-``s`` convolution of the planar frame (3 input
+channels: ONNX Runtime's general kernel); the export target picks (``Target.int8_responses``)."""
 RESPONSES = ("int8", "uint8", "float")
 """How the filter bases' response convolutions are quantized, tried in this order until the core's
 parity reaches :data:`RESPONSES_PARITY`: the default 7-bit int8 weights; 8-bit uint8 weights (ONNX
@@ -89,8 +94,10 @@ class BlockCore(nn.Module):
     the coarse correction goes to the frame through the same uint8 plumbing as the fine one.
     """
 
-    def __init__(self, student: StudentNet):
+    def __init__(self, student: StudentNet, source: str = "blocks"):
         super().__init__()
+        if source not in SOURCES:
+            raise ValueError("unknown response source %r; choose one of %s" % (source, ", ".join(SOURCES)))
         if student.config.temporal:
             raise NotImplementedError("temporal students have no INT8 export yet")
         s, width = student.config.scale, student.config.width
@@ -114,7 +121,8 @@ class BlockCore(nn.Module):
         self.body = copy.deepcopy(student.body)
         # the bases' responses come from the planar frame (a transpose of the uint8 frame): a strided
         # convolution with 3 input channels: a quarter of the multiply-adds of a 3x3 one over blocks
-        self.bases = block_bases(student, "frame")
+        self.source = source
+        self.bases = block_bases(student, source, channels)
         self.coarse = student.config.context_width > 0
         if self.coarse:
             self.down = copy.deepcopy(student.context.down)
@@ -130,7 +138,7 @@ class BlockCore(nn.Module):
             context = self.context_body(self.act(self.down(x)))
         if self.bases is not None:  # their weights come from the features after the context branch
             features = x + self.up(context) if self.coarse else x
-            fine = fine + self.bases(planar, features)
+            fine = fine + self.bases(planar if self.source == "frame" else blocks, features)
         if not self.coarse:
             return fine
         return fine, self.coarse_tail(context)
@@ -152,11 +160,11 @@ def coarse_tail(student: StudentNet) -> nn.Conv2d:
     return conv
 
 
-def core_feed(student: StudentNet, frame: np.ndarray, values=None) -> dict:
+def core_feed(student: StudentNet, frame: np.ndarray, values=None, source: str = "blocks") -> dict:
     """The inputs of :class:`BlockCore` for an ``HxWx3`` uint8 frame (and the ``values`` of the
     student's conditions, one sequence each, default 0: last block channels of their uint8
     codes, then zero channels up to :func:`~edgerestore.export.blocks.head_channels`), by input
-    name (float32)."""
+    name (float32); the planar frame too where the bases' responses come from it (``source``)."""
     blocks = to_blocks(frame, student.config.scale)
     conds = conditions.of(student)
     if values is None:
@@ -167,16 +175,16 @@ def core_feed(student: StudentNet, frame: np.ndarray, values=None) -> dict:
         code = np.concatenate(codes + [np.zeros(pad)]).astype(np.float32).reshape(1, -1, 1, 1)
         blocks = np.concatenate([blocks, np.broadcast_to(code, code.shape[:2] + blocks.shape[2:])], axis=1)
     feed = {CORE_INPUT: blocks}
-    if student.config.filter_bases:
+    if student.config.filter_bases and source == "frame":
         feed[PLANAR_INPUT] = np.ascontiguousarray(frame.transpose(2, 0, 1)[None].astype(np.float32))
     return feed
 
 
-def calibration_feeds(student: StudentNet, crops: List[np.ndarray]) -> List[dict]:
+def calibration_feeds(student: StudentNet, crops: List[np.ndarray], source: str = "blocks") -> List[dict]:
     """:func:`core_feed` of each crop; a student with conditions at their calibration values in
     turn (:func:`edgerestore.export.conditions.calibration_value`)."""
     conds = conditions.of(student)
-    return [core_feed(student, crop, [conditions.calibration_value(c, n) for c in conds])
+    return [core_feed(student, crop, [conditions.calibration_value(c, n) for c in conds], source)
             for n, crop in enumerate(crops)]
 
 
@@ -202,7 +210,7 @@ def from_blocks(blocks: np.ndarray, scale: int) -> np.ndarray:
 def correction_sum_range(student: StudentNet, feeds: List[dict]) -> Tuple[float, int]:
     """``(scale, zero point)`` for the sum of a context student's fine and coarse corrections, from
     their float values on the calibration feeds (:func:`calibration_feeds`; min / max, 0 included)."""
-    core, s = BlockCore(student).eval(), student.config.scale
+    core, s = BlockCore(student, "frame" if PLANAR_INPUT in feeds[0] else "blocks").eval(), student.config.scale
     low = high = 0.0
     for feed in feeds:
         with torch.no_grad():
@@ -227,16 +235,16 @@ def calibration_crops(frames: List[np.ndarray], stride: int, crop=CROP) -> List[
     return [np.ascontiguousarray(c) for c in crops]
 
 
-def _export_core(student: StudentNet, path: Path, opset: int) -> None:
+def _export_core(student: StudentNet, path: Path, opset: int, source: str = "blocks") -> None:
     s = student.config.scale
-    feed = core_feed(student, np.zeros((8 * s, 12 * s, 3), np.uint8))
+    feed = core_feed(student, np.zeros((8 * s, 12 * s, 3), np.uint8), source=source)
     inputs = list(feed)
     axes = {CORE_INPUT: {2: "h", 3: "w"}, PLANAR_INPUT: {2: "H", 3: "W"}, CORE_OUTPUT: {2: "h", 3: "w"},
             COARSE_OUTPUT: {2: "h2", 3: "w2"}}
     outputs = [CORE_OUTPUT, COARSE_OUTPUT] if student.config.context_width else [CORE_OUTPUT]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(BlockCore(student).eval(), _core_args(feed), str(path),
+        torch.onnx.export(BlockCore(student, source).eval(), _core_args(feed), str(path),
                           opset_version=opset, input_names=inputs, output_names=outputs,
                           dynamic_axes={name: axes[name] for name in inputs + outputs},
                           do_constant_folding=True, dynamo=False)
@@ -253,7 +261,7 @@ def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, resp
     from onnx import numpy_helper
 
     float_core = onnx.load(str(core))
-    convs = [n for n in float_core.graph.node if PLANAR_INPUT in n.input]
+    convs = response_convs(float_core.graph)
     weights = {i.name: numpy_helper.to_array(i) for i in float_core.graph.initializer}
     full = responses == "int8" and bool(convs) and all(
         pairs_unsaturable(int8_steps(weights[n.input[1]])) for n in convs)
@@ -265,6 +273,11 @@ def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, resp
         if not eight_bit or all(pairs_unsaturable(q) for q in steps):
             return responses + (" 8-bit" if eight_bit else " 7-bit" if responses == "int8" else "")
     raise AssertionError("unreachable")
+
+
+def response_convs(graph) -> list:
+    """The filter bases' response convolutions of a core's graph."""
+    return [n for n in graph.node if n.op_type == "Conv" and "/bases/responses." in n.name]
 
 
 def int8_steps(weight: np.ndarray, top: int = 127) -> np.ndarray:
@@ -470,8 +483,9 @@ def _wrap(qcore: Path, scale: int, sum_range: Optional[Tuple[float, int]] = None
 
 def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset: int = 13,
                      ir_version: Optional[int] = None, method: str = "percentile",
-                     metadata: Optional[dict] = None, work_dir=None) -> Path:
-    """Write the INT8 uint8-contract ONNX model of ``student``, calibrated on ``frames`` (uint8 RGB)."""
+                     metadata: Optional[dict] = None, work_dir=None, source: str = "blocks") -> Path:
+    """Write the INT8 uint8-contract ONNX model of ``student``, calibrated on ``frames`` (uint8 RGB);
+    ``source``: what its filter bases' responses are computed from (:data:`SOURCES`)."""
     import tempfile
 
     import onnx
@@ -484,12 +498,18 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=str(work_dir) if work_dir else None) as tmp:
         core, qcore = Path(tmp) / "core.onnx", Path(tmp) / "core.int8.onnx"
-        _export_core(student, core, opset)
         crops = calibration_crops(frames, student.stride)
+        built = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            feeds = calibration_feeds(student, crops)
             for responses in RESPONSES if student.config.filter_bases else RESPONSES[:1]:
+                # float responses (the last resort) come from the planar frame: from the blocks they
+                # leave the head's bias in float as well (ONNX Runtime's quantizer), and parity fell
+                wanted = "frame" if responses == "float" else source
+                if wanted != built:
+                    _export_core(student, core, opset, wanted)
+                    feeds = calibration_feeds(student, crops, wanted)
+                    built = wanted
                 made = _quantize_core(core, qcore, feeds, method, responses)
                 parity = core_parity(core, qcore, feeds)
                 if parity >= RESPONSES_PARITY:
@@ -505,6 +525,7 @@ def quantize_student(student: StudentNet, path, frames: List[np.ndarray], opset:
     info.update(condition_metadata(student))
     info.update({"quantization": json.dumps({"format": "QDQ", "weights": "int8 per-channel symmetric, 7-bit range",
                                         "responses": responses,
+                                        "responses_from": built if student.config.filter_bases else None,
                                         "activations": "uint8 asymmetric", "calibration": method,
                                         "frames": len(frames), "crops": len(crops),
                                         "core_parity_db": round(parity, 2)})})
@@ -517,4 +538,5 @@ def export_artifact(job, fmt) -> Path:
     """Exporter of ``onnx-int8``: calibrated on the job's calibration frames."""
     return quantize_student(job.student, job.out_dir / fmt.filename, job.calibration.frames,
                             opset=job.target.opset, ir_version=job.target.ir_version,
-                            method=job.calib_method, metadata=job.metadata(fmt), work_dir=job.work_dir)
+                            method=job.calib_method, metadata=job.metadata(fmt), work_dir=job.work_dir,
+                            source=job.target.int8_responses)

@@ -79,6 +79,11 @@ class Target:
     """Run onnxslim on the ONNX graphs."""
     precision_fallback: Dict[str, Tuple[str, str]] = field(default_factory=dict)
     """requested precision -> (precision built instead, why); e.g. INT8 on a GPU without INT8."""
+    int8_responses: str = "blocks"
+    """What an ONNX INT8 graph computes filter-basis responses from (:data:`edgerestore.export.quantize.SOURCES`):
+    the blocks, measured faster on x86; the planar frame on the Raspberry Pis, whose ONNX Runtime
+    kernels were not measured (a Pi 4's Cortex-A72 has no dot-product instructions, and the blocks
+    take 4x the multiply-adds)."""
 
     @property
     def device(self) -> DeviceProfile:
@@ -94,14 +99,17 @@ TARGETS: Dict[str, Target] = {target.name: target for target in (
            opset=13, ir_version=7),
     # JetPack 6 ships TensorRT 10.3 and ONNX Runtime >= 1.17.
     Target("jetson-orin", "jetson-orin", ("tensorrt-int8", "tensorrt-fp16", "onnx", "onnx-fp16"), opset=17, ir_version=8),
-    Target("rpi4", "rpi4", ("tflite-int8", "tflite", "tflite-fp16", "onnx-int8", "onnx"), opset=13, ir_version=7),
-    Target("rpi5", "rpi5", ("tflite-int8", "tflite-fp16", "tflite", "onnx-int8", "onnx"), opset=13, ir_version=7),
+    Target("rpi4", "rpi4", ("tflite-int8", "tflite", "tflite-fp16", "onnx-int8", "onnx"), opset=13, ir_version=7,
+           int8_responses="frame"),
+    Target("rpi5", "rpi5", ("tflite-int8", "tflite-fp16", "tflite", "onnx-int8", "onnx"), opset=13, ir_version=7,
+           int8_responses="frame"),
     Target("cpu", "cpu", ("onnx-int8", "onnx"), opset=13, ir_version=7),
     # Families (devices.profiles.FAMILIES): one bundle for every board of the family, built for the
     # most limited member's software (TensorRT 8.2: opset 13, IR 7). `build-engine` on the board
     # turns the INT8 artifact into FP16 on a Nano (no INT8) and INT8 on Xavier/Orin.
     Target("jetson", "jetson-nano", ("tensorrt-int8", "tensorrt-fp16", "onnx", "onnx-fp16"), opset=13, ir_version=7),
-    Target("pi", "rpi4", ("tflite-int8", "tflite", "tflite-fp16", "onnx-int8", "onnx"), opset=13, ir_version=7),
+    Target("pi", "rpi4", ("tflite-int8", "tflite", "tflite-fp16", "onnx-int8", "onnx"), opset=13, ir_version=7,
+           int8_responses="frame"),
 )}
 
 
