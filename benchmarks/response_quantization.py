@@ -40,7 +40,7 @@ VARIANTS = (
 exporter before stop 35); the others keep each filter's float sum (``quantize._keep_response_sums``)."""
 
 
-def parity(presets, size=(720, 1280)):
+def parity(presets, source="blocks", size=(720, 1280)):
     import onnx
 
     from edgerestore.export import calibration, quantize
@@ -58,11 +58,13 @@ def parity(presets, size=(720, 1280)):
             continue
         with tempfile.TemporaryDirectory() as tmp:
             core, qcore = Path(tmp) / "core.onnx", Path(tmp) / "core-q.onnx"
-            quantize._export_core(student, core, 13)
-            feeds = quantize.calibration_feeds(student, quantize.calibration_crops(frames, student.stride))
-            convs = quantize.response_convs(onnx.load(str(core)).graph)
+            crops = quantize.calibration_crops(frames, student.stride)
             row = []
             for _, mode, eight_bit, keep in VARIANTS:
+                # float responses come from the planar frame, as in the exporter
+                quantize._export_core(student, core, 13, "frame" if mode == "float" else source)
+                feeds = quantize.calibration_feeds(student, crops, "frame" if mode == "float" else source)
+                convs = quantize.response_convs(onnx.load(str(core)).graph)
                 quantize._quantize_static(core, qcore, feeds, "percentile", mode, convs, eight_bit)
                 note = ""
                 if keep:
@@ -70,12 +72,14 @@ def parity(presets, size=(720, 1280)):
                     note = "" if not eight_bit or all(map(quantize.pairs_unsaturable, steps)) else " (may saturate)"
                 row.append("%.2f%s" % (quantize.core_parity(core, qcore, feeds), note))
             picked = None
-            for mode in quantize.RESPONSES:
+            quantize._export_core(student, core, 13, source)
+            feeds = quantize.calibration_feeds(student, crops, source)
+            for mode in quantize.RESPONSES[:-1]:  # the exporter's float fallback reads the frame
                 made = quantize._quantize_core(core, qcore, feeds, "percentile", mode)
                 if quantize.core_parity(core, qcore, feeds) >= quantize.RESPONSES_PARITY:
                     picked = made
                     break
-        print("| %s | %s | %s |" % (name, " | ".join(row), picked or made), flush=True)
+        print("| %s | %s | %s |" % (name, " | ".join(row), picked or "float"), flush=True)
 
 
 def _layout_models(scale=4, seed=0):
@@ -159,12 +163,14 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("parity", help="core parity of each quantization mode, per preset")
     p.add_argument("presets", nargs="+", help="presets with shipped weights, e.g. nano-codec small-level")
+    p.add_argument("--source", choices=("blocks", "frame"), default="blocks",
+                   help="what the responses are computed from (edgerestore.export.quantize.SOURCES)")
     t = sub.add_parser("layouts", help="1080p time of the ways to compute the responses")
     t.add_argument("--rounds", type=int, default=30)
     t.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if args.what == "parity":
-        parity(args.presets)
+        parity(args.presets, args.source)
     else:
         layouts(args.rounds, args.threads)
 

@@ -21,11 +21,14 @@ docs/export.md, "INT8 graph"):
   (float in ORT, between Q/DQ pairs and transposes) is folded into the tail: the fine and the
   coarse (``2s x 2s`` blocks) corrections reach the frame layout by the same uint8 copies, and two
   QLinearAdds add them up and to the frame (:class:`BlockCore`).
-* **Filter bases from the planar frame.** A student's basis responses (:class:`edgerestore.export.onnx.BlockBases`) are a
-  stride-``s`` convolution of ``frame_planar`` (a transpose of the uint8 frame, cast to float): a
-  quarter of the multiply-adds of the same filter as a 3x3 convolution over the ``3s²``-channel
-  blocks. Its weights are 7-bit int8, or 8-bit uint8, or it stays float, whichever first keeps the
-  core's parity (:data:`RESPONSES`).
+* **Filter bases from the blocks** (x86) or the planar frame (:data:`SOURCES`). A student's basis
+  responses (:class:`edgerestore.export.onnx.BlockBases`) are a 3x3 convolution of the uint8 blocks,
+  which ORT's fast symmetric kernel runs, or a stride-``s`` convolution of ``frame_planar`` (a
+  transpose of the uint8 frame). Their weights are int8 (8-bit where :func:`pairs_unsaturable`),
+  or 8-bit uint8, or float, whichever first keeps the core's parity (:data:`RESPONSES`), each filter
+  keeping its float sum (:func:`_keep_response_sums`).
+* **Condition channels** (noise level, codec) padded to a multiple of 4 input channels
+  (:func:`~edgerestore.export.blocks.head_channels`): ORT's fast kernel needs it.
 * **Rank information** on every hand-made uint8 tensor: without it ORT's NHWC transformer skips
   the first convolution and leaves transposes in the graph.
 
