@@ -102,10 +102,12 @@ def test_registry_and_errors(tmp_path):
 
 def test_depthwise_bases_of_the_int8_graph_compute_what_the_strided_ones_do():
     """The INT8 graph's filter basis (a depthwise filter moved into the block layout) gives the same
-    float frame as the FP32 graph's strided convolution, and the basis does change the frame."""
+    float frame as the FP32 graph's strided convolution (the same weights: the INT8 graph's are
+    snapped to their int8 grid, so this student's are snapped first), and the basis does change
+    the frame."""
     import torch
 
-    from edgerestore.export.tflite import TFLiteFrameModel
+    from edgerestore.export.tflite import TFLiteFrameModel, snap_to_int8
     from edgerestore.models.config import StudentConfig
     from edgerestore.models.student import StudentNet
 
@@ -114,6 +116,8 @@ def test_depthwise_bases_of_the_int8_graph_compute_what_the_strided_ones_do():
     with torch.no_grad():
         for weights in student.bases.weights:
             weights.weight.normal_(0, 0.5)
+    for filt in student.bases.filters:
+        snap_to_int8(filt.weight)
     frame = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (1, 32, 48, 3), dtype=np.uint8))
     with torch.no_grad():
         strided = TFLiteFrameModel(student).eval()(frame)
@@ -123,3 +127,25 @@ def test_depthwise_bases_of_the_int8_graph_compute_what_the_strided_ones_do():
         without = TFLiteFrameModel(student, depthwise_bases=True).eval()(frame)
     assert torch.equal(strided, depthwise)
     assert (depthwise.int() - without.int()).abs().max() > 2
+
+
+def test_int8_basis_weights_sit_on_their_grid_and_keep_their_sums():
+    """A basis' depthwise weights are snapped to the int8 steps their quantization will use (max|w| /
+    127 per channel), each channel keeping its float sum: a high-pass filter rounded tap by tap leaks
+    brightness into its response (small-codec's TFLite INT8 failed the INT8 bar for it)."""
+    from edgerestore.export.quantize import sum_keeping_steps
+    from edgerestore.export.tflite import snap_to_int8
+
+    steps = sum_keeping_steps(np.array([[0.4, 0.4, 0.4, -1.2, 0.0], [126.6, -42.3, -42.3, -42.3, 0.0]]))
+    assert steps.sum(1).tolist() == [0, 0] and steps[:, 4].tolist() == [0, 0]
+    assert np.abs(steps - np.array([[0.4, 0.4, 0.4, -1.2, 0], [126.6, -42.3, -42.3, -42.3, 0]])).max() < 1.0
+    taps = [0.79, -0.1, -0.1, -0.1, -0.1, -0.1, -0.1, -0.1, -0.09]
+    weight = torch.tensor(taps).reshape(1, 1, 3, 3)
+    want = float(weight.sum())
+    snap_to_int8(weight)
+    scale = weight.abs().max() / 127.0
+    grid = weight / scale
+    assert torch.allclose(grid, grid.round(), atol=1e-4)
+    assert abs(float(weight.sum()) - want) <= scale / 2 + 1e-6
+    rounded = torch.round(torch.tensor(taps) / scale)
+    assert abs(float(rounded.sum() * scale) - want) > scale / 2  # tap-by-tap rounding would drift

@@ -387,22 +387,32 @@ def _keep_response_sums(core: Path, qcore: Path, names: List[str]) -> List[np.nd
         scale, zero = np.broadcast_to(scale, (count,)), np.broadcast_to(zero, (count,))
         steps = stored.astype(np.int64).reshape(count, -1) - zero[:, None]
         exact = weight.reshape(count, -1) / scale[:, None]
-        for out in range(count):
-            live = np.flatnonzero(exact[out] != 0)
-            short = int(np.round(exact[out].sum())) - int(steps[out].sum())
-            if not short or not len(live):
-                continue
-            step = int(np.sign(short))
-            # the taps whose rounding was closest to going the other way, that stay in range
-            lo, hi = info.min - zero[out], info.max - zero[out]
-            room = live[(steps[out, live] + step >= lo) & (steps[out, live] + step <= hi)]
-            order = room[np.argsort(-(exact[out, room] - steps[out, room]) * step, kind="stable")]
-            steps[out, order[:abs(short)]] += step
+        steps = sum_keeping_steps(exact, steps, info.min - zero, info.max - zero)
         fixed = (steps + zero[:, None]).reshape(stored.shape).astype(stored.dtype)
         inits[dq.input[0]].CopyFrom(numpy_helper.from_array(fixed, dq.input[0]))
         done.append(steps)
     onnx.save(model, str(qcore))
     return done
+
+
+def sum_keeping_steps(exact: np.ndarray, steps: Optional[np.ndarray] = None, low=-127, high=127) -> np.ndarray:
+    """Integer ``steps`` [out, taps] for the filters ``exact`` [out, taps] (in steps): each tap rounded
+    to its nearest step, then the taps whose rounding came closest to going the other way moved by
+    one until each row sums to its float sum rounded; zero taps stay zero, every step stays in
+    ``[low, high]`` (per row, or one for all). ``steps``: the rounding to start from (a quantizer's)."""
+    exact = np.asarray(exact, np.float64)
+    steps = np.round(exact).astype(np.int64) if steps is None else np.array(steps, np.int64)
+    low, high = np.broadcast_to(low, (len(exact),)), np.broadcast_to(high, (len(exact),))
+    for out in range(len(exact)):
+        live = np.flatnonzero(exact[out] != 0)
+        short = int(np.round(exact[out].sum())) - int(steps[out].sum())
+        if not short or not len(live):
+            continue
+        step = int(np.sign(short))
+        room = live[(steps[out, live] + step >= low[out]) & (steps[out, live] + step <= high[out])]
+        order = room[np.argsort(-(exact[out, room] - steps[out, room]) * step, kind="stable")]
+        steps[out, order[:abs(short)]] += step
+    return steps
 
 
 def core_parity(core: Path, qcore: Path, feeds: List[dict]) -> float:

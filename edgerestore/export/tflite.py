@@ -89,6 +89,9 @@ class TFLiteFrameModel(nn.Module):
         self.body = copy.deepcopy(student.body)
         self.context = copy.deepcopy(student.context)
         self.bases = block_bases(student, "depthwise" if depthwise_bases else "frame")
+        if depthwise_bases and self.bases is not None:
+            for response in self.bases.responses:
+                snap_to_int8(response.filt.weight)
         self.conditions = condition_bias(student, plane=False)
 
     def _rows(self, blocks: torch.Tensor, n: int, height: int, width: int, channels: int) -> torch.Tensor:
@@ -172,6 +175,22 @@ def convert_fp16(fp32_path, path) -> Path:
     result = quantizer.Quantizer(str(fp32_path), recipe).quantize(enable_progress_report=False)
     Path(path).write_bytes(bytes(result.quantized_model))
     return Path(path)
+
+
+def snap_to_int8(weight: torch.Tensor) -> None:
+    """Move a filter basis' depthwise weights [C,1,k,k] (in place) onto the int8 grid their
+    per-channel symmetric quantization (:func:`_int8_config`: ``max|w| / 127``) will use, each
+    channel keeping its float sum (``quantize.sum_keeping_steps``): rounded tap by tap, a high-pass
+    filter's sum drifts and leaks brightness into its response (docs/export.md, "Faster INT8 for the
+    basis presets"). Quantization then stores these weights exactly."""
+    from edgerestore.export.quantize import sum_keeping_steps
+
+    with torch.no_grad():
+        flat = weight.detach().reshape(len(weight), -1).double().numpy()
+        scale = np.abs(flat).max(1, keepdims=True) / 127.0
+        scale[scale == 0] = 1.0
+        steps = sum_keeping_steps(flat / scale)
+        weight.copy_(torch.from_numpy(steps * scale).reshape(weight.shape).to(weight.dtype))
 
 
 def _int8_config():
