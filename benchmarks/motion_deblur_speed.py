@@ -8,9 +8,14 @@ and the median ms per frame is printed with the parts of the stage (flow, blur e
 and this CPU's flags:
 
     python benchmarks/motion_deblur_speed.py --photo runs/kodak/kodak-eval/kodim02.png
+
+``--baseline FILE`` also times another version of the stage, interleaved (a ``framefilter.py`` of an
+earlier commit: ``git show REV:edgerestore/runtime/framefilter.py > old.py``), and says how far its
+frames are from this version's.
 """
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -47,6 +52,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiles", type=int, nargs="+", default=[framefilter.TILE],
                         help="tile sides to time the stage at, px (default: %(default)s)")
+    parser.add_argument("--baseline", default=None, metavar="FILE",
+                        help="another version's edgerestore/runtime/framefilter.py to time beside this one")
     args = parser.parse_args()
     import cv2
 
@@ -69,21 +76,36 @@ def main():
     panning = frames(photo[:, :, ::-1], size, args.speed, args.frames)
     still = [panning[0]] * args.frames
     ways = [("the model alone, panning", plain, panning)]
+    baseline = None
+    if args.baseline:
+        spec = importlib.util.spec_from_file_location("baseline_framefilter", args.baseline)
+        baseline = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(baseline)
+        except (OSError, SyntaxError, ImportError) as exc:
+            parser.error("--baseline %s cannot be loaded: %s" % (args.baseline, exc))
     for tile in args.tiles:
         staged = create_backend("onnxruntime", threads=args.threads).load(model).set_deblur("motion")
         staged.frame_filter.tile = tile
+        if baseline is not None:
+            based = create_backend("onnxruntime", threads=args.threads).load(model).set_deblur("motion")
+            based.frame_filter = baseline.MotionDeblur(baseline.FrameFilter.load(framefilter.sidecar(model)), tile=tile)
+            ways.append(("the baseline stage, %d-px tiles, panning" % tile, based, panning))
         ways += [("with the stage, %d-px tiles, panning" % tile, staged, panning),
                  ("with the stage, %d-px tiles, still" % tile, staged, still)]
     times = dict((name, []) for name, _, _ in ways)
+    outputs = dict((name, []) for name, _, _ in ways)
     for _, backend, _ in ways:
         backend.infer(panning[0])  # warm up
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
         for name, backend, sequence in ways:
             backend.reset()
             for image in sequence:
                 start = time.perf_counter()
-                backend.infer(image)
+                out = backend.infer(image)
                 times[name].append(time.perf_counter() - start)
+                if round_ == 0:
+                    outputs[name].append(out)
     # the stage's parts, on the last panning pair, at the last tile size
     stage = ways[-1][1].frame_filter
     restored = plain.infer(panning[-1])
@@ -112,6 +134,11 @@ def main():
     print("\n| part of the stage (panning, %d-px tiles) | median ms |\n|---|---|" % stage.tile)
     for name, values in parts.items():
         print("| %s | %.1f |" % (name, 1000 * float(np.median(values))))
+    for tile in args.tiles if baseline is not None else ():
+        pairs = zip(outputs["the baseline stage, %d-px tiles, panning" % tile],
+                    outputs["with the stage, %d-px tiles, panning" % tile])
+        worst = max(int(np.abs(a.astype(int) - b).max()) for a, b in pairs)
+        print("\n%d-px tiles: the baseline's frames and this version's differ by at most %d level(s)" % (tile, worst))
 
 
 if __name__ == "__main__":

@@ -262,27 +262,23 @@ class MotionDeblur(object):
         moving, (sx, sy) = found
         h, w = restored.shape[:2]
         share = self.share if exposure is None else float(exposure)
-        strips = {}  # (tile row, quantised motion) -> [top, bottom, left, right]: neighbours told alike share a call
+        # (quantised motion, tile height, tile width) -> [(top, bottom, left, right)]: the tiles told
+        # alike are stacked into one image and filtered in one call (a call per tile cost 7x the time)
+        groups = {}
         motion = tile_motion(moving, (h, w), (sy, sx), self.tile)
         for row in range(motion.shape[0]):
             top, bottom = row * self.tile, min(h, (row + 1) * self.tile)
-            last = None
             for column in range(motion.shape[1]):
                 left, right = column * self.tile, min(w, (column + 1) * self.tile)
                 fx, fy = (float(v) for v in motion[row, column])
                 speed = math.hypot(fx, fy)
                 if speed * share < STILL:  # it smeared less than half a pixel while the shutter was open
-                    last = None
                     continue
                 # a smear along an angle and along the opposite one are the same blur
                 key = (int(round(speed / SPEED_STEP)), int(round(math.degrees(math.atan2(fy, fx)) / ANGLE_STEP)) %
                        int(round(180.0 / ANGLE_STEP)))
-                if last is not None and last[0] == key:
-                    last[1][3] = right  # the strip grows by this tile
-                else:
-                    last = (key, [top, bottom, left, right])
-                    strips[(top, key, left)] = last[1]
-        if not strips:
+                groups.setdefault((key, bottom - top, right - left), []).append((top, bottom, left, right))
+        if not groups:
             return restored
         size = max(0.0, float(self.weights.estimate(restored if self.weights.reads == "output" else image, level)[0]))
         half = self.weights.size // 2
@@ -291,37 +287,46 @@ class MotionDeblur(object):
         if self.luma:  # the filter's correction of the luma, added to every colour: a third of the work
             padded = cv2.copyMakeBorder(cv2.cvtColor(restored.astype(np.float32), cv2.COLOR_RGB2GRAY),
                                         half, half, half, half, cv2.BORDER_REFLECT_101)
-        else:
-            padded = cv2.copyMakeBorder(restored, half, half, half, half, cv2.BORDER_REFLECT_101)
+        else:  # float32 once: OpenCV filters float 1.6x faster than it converts uint8
+            padded = cv2.copyMakeBorder(restored, half, half, half, half, cv2.BORDER_REFLECT_101).astype(np.float32)
         out = np.array(restored)
         kernels = {}
-        for _, (speed_bin, angle_bin), _ in strips:
+        for (speed_bin, angle_bin), _, _ in groups:
             if (speed_bin, angle_bin) not in kernels:
                 descriptor = bounded(size, speed_bin * SPEED_STEP * share, angle_bin * ANGLE_STEP)
                 kernels[(speed_bin, angle_bin)] = self.weights.kernel(descriptor, level)
                 if self.luma:
                     kernels[(speed_bin, angle_bin)][half, half] -= 1.0  # the correction: kernel minus identity
 
-        def run(item):  # OpenCV lets go of the GIL: the strips spread over the pool's threads
-            (_, key, _), (top, bottom, left, right) = item
-            piece = padded[top:bottom + 2 * half, left:right + 2 * half]
-            if self.luma:
-                correction = filtered(piece, kernels[key])[half:-half, half:-half]
-                sharpened = restored[top:bottom, left:right].astype(np.float32) + correction[:, :, None]
-                out[top:bottom, left:right] = np.clip(np.rint(sharpened), 0, 255).astype(np.uint8)
-            else:
-                out[top:bottom, left:right] = filtered(piece, kernels[key])[half:-half, half:-half]
+        def run(item):  # OpenCV lets go of the GIL: the groups spread over the pool's threads
+            (key, th, tw), boxes = item
+            # each tile with its border, side by side (OpenCV filters long rows fastest): a pixel's
+            # filter reaches `half` columns, inside its own tile
+            stack = np.concatenate([padded[t:b + 2 * half, left:r + 2 * half] for t, b, left, r in boxes], axis=1)
+            sharp = filtered(stack, kernels[key])
+            if not self.luma:
+                sharp = cv2.addWeighted(sharp, 1.0, sharp, 0.0, 0.0, dtype=cv2.CV_8U)  # rounded, saturated
+            tiles = sharp.reshape((th + 2 * half, len(boxes), tw + 2 * half) + sharp.shape[2:])
+            for n, (t, b, left, r) in enumerate(boxes):
+                inner = tiles[half:half + th, n, half:half + tw]
+                if self.luma:  # the luma's correction added to every colour of the student's output
+                    out[t:b, left:r] = cv2.add(restored[t:b, left:r], cv2.merge([np.ascontiguousarray(inner)] * 3),
+                                               dtype=cv2.CV_8U)
+                else:
+                    out[t:b, left:r] = inner
 
-        if self.pool is None and self.threads > 1 and len(strips) > 1:
+        if self.pool is None and self.threads > 1 and len(groups) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             self.pool = ThreadPoolExecutor(self.threads)
-        if self.pool is None or len(strips) == 1:
-            for item in strips.items():
+        # the largest groups first, so that the threads finish together
+        items = sorted(groups.items(), key=lambda item: -len(item[1]))
+        if self.pool is None or len(groups) == 1:
+            for item in items:
                 run(item)
         else:
-            list(self.pool.map(run, strips.items()))
-        self.tiles_filtered += sum(-(-(end - start) // self.tile) for _, _, start, end in strips.values())
+            list(self.pool.map(run, items))
+        self.tiles_filtered += sum(len(boxes) for boxes in groups.values())
         self.filtered += 1
         return out
 
