@@ -757,3 +757,34 @@ def test_motion_blur_forward_backward_check_flags_a_flow_that_does_not_return():
     back[:, 16:] = 0.0  # the way back says the right half did not move
     trusted = module.consistent(flow, back)
     assert trusted[:, :12].all() and not trusted[:, 20:].any()
+
+
+def test_deblur_motion_times_the_stage_on_a_pan(monkeypatch):
+    """``deblur="motion"``: a student with a filter beside it runs the motion deblur stage, timed on a
+    pan where its tiles move (and are filtered); one without a filter gets a failed row that names
+    the fix; the settings say how the frames were made."""
+    from edgerestore.runtime import framefilter
+    from edgerestore.weights import shipped_path
+
+    filtered = []
+    real = framefilter.MotionDeblur.__call__
+
+    def spy(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        filtered.append(self.tiles_filtered)
+        return out
+
+    monkeypatch.setattr(framefilter.MotionDeblur, "__call__", spy)
+    cands = (bench.artifact_candidates(shipped_path("nano-codec", ".onnx"), backends=["onnxruntime"])
+             + bench.artifact_candidates(shipped_path("nano", ".onnx"), backends=["onnxruntime"]))
+    res = bench.run_bench(cands, sizes=[(256, 128)], frames=4, warmup=1, threads=1, deblur="motion")
+    rows = {row["method"]: row for row in res["rows"]}
+    assert rows["nano-codec"]["status"] == "ok" and rows["nano-codec"]["params"]["deblur"] == "motion"
+    assert filtered and filtered[-1] > 0  # the pan moved its tiles, and they went through filters
+    assert rows["nano"]["status"] == "failed" and "--deblur none" in rows["nano"]["error"]
+    assert res["settings"]["deblur"] == "motion" and "pan" in res["settings"]["frames_source"]
+    with pytest.raises(Exception, match="deblur"):
+        bench.run_bench(cands[:1], sizes=[(64, 64)], frames=1, warmup=0, deblur="sideways")
+    frames = bench.panning_frames(np.tile(np.arange(256, dtype=np.uint8)[None, :, None], (32, 1, 3)), 2)
+    assert frames[0].shape == frames[1].shape == (32, 256, 3)
+    assert np.abs(frames[1][:, :200].astype(int) - frames[0][:, 6:206]).max() <= 1  # 6 px along

@@ -552,6 +552,24 @@ def evaluate_video(runner, clips, references):
     return block
 
 
+PAN = 6.0
+"""px per frame of the pan the motion deblur stage is timed on (``deblur="motion"``): every tile moves."""
+
+
+def panning_frames(frame, count, speed=PAN):
+    """``count`` frames of a camera panning ``speed`` px per frame over ``frame`` (scaled up just
+    enough for the pan), the same size as ``frame``: the stage's worst case, where every tile moves."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    margin = int(math.ceil(speed * count)) + 1
+    scale = (width + margin) / float(width)
+    big = cv2.resize(frame, (int(math.ceil(width * scale)), int(math.ceil(height * scale))),
+                     interpolation=cv2.INTER_CUBIC)
+    return [np.ascontiguousarray(big[:height, int(round(k * speed)):int(round(k * speed)) + width])
+            for k in range(count)]
+
+
 def timing_frames(pairs, width, height, count=TIMING_FRAMES):
     """Frames to time with: degraded evaluation images resized to ``width x height`` (real content:
     some backends and filters are content-dependent), or a fixed synthetic texture without a set."""
@@ -763,15 +781,21 @@ def _time_row(row, cand, runner, frames, default_frames, warmup, max_seconds, pa
 
 def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEFAULT_WARMUP,
               max_seconds=DEFAULT_MAX_SECONDS, threads=None, evalset=None, parity_db=DEFAULT_PARITY_DB,
-              label=None, command=None, notes=None, root="/", command_path=None, on_row=None, on_row_done=None):
+              label=None, command=None, notes=None, root="/", command_path=None, on_row=None, on_row_done=None,
+              deblur="none"):
     """Bench every candidate at every size; returns the validated result dict (see the module docstring).
 
     ``evalset``: ``(path, pairs)`` from :mod:`~edgerestore.benchmarks.evalset`, or None (no quality
-    block). ``on_row(row_id)`` / ``on_row_done(row)`` drive a progress bar.
+    block). ``on_row(row_id)`` / ``on_row_done(row)`` drive a progress bar. ``deblur="motion"``: the
+    students run the motion deblur stage of the filter beside them (a student without one gets a
+    failed row), timed on a :func:`panning_frames` pan; their quality is scored before, on single
+    pictures, which the stage leaves alone.
     """
     from edgerestore.benchmarks.evalset import describe_evalset
+    from edgerestore.runtime import framefilter
 
     started = time.time()
+    deblur = framefilter.parse_deblur(deblur)
     sizes = [(int(w), int(h)) for w, h in sizes]
     path, pairs = evalset if evalset else (None, [])
     clips, clip_references = [], {}
@@ -807,6 +831,14 @@ def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEF
             if pairs:
                 quality = _candidate_quality(cand, runner, pairs, (clips, clip_references), reference_of,
                                              ref_outputs, notes)
+            if deblur != "none" and cand.kind == "student":
+                cand.params = dict(cand.params or {}, deblur=deblur)
+                try:
+                    runner.set_deblur(deblur)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:
+                    load_error = _error_text(exc)
         run_threads = (runner.info().get("threads") if runner is not None else None) or threads
         fixed = cand.fixed_size or (fixed_size_of(runner) if runner is not None else None)
         for width, height in _row_sizes(cand, fixed, sizes, notes):
@@ -817,9 +849,11 @@ def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEF
             if load_error is not None:
                 row["error"] = load_error
             else:
-                key = (width, height)
+                key = (width, height, deblur != "none" and cand.kind == "student")
                 if key not in frames_cache:
                     frames_cache[key] = timing_frames(pairs, width, height)
+                    if key[2]:
+                        frames_cache[key] = panning_frames(frames_cache[key][0], TIMING_FRAMES)
                 _time_row(row, cand, runner, frames_cache[key], frames, warmup, max_seconds, parity_db,
                           lambda: environment_snapshot(root, command_path))
             row = _finite(row)
@@ -847,7 +881,9 @@ def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEF
             "threads": threads,
             "sizes": [[w, h] for w, h in sizes],
             "parity_db": float(parity_db),
-            "frames_source": "degraded evaluation images resized to each size" if pairs else "synthetic texture",
+            "frames_source": ("degraded evaluation images resized to each size" if pairs else "synthetic texture")
+            + ("; the students': a %g px/frame pan over the first (motion deblur)" % PAN if deblur != "none" else ""),
+            "deblur": deblur,
             "evalset": describe_evalset(path, pairs) if pairs else None,
         },
         "environment": {"before": before, "after": environment_snapshot(root, command_path)},

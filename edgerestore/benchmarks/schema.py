@@ -142,6 +142,7 @@ SCHEMA = {
             "parity_db": {"type": "number"},
             "frames_source": {"type": "string"},
             "evalset": {"type": ["object", "null"]},
+            "deblur": {"enum": ["none", "motion"]},
         }, required=("frames", "warmup", "sizes", "parity_db", "evalset")),
         "environment": _obj({"before": THERMAL, "after": THERMAL}, required=("before", "after")),
         "rows": {"type": "array", "items": ROW},

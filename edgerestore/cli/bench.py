@@ -79,6 +79,10 @@ def _load_evalset(evalset, quiet):
 @click.option("--evalset", default=None,
               help="Evaluation set folder (default: built once in the cache from scikit-image photos + GoPro pairs).")
 @click.option("--no-quality", is_flag=True, help="Skip the quality block (speed only).")
+@click.option("--deblur", type=click.Choice(["none", "motion"]), default="none", show_default=True,
+              help="'motion': the students also run the motion deblur stage of the filter beside them "
+                   "(nano-codec ships one), timed on a camera panning 6 px/frame so every tile moves; "
+                   "a student without a filter gets a failed row.")
 @click.option("--parity-db", type=float, default=30.0, show_default=True,
               help="PSNR vs the FP32 reference below which a row is 'exported-but-failed-parity' (❎).")
 @click.option("--label", default=None, help="Board label in reports (default: the detected board name).")
@@ -104,6 +108,7 @@ def bench(flags):
       edgerestore bench nano.onnx nano_int8.onnx nano_int8.tflite --threads 2
       edgerestore bench bundles/pi4/ --label "Pi 4 (fan)" --out results/
       edgerestore bench small --sizes 640x360 --frames 50 --baselines none
+      edgerestore bench nano-codec --deblur motion --sizes 1080p --baselines none   # what the stage costs
       edgerestore bench --make-evalset evalset/           # on the host; copy to the board
       edgerestore report results/*.json --out report/
     """
@@ -141,7 +146,7 @@ def bench(flags):
         result = lib.run_bench(candidates, sizes=size_list, frames=flags.frames, warmup=flags.warmup,
                                max_seconds=flags.max_seconds or None, threads=flags.threads, evalset=loaded,
                                parity_db=flags.parity_db, label=flags.label, command=_command_line(), notes=notes,
-                               **progress)
+                               deblur=flags.deblur, **progress)
     finally:
         if bar is not None:
             bar.close()
