@@ -74,8 +74,9 @@ MLAS ConvSym, runs it: 1.5x faster on x86) or a stride-``s`` convolution of the 
 channels: ONNX Runtime's general kernel); the export target picks (``Target.int8_responses``)."""
 RESPONSES = ("int8", "uint8", "float")
 """How the filter bases' response convolutions are quantized, tried in this order until the core's
-parity reaches :data:`RESPONSES_PARITY`: the default 7-bit int8 weights; 8-bit uint8 weights (ONNX
-Runtime's u8u8 kernels, which no x86 CPU saturates); float."""
+parity reaches :data:`RESPONSES_PARITY`: int8 weights (all 8 bits where :func:`pairs_unsaturable`,
+else 7); 8-bit uint8 weights (ONNX Runtime's u8u8 kernels, which no x86 CPU saturates, but slower);
+float. Every quantized filter keeps its float sum (:func:`_keep_response_sums`)."""
 RESPONSES_PARITY = 50.0
 """dB: when the quantized core's corrections fall below this parity with the float core's on the
 calibration crops, the filter bases' responses (high-pass filters of the frame) are left in float:
@@ -122,8 +123,8 @@ class BlockCore(nn.Module):
             self.tail.weight.copy_(block_tail_weight(student))
         self.act = nn.ReLU()
         self.body = copy.deepcopy(student.body)
-        # the bases' responses come from the planar frame (a transpose of the uint8 frame): a strided
-        # convolution with 3 input channels: a quarter of the multiply-adds of a 3x3 one over blocks
+        # the bases' responses: a 3x3 convolution of the blocks (condition channels at zero weight), or
+        # a strided one of the planar frame (a transpose of the uint8 frame; a quarter of the multiply-adds)
         self.source = source
         self.bases = block_bases(student, source, channels)
         self.coarse = student.config.context_width > 0
