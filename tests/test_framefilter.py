@@ -99,6 +99,23 @@ def test_the_motion_stage_sharpens_only_where_the_picture_moved(tmp_path):
     assert stage(restored, moved, "cam", 0.1) is restored  # after a reset the stream starts afresh
 
 
+@pytest.mark.parametrize("luma", [False, True])
+def test_tiles_filtered_side_by_side_equal_tiles_filtered_one_by_one(tmp_path, monkeypatch, luma):
+    """The stage lays the tiles that share a filter side by side and filters them in one call: each
+    tile's border keeps its neighbours out, so the frame is the one a call per tile gives."""
+    first, moved = _scene(), _scene(shift_x=6)
+    outs = []
+    for per_call in (framefilter.CALL_TILES, 1):
+        monkeypatch.setattr(framefilter, "CALL_TILES", per_call)
+        stage = _stage(tmp_path, tile=16)
+        stage.luma = luma
+        stage(first, first, "cam", 0.1)
+        outs.append(stage(moved, moved, "cam", 0.1))
+        assert stage.tiles_filtered > 4
+    assert not np.array_equal(outs[0], moved)
+    assert np.array_equal(outs[0], outs[1])
+
+
 def test_a_model_file_finds_its_frame_filter_beside_it(tmp_path):
     model = tmp_path / "nano-sharp.onnx"
     model.write_bytes(b"")

@@ -31,6 +31,10 @@ TILE = 64
 """Pixels per side of the tiles that get a filter of their own (the motion of a real scene varies
 across the frame: parallax, a wide-angle lens, things that move)."""
 
+CALL_TILES = 64
+"""The most tiles one OpenCV call filters side by side (a call per tile costs ~7x per pixel; a
+bound keeps a big frame's copy small and spreads the calls over the threads)."""
+
 STILL = 0.5
 """A tile whose smear (its motion per frame times the exposure's share) is under this many pixels is
 left alone."""
@@ -315,13 +319,15 @@ class MotionDeblur(object):
                 else:
                     out[t:b, left:r] = inner
 
-        if self.pool is None and self.threads > 1 and len(groups) > 1:
+        # at most CALL_TILES tiles a call (bounded memory on big frames), the largest calls first, so
+        # that the threads finish together
+        items = sorted([(key, boxes[k:k + CALL_TILES]) for key, boxes in groups.items()
+                        for k in range(0, len(boxes), CALL_TILES)], key=lambda item: -len(item[1]))
+        if self.pool is None and self.threads > 1 and len(items) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             self.pool = ThreadPoolExecutor(self.threads)
-        # the largest groups first, so that the threads finish together
-        items = sorted(groups.items(), key=lambda item: -len(item[1]))
-        if self.pool is None or len(groups) == 1:
+        if self.pool is None or len(items) == 1:
             for item in items:
                 run(item)
         else:
