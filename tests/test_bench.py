@@ -783,6 +783,10 @@ def test_deblur_motion_times_the_stage_on_a_pan(monkeypatch):
     assert filtered and filtered[-1] > 0  # the pan moved its tiles, and they went through filters
     assert rows["nano"]["status"] == "failed" and "--deblur none" in rows["nano"]["error"]
     assert res["settings"]["deblur"] == "motion" and "pan" in res["settings"]["frames_source"]
+    from edgerestore.benchmarks import report
+
+    facts = dict(report.board_facts(report.merge([res])[0]))
+    assert "--deblur motion" in facts["deblur"] and "pan" in facts["deblur"]
     with pytest.raises(Exception, match="deblur"):
         bench.run_bench(cands[:1], sizes=[(64, 64)], frames=1, warmup=0, deblur="sideways")
     frames = bench.panning_frames(np.tile(np.arange(256, dtype=np.uint8)[None, :, None], (32, 1, 3)), 2)

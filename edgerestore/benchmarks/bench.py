@@ -882,7 +882,8 @@ def run_bench(candidates, sizes=DEFAULT_SIZES, frames=DEFAULT_FRAMES, warmup=DEF
             "sizes": [[w, h] for w, h in sizes],
             "parity_db": float(parity_db),
             "frames_source": ("degraded evaluation images resized to each size" if pairs else "synthetic texture")
-            + ("; the students': a %g px/frame pan over the first (motion deblur)" % PAN if deblur != "none" else ""),
+            + (" (the students: a %g px/frame pan over the first, for the motion deblur stage)" % PAN
+               if deblur != "none" else ""),
             "deblur": deblur,
             "evalset": describe_evalset(path, pairs) if pairs else None,
         },

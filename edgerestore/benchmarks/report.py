@@ -257,6 +257,9 @@ def board_facts(board):
     facts.append(("settings", "%d frames after %d warm-up (cap %s s), threads %s, parity bar %.0f dB" % (
         s["frames"], s["warmup"], _fmt(s.get("max_seconds"), 0, "none"), s.get("threads") or "default",
         s["parity_db"])))
+    if s.get("deblur", "none") != "none":
+        facts.append(("deblur", "the students ran with `--deblur %s`; frames: %s" % (
+            s["deblur"], s.get("frames_source") or "?")))
     env = result["environment"]
     facts.append(("thermal", "%s °C before, %s °C after; load average %s -> %s; throttled: %s" % (
         _fmt(env["before"].get("temperature_c")), _fmt(env["after"].get("temperature_c")),
