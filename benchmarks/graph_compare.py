@@ -3,7 +3,9 @@
 
 Every file runs through the runtime's ONNX Runtime backend on the same degraded real frame, once
 per round in turn, so that whatever else the machine does slows them alike; the median and best
-milliseconds over the rounds are printed, and each file's output is compared with the first's.
+milliseconds over the rounds are printed with each file's speed against the first's (the median of
+the rounds' ratios: a drift of the machine's speed cancels in each pair) and the CPU's vector
+flags, and each file's output is compared with the first's.
 ``--profile`` adds ONNX Runtime's per-node kernel times (the costliest nodes of each file).
 
     git show HEAD~1:edgerestore/weights/nano.onnx > /tmp/nano-before.onnx
@@ -80,14 +82,20 @@ def main(argv=None):
             engine.infer(frame)
             times[i].append(time.perf_counter() - start)
     first = engines[0].infer(frame)
-    print("| file | median ms | best ms | FPS | output vs first file (dB) |")
-    print("|---|---|---|---|---|")
+    print("| file | median ms | best ms | FPS | speed vs first file | output vs first file (dB) |")
+    print("|---|---|---|---|---|---|")
     for path, engine, samples in zip(args.files, engines, times):
         ms = 1000 * float(np.median(samples))
-        print("| %s | %.1f | %.1f | %.1f | %.2f |" % (path, ms, 1000 * min(samples), 1000 / ms,
-                                                    min(psnr(engine.infer(frame), first), 99.99)))
-    print("\n%dx%d, ONNX Runtime %d threads, %d interleaved rounds; load average %.2f -> %.2f"
-          % (size[1], size[0], args.threads, args.rounds, load_before[0], os.getloadavg()[0]))
+        # the median of each round's ratio: the rounds are interleaved, so a drift of the machine's
+        # speed cancels in each pair
+        ratio = float(np.median(np.array(times[0]) / np.array(samples)))
+        print("| %s | %.1f | %.1f | %.1f | %.2fx | %.2f |" % (path, ms, 1000 * min(samples), 1000 / ms, ratio,
+                                                            min(psnr(engine.infer(frame), first), 99.99)))
+    from edgerestore.devices.detect import vector_flags
+
+    print("\n%dx%d, ONNX Runtime %d threads, %d interleaved rounds; load average %.2f -> %.2f; CPU flags: %s"
+          % (size[1], size[0], args.threads, args.rounds, load_before[0], os.getloadavg()[0],
+             " ".join(vector_flags()) or "none of the vector extensions"))
     if args.profile:
         for path in args.files:
             print("\n%s, kernel ms per frame:" % path)
