@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import global_filter as gf  # noqa: E402
 import student_quality as sq  # noqa: E402
-from codec_input import restore  # noqa: E402
+from codec_input import score  # noqa: E402
 
 from edgerestore.models.checkpoint import load_student  # noqa: E402
 
@@ -64,16 +64,8 @@ def refit(student, clean, degraded, levels, codecs):
 
 
 def scores(model, pairs, levels, codecs):
-    """``{subset: mean gain}`` (a clean subset: output PSNR against the input)."""
-    out = {}
-    for subset, items in pairs.items():
-        gains = []
-        for (noisy, reference), level, codec in zip(items, levels[subset], codecs[subset]):
-            restored = restore(model, noisy, level, codec)
-            gains.append(sq.psnr(restored, noisy) if subset.startswith("clean")
-                         else sq.psnr(restored, reference) - sq.psnr(noisy, reference))
-        out[subset] = float(np.mean(gains))
-    return out
+    """``{subset: mean gain}`` (:func:`codec_input.score`; a clean subset: output PSNR against the input)."""
+    return {subset: score(model, items, levels[subset], codecs[subset])[0] for subset, items in pairs.items()}
 
 
 def main():

@@ -24,21 +24,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from edgerestore.benchmarks.bench import panning_frames  # noqa: E402
 from edgerestore.devices.detect import vector_flags  # noqa: E402
 from edgerestore.runtime import framefilter  # noqa: E402
-
-
-def frames(photo, size, speed, count):
-    """``count`` frames of ``photo`` scaled to cover ``size`` (w, h), panning ``speed`` px per frame."""
-    import cv2
-
-    width, height = size
-    margin = int(speed * count) + 1
-    scale = max((width + margin) / photo.shape[1], height / photo.shape[0])
-    big = cv2.resize(photo, (int(np.ceil(photo.shape[1] * scale)), int(np.ceil(photo.shape[0] * scale))),
-                     interpolation=cv2.INTER_CUBIC)
-    return [np.ascontiguousarray(big[:height, int(round(k * speed)):int(round(k * speed)) + width])
-            for k in range(count)]
 
 
 def main():
@@ -73,7 +61,7 @@ def main():
         parser.error("%s has no %s beside it" % (model, framefilter.SUFFIX))
     cv2.setNumThreads(args.threads)
     plain = create_backend("onnxruntime", threads=args.threads).load(model)
-    panning = frames(photo[:, :, ::-1], size, args.speed, args.frames)
+    panning = panning_frames(photo[:, :, ::-1], args.frames, args.speed, size)
     still = [panning[0]] * args.frames
     ways = [("the model alone, panning", plain, panning)]
     baseline = None

@@ -64,11 +64,12 @@ def parity(presets, source="blocks", size=(720, 1280)):
                 # float responses come from the planar frame, as in the exporter
                 quantize._export_core(student, core, 13, "frame" if mode == "float" else source)
                 feeds = quantize.calibration_feeds(student, crops, "frame" if mode == "float" else source)
-                convs = quantize.response_convs(onnx.load(str(core)).graph)
+                float_core = onnx.load(str(core))
+                convs = quantize.response_convs(float_core.graph)
                 quantize._quantize_static(core, qcore, feeds, "percentile", mode, convs, eight_bit)
                 note = ""
                 if keep:
-                    steps = quantize._keep_response_sums(core, qcore, [n.name for n in convs])
+                    steps = quantize._keep_response_sums(float_core, qcore, [n.name for n in convs])
                     note = "" if not eight_bit or all(map(quantize.pairs_unsaturable, steps)) else " (may saturate)"
                 row.append("%.2f%s" % (quantize.core_parity(core, qcore, feeds), note))
             picked = None

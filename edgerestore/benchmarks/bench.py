@@ -556,15 +556,16 @@ PAN = 6.0
 """px per frame of the pan the motion deblur stage is timed on (``deblur="motion"``): every tile moves."""
 
 
-def panning_frames(frame, count, speed=PAN):
-    """``count`` frames of a camera panning ``speed`` px per frame over ``frame`` (scaled up just
-    enough for the pan), the same size as ``frame``: the stage's worst case, where every tile moves."""
+def panning_frames(picture, count, speed=PAN, size=None):
+    """``count`` frames of a camera panning ``speed`` px per frame over ``picture`` (scaled just enough
+    to cover ``size`` (w, h) and the pan; default: the picture's own size): the motion deblur stage's
+    worst case, where every tile moves."""
     import cv2
 
-    height, width = frame.shape[:2]
+    width, height = size or (picture.shape[1], picture.shape[0])
     margin = int(math.ceil(speed * count)) + 1
-    scale = (width + margin) / float(width)
-    big = cv2.resize(frame, (int(math.ceil(width * scale)), int(math.ceil(height * scale))),
+    scale = max((width + margin) / float(picture.shape[1]), height / float(picture.shape[0]))
+    big = cv2.resize(picture, (int(math.ceil(picture.shape[1] * scale)), int(math.ceil(picture.shape[0] * scale))),
                      interpolation=cv2.INTER_CUBIC)
     return [np.ascontiguousarray(big[:height, int(round(k * speed)):int(round(k * speed)) + width])
             for k in range(count)]

@@ -260,20 +260,16 @@ def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, resp
     ``responses`` is how the filter bases' response convolutions are quantized (:data:`RESPONSES`);
     returns what their weights became (``int8 8-bit``, ``int8 7-bit``, ``uint8``, ``float``): int8
     weights take all 8 bits when :func:`pairs_unsaturable` proves that no x86 kernel can saturate
-    on them, and every response filter keeps its float sum (:func:`_keep_response_sums`)."""
+    on them (else 7), and every response filter keeps its float sum (:func:`_keep_response_sums`)."""
     import onnx
-    from onnx import numpy_helper
 
     float_core = onnx.load(str(core))
     convs = response_convs(float_core.graph)
-    weights = {i.name: numpy_helper.to_array(i) for i in float_core.graph.initializer}
-    full = responses == "int8" and bool(convs) and all(
-        pairs_unsaturable(int8_steps(weights[n.input[1]])) for n in convs)
-    for eight_bit in ((True, False) if full else (False,)):
+    for eight_bit in ((True, False) if responses == "int8" and convs else (False,)):
         _quantize_static(core, qcore, feeds, method, responses, convs, eight_bit)
         if responses == "float" or not convs:
             return responses
-        steps = _keep_response_sums(core, qcore, [n.name for n in convs])
+        steps = _keep_response_sums(float_core, qcore, [n.name for n in convs])
         if not eight_bit or all(pairs_unsaturable(q) for q in steps):
             return responses + (" 8-bit" if eight_bit else " 7-bit" if responses == "int8" else "")
     raise AssertionError("unreachable")
@@ -282,13 +278,6 @@ def _quantize_core(core: Path, qcore: Path, feeds: List[dict], method: str, resp
 def response_convs(graph) -> list:
     """The filter bases' response convolutions of a core's graph."""
     return [n for n in graph.node if n.op_type == "Conv" and "/bases/responses." in n.name]
-
-
-def int8_steps(weight: np.ndarray, top: int = 127) -> np.ndarray:
-    """``weight`` [out, ...] rounded per output channel to symmetric steps of ``max|w| / top``."""
-    flat = weight.reshape(len(weight), -1).astype(np.float64)
-    peak = np.abs(flat).max(1, keepdims=True)
-    return np.round(flat / np.where(peak > 0, peak, 1.0) * top).astype(np.int64)
 
 
 def pairs_unsaturable(steps: np.ndarray) -> bool:
@@ -353,7 +342,7 @@ def _quantize_static(core: Path, qcore: Path, feeds: List[dict], method: str, re
         root.setLevel(level)
 
 
-def _keep_response_sums(core: Path, qcore: Path, names: List[str]) -> List[np.ndarray]:
+def _keep_response_sums(float_core, qcore: Path, names: List[str]) -> List[np.ndarray]:
     """Round the quantized response filters so that each keeps its float filter's sum (its DC gain).
 
     A basis response is a high-pass filter (taps summing to ~0) that the student multiplies by
@@ -362,18 +351,19 @@ def _keep_response_sums(core: Path, qcore: Path, names: List[str]) -> List[np.nd
     gives ~0: the bulk of the 7-bit int8 error of `nano-codec`, `small-level` and `small-codec`
     (docs/export.md). Here the taps nearest to rounding the other way are moved by one step until
     the quantized sum is the float sum rounded to the step; the filters' zero taps stay zero.
-    Returns each filter's steps (stored value minus zero point) [out, taps]."""
+    ``float_core``: the loaded float core ``qcore`` was quantized from. Returns each filter's steps
+    (stored value minus zero point) [out, taps]."""
     import onnx
     from onnx import numpy_helper
 
     done = []
-    floats = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(core)).graph.initializer}
+    floats = {i.name: numpy_helper.to_array(i) for i in float_core.graph.initializer}
     model = onnx.load(str(qcore))
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     producer = {n.output[0]: n for n in graph.node}
     convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
-    float_convs = {n.name: n for n in onnx.load(str(core)).graph.node if n.op_type == "Conv"}
+    float_convs = {n.name: n for n in float_core.graph.node if n.op_type == "Conv"}
     for name in names:
         dq = producer.get(convs[name].input[1]) if name in convs else None
         if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
